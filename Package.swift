@@ -1,0 +1,47 @@
+// swift-tools-version: 6.1
+// The RDMA toolkit for Swift. Module map and dependency rules: see README.md and DESIGN.md.
+import PackageDescription
+
+let package = Package(
+    name: "swift-rdma",
+    products: [
+        .library(name: "RDMA", targets: ["RDMA"]),
+        .library(name: "RoCEWire", targets: ["RoCEWire"]),
+        .library(name: "Congestion", targets: ["Congestion"]),
+        .library(name: "FabricSim", targets: ["FabricSim"]),
+        .executable(name: "rdma-devices", targets: ["rdma-devices"]),
+        .executable(name: "fabric-sim", targets: ["fabric-sim"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+    ],
+    targets: [
+        // MARK: verbs (issue 2)
+        .systemLibrary(
+            name: "CIBVerbs",
+            pkgConfig: "libibverbs",
+            providers: [.apt(["libibverbs-dev", "librdmacm-dev"])]
+        ),
+        .target(name: "RDMA", dependencies: ["CIBVerbs"]),
+        .executableTarget(
+            name: "rdma-devices",
+            dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "RDMATests", dependencies: ["RDMA", "CIBVerbs"]),
+
+        // MARK: wire format (issue 3)
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        .target(name: "RoCEWire", dependencies: ["CZlib"]),
+        .testTarget(name: "RoCEWireTests", dependencies: ["RoCEWire"], resources: [.copy("Vectors")]),
+
+        // MARK: congestion control and fabric simulation (issue 7)
+        .target(name: "Congestion"),
+        .target(name: "FabricSim", dependencies: ["Congestion"]),
+        .executableTarget(
+            name: "fabric-sim",
+            dependencies: ["FabricSim", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "CongestionTests", dependencies: ["Congestion"]),
+        .testTarget(name: "FabricSimTests", dependencies: ["FabricSim"]),
+    ]
+)
