@@ -32,3 +32,10 @@ public enum BackendKind: Sendable, Equatable, CustomStringConvertible {
         }
     }
 }
+
+// # Threads
+//
+// The objects are `Sendable` so they can be handed to the thread or task that uses them.
+// Posting and polling may run on different threads at once, as libibverbs allows (its
+// providers lock the queues). What must not race is `close()` with any other call on the
+// same object, exactly as with a file descriptor: closing is the owner's last act.

@@ -17,7 +17,7 @@ public final class ReceiveRequestChain {
     public private(set) var count = 0
 
     let requests: UnsafeMutablePointer<ibv_recv_wr>
-    private let elements: UnsafeMutablePointer<ibv_sge>
+    private let slots: ScatterGatherSlots
 
     public init(capacity: Int, maxScatterGather: Int = 1) {
         precondition(capacity > 0 && maxScatterGather > 0, "ReceiveRequestChain needs a positive capacity and maxScatterGather")
@@ -25,13 +25,12 @@ public final class ReceiveRequestChain {
         self.maxScatterGather = maxScatterGather
         requests = .allocate(capacity: capacity)
         requests.initialize(repeating: ibv_recv_wr(), count: capacity)
-        elements = .allocate(capacity: capacity * maxScatterGather)
-        elements.initialize(repeating: ibv_sge(), count: capacity * maxScatterGather)
+        slots = ScatterGatherSlots(capacity: capacity, perRequest: maxScatterGather)
     }
 
     deinit {
         requests.deallocate()
-        elements.deallocate()
+        slots.deallocate()
     }
 
     /// Appends a receive into one buffer.
@@ -44,19 +43,10 @@ public final class ReceiveRequestChain {
 
     /// Appends a receive scattering into `elements` (at most `maxScatterGather`).
     public func append(id: UInt64, scatterGather elements: UnsafeBufferPointer<ScatterGatherElement>) throws(RDMAError) {
-        guard count < capacity else {
-            throw RDMAError(operation: "ReceiveRequestChain.append", kind: .invalidArgument,
-                            hint: "the chain is full (capacity \(capacity)): post it and call removeAll()")
-        }
-        guard elements.count <= maxScatterGather else {
-            throw RDMAError(operation: "ReceiveRequestChain.append", kind: .invalidArgument,
-                            hint: "\(elements.count) scatter-gather elements, the chain allows \(maxScatterGather)")
-        }
-        let slot = elements.count == 0 ? nil : self.elements + count * maxScatterGather
-        for (index, element) in elements.enumerated() { slot![index] = element.verbs }
+        let (list, _) = try slots.store(elements, forRequest: count, operation: "ReceiveRequestChain.append")
         var wr = ibv_recv_wr()
         wr.wr_id = id
-        wr.sg_list = slot
+        wr.sg_list = list
         wr.num_sge = Int32(elements.count)
         requests[count] = wr
         if count > 0 { requests[count - 1].next = requests + count }

@@ -26,7 +26,7 @@ public final class SendRequestChain {
     public private(set) var count = 0
 
     let requests: UnsafeMutablePointer<ibv_send_wr>
-    private let elements: UnsafeMutablePointer<ibv_sge>
+    private let slots: ScatterGatherSlots
     // UD requests point at address handles; the chain keeps them alive until it is reused.
     private var addressHandles: ContiguousArray<AddressHandle?>
 
@@ -36,14 +36,13 @@ public final class SendRequestChain {
         self.maxScatterGather = maxScatterGather
         requests = .allocate(capacity: capacity)
         requests.initialize(repeating: ibv_send_wr(), count: capacity)
-        elements = .allocate(capacity: capacity * maxScatterGather)
-        elements.initialize(repeating: ibv_sge(), count: capacity * maxScatterGather)
+        slots = ScatterGatherSlots(capacity: capacity, perRequest: maxScatterGather)
         addressHandles = ContiguousArray(repeating: nil, count: capacity)
     }
 
     deinit {
         requests.deallocate()
-        elements.deallocate()
+        slots.deallocate()
     }
 
     /// Appends a request with one scatter-gather element.
@@ -62,22 +61,9 @@ public final class SendRequestChain {
 
     /// Appends a request gathering from `elements` (at most `maxScatterGather`).
     public func append(_ request: SendWorkRequest, scatterGather elements: UnsafeBufferPointer<ScatterGatherElement>) throws(RDMAError) {
-        guard count < capacity else {
-            throw RDMAError(operation: "SendRequestChain.append", kind: .invalidArgument,
-                            hint: "the chain is full (capacity \(capacity)): post it and call removeAll()")
-        }
-        guard elements.count <= maxScatterGather else {
-            throw RDMAError(operation: "SendRequestChain.append", kind: .invalidArgument,
-                            hint: "\(elements.count) scatter-gather elements, the chain allows \(maxScatterGather)")
-        }
-        let slot = elements.count == 0 ? nil : self.elements + count * maxScatterGather
-        var total: UInt64 = 0
-        for (index, element) in elements.enumerated() {
-            slot![index] = element.verbs
-            total += UInt64(element.length)
-        }
+        let (list, total) = try slots.store(elements, forRequest: count, operation: "SendRequestChain.append")
         var wr = ibv_send_wr()
-        wr.sg_list = slot
+        wr.sg_list = list
         wr.num_sge = Int32(elements.count)
         try request.fill(&wr, totalLength: total, operationName: "SendRequestChain.append")
         requests[count] = wr
