@@ -92,7 +92,8 @@ extension AcknowledgeExtendedTransportHeader {
         }
     }
 
-    /// The low five bits of a NAK syndrome. Codes 5–31 are reserved but representable.
+    /// The low five bits of a NAK syndrome (higher bits given to `init` are dropped).
+    /// Codes 5–31 are reserved but representable.
     @frozen
     public struct NAKCode: RawRepresentable, Hashable, Sendable {
         public let rawValue: UInt8

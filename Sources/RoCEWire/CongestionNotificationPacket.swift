@@ -4,7 +4,7 @@
 ///
 /// ```swift
 /// let cnp = CongestionNotificationPacket(destinationQP: senderQP)
-/// let n = try RoCEPacket.serialize(headers: cnp.headers, payload: UnsafeRawBufferPointer(start: nil, count: 0), into: buffer)
+/// let n = try RoCEPacket.serialize(headers: cnp.headers, into: buffer)   // then ICRC.seal
 ///
 /// // Receiving:
 /// if let cnp = CongestionNotificationPacket(packet.headers) { rateLimiter.onCNP(qp: cnp.destinationQP) }
@@ -13,7 +13,7 @@
 public struct CongestionNotificationPacket: Hashable, Sendable {
     public static let reservedByteCount = 16
     /// BTH + reserved bytes + ICRC.
-    public static let byteCount = BaseTransportHeader.byteCount + reservedByteCount + RoCEPacket.icrcByteCount
+    public static let byteCount = BaseTransportHeader.byteCount + reservedByteCount + ICRC.byteCount
 
     public var destinationQP: QueuePairNumber
     public var partitionKey: UInt16

@@ -17,9 +17,8 @@
 /// ```
 @frozen
 public struct RoCEPacket: Hashable, Sendable {
-    public static let icrcByteCount = 4
     /// The shortest valid packet: a BTH and an ICRC.
-    public static let minimumByteCount = BaseTransportHeader.byteCount + icrcByteCount
+    public static let minimumByteCount = BaseTransportHeader.byteCount + ICRC.byteCount
 
     public var headers: TransportHeaders
     /// Offsets of the payload (without pad) in the parsed buffer.
@@ -32,7 +31,7 @@ public struct RoCEPacket: Hashable, Sendable {
 
     /// Total length of the packet: headers, payload, pad and ICRC.
     @inlinable
-    public var byteCount: Int { payloadRange.upperBound + padCount + Self.icrcByteCount }
+    public var byteCount: Int { payloadRange.upperBound + padCount + ICRC.byteCount }
 
     /// Parses a packet from the BTH to the ICRC (a UDP payload), without allocating.
     ///
@@ -48,10 +47,10 @@ public struct RoCEPacket: Hashable, Sendable {
         let version = flags & BaseTransportHeader.Layout.transportVersionMask
         guard version == BaseTransportHeader.transportVersion else { throw .badTransportVersion(version) }
         let headerLength = opcode.headerLength
-        let needed = headerLength + Self.icrcByteCount
+        let needed = headerLength + ICRC.byteCount
         guard bytes.count >= needed else { throw .truncated(needed: needed, available: bytes.count) }
-        // Headers are whole words, so this also says payload + pad is whole words: the one
-        // pad count that fits is then the only one accepted below.
+        // IBTA pads every packet to whole words; as headers are whole words, payload + pad
+        // is too, and the pad count then says how much of it is payload.
         guard bytes.count % 4 == 0 else { throw .unalignedLength(bytes.count) }
         let padCount = Int(flags >> BaseTransportHeader.Layout.padCountShift & 0x3)
         let body = bytes.count - needed
@@ -81,7 +80,7 @@ extension RoCEPacket {
     /// The length `serialize` writes for these headers and payload length.
     @inlinable
     public static func serializedByteCount(headers: TransportHeaders, payloadLength: Int) -> Int {
-        headers.byteCount + payloadLength + padCount(forPayloadLength: payloadLength) + icrcByteCount
+        headers.byteCount + payloadLength + padCount(forPayloadLength: payloadLength) + ICRC.byteCount
     }
 
     /// Writes headers, payload, zero pad and a zero ICRC into `buffer` and returns the bytes
@@ -103,7 +102,7 @@ extension RoCEPacket {
         guard opcode.carriesPayload || payload.isEmpty else { throw .unexpectedPayload(opcode, byteCount: payload.count) }
         let headerLength = headers.byteCount
         let pad = padCount(forPayloadLength: payload.count)
-        let total = headerLength + payload.count + pad + icrcByteCount
+        let total = serializedByteCount(headers: headers, payloadLength: payload.count)
         guard buffer.count >= total else { throw .bufferTooSmall(needed: total, available: buffer.count) }
 
         headers.write(unchecked: buffer, padCount: pad)
@@ -113,5 +112,12 @@ extension RoCEPacket {
         UnsafeMutableRawBufferPointer(rebasing: buffer[(headerLength + payload.count) ..< total])
             .initializeMemory(as: UInt8.self, repeating: 0)
         return total
+    }
+
+    /// `serialize(headers:payload:into:)` for packets without payload: acknowledgements,
+    /// read requests, atomics, CNPs.
+    @inlinable
+    public static func serialize(headers: TransportHeaders, into buffer: UnsafeMutableRawBufferPointer) throws(RoCEWireError) -> Int {
+        try serialize(headers: headers, payload: UnsafeRawBufferPointer(start: nil, count: 0), into: buffer)
     }
 }
