@@ -5,7 +5,7 @@
 /// Reserved bits are ignored when parsing and written as zero.
 ///
 /// ```swift
-/// let bth = BaseTransportHeader(opcode: .rcSendOnly, destinationQP: 0x11, psn: 100, ackRequest: true)
+/// let bth = BaseTransportHeader(opcode: .rcSendOnly, destinationQP: 0x11, ackRequest: true, psn: 100)
 /// ```
 @frozen
 public struct BaseTransportHeader: Hashable, Sendable {
