@@ -10,7 +10,7 @@ let rootPackage = String(Context.packageDirectory.split(separator: "/").dropLast
 let package = Package(
     name: "swift-rdma-benchmarks",
     dependencies: [
-        .package(path: ".."),
+        .package(name: "swift-rdma", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
