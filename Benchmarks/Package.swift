@@ -4,12 +4,11 @@
 // Run: cd Benchmarks && swift package --allow-writing-to-package-directory benchmark
 import PackageDescription
 
-// SwiftPM names a path dependency after its folder, which is whatever the clone is called.
-let rootPackage = String(Context.packageDirectory.split(separator: "/").dropLast().last ?? "swift-rdma")
 
 let package = Package(
     name: "swift-rdma-benchmarks",
     dependencies: [
+        // Named explicitly: SwiftPM would otherwise name it after the clone's folder.
         .package(name: "swift-rdma", path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
@@ -18,7 +17,7 @@ let package = Package(
             name: "RDMABenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "RDMA", package: rootPackage),
+                .product(name: "RDMA", package: "swift-rdma"),
             ],
             path: "Benchmarks/RDMABenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -27,7 +26,7 @@ let package = Package(
             name: "RoCEWireBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "RoCEWire", package: rootPackage),
+                .product(name: "RoCEWire", package: "swift-rdma"),
             ],
             path: "Benchmarks/RoCEWireBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -36,7 +35,7 @@ let package = Package(
             name: "FabricSimBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "FabricSim", package: rootPackage),
+                .product(name: "FabricSim", package: "swift-rdma"),
             ],
             path: "Benchmarks/FabricSimBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
