@@ -7,6 +7,7 @@ struct FabricSimCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "fabric-sim",
         abstract: "Simulate DCQCN and PFC on a lossless Ethernet fabric.",
+        discussion: Run.examples,
         subcommands: [Run.self],
         defaultSubcommand: Run.self
     )
@@ -15,14 +16,19 @@ struct FabricSimCommand: ParsableCommand {
 struct Run: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a scenario file, print the summary, write CSV and SVG plots.",
-        discussion: """
+        discussion: examples
+    )
+
+    static let examples = """
         Examples:
           fabric-sim run scenarios/incast-16to1.json --out out/incast
-          fabric-sim run scenarios/incast-16to1.json --no-dcqcn --out out/incast-pfc-only
-          fabric-sim run scenarios/victim-flow.json --out out/victim --stats
+          fabric-sim run scenarios/victim-flow.json --no-dcqcn --out out/pfc
+          fabric-sim run scenarios/staggered-2flows.json --stats
+
+        Prints the summary; --out writes summary.txt, timeseries.csv and the
+        plots throughput.svg, rates.svg, queues.svg, fairness.svg.
         Scenario format: scenarios/README.md.
         """
-    )
 
     @Argument(help: "Scenario file (JSON).")
     var scenario: String
@@ -44,13 +50,13 @@ struct Run: ParsableCommand {
         do {
             data = try Data(contentsOf: URL(fileURLWithPath: scenario))
         } catch {
-            throw ValidationError("cannot read scenario file \(scenario): \(error.localizedDescription)")
+            throw Failure("cannot read scenario file \(scenario): \(error.localizedDescription)")
         }
         var loaded: FabricScenario
         do {
             loaded = try ScenarioLoader.load(json: data)
         } catch let error as ScenarioError {
-            throw ValidationError("\(scenario): \(error)")
+            throw Failure("\(scenario): \(error)")
         }
         if noDcqcn { loaded.dcqcnEnabled = false }
         if let durationMilliseconds {
@@ -81,10 +87,16 @@ extension Run {
                 try file.contents.write(toFile: (directory as NSString).appendingPathComponent(file.name), atomically: true, encoding: .utf8)
             }
         } catch {
-            throw ValidationError("cannot write the results to \(directory): \(error.localizedDescription)")
+            throw Failure("cannot write the results to \(directory): \(error.localizedDescription)")
         }
         print("\nWrote \(report.files.map(\.name).joined(separator: ", ")) to \(directory)/")
     }
+}
+
+/// A failure that is not a usage mistake: printed as is, without the usage text.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
 }
 
 FabricSimCommand.main()

@@ -9,10 +9,6 @@ public struct ResultPlots: Sendable {
     public let queues: SVGLineChart
     public let fairness: SVGLineChart
 
-    /// Throughput is averaged over this trailing window: a 10 µs sample holds only a few
-    /// packets of a 2.5 Gb/s flow.
-    static let throughputSmoothing = Nanoseconds.microseconds(100)
-
     public init(_ result: SimulationResult, summary: SimulationSummary) {
         let series = result.timeSeries
         let scenario = result.scenario
@@ -20,7 +16,9 @@ public struct ResultPlots: Sendable {
         let variant = scenario.dcqcnEnabled ? "DCQCN + PFC" : "PFC only"
         let heading = "\(scenario.name) (\(variant))"
 
-        let smoothing = max(1, Int(Self.throughputSmoothing.rawValue / scenario.sampleInterval.rawValue))
+        // Averaged over the fairness window, as Jain's index sees it: a 10 µs sample holds only
+        // a few packets of a 2.5 Gb/s flow.
+        let smoothing = max(1, Int(scenario.fairnessWindow.rawValue / scenario.sampleInterval.rawValue))
         throughput = SVGLineChart(
             title: "\(heading): throughput per flow",
             subtitle: "delivered to the receiver, trailing average over \(Nanoseconds(Int64(smoothing) * scenario.sampleInterval.rawValue))",

@@ -105,13 +105,13 @@ public struct SVGLineChart: Sendable {
         let yLabelY = Self.format(top + plotHeight / 2)
         svg += "<text x=\"20\" y=\"\(yLabelY)\" text-anchor=\"middle\" transform=\"rotate(-90 20 \(yLabelY))\">\(Self.escape(yLabel))</text>\n"
 
-        // Labels sit just above their line, pushed down where two lines are too close to
-        // label both in place.
-        var lowestLabel = -Double.infinity
-        for line in referenceLines.filter({ $0.y <= yMax }).sorted(by: { $0.y > $1.y }) {
+        // Labels sit just above their line, pushed up where two lines are too close to label
+        // both in place (upwards, because the bottom of the plot is the axis).
+        var highestLabel = Double.infinity
+        for line in referenceLines.filter({ $0.y <= yMax }).sorted(by: { $0.y < $1.y }) {
             let y = Self.format(py(line.y))
-            let labelY = max(py(line.y) - 4, lowestLabel + 14)
-            lowestLabel = labelY
+            let labelY = min(py(line.y) - 4, highestLabel - 14)
+            highestLabel = labelY
             svg += "<line x1=\"\(left)\" y1=\"\(y)\" x2=\"\(Self.format(left + plotWidth))\" y2=\"\(y)\" stroke=\"#000\" stroke-width=\"1\" stroke-dasharray=\"2,4\"/>\n"
             svg += "<text x=\"\(Self.format(left + plotWidth - 4))\" y=\"\(Self.format(labelY))\" text-anchor=\"end\" fill=\"#000\">\(Self.escape(line.label))</text>\n"
         }
