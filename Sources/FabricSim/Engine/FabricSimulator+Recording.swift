@@ -36,6 +36,7 @@ extension FabricSimulator {
             let peerNode = Int(ports[Int(port.peer)].node)
             return PortReport(
                 name: "\(names[Int(port.node)])->\(names[peerNode])",
+                ingressName: "\(names[Int(port.node)])<-\(names[peerNode])",
                 node: Int(port.node),
                 peer: peerNode,
                 isSwitchPort: port.isSwitchPort,
@@ -55,6 +56,7 @@ extension FabricSimulator {
             return FlowReport(
                 name: definition.name,
                 route: definition.route,
+                routePorts: forwardPorts[flow.forwardOffset..<(flow.forwardOffset + definition.route.count - 1)].map(Int.init),
                 start: definition.start,
                 stop: definition.stop,
                 sizeBytes: definition.sizeBytes,

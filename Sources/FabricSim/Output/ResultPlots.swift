@@ -36,7 +36,6 @@ public struct ResultPlots: Sendable {
             }
         ) : nil
 
-        let names = scenario.nodes.map(\.name)
         let egress = result.ports.indices
             .filter { result.ports[$0].isSwitchPort && result.ports[$0].egressQueue.maxBytes > 0 }
             .sorted { result.ports[$0].egressQueue.maxBytes > result.ports[$1].egressQueue.maxBytes }
@@ -50,7 +49,7 @@ public struct ResultPlots: Sendable {
         }
         queueSeries += ingress.map { port in
             .init(
-                name: "ingress \(names[result.ports[port].node])<-\(names[result.ports[port].peer])",
+                name: "ingress \(result.ports[port].ingressName)",
                 x: milliseconds, y: series.ingressBytes[port].map { Double($0) / 1000 }, dashed: true
             )
         }

@@ -16,7 +16,6 @@ public struct TimeSeriesCSV: Sendable {
 
     public init(_ result: SimulationResult, summary: SimulationSummary) {
         let series = result.timeSeries
-        let names = result.scenario.nodes.map(\.name)
         let queuePorts = result.ports.indices.filter { result.ports[$0].isSwitchPort && result.ports[$0].egressQueue.maxBytes > 0 }
         let ingressPorts = result.ports.indices.filter { result.ports[$0].isSwitchPort && result.ports[$0].ingressMaxBytes > 0 }
         let pausedPorts = result.ports.indices.filter { result.ports[$0].pauseFramesReceived > 0 }
@@ -25,7 +24,7 @@ public struct TimeSeriesCSV: Sendable {
         for flow in result.flows { header += ["\(flow.name) rate_gbps", "\(flow.name) throughput_gbps"] }
         header.append("jain_index")
         header += queuePorts.map { "\(result.ports[$0].name) queue_bytes" }
-        header += ingressPorts.map { "\(names[result.ports[$0].node])<-\(names[result.ports[$0].peer]) ingress_bytes" }
+        header += ingressPorts.map { "\(result.ports[$0].ingressName) ingress_bytes" }
         header += pausedPorts.map { "\(result.ports[$0].name) paused" }
 
         var lines = [header.map(Self.quoted).joined(separator: ",")]

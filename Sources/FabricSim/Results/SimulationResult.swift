@@ -13,8 +13,10 @@ public struct SimulationResult: Sendable {
 /// One direction of a link: the transmitter at `node` towards `peer`, and — when `node` is a
 /// switch — the buffer accounting of what arrived at `node` from `peer`.
 public struct PortReport: Sendable {
-    /// "node->peer".
+    /// "node->peer": the transmitter.
     public var name: String
+    /// "node<-peer": the bytes at `node` that came in from `peer`.
+    public var ingressName: String
     public var node: Int
     public var peer: Int
     public var isSwitchPort: Bool
@@ -35,7 +37,10 @@ public struct PortReport: Sendable {
 
 public struct FlowReport: Sendable {
     public var name: String
+    /// Node indices, source to destination.
     public var route: [Int]
+    /// Indices in `SimulationResult.ports` of the transmitters the data crosses, in order.
+    public var routePorts: [Int]
     public var start: Nanoseconds
     public var stop: Nanoseconds?
     public var sizeBytes: Int?

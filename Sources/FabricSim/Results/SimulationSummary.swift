@@ -184,9 +184,8 @@ public struct SimulationSummary: Sendable {
                 fractionOfRun: $0.pausedTime.seconds / scenario.duration.seconds
             )
         }.sorted { $0.pausedTime > $1.pausedTime }
-        let names = scenario.nodes.map(\.name)
         ingress = result.ports.filter { $0.isSwitchPort && $0.ingressMaxBytes > 0 }.map {
-            Ingress(port: "\(names[$0.node])<-\(names[$0.peer])", maxBytes: $0.ingressMaxBytes, pauseFramesSent: $0.pauseFramesSent)
+            Ingress(port: $0.ingressName, maxBytes: $0.ingressMaxBytes, pauseFramesSent: $0.pauseFramesSent)
         }.sorted { $0.maxBytes > $1.maxBytes }
     }
 
@@ -230,12 +229,7 @@ public struct SimulationSummary: Sendable {
 
     private static func fairShares(_ result: SimulationResult, including: [Bool]) -> [Double?] {
         let included = result.flows.indices.filter { including[$0] }
-        var portIndex: [String: Int] = [:]
-        for (index, port) in result.ports.enumerated() { portIndex["\(port.node)->\(port.peer)"] = index }
-        let routes = included.map { flow -> [Int] in
-            let route = result.flows[flow].route
-            return (0..<(route.count - 1)).compactMap { portIndex["\(route[$0])->\(route[$0 + 1])"] }
-        }
+        let routes = included.map { result.flows[$0].routePorts }
         let shares = maxMinFairShares(routes: routes, capacities: result.ports.map { Double($0.rateBitsPerSecond) })
         var byFlow = [Double?](repeating: nil, count: result.flows.count)
         for (position, flow) in included.enumerated() { byFlow[flow] = shares[position] }
