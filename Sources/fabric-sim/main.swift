@@ -68,7 +68,7 @@ struct Run: ParsableCommand {
         let result = simulator.run()
         let wall = ContinuousClock.now - started
         let report = SimulationReport(result)
-        print(SummaryTable(report.summary, scenario: loaded).text, terminator: "")
+        print(report.summaryText, terminator: "")
         if stats {
             let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
             print(String(format: "\nStats: %d events in %.3f s wall, %.2f M events/s", result.eventsProcessed, seconds, Double(result.eventsProcessed) / seconds / 1e6))

@@ -14,14 +14,17 @@ public struct SimulationReport: Sendable {
     }
 
     public let summary: SimulationSummary
+    /// The summary tables, as printed and as written to summary.txt.
+    public let summaryText: String
     public let files: [File]
 
     public init(_ result: SimulationResult) {
         let summary = SimulationSummary(result)
         self.summary = summary
+        summaryText = SummaryTable(summary, scenario: result.scenario).text
         let plots = ResultPlots(result, summary: summary)
         var files = [
-            File(name: "summary.txt", contents: SummaryTable(summary, scenario: result.scenario).text),
+            File(name: "summary.txt", contents: summaryText),
             File(name: "timeseries.csv", contents: TimeSeriesCSV(result, summary: summary).text),
             File(name: "throughput.svg", contents: plots.throughput.render()),
             File(name: "queues.svg", contents: plots.queues.render()),
