@@ -1,1 +1,102 @@
-print("placeholder")
+import ArgumentParser
+import Congestion
+import FabricSim
+import Foundation
+
+struct FabricSimCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fabric-sim",
+        abstract: "Simulate DCQCN and PFC on a lossless Ethernet fabric.",
+        discussion: Run.examples,
+        subcommands: [Run.self],
+        defaultSubcommand: Run.self
+    )
+}
+
+struct Run: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a scenario file, print the summary, write CSV and SVG plots.",
+        discussion: examples
+    )
+
+    static let examples = """
+        Examples:
+          fabric-sim run scenarios/incast-16to1.json --out out/incast
+          fabric-sim run scenarios/victim-flow.json --no-dcqcn --out out/pfc
+          fabric-sim run scenarios/staggered-2flows.json --stats
+
+        Prints the summary; --out writes summary.txt, timeseries.csv and the
+        plots throughput.svg, rates.svg, queues.svg, fairness.svg.
+        Scenario format: scenarios/README.md.
+        """
+
+    @Argument(help: "Scenario file (JSON).")
+    var scenario: String
+
+    @Option(help: "Directory for timeseries.csv, summary.txt and the SVG plots (created if missing).")
+    var out: String?
+
+    @Flag(help: "PFC only: senders stay at line rate and receivers send no CNPs.")
+    var noDcqcn = false
+
+    @Option(help: "Override the scenario's duration, in milliseconds.")
+    var durationMilliseconds: Double?
+
+    @Flag(help: "Print events processed, wall time and events per second.")
+    var stats = false
+
+    func run() throws {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: scenario))
+        } catch {
+            throw Failure("cannot read scenario file \(scenario): \(error.localizedDescription)")
+        }
+        var loaded: FabricScenario
+        do {
+            loaded = try ScenarioLoader.load(json: data)
+        } catch let error as ScenarioError {
+            throw Failure("\(scenario): \(error)")
+        }
+        if noDcqcn { loaded.dcqcnEnabled = false }
+        if let durationMilliseconds {
+            guard durationMilliseconds > 0 else { throw ValidationError("--duration-milliseconds must be positive") }
+            loaded.duration = .roundedMicroseconds(durationMilliseconds * 1000)
+        }
+        var simulator = FabricSimulator(scenario: loaded)
+        let started = ContinuousClock.now
+        let result = simulator.run()
+        let wall = ContinuousClock.now - started
+        let report = SimulationReport(result)
+        print(report.summaryText, terminator: "")
+        if stats {
+            let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
+            print(String(format: "\nStats: %d events in %.3f s wall, %.2f M events/s", result.eventsProcessed, seconds, Double(result.eventsProcessed) / seconds / 1e6))
+        }
+        if let out {
+            try write(report, to: out)
+        }
+    }
+}
+
+extension Run {
+    private func write(_ report: SimulationReport, to directory: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+            for file in report.files {
+                try file.contents.write(toFile: (directory as NSString).appendingPathComponent(file.name), atomically: true, encoding: .utf8)
+            }
+        } catch {
+            throw Failure("cannot write the results to \(directory): \(error.localizedDescription)")
+        }
+        print("\nWrote \(report.files.map(\.name).joined(separator: ", ")) to \(directory)/")
+    }
+}
+
+/// A failure that is not a usage mistake: printed as is, without the usage text.
+struct Failure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
+
+FabricSimCommand.main()

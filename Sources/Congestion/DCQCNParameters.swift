@@ -1,0 +1,77 @@
+/// The knobs of a DCQCN reaction point (sender) and notification point (receiver).
+///
+/// Names follow Zhu et al., "Congestion Control for Large-Scale RDMA Deployments"
+/// (SIGCOMM 2015): g, K, T, B, F, R_AI, R_HAI, N. Every field carries its unit in its name
+/// or its type. Start from a preset and change what you need:
+///
+/// ```swift
+/// var parameters = DCQCNParameters.mlx5Like
+/// parameters.rateIncreaseTimer = .microseconds(55)
+/// var sender = ReactionPoint(parameters: parameters, lineRateBitsPerSecond: 40e9)
+/// ```
+///
+/// The switch-side marking thresholds (Kmin, Kmax, Pmax) live in ``ECNMarkingParameters``:
+/// they belong to a different box.
+public struct DCQCNParameters: Hashable, Sendable {
+    /// g: weight of the newest observation in α's moving average.
+    public var alphaGain: Double
+    /// α before the first CNP; the first cut is R_C·(1 − α'/2) with α' = (1−g)·α₀ + g.
+    public var initialAlpha: Double
+    /// K: α decays by (1−g) once per period that passes without a CNP.
+    public var alphaUpdatePeriod: Nanoseconds
+    /// T: the rate-increase timer.
+    public var rateIncreaseTimer: Nanoseconds
+    /// B: bytes sent between two byte-counter increase events.
+    public var byteCounterBytes: Int
+    /// F: increase events per counter before leaving fast recovery.
+    public var fastRecoveryThreshold: Int
+    /// R_AI: target-rate step of additive increase.
+    public var additiveIncreaseBitsPerSecond: Double
+    /// R_HAI: target-rate step of hyper increase (multiplied by the hyper stage number).
+    public var hyperIncreaseBitsPerSecond: Double
+    /// R_min: a cut never takes the current rate below this.
+    public var minimumRateBitsPerSecond: Double
+    /// N: the notification point sends at most one CNP per flow per this interval.
+    public var minimumCNPInterval: Nanoseconds
+
+    public init(
+        alphaGain: Double,
+        initialAlpha: Double,
+        alphaUpdatePeriod: Nanoseconds,
+        rateIncreaseTimer: Nanoseconds,
+        byteCounterBytes: Int,
+        fastRecoveryThreshold: Int,
+        additiveIncreaseBitsPerSecond: Double,
+        hyperIncreaseBitsPerSecond: Double,
+        minimumRateBitsPerSecond: Double,
+        minimumCNPInterval: Nanoseconds
+    ) {
+        self.alphaGain = alphaGain
+        self.initialAlpha = initialAlpha
+        self.alphaUpdatePeriod = alphaUpdatePeriod
+        self.rateIncreaseTimer = rateIncreaseTimer
+        self.byteCounterBytes = byteCounterBytes
+        self.fastRecoveryThreshold = fastRecoveryThreshold
+        self.additiveIncreaseBitsPerSecond = additiveIncreaseBitsPerSecond
+        self.hyperIncreaseBitsPerSecond = hyperIncreaseBitsPerSecond
+        self.minimumRateBitsPerSecond = minimumRateBitsPerSecond
+        self.minimumCNPInterval = minimumCNPInterval
+    }
+
+    /// The fields that make the algorithm meaningless, with the reason; empty when usable.
+    /// Field names are the Swift property names.
+    public var problems: [(field: String, problem: String)] {
+        var found: [(String, String)] = []
+        if !(alphaGain > 0 && alphaGain <= 1) { found.append(("alphaGain", "must be in (0, 1]")) }
+        if !(initialAlpha >= 0 && initialAlpha <= 1) { found.append(("initialAlpha", "must be in [0, 1]")) }
+        if alphaUpdatePeriod <= .zero { found.append(("alphaUpdatePeriod", "must be positive")) }
+        if rateIncreaseTimer <= .zero { found.append(("rateIncreaseTimer", "must be positive")) }
+        if byteCounterBytes <= 0 { found.append(("byteCounterBytes", "must be positive")) }
+        if fastRecoveryThreshold < 0 { found.append(("fastRecoveryThreshold", "must not be negative")) }
+        if !(additiveIncreaseBitsPerSecond >= 0) { found.append(("additiveIncreaseBitsPerSecond", "must not be negative")) }
+        if !(hyperIncreaseBitsPerSecond >= 0) { found.append(("hyperIncreaseBitsPerSecond", "must not be negative")) }
+        if !(minimumRateBitsPerSecond > 0) { found.append(("minimumRateBitsPerSecond", "must be positive")) }
+        if minimumCNPInterval < .zero { found.append(("minimumCNPInterval", "must not be negative")) }
+        return found
+    }
+}

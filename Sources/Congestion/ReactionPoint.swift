@@ -1,0 +1,159 @@
+/// The DCQCN reaction point: the per-flow rate limiter at the sender.
+///
+/// A pure value: it reads no clock and starts no timer. The owner tells it the time with
+/// every call and asks ``nextTimerExpiry`` when it next needs to be woken up — a simulator
+/// schedules an event there, a NIC engine arms a timer.
+///
+/// The rules are those of Zhu et al. (SIGCOMM 2015) as the project's reference states them:
+/// - on a CNP: R_T ← R_C; α ← (1−g)·α + g; R_C ← R_C·(1 − α/2), not below R_min (the cut
+///   uses the α just updated); the timer, the byte counter and both stage counters restart;
+/// - α ← (1−g)·α for every K that passes without a CNP;
+/// - an increase event happens when the timer T expires or B bytes have been sent; it first
+///   advances its own stage counter, then: both stages < F → fast recovery
+///   (R_C ← (R_T + R_C)/2); both ≥ F → hyper increase (R_T += i·R_HAI, i = min(stages) − F + 1);
+///   otherwise additive increase (R_T += R_AI); after either increase R_C ← (R_T + R_C)/2;
+/// - R_C never exceeds the line rate.
+///
+/// Choices the reference leaves open, made here:
+/// - Before the first CNP the flow is not rate limited: it sends at line rate, α stays at its
+///   initial value and no timer runs (hardware allocates the rate limiter on the first CNP).
+///   Once limited, the timer keeps running even after R_C is back at line rate.
+/// - R_T is held at line rate as well; ns-3 lets it grow without bound, which only matters
+///   until the next CNP sets R_T ← R_C, and makes a target above the link meaningless.
+/// - α's decay is computed when α is needed, as (1−g)^n for the n whole periods since the
+///   last CNP — the same value per-period timers would give, without their events.
+/// - Bytes beyond B carry over into the next byte-counter period.
+/// - Timer expiries at or before a call's `now` are applied before that call's own effect.
+///
+/// ```swift
+/// var rp = ReactionPoint(parameters: .mlx5Like, lineRateBitsPerSecond: 40e9)
+/// rp.receiveCNP(at: .microseconds(10))         // α ≈ 1, R_C ≈ 20 Gb/s
+/// rp.advanceTimers(to: .microseconds(310))     // T expired: timer stage 1 ≥ F = 1 → additive
+/// rp.recordBytesSent(1000, at: .microseconds(311))
+/// let pacingRate = rp.currentRateBitsPerSecond
+/// ```
+public struct ReactionPoint: Hashable, Sendable {
+    public let parameters: DCQCNParameters
+    public let lineRateBitsPerSecond: Double
+
+    /// R_C: the rate the sender paces at.
+    public private(set) var currentRateBitsPerSecond: Double
+    /// R_T: the rate fast recovery climbs back to.
+    public private(set) var targetRateBitsPerSecond: Double
+    /// Increase events caused by the timer since the last CNP.
+    public private(set) var timerStage: Int = 0
+    /// Increase events caused by the byte counter since the last CNP.
+    public private(set) var byteCounterStage: Int = 0
+    /// Bytes still to send before the next byte-counter event.
+    public private(set) var byteCounterRemainingBytes: Int
+    /// When the timer T next expires; nil until the first CNP.
+    public private(set) var nextTimerExpiry: Nanoseconds?
+    public private(set) var counters = ReactionPointCounters()
+
+    private var alphaAtLastCNP: Double
+    private var lastCNP: Nanoseconds = .zero
+
+    public init(parameters: DCQCNParameters, lineRateBitsPerSecond: Double) {
+        precondition(parameters.problems.isEmpty, "invalid DCQCN parameters: \(parameters.problems)")
+        precondition(lineRateBitsPerSecond > 0, "line rate must be positive")
+        self.parameters = parameters
+        self.lineRateBitsPerSecond = lineRateBitsPerSecond
+        self.currentRateBitsPerSecond = lineRateBitsPerSecond
+        self.targetRateBitsPerSecond = lineRateBitsPerSecond
+        self.byteCounterRemainingBytes = parameters.byteCounterBytes
+        self.alphaAtLastCNP = parameters.initialAlpha
+    }
+
+    /// True once a CNP has arrived: from then on the timers run.
+    public var isRateLimited: Bool { nextTimerExpiry != nil }
+
+    /// α at `now`, with the decay of every whole period K since the last CNP applied.
+    public func alpha(at now: Nanoseconds) -> Double {
+        guard isRateLimited, now > lastCNP else { return alphaAtLastCNP }
+        let periods = (now - lastCNP).rawValue / parameters.alphaUpdatePeriod.rawValue
+        guard periods > 0 else { return alphaAtLastCNP }
+        return alphaAtLastCNP * Self.power(1 - parameters.alphaGain, periods)
+    }
+
+    /// Reacts to a congestion notification packet received at `now`.
+    public mutating func receiveCNP(at now: Nanoseconds) {
+        advanceTimers(to: now)
+        let g = parameters.alphaGain
+        let alpha = (1 - g) * alpha(at: now) + g
+        targetRateBitsPerSecond = currentRateBitsPerSecond
+        currentRateBitsPerSecond = max(
+            parameters.minimumRateBitsPerSecond,
+            currentRateBitsPerSecond * (1 - alpha / 2)
+        )
+        alphaAtLastCNP = alpha
+        lastCNP = now
+        timerStage = 0
+        byteCounterStage = 0
+        byteCounterRemainingBytes = parameters.byteCounterBytes
+        nextTimerExpiry = now + parameters.rateIncreaseTimer
+        counters.cnpsHandled += 1
+    }
+
+    /// Applies every expiry of the timer T at or before `now`.
+    public mutating func advanceTimers(to now: Nanoseconds) {
+        while let expiry = nextTimerExpiry, expiry <= now {
+            nextTimerExpiry = expiry + parameters.rateIncreaseTimer
+            timerStage += 1
+            increaseRate()
+        }
+    }
+
+    /// Counts bytes the sender put on the wire at `now`; each B of them is an increase event.
+    public mutating func recordBytesSent(_ bytes: Int, at now: Nanoseconds) {
+        advanceTimers(to: now)
+        guard isRateLimited else { return }
+        byteCounterRemainingBytes -= bytes
+        while byteCounterRemainingBytes <= 0 {
+            byteCounterRemainingBytes += parameters.byteCounterBytes
+            byteCounterStage += 1
+            increaseRate()
+        }
+    }
+
+    private mutating func increaseRate() {
+        let threshold = parameters.fastRecoveryThreshold
+        if timerStage < threshold && byteCounterStage < threshold {
+            counters.fastRecoveryEvents += 1
+        } else if timerStage >= threshold && byteCounterStage >= threshold {
+            let stage = min(timerStage, byteCounterStage) - threshold + 1
+            targetRateBitsPerSecond += Double(stage) * parameters.hyperIncreaseBitsPerSecond
+            counters.hyperIncreaseEvents += 1
+        } else {
+            targetRateBitsPerSecond += parameters.additiveIncreaseBitsPerSecond
+            counters.additiveIncreaseEvents += 1
+        }
+        targetRateBitsPerSecond = min(targetRateBitsPerSecond, lineRateBitsPerSecond)
+        currentRateBitsPerSecond = min(
+            lineRateBitsPerSecond,
+            (targetRateBitsPerSecond + currentRateBitsPerSecond) / 2
+        )
+    }
+
+    /// Exponentiation by squaring: exact for the small powers that matter and cheap for the
+    /// large ones a long quiet period produces.
+    private static func power(_ base: Double, _ exponent: Int64) -> Double {
+        var result = 1.0
+        var factor = base
+        var remaining = exponent
+        while remaining > 0 {
+            if remaining & 1 == 1 { result *= factor }
+            factor *= factor
+            remaining >>= 1
+        }
+        return result
+    }
+}
+
+/// What a reaction point has done, for monitors and tests.
+public struct ReactionPointCounters: Hashable, Sendable {
+    public var cnpsHandled = 0
+    public var fastRecoveryEvents = 0
+    public var additiveIncreaseEvents = 0
+    public var hyperIncreaseEvents = 0
+    public init() {}
+}

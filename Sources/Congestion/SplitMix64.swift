@@ -1,0 +1,21 @@
+/// A small, fast, seedable random number generator (Steele, Lea and Flood's SplitMix64),
+/// for deterministic marking decisions in tests and simulations.
+///
+/// ```swift
+/// var random = SplitMix64(seed: 1)
+/// let x = random.next()   // the same on every run and platform
+/// ```
+public struct SplitMix64: RandomNumberGenerator, Hashable, Sendable {
+    @usableFromInline var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    @inlinable
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

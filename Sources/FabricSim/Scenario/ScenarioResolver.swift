@@ -1,0 +1,230 @@
+import Congestion
+
+/// Checks the meaning of a decoded scenario file — names, links, routes, ranges — and builds
+/// the ``FabricScenario`` the simulator runs.
+struct ScenarioResolver {
+    let file: ScenarioFile
+
+    func resolve() throws -> FabricScenario {
+        let duration = try positiveTime(file.durationMicroseconds, "durationMicroseconds")
+        let nodes = try resolveNodes()
+        let links = try resolveLinks(nodes: nodes)
+        let flows = try resolveFlows(nodes: nodes, links: links, duration: duration)
+        let sampling = file.sampling
+        let sampleInterval = try positiveTime(sampling?.intervalMicroseconds ?? 10, "sampling.intervalMicroseconds")
+        let fairnessWindow = try positiveTime(sampling?.fairnessWindowMicroseconds ?? 500, "sampling.fairnessWindowMicroseconds")
+        guard fairnessWindow >= sampleInterval else {
+            throw ScenarioError(field: "sampling.fairnessWindowMicroseconds", problem: "must not be shorter than sampling.intervalMicroseconds")
+        }
+        let threshold = sampling?.fairnessThreshold ?? 0.95
+        guard threshold > 0 && threshold <= 1 else {
+            throw ScenarioError(field: "sampling.fairnessThreshold", problem: "must be in (0, 1]")
+        }
+        let packetSize = file.packetSizeBytes ?? 1000
+        guard (64...9216).contains(packetSize) else {
+            throw ScenarioError(field: "packetSizeBytes", problem: "must be in 64…9216")
+        }
+        let cnpSize = file.cnpSizeBytes ?? 64
+        guard (64...1500).contains(cnpSize) else {
+            throw ScenarioError(field: "cnpSizeBytes", problem: "must be in 64…1500")
+        }
+        return FabricScenario(
+            name: file.name,
+            summary: file.description ?? "",
+            duration: duration,
+            seed: file.seed ?? 1,
+            packetSizeBytes: packetSize,
+            cnpSizeBytes: cnpSize,
+            dcqcnEnabled: file.dcqcn.enabled ?? true,
+            dcqcn: try resolveDCQCN(),
+            marking: try resolveMarking(),
+            pfc: try resolvePFC(),
+            sampleInterval: sampleInterval,
+            fairnessWindow: fairnessWindow,
+            fairnessThreshold: threshold,
+            nodes: nodes,
+            links: links,
+            flows: flows
+        )
+    }
+
+    private func positiveTime(_ microseconds: Double, _ field: String) throws -> Nanoseconds {
+        let time = Nanoseconds.roundedMicroseconds(microseconds)
+        guard microseconds.isFinite, time > .zero else { throw ScenarioError(field: field, problem: "must be positive") }
+        return time
+    }
+
+    private func resolveNodes() throws -> [FabricScenario.Node] {
+        var nodes: [FabricScenario.Node] = []
+        var seen: [String: String] = [:]
+        for (list, kind, key) in [(file.switches, FabricScenario.NodeKind.switch, "switches"), (file.hosts, .host, "hosts")] {
+            for (index, name) in list.enumerated() {
+                let field = "\(key)[\(index)]"
+                guard !name.isEmpty else { throw ScenarioError(field: field, problem: "a node name must not be empty") }
+                if let first = seen[name] { throw ScenarioError(field: field, problem: "\"\(name)\" is already named by \(first)") }
+                seen[name] = field
+                nodes.append(.init(name: name, kind: kind))
+            }
+        }
+        guard nodes.contains(where: { $0.kind == .host }) else { throw ScenarioError(field: "hosts", problem: "at least one host is needed") }
+        return nodes
+    }
+
+    private func resolveLinks(nodes: [FabricScenario.Node]) throws -> [FabricScenario.Link] {
+        let index = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($1.name, $0) })
+        var links: [FabricScenario.Link] = []
+        var linked: [Set<Int>: Int] = [:]
+        for (position, entry) in file.links.enumerated() {
+            let field = "links[\(position)]"
+            guard entry.between.count == 2 else { throw ScenarioError(field: "\(field).between", problem: "must name exactly two nodes") }
+            var ends: [Int] = []
+            for (side, name) in entry.between.enumerated() {
+                guard let node = index[name] else {
+                    throw ScenarioError(field: "\(field).between[\(side)]", problem: "unknown node \"\(name)\" (not in switches or hosts)")
+                }
+                ends.append(node)
+            }
+            guard ends[0] != ends[1] else { throw ScenarioError(field: "\(field).between", problem: "a link needs two different nodes") }
+            if let earlier = linked[Set(ends)] {
+                throw ScenarioError(field: "\(field).between", problem: "\(entry.between[0]) and \(entry.between[1]) are already linked by links[\(earlier)]")
+            }
+            linked[Set(ends)] = position
+            guard let gigabits = entry.rateGigabitsPerSecond ?? file.linkDefaults?.rateGigabitsPerSecond else {
+                throw ScenarioError(field: "\(field).rateGigabitsPerSecond", problem: "missing, and linkDefaults.rateGigabitsPerSecond is not set")
+            }
+            guard gigabits.isFinite, gigabits > 0 else { throw ScenarioError(field: "\(field).rateGigabitsPerSecond", problem: "must be positive") }
+            guard let delay = entry.delayMicroseconds ?? file.linkDefaults?.delayMicroseconds else {
+                throw ScenarioError(field: "\(field).delayMicroseconds", problem: "missing, and linkDefaults.delayMicroseconds is not set")
+            }
+            guard delay.isFinite, delay >= 0 else { throw ScenarioError(field: "\(field).delayMicroseconds", problem: "must not be negative") }
+            links.append(.init(
+                nodeA: ends[0], nodeB: ends[1],
+                rateBitsPerSecond: Int64((gigabits * 1e9).rounded()),
+                propagationDelay: .roundedMicroseconds(delay)
+            ))
+        }
+        return links
+    }
+
+    private func resolveFlows(nodes: [FabricScenario.Node], links: [FabricScenario.Link], duration: Nanoseconds) throws -> [FabricScenario.Flow] {
+        let index = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($1.name, $0) })
+        let topology = Topology(nodeCount: nodes.count, links: links)
+        var flows: [FabricScenario.Flow] = []
+        var names: Set<String> = []
+        guard !file.flows.isEmpty else { throw ScenarioError(field: "flows", problem: "at least one flow is needed") }
+        for (position, entry) in file.flows.enumerated() {
+            let field = "flows[\(position)]"
+            func host(_ name: String, _ key: String) throws -> Int {
+                guard let node = index[name] else { throw ScenarioError(field: "\(field).\(key)", problem: "unknown node \"\(name)\"") }
+                guard nodes[node].kind == .host else { throw ScenarioError(field: "\(field).\(key)", problem: "\"\(name)\" is a switch; flows run between hosts") }
+                return node
+            }
+            let source = try host(entry.from, "from")
+            let destination = try host(entry.to, "to")
+            guard source != destination else { throw ScenarioError(field: "\(field).to", problem: "a flow needs a destination other than its source") }
+            let route: [Int]
+            if let names = entry.route {
+                route = try checkedRoute(names, field: "\(field).route", source: source, destination: destination, index: index, nodes: nodes, topology: topology)
+            } else if let path = topology.shortestPath(from: source, to: destination, through: { nodes[$0].kind == .switch }) {
+                route = path
+            } else {
+                throw ScenarioError(field: "\(field).to", problem: "no path from \(entry.from) to \(entry.to) through switches")
+            }
+            let name = entry.name ?? "\(entry.from)->\(entry.to)"
+            guard names.insert(name).inserted else { throw ScenarioError(field: "\(field).name", problem: "\"\(name)\" names another flow too; give each flow a name") }
+            let start = Nanoseconds.roundedMicroseconds(entry.startMicroseconds ?? 0)
+            guard start >= .zero else { throw ScenarioError(field: "\(field).startMicroseconds", problem: "must not be negative") }
+            guard start < duration else { throw ScenarioError(field: "\(field).startMicroseconds", problem: "the flow would start after the run ends (durationMicroseconds)") }
+            let stop = entry.stopMicroseconds.map(Nanoseconds.roundedMicroseconds)
+            if let stop, stop <= start { throw ScenarioError(field: "\(field).stopMicroseconds", problem: "must be after startMicroseconds") }
+            if let size = entry.sizeBytes, size <= 0 { throw ScenarioError(field: "\(field).sizeBytes", problem: "must be positive") }
+            flows.append(.init(name: name, route: route, start: start, stop: stop, sizeBytes: entry.sizeBytes))
+        }
+        return flows
+    }
+
+    private func checkedRoute(
+        _ names: [String], field: String, source: Int, destination: Int,
+        index: [String: Int], nodes: [FabricScenario.Node], topology: Topology
+    ) throws -> [Int] {
+        guard names.count >= 2 else { throw ScenarioError(field: field, problem: "a route lists at least the source and the destination") }
+        var route: [Int] = []
+        for (hop, name) in names.enumerated() {
+            guard let node = index[name] else { throw ScenarioError(field: "\(field)[\(hop)]", problem: "unknown node \"\(name)\"") }
+            if hop > 0 && hop < names.count - 1 && nodes[node].kind != .switch {
+                throw ScenarioError(field: "\(field)[\(hop)]", problem: "\"\(name)\" is a host; only switches forward")
+            }
+            if let previous = route.last, !topology.areLinked(previous, node) {
+                throw ScenarioError(field: "\(field)[\(hop)]", problem: "no link between \(names[hop - 1]) and \(name)")
+            }
+            route.append(node)
+        }
+        guard route.first == source else { throw ScenarioError(field: "\(field)[0]", problem: "a route starts at the flow's from host") }
+        guard route.last == destination else { throw ScenarioError(field: "\(field)[\(names.count - 1)]", problem: "a route ends at the flow's to host") }
+        return route
+    }
+
+    private func resolveDCQCN() throws -> DCQCNParameters {
+        let section = file.dcqcn
+        guard var parameters = DCQCNParameters.presets.first(where: { $0.name == section.preset })?.parameters else {
+            let known = DCQCNParameters.presets.map(\.name).joined(separator: ", ")
+            throw ScenarioError(field: "dcqcn.preset", problem: "unknown preset \"\(section.preset)\" (known: \(known))")
+        }
+        if let value = section.alphaGain { parameters.alphaGain = value }
+        if let value = section.initialAlpha { parameters.initialAlpha = value }
+        if let value = section.alphaUpdatePeriodMicroseconds { parameters.alphaUpdatePeriod = .roundedMicroseconds(value) }
+        if let value = section.rateIncreaseTimerMicroseconds { parameters.rateIncreaseTimer = .roundedMicroseconds(value) }
+        if let value = section.byteCounterBytes { parameters.byteCounterBytes = value }
+        if let value = section.fastRecoveryThreshold { parameters.fastRecoveryThreshold = value }
+        if let value = section.additiveIncreaseMegabitsPerSecond { parameters.additiveIncreaseBitsPerSecond = value * 1e6 }
+        if let value = section.hyperIncreaseMegabitsPerSecond { parameters.hyperIncreaseBitsPerSecond = value * 1e6 }
+        if let value = section.minimumRateMegabitsPerSecond { parameters.minimumRateBitsPerSecond = value * 1e6 }
+        if let value = section.minimumCNPIntervalMicroseconds { parameters.minimumCNPInterval = .roundedMicroseconds(value) }
+        if let first = parameters.problems.first {
+            let keys: [String: ScenarioFile.DCQCNSection.CodingKeys] = [
+                "alphaGain": .alphaGain, "initialAlpha": .initialAlpha,
+                "alphaUpdatePeriod": .alphaUpdatePeriodMicroseconds, "rateIncreaseTimer": .rateIncreaseTimerMicroseconds,
+                "byteCounterBytes": .byteCounterBytes, "fastRecoveryThreshold": .fastRecoveryThreshold,
+                "additiveIncreaseBitsPerSecond": .additiveIncreaseMegabitsPerSecond,
+                "hyperIncreaseBitsPerSecond": .hyperIncreaseMegabitsPerSecond,
+                "minimumRateBitsPerSecond": .minimumRateMegabitsPerSecond,
+                "minimumCNPInterval": .minimumCNPIntervalMicroseconds,
+            ]
+            throw ScenarioError(field: "dcqcn.\(keys[first.field]?.rawValue ?? first.field)", problem: first.problem)
+        }
+        return parameters
+    }
+
+    private func resolveMarking() throws -> ECNMarkingParameters {
+        let section = file.ecnMarking
+        var parameters: ECNMarkingParameters
+        if let name = section.preset {
+            guard let preset = ECNMarkingParameters.presets.first(where: { $0.name == name })?.parameters else {
+                let known = ECNMarkingParameters.presets.map(\.name).joined(separator: ", ")
+                throw ScenarioError(field: "ecnMarking.preset", problem: "unknown preset \"\(name)\" (known: \(known))")
+            }
+            parameters = preset
+            if let value = section.kMinBytes { parameters.kMinBytes = value }
+            if let value = section.kMaxBytes { parameters.kMaxBytes = value }
+            if let value = section.maximumMarkingProbability { parameters.maximumMarkingProbability = value }
+        } else {
+            guard let kMin = section.kMinBytes else { throw ScenarioError(field: "ecnMarking.kMinBytes", problem: "missing (give it, or a preset)") }
+            guard let kMax = section.kMaxBytes else { throw ScenarioError(field: "ecnMarking.kMaxBytes", problem: "missing (give it, or a preset)") }
+            guard let pMax = section.maximumMarkingProbability else {
+                throw ScenarioError(field: "ecnMarking.maximumMarkingProbability", problem: "missing (give it, or a preset)")
+            }
+            parameters = ECNMarkingParameters(kMinBytes: kMin, kMaxBytes: kMax, maximumMarkingProbability: pMax)
+        }
+        if let first = parameters.problems.first { throw ScenarioError(field: "ecnMarking.\(first.field)", problem: first.problem) }
+        return parameters
+    }
+
+    private func resolvePFC() throws -> FabricScenario.PFC {
+        let section = file.pfc
+        guard section.xoffBytes > 0 else { throw ScenarioError(field: "pfc.xoffBytes", problem: "must be positive") }
+        guard section.xonBytes >= 0 && section.xonBytes <= section.xoffBytes else {
+            throw ScenarioError(field: "pfc.xonBytes", problem: "must be in 0…xoffBytes")
+        }
+        return .init(enabled: section.enabled ?? true, xoffBytes: section.xoffBytes, xonBytes: section.xonBytes)
+    }
+}

@@ -1,0 +1,235 @@
+import Congestion
+import Testing
+
+/// Parameters with round numbers so every expectation below can be checked by hand.
+private func handParameters(
+    initialAlpha: Double = 1,
+    alphaGain: Double = 1.0 / 16,
+    timerMicroseconds: Int64 = 100,
+    byteCounterBytes: Int = 1_000_000_000,
+    fastRecoveryThreshold: Int = 5,
+    additiveGbps: Double = 1,
+    hyperGbps: Double = 2,
+    minimumGbps: Double = 0.1
+) -> DCQCNParameters {
+    DCQCNParameters(
+        alphaGain: alphaGain,
+        initialAlpha: initialAlpha,
+        alphaUpdatePeriod: .microseconds(55),
+        rateIncreaseTimer: .microseconds(timerMicroseconds),
+        byteCounterBytes: byteCounterBytes,
+        fastRecoveryThreshold: fastRecoveryThreshold,
+        additiveIncreaseBitsPerSecond: additiveGbps * 1e9,
+        hyperIncreaseBitsPerSecond: hyperGbps * 1e9,
+        minimumRateBitsPerSecond: minimumGbps * 1e9,
+        minimumCNPInterval: .microseconds(50)
+    )
+}
+
+private let lineRate = 40e9
+
+@Suite struct ReactionPointCNPTests {
+    @Test func startsUnlimitedAtLineRateWithNoTimer() {
+        var rp = ReactionPoint(parameters: handParameters(initialAlpha: 0.5), lineRateBitsPerSecond: lineRate)
+        #expect(rp.currentRateBitsPerSecond == 40e9)
+        #expect(rp.targetRateBitsPerSecond == 40e9)
+        #expect(!rp.isRateLimited)
+        #expect(rp.nextTimerExpiry == nil)
+        rp.advanceTimers(to: .milliseconds(10))
+        rp.recordBytesSent(5_000_000_000, at: .milliseconds(10))
+        #expect(rp.currentRateBitsPerSecond == 40e9)
+        #expect(rp.byteCounterStage == 0 && rp.timerStage == 0)
+        #expect(rp.alpha(at: .milliseconds(10)) == 0.5)
+    }
+
+    @Test func firstCNPUpdatesAlphaThenCutsWithTheNewAlpha() {
+        // α = 15/16 · 0.5 + 1/16 = 0.53125; R_C = 40 · (1 − 0.265625) = 29.375 Gb/s.
+        var rp = ReactionPoint(parameters: handParameters(initialAlpha: 0.5), lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .microseconds(7))
+        #expect(rp.alpha(at: .microseconds(7)) == 0.53125)
+        #expect(rp.targetRateBitsPerSecond == 40e9)
+        #expect(rp.currentRateBitsPerSecond == 29.375e9)
+        #expect(rp.nextTimerExpiry == .microseconds(107))
+        #expect(rp.counters.cnpsHandled == 1)
+    }
+
+    @Test func secondCNPClampsTargetToCurrentAndCutsAgain() {
+        // α = 15/16 · 0.53125 + 1/16 = 0.560546875; R_T = 29.375; R_C = 29.375 · 0.7197265625.
+        var rp = ReactionPoint(parameters: handParameters(initialAlpha: 0.5), lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .microseconds(7))
+        rp.receiveCNP(at: .microseconds(7))
+        #expect(rp.alpha(at: .microseconds(7)) == 0.560546875)
+        #expect(rp.targetRateBitsPerSecond == 29.375e9)
+        #expect(rp.currentRateBitsPerSecond == 21.1419677734375e9)
+    }
+
+    @Test func cutNeverGoesBelowMinimumRate() {
+        // α = 1 halves 40 → 20, but R_min is 25 Gb/s.
+        var rp = ReactionPoint(parameters: handParameters(minimumGbps: 25), lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .zero)
+        #expect(rp.currentRateBitsPerSecond == 25e9)
+        rp.receiveCNP(at: .zero)
+        #expect(rp.currentRateBitsPerSecond == 25e9)
+    }
+
+    @Test func alphaDecaysOncePerWholePeriodWithoutCNP() {
+        // K = 55 µs, g = 1/16, α after the CNP = 1.
+        var rp = ReactionPoint(parameters: handParameters(), lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .microseconds(100))
+        #expect(rp.alpha(at: .microseconds(154)) == 1)
+        #expect(rp.alpha(at: .microseconds(155)) == 15.0 / 16)
+        #expect(rp.alpha(at: .microseconds(209)) == 15.0 / 16)
+        #expect(rp.alpha(at: .microseconds(210)) == 225.0 / 256)
+        // A CNP after three quiet periods: α = 15/16 · (15/16)³ + 1/16.
+        rp.receiveCNP(at: .microseconds(270))
+        let decayed = 3375.0 / 4096
+        #expect(rp.alpha(at: .microseconds(270)) == 15.0 / 16 * decayed + 1.0 / 16)
+        // The decay restarts from the new CNP.
+        #expect(rp.alpha(at: .microseconds(324)) == rp.alpha(at: .microseconds(270)))
+    }
+
+    @Test func cnpResetsTimerByteCounterAndStages() {
+        var rp = ReactionPoint(
+            parameters: handParameters(byteCounterBytes: 1_000), lineRateBitsPerSecond: lineRate
+        )
+        rp.receiveCNP(at: .zero)
+        rp.advanceTimers(to: .microseconds(250))
+        rp.recordBytesSent(2_400, at: .microseconds(250))
+        #expect(rp.timerStage == 2)
+        #expect(rp.byteCounterStage == 2)
+        #expect(rp.byteCounterRemainingBytes == 600)
+        rp.receiveCNP(at: .microseconds(260))
+        #expect(rp.timerStage == 0)
+        #expect(rp.byteCounterStage == 0)
+        #expect(rp.byteCounterRemainingBytes == 1_000)
+        #expect(rp.nextTimerExpiry == .microseconds(360))
+    }
+
+    @Test func timerExpiryAtTheCNPInstantIsAppliedFirst() {
+        var rp = ReactionPoint(parameters: handParameters(), lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .zero)  // R_C 20, R_T 40
+        rp.receiveCNP(at: .microseconds(100))
+        // The timer at 100 µs raised R_C to 30 first; the CNP then set R_T = 30 and cut it.
+        #expect(rp.targetRateBitsPerSecond == 30e9)
+        #expect(rp.counters.fastRecoveryEvents == 1)
+    }
+}
+
+@Suite struct ReactionPointIncreaseTests {
+    /// Two CNPs with α = 1 leave R_T = 20 and R_C = 10 Gb/s, below line rate.
+    private func throttled(_ parameters: DCQCNParameters) -> ReactionPoint {
+        var rp = ReactionPoint(parameters: parameters, lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .zero)
+        rp.receiveCNP(at: .zero)
+        return rp
+    }
+
+    @Test func timerEventsRunFastRecoveryThenAdditiveIncrease() {
+        var rp = throttled(handParameters())
+        #expect(rp.targetRateBitsPerSecond == 20e9 && rp.currentRateBitsPerSecond == 10e9)
+        // Stages 1…4 < F = 5: fast recovery halves the distance to R_T = 20.
+        let fastRecovery: [Double] = [15, 17.5, 18.75, 19.375]
+        for (index, expected) in fastRecovery.enumerated() {
+            rp.advanceTimers(to: .microseconds(Int64(index + 1) * 100))
+            #expect(rp.timerStage == index + 1)
+            #expect(rp.currentRateBitsPerSecond == expected * 1e9)
+            #expect(rp.targetRateBitsPerSecond == 20e9)
+        }
+        // Stage 5 ≥ F, byte stage 0 < F: additive, R_T = 21, R_C = (21 + 19.375)/2.
+        rp.advanceTimers(to: .microseconds(500))
+        #expect(rp.targetRateBitsPerSecond == 21e9)
+        #expect(rp.currentRateBitsPerSecond == 20.1875e9)
+        #expect(rp.counters.fastRecoveryEvents == 4)
+        #expect(rp.counters.additiveIncreaseEvents == 1)
+    }
+
+    @Test func severalExpiriesInOneAdvanceAreEachApplied() {
+        var rp = throttled(handParameters())
+        rp.advanceTimers(to: .microseconds(399))
+        #expect(rp.timerStage == 3)
+        #expect(rp.currentRateBitsPerSecond == 18.75e9)
+        #expect(rp.nextTimerExpiry == .microseconds(400))
+    }
+
+    @Test func byteCounterEventsCarryOverExtraBytes() {
+        var rp = throttled(handParameters(byteCounterBytes: 1_000))
+        rp.recordBytesSent(999, at: .microseconds(1))
+        #expect(rp.byteCounterStage == 0)
+        rp.recordBytesSent(1, at: .microseconds(1))
+        #expect(rp.byteCounterStage == 1)
+        #expect(rp.currentRateBitsPerSecond == 15e9)
+        // 2 500 B more: two events, 500 B already counted toward the next.
+        rp.recordBytesSent(2_500, at: .microseconds(2))
+        #expect(rp.byteCounterStage == 3)
+        #expect(rp.byteCounterRemainingBytes == 500)
+        #expect(rp.currentRateBitsPerSecond == 18.75e9)
+        #expect(rp.timerStage == 0)
+    }
+
+    @Test func hyperIncreaseWhenBothStagesReachThreshold() {
+        // F = 1: the first timer event is additive (timer 1, bytes 0); each later event with
+        // both stages ≥ 1 adds i · R_HAI with i = min(stages) − F + 1.
+        var rp = throttled(handParameters(byteCounterBytes: 1_000, fastRecoveryThreshold: 1))
+        rp.advanceTimers(to: .microseconds(100))
+        #expect(rp.targetRateBitsPerSecond == 21e9)  // additive: 20 + 1
+        #expect(rp.currentRateBitsPerSecond == 15.5e9)  // (21 + 10)/2
+        rp.recordBytesSent(1_000, at: .microseconds(101))  // stages (1, 1): i = 1
+        #expect(rp.targetRateBitsPerSecond == 23e9)
+        #expect(rp.currentRateBitsPerSecond == 19.25e9)
+        rp.recordBytesSent(1_000, at: .microseconds(102))  // stages (1, 2): i = 1
+        #expect(rp.targetRateBitsPerSecond == 25e9)
+        rp.advanceTimers(to: .microseconds(200))  // stages (2, 2): i = 2
+        #expect(rp.targetRateBitsPerSecond == 29e9)
+        #expect(rp.counters.hyperIncreaseEvents == 3)
+        #expect(rp.counters.additiveIncreaseEvents == 1)
+    }
+
+    @Test func currentAndTargetRatesNeverExceedLineRate() {
+        var rp = throttled(handParameters(byteCounterBytes: 1_000, fastRecoveryThreshold: 1, hyperGbps: 10))
+        for step in 1...200 {
+            rp.recordBytesSent(1_000, at: .microseconds(Int64(step) * 10))
+            #expect(rp.currentRateBitsPerSecond <= lineRate)
+            #expect(rp.targetRateBitsPerSecond <= lineRate)
+        }
+        #expect(rp.targetRateBitsPerSecond == lineRate)
+        #expect(abs(rp.currentRateBitsPerSecond - lineRate) < 1)
+        // The timer keeps running at line rate; the next CNP cuts from there.
+        #expect(rp.isRateLimited)
+    }
+}
+
+@Suite struct PresetTests {
+    @Test func presetsCarryTheirSourcesNumbers() {
+        let first = DCQCNParameters.ns3FirstAuthorDefaults
+        #expect(first.alphaGain == 1.0 / 16)
+        #expect(first.alphaUpdatePeriod == .microseconds(55))
+        #expect(first.rateIncreaseTimer == .microseconds(1500))
+        #expect(first.byteCounterBytes == 150_000)
+        #expect(first.fastRecoveryThreshold == 5)
+        #expect(first.additiveIncreaseBitsPerSecond == 5e6 && first.hyperIncreaseBitsPerSecond == 50e6)
+        #expect(first.minimumCNPInterval == .microseconds(50))
+
+        let mix = DCQCNParameters.ns3MixConfig
+        #expect(mix.alphaGain == 0.00390625)
+        #expect(mix.rateIncreaseTimer == .microseconds(60) && mix.byteCounterBytes == 300_000)
+        #expect(mix.additiveIncreaseBitsPerSecond == 40e6 && mix.hyperIncreaseBitsPerSecond == 200e6)
+
+        let mlx5 = DCQCNParameters.mlx5Like
+        #expect(mlx5.alphaGain == 5.0 / 1024 && mlx5.initialAlpha == 1023.0 / 1024)
+        #expect(mlx5.rateIncreaseTimer == .microseconds(300) && mlx5.byteCounterBytes == 32_767)
+        #expect(mlx5.fastRecoveryThreshold == 1)
+
+        for (name, parameters) in DCQCNParameters.presets {
+            #expect(parameters.problems.isEmpty, "\(name)")
+        }
+        #expect(ECNMarkingParameters.ns3MixConfig.kMinBytes == 41_200)
+        #expect(ECNMarkingParameters.ns3MixConfig.kMaxBytes == 1_030_000)
+    }
+
+    @Test func problemsNameTheField() {
+        var parameters = DCQCNParameters.mlx5Like
+        parameters.alphaGain = 0
+        parameters.byteCounterBytes = -1
+        #expect(parameters.problems.map(\.field) == ["alphaGain", "byteCounterBytes"])
+    }
+}
