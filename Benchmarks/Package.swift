@@ -4,6 +4,9 @@
 // Run: cd Benchmarks && swift package --allow-writing-to-package-directory benchmark
 import PackageDescription
 
+// SwiftPM names a path dependency after its folder, which is whatever the clone is called.
+let rootPackage = String(Context.packageDirectory.split(separator: "/").dropLast().last ?? "swift-rdma")
+
 let package = Package(
     name: "swift-rdma-benchmarks",
     dependencies: [
@@ -15,7 +18,7 @@ let package = Package(
             name: "RDMABenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "RDMA", package: "swift-rdma"),
+                .product(name: "RDMA", package: rootPackage),
             ],
             path: "Benchmarks/RDMABenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -24,7 +27,7 @@ let package = Package(
             name: "RoCEWireBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "RoCEWire", package: "swift-rdma"),
+                .product(name: "RoCEWire", package: rootPackage),
             ],
             path: "Benchmarks/RoCEWireBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
@@ -33,7 +36,7 @@ let package = Package(
             name: "FabricSimBenchmarks",
             dependencies: [
                 .product(name: "Benchmark", package: "benchmark"),
-                .product(name: "FabricSim", package: "swift-rdma"),
+                .product(name: "FabricSim", package: rootPackage),
             ],
             path: "Benchmarks/FabricSimBenchmarks",
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

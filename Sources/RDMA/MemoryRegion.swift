@@ -1,0 +1,138 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CIBVerbs
+
+/// Memory registered with a device: the device may DMA into and out of it, and — with the
+/// right access flags — a peer may too, using `remoteDescriptor`.
+///
+/// A region either owns its bytes (page-aligned, zeroed, freed with the region) or
+/// registers bytes the caller owns (`unsafeRegistering:`), which must then outlive it.
+///
+/// ```swift
+/// let region = try MemoryRegion(protectionDomain: pd, length: 4096,
+///                               access: [.localWrite, .remoteWrite])
+/// region.bytes.copyBytes(from: "hello".utf8)
+/// let sge = region.scatterGather(offset: 0, length: 5)
+/// let descriptor = region.remoteDescriptor   // send to the peer
+/// ```
+public final class MemoryRegion: ClosableResource, @unchecked Sendable {
+    private enum Handle {
+        case verbs(UnsafeMutablePointer<ibv_mr>)
+        case closed
+    }
+
+    private var handle: Handle
+    /// The protection domain the region is registered in.
+    public let protectionDomain: ProtectionDomain
+    /// The registered bytes. Reading them while the device writes is a data race: wait for
+    /// the completion that says the device is done.
+    public let bytes: UnsafeMutableRawBufferPointer
+    /// What the region allows.
+    public let access: AccessFlags
+    /// The key local work requests use (`ScatterGatherElement.lkey`).
+    public let lkey: UInt32
+    /// The key a peer uses in RDMA READ/WRITE/atomic requests.
+    public let rkey: UInt32
+    private let ownsBytes: Bool
+
+    /// Allocates `length` zeroed, page-aligned bytes and registers them.
+    /// The corresponding C function is `ibv_reg_mr`.
+    public convenience init(protectionDomain: ProtectionDomain, length: Int,
+                            access: AccessFlags = .localWrite, alignment: Int = 4096) throws(RDMAError) {
+        guard length > 0 else {
+            throw RDMAError(operation: "MemoryRegion(length:)", kind: .invalidArgument, hint: "length must be positive, got \(length)")
+        }
+        guard alignment > 0, alignment & (alignment - 1) == 0, alignment % MemoryLayout<UnsafeRawPointer>.size == 0 else {
+            throw RDMAError(operation: "MemoryRegion(alignment:)", kind: .invalidArgument, hint: "alignment must be a power of two and a multiple of the pointer size, got \(alignment)")
+        }
+        var raw: UnsafeMutableRawPointer?
+        let code = posix_memalign(&raw, alignment, length)
+        guard code == 0, let raw else {
+            throw RDMAError(operation: "posix_memalign(\(length))", kind: .system(errno: code), hint: "cannot allocate the region's memory")
+        }
+        raw.initializeMemory(as: UInt8.self, repeating: 0, count: length)
+        let buffer = UnsafeMutableRawBufferPointer(start: raw, count: length)
+        do {
+            try self.init(protectionDomain: protectionDomain, bytes: buffer, access: access, owns: true)
+        } catch {
+            free(raw)
+            throw error
+        }
+    }
+
+    /// Registers `bytes`, which the caller owns.
+    ///
+    /// - Important: `bytes` must stay allocated until this region is closed, and until every
+    ///   work request that names it has completed.
+    /// The corresponding C function is `ibv_reg_mr`.
+    public convenience init(protectionDomain: ProtectionDomain, unsafeRegistering bytes: UnsafeMutableRawBufferPointer,
+                            access: AccessFlags = .localWrite) throws(RDMAError) {
+        guard bytes.baseAddress != nil, bytes.count > 0 else {
+            throw RDMAError(operation: "MemoryRegion(unsafeRegistering:)", kind: .invalidArgument, hint: "cannot register an empty buffer")
+        }
+        try self.init(protectionDomain: protectionDomain, bytes: bytes, access: access, owns: false)
+    }
+
+    private init(protectionDomain: ProtectionDomain, bytes: UnsafeMutableRawBufferPointer,
+                 access: AccessFlags, owns: Bool) throws(RDMAError) {
+        try access.validateForRegistration(operation: "ibv_reg_mr")
+        let domain = try protectionDomain.verbsDomain("ibv_reg_mr")
+        let region = try CReturn.nonNull("ibv_reg_mr") {
+            cibv_reg_mr(domain, bytes.baseAddress, bytes.count, access.rawValue)
+        }.get()
+        self.protectionDomain = protectionDomain
+        self.bytes = bytes
+        self.access = access
+        self.ownsBytes = owns
+        lkey = region.pointee.lkey
+        rkey = region.pointee.rkey
+        handle = .verbs(region)
+        protectionDomain.children.add(self)
+    }
+
+    /// The address the device knows the first byte by (what a peer puts in RETH.VA).
+    public var address: UInt64 { UInt64(UInt(bitPattern: bytes.baseAddress)) }
+
+    /// The registered length in bytes.
+    public var length: Int { bytes.count }
+
+    /// What a peer needs to read or write this region: address, rkey, length.
+    public var remoteDescriptor: RemoteMemory {
+        RemoteMemory(address: address, rkey: rkey, length: UInt32(clamping: bytes.count))
+    }
+
+    /// A scatter-gather element for `length` bytes at `offset` (all of it by default).
+    /// Traps when the range leaves the region: the device would report a local protection
+    /// error only at completion time, far from the mistake.
+    @inlinable
+    public func scatterGather(offset: Int = 0, length: Int? = nil) -> ScatterGatherElement {
+        let size = length ?? (bytes.count - offset)
+        precondition(offset >= 0 && size >= 0 && offset + size <= bytes.count,
+                     "MemoryRegion.scatterGather: \(size) bytes at offset \(offset) exceed the region's \(bytes.count)")
+        return ScatterGatherElement(address: address + UInt64(offset), length: UInt32(size), lkey: lkey)
+    }
+
+    /// True after `close()`.
+    public var isClosed: Bool {
+        if case .closed = handle { return true }
+        return false
+    }
+
+    /// Deregisters the region (and frees the bytes it owns). Idempotent.
+    /// The corresponding C function is `ibv_dereg_mr`.
+    public func close() throws(RDMAError) {
+        guard case .verbs(let pointer) = handle else { return }
+        handle = .closed
+        // Free owned bytes only once the device has let go of them: after a failed
+        // deregistration the device may still DMA there, so leaking is the safe choice.
+        try CReturn.returnedErrno("ibv_dereg_mr") { ibv_dereg_mr(pointer) }.get()
+        if ownsBytes { free(bytes.baseAddress) }
+    }
+
+    deinit {
+        try? close()
+    }
+}
