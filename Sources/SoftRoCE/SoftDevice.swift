@@ -144,6 +144,13 @@ public final class SoftDevice: @unchecked Sendable {
         return counters
     }
 
+    /// True after `close()`.
+    public var isClosed: Bool {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return closed
+    }
+
     /// Changes fault injection (tests).
     public func setFaults(_ faults: SoftFaultInjection) {
         pthread_mutex_lock(lock)
