@@ -9,6 +9,8 @@ import RoCEWire
 // device lock, allocates nothing: packets are built in `sendBuffer`, received into
 // `receiveBuffer`, and held back (fault injection) in preallocated slots.
 
+nonisolated(unsafe) let softTrace = getenv("SOFTROCE_TRACE") != nil
+
 @inline(__always) func psnDistance(_ from: UInt32, _ to: UInt32) -> Int {
     // Signed distance modulo 2^24, in -2^23 ..< 2^23.
     let raw = Int32(bitPattern: ((to &- from) & 0xFF_FFFF) << 8) >> 8
@@ -208,6 +210,13 @@ extension SoftDevice {
             budget -= 1
             let index = qp.cursor
             let slot = qp.slot(index)
+            if slot.pointee.done && slot.pointee.assigned {
+                // A READ/atomic whose response already arrived: a go-back passes over it.
+                qp.nextPSN = psnAdd(slot.pointee.firstPSN, slot.pointee.packetCount)
+                qp.cursor += 1
+                qp.packetIndex = 0
+                continue
+            }
             if qp.packetIndex == 0 && !(slot.pointee.request.opcode == .read && slot.pointee.received > 0) {
                 slot.pointee.firstPSN = qp.nextPSN
                 slot.pointee.assigned = true
@@ -272,6 +281,7 @@ extension SoftDevice {
                 qp.cursor += 1
                 qp.packetIndex = 0
             }
+            if softTrace { print("TX qp\(qp.number) wr\(request.id) \(headers.bth.opcode.rawValue) psn \(headers.bth.psn.rawValue) len \(payloadLength)") }
             if psnDistance(qp.highestPSN, qp.nextPSN) > 0 { qp.highestPSN = qp.nextPSN }
             if qp.timerDeadline == 0 { armTimer(qp, now: now) }
             emit(headers, payloadLength: payloadLength, to: destination, port: peerPort)
@@ -331,10 +341,17 @@ extension SoftDevice {
         let window = psnDistance(psnAdd(qp.lastAckedPSN, 1), qp.highestPSN)
         let advance = psnDistance(qp.lastAckedPSN, psn)
         guard advance > 0 && advance <= window else { return }
+        var psn = psn
         while qp.head < qp.tail {
             let slot = qp.slot(qp.head)
             guard slot.pointee.assigned else { break }
             let last = psnAdd(slot.pointee.firstPSN, slot.pointee.packetCount - 1)
+            if slot.pointee.request.opcode.isReadOrAtomic && slot.pointee.done {
+                // Its response arrived (and acknowledged everything before it).
+                if psnDistance(psn, last) > 0 { psn = last }
+                completeHead(qp, status: .success)
+                continue
+            }
             guard psnDistance(last, psn) >= 0 else { break }
             if slot.pointee.request.opcode.isReadOrAtomic && !slot.pointee.done {
                 // A later request was acknowledged but this response is missing: implicit NAK.
@@ -416,6 +433,7 @@ extension SoftDevice {
         let psn = headers.bth.psn.rawValue
         let now = Self.now()
         let opcode = headers.bth.opcode
+        if softTrace { print("RX-RSP qp\(qp.number) op \(opcode.rawValue) psn \(psn) aeth \(headers.acknowledge?.syndrome.rawValue ?? 255) lastAcked \(qp.lastAckedPSN) next \(qp.nextPSN) high \(qp.highestPSN) cursor \(qp.cursor) head \(qp.head)") }
         // Responses must name a PSN in flight.
         let offset = psnDistance(psnAdd(qp.lastAckedPSN, 1), psn)
         guard offset >= 0, offset < psnDistance(psnAdd(qp.lastAckedPSN, 1), qp.highestPSN) else { return }
@@ -626,6 +644,7 @@ extension SoftDevice {
         let psn = headers.bth.psn.rawValue
         let opcode = headers.bth.opcode
         let distance = psnDistance(qp.expectedPSN, psn)
+        if softTrace { print("RX-REQ qp\(qp.number) op \(opcode.rawValue) psn \(psn) epsn \(qp.expectedPSN) len \(payload.count)") }
         if distance < 0 {
             counters.duplicateRequest += 1
             switch opcode {
