@@ -37,6 +37,7 @@ let package = Package(
         // MARK: soft RoCE engine (issue 5)
         .target(name: "SoftRoCE", dependencies: ["RoCEWire"]),
         .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire"]),
+        .executableTarget(name: "softroce-bench", dependencies: ["RDMA"]),
 
         // MARK: congestion control and fabric simulation (issue 7)
         .target(name: "Congestion"),

@@ -56,6 +56,8 @@ public final class SoftDevice: @unchecked Sendable {
     public static let window: UInt32 = 64
     /// An AckReq every this many packets of a long message (and on every last packet).
     static let ackRequestInterval = 16
+    /// Response packets one READ request asks for (a longer READ is several requests).
+    static let readChunkPackets = 16
 
     /// Opens the device: binds a non-blocking UDP socket to the address and port.
     public init(configuration: SoftDeviceConfiguration) throws(SoftRoCEError) {
@@ -303,6 +305,10 @@ public final class SoftDevice: @unchecked Sendable {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         if let error = enqueueSend(qp, request, sges) { throw error }
+        // Start transmitting in the caller's thread, as rxe's post_send kicks its requester.
+        if !closed && (qp.state == .readyToSend || qp.state == .sendQueueDrained) {
+            if qp.type == .reliableConnected { transmit(qp, now: Self.now()) } else { transmitDatagrams(qp) }
+        }
     }
 
     func enqueueSend(_ qp: SoftQueuePair, _ request: SoftSendRequest, _ sges: UnsafeBufferPointer<SoftScatterGather>) -> SoftRoCEError? {

@@ -205,7 +205,16 @@ extension SoftDevice {
         }
         var budget = 64
         while qp.cursor < qp.tail && budget > 0 {
-            let inFlight = psnDistance(psnAdd(qp.lastAckedPSN, 1), qp.nextPSN)
+            // Response packets of the oldest READ already received count as acknowledged.
+            var base = psnAdd(qp.lastAckedPSN, 1)
+            if qp.head < qp.tail {
+                let oldest = qp.slot(qp.head)
+                if oldest.pointee.assigned && oldest.pointee.request.opcode == .read {
+                    let received = psnAdd(oldest.pointee.firstPSN, oldest.pointee.received)
+                    if psnDistance(base, received) > 0 { base = received }
+                }
+            }
+            let inFlight = psnDistance(base, qp.nextPSN)
             if inFlight >= Int(Self.window) { break }
             budget -= 1
             let index = qp.cursor
@@ -262,15 +271,21 @@ extension SoftDevice {
                 qp.nextPSN = psnAdd(qp.nextPSN, 1)
                 if qp.packetIndex == packetCount { qp.cursor += 1; qp.packetIndex = 0 }
             case .read:
-                let done = slot.pointee.received
+                // A READ goes out as requests of at most `readChunkPackets` response packets
+                // each (consecutive PSN ranges), so one lost response costs one short replay.
+                let packetCount = slot.pointee.packetCount
+                let startPacket = qp.packetIndex
+                let chunkPackets = min(Self.readChunkPackets, packetCount - startPacket)
+                let offsetBytes = min(length, startPacket * mtu)
+                let chunkBytes = min(length - offsetBytes, chunkPackets * mtu)
                 headers.bth.opcode = .rcRDMAReadRequest
                 headers.bth.ackRequest = true
-                headers.bth.psn = PacketSequenceNumber(truncating: psnAdd(slot.pointee.firstPSN, done))
-                headers.rdma = RETH(virtualAddress: request.remoteAddress + UInt64(done * mtu), remoteKey: request.remoteKey,
-                                    dmaLength: UInt32(length - min(length, done * mtu)))
-                qp.nextPSN = psnAdd(slot.pointee.firstPSN, slot.pointee.packetCount)
-                qp.cursor += 1
-                qp.packetIndex = 0
+                headers.bth.psn = PacketSequenceNumber(truncating: psnAdd(slot.pointee.firstPSN, startPacket))
+                headers.rdma = RETH(virtualAddress: request.remoteAddress + UInt64(offsetBytes), remoteKey: request.remoteKey,
+                                    dmaLength: UInt32(chunkBytes))
+                qp.packetIndex += chunkPackets
+                qp.nextPSN = psnAdd(slot.pointee.firstPSN, qp.packetIndex)
+                if qp.packetIndex >= packetCount { qp.cursor += 1; qp.packetIndex = 0 }
             case .compareAndSwap, .fetchAndAdd:
                 headers.bth.opcode = request.opcode == .compareAndSwap ? .rcCompareSwap : .rcFetchAdd
                 headers.bth.ackRequest = true
@@ -317,8 +332,11 @@ extension SoftDevice {
             if offset >= 0 && offset < slot.pointee.packetCount {
                 qp.cursor = index
                 if slot.pointee.request.opcode == .read {
-                    slot.pointee.received = offset
-                    qp.packetIndex = 0
+                    // Responses up to `received` are in place: ask again from there.
+                    qp.packetIndex = max(offset, slot.pointee.received)
+                    qp.cursor = index
+                    qp.nextPSN = psnAdd(slot.pointee.firstPSN, qp.packetIndex)
+                    return
                 } else if slot.pointee.request.opcode.isReadOrAtomic {
                     qp.packetIndex = 0
                 } else {
@@ -502,14 +520,18 @@ extension SoftDevice {
                 return
             }
             let packetIndex = slot.pointee.received
-            let isLast = opcode == .rcRDMAReadResponseLast || opcode == .rcRDMAReadResponseOnly
-            let expectedLength = isLast ? slot.pointee.length - packetIndex * qp.mtu : qp.mtu
-            guard payload.count == expectedLength else { fail(qp, status: .badResponse); return }
+            let endsChunk = opcode == .rcRDMAReadResponseLast || opcode == .rcRDMAReadResponseOnly
+            let end = packetIndex * qp.mtu + payload.count
+            let complete = end == slot.pointee.length
+            guard end <= slot.pointee.length, payload.count == qp.mtu || (endsChunk && complete) else {
+                fail(qp, status: .badResponse); return
+            }
             guard scatterLocal(qp, slotIndex, offset: packetIndex * qp.mtu, from: payload) else {
                 fail(qp, status: .localProtectionError); return
             }
             slot.pointee.received += 1
-            if isLast {
+            qp.retriesLeft = Int(qp.retryCount)   // forward progress resets the retry budget
+            if complete {
                 slot.pointee.done = true
                 acknowledge(qp, through: psn, now: now)
             } else if qp.timerDeadline != 0 {
