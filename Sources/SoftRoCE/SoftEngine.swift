@@ -333,7 +333,9 @@ extension SoftDevice {
                 qp.cursor = index
                 if slot.pointee.request.opcode == .read {
                     // Responses up to `received` are in place: ask again from there.
-                    qp.packetIndex = max(offset, slot.pointee.received)
+                    // Requests start on chunk boundaries, so their PSNs are always the ones
+                    // the responder saw (a replay) or expects (its ePSN).
+                    qp.packetIndex = max(offset, slot.pointee.received) / Self.readChunkPackets * Self.readChunkPackets
                     qp.cursor = index
                     qp.nextPSN = psnAdd(slot.pointee.firstPSN, qp.packetIndex)
                     return
@@ -381,7 +383,16 @@ extension SoftDevice {
             }
             completeHead(qp, status: .success)
         }
-        qp.lastAckedPSN = psn
+        // An ACK/NAK inside a READ's range says the request was executed, not that its
+        // responses arrived: acknowledge no further than the responses received.
+        if qp.head < qp.tail {
+            let oldest = qp.slot(qp.head)
+            if oldest.pointee.assigned && oldest.pointee.request.opcode.isReadOrAtomic && !oldest.pointee.done {
+                let cap = psnAdd(oldest.pointee.firstPSN, (oldest.pointee.request.opcode == .read ? oldest.pointee.received : 0) - 1)
+                if psnDistance(cap, psn) > 0 { psn = cap }
+            }
+        }
+        if psnDistance(qp.lastAckedPSN, psn) > 0 { qp.lastAckedPSN = psn }
         qp.retriesLeft = Int(qp.retryCount)
         qp.rnrRetriesLeft = Int(qp.rnrRetry)
         // Acknowledged beyond what a go-back has re-sent so far: skip ahead.
@@ -500,6 +511,9 @@ extension SoftDevice {
             guard let slotIndex = findSlot(qp, psn: psn), let atomic = headers.atomicAcknowledge else { return }
             let slot = qp.slot(slotIndex)
             guard slot.pointee.request.opcode == .compareAndSwap || slot.pointee.request.opcode == .fetchAndAdd, !slot.pointee.done else { return }
+            let before = psnAdd(slot.pointee.firstPSN, -1)
+            if psnDistance(qp.lastAckedPSN, before) > 0 { acknowledge(qp, through: before, now: now) }
+            guard qp.state != .error else { return }
             var value = atomic.originalRemoteData
             guard scatterLocal(qp, slotIndex, offset: 0, from: UnsafeRawBufferPointer(start: &value, count: 8)) else {
                 fail(qp, status: .localProtectionError); return
@@ -510,7 +524,12 @@ extension SoftDevice {
             guard let slotIndex = findSlot(qp, psn: psn) else { return }
             let slot = qp.slot(slotIndex)
             guard slot.pointee.request.opcode == .read, !slot.pointee.done else { return }
+            // Any response to this READ proves every earlier request was executed.
+            let before = psnAdd(slot.pointee.firstPSN, -1)
+            if psnDistance(qp.lastAckedPSN, before) > 0 { acknowledge(qp, through: before, now: now) }
+            guard qp.state != .error, !slot.pointee.done else { return }
             let expected = psnAdd(slot.pointee.firstPSN, slot.pointee.received)
+            if softTrace { print("READ-RSP wr\(slot.pointee.request.id) psn \(psn) expected \(expected) received \(slot.pointee.received) len \(payload.count)") }
             if psn != expected {
                 // A gap in the response stream: ask again from the first missing packet, once.
                 if psnDistance(expected, psn) > 0 && qp.readGoBackPSN != expected {

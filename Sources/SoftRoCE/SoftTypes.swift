@@ -271,8 +271,16 @@ public struct SoftDeviceConfiguration: Sendable {
     /// in which case only peers on this same device are reachable).
     public var peerPort: UInt16?
     public var name: String?
-    /// Check the ICRC of received packets (over the BTH-onward bytes and the IP addresses
-    /// and UDP ports the socket reports, assuming IPv4 ID 0 + DF as a soft sender uses).
+    /// Check the ICRC of received packets. A UDP socket never shows the IP header, so the
+    /// default check rebuilds it: the masked IPv4/IPv6 + UDP pseudo-header from the source
+    /// address and port `recvfrom` reports, this device's address and port, the lengths
+    /// implied by the datagram, and — for IPv4 — identification 0 with DF (0x4000), which is
+    /// what the kernel sends for a soft sender (`IP_PMTUDISC_DO`); then the BTH (byte 4
+    /// masked) onward, in place. It therefore detects any change to the BTH, headers, payload
+    /// or addressing, but cannot see the real IPv4 ID/flags: packets from kernel rxe (which
+    /// sets a non-zero ID) fail it — set `verifyICRC = false` to interoperate with rxe. A
+    /// strict mode over an AF_PACKET socket is not implemented. Failures are dropped and
+    /// counted (`soft_icrc_err`). Sending always computes the ICRC the same way.
     public var verifyICRC: Bool
     public var faults: SoftFaultInjection
 

@@ -165,7 +165,7 @@ struct MixedRun {
 struct ReliabilityTests {
     /// SOFTROCE_FULL=1 (tools/soft-reliability sets it, release build): 10,000 messages up to 1 MiB.
     static let full = getenv("SOFTROCE_FULL").map { String(cString: $0) == "1" } ?? false
-    static let messages = full ? 10_000 : 300
+    static let messages = getenv("SOFTROCE_MESSAGES").flatMap { Int(String(cString: $0)) } ?? (full ? 10_000 : 300)
     static let maxSize = full ? 1 << 20 : 64 << 10
 
     @Test(arguments: [0.0, 0.01, 0.05, 0.20])
