@@ -57,8 +57,6 @@ try a.pair.connect(to: endpointB, local: endpointA, options: ConnectionOptions(g
 try b.pair.connect(to: endpointA, local: endpointB, options: ConnectionOptions(gidIndex: 0))
 
 let total = warmup + iterations
-let ready = UnsafeMutablePointer<Int>.allocate(capacity: 1)
-ready.initialize(to: 0)
 
 // Sends are unsignaled except every 16th, so that the send queue drains without a CQE per message.
 @inline(__always) func pingOnce(_ side: Side, _ k: Int) throws {
@@ -101,7 +99,6 @@ nonisolated func serve(_ raw: UnsafeMutableRawPointer?) -> UnsafeMutableRawPoint
     return nil
 }
 
-print("connected\n")
 var thread = pthread_t()
 pthread_create(&thread, nil, serve, Unmanaged.passRetained(ServerJob(side: b, count: total)).toOpaque())
 
@@ -117,10 +114,8 @@ for k in 0..<total {
 }
 let mallocsAtEnd = mallocCounter?() ?? 0
 clientDone.value.store(1, ordering: .releasing)
-print("client loop done\n")
 let elapsed = now() - start
 pthread_join(thread, nil)
-print("joined\n")
 
 let sorted = [UInt64](UnsafeBufferPointer(start: samples, count: iterations)).sorted()
 @MainActor func percentile(_ p: Double) -> Double { Double(sorted[min(iterations - 1, Int(Double(iterations) * p))]) / 2 / 1000 }
