@@ -160,10 +160,17 @@ extension SoftDevice {
 
     func injectFaults(_ length: Int, _ destination: SoftAddress, _ destinationPort: UInt16) {
         if nextRandom() < faults.drop { counters.injectedDrops += 1; return }
+        var flipped = -1
         if nextRandom() < faults.corrupt {
             counters.injectedCorruptions += 1
-            let index = Int(nextRandom() * Double(length)) % length
-            sendBuffer.storeBytes(of: sendBuffer.load(fromByteOffset: index, as: UInt8.self) ^ 0x5A, toByteOffset: index, as: UInt8.self)
+            flipped = Int(nextRandom() * Double(length)) % length
+            sendBuffer.storeBytes(of: sendBuffer.load(fromByteOffset: flipped, as: UInt8.self) ^ 0x5A, toByteOffset: flipped, as: UInt8.self)
+        }
+        // The send buffer is reused (a duplicate re-serializes from it): undo the flip after.
+        defer {
+            if flipped >= 0 {
+                sendBuffer.storeBytes(of: sendBuffer.load(fromByteOffset: flipped, as: UInt8.self) ^ 0x5A, toByteOffset: flipped, as: UInt8.self)
+            }
         }
         let reorder = nextRandom() < faults.reorder
         let delay = !reorder && nextRandom() < faults.delay
@@ -300,6 +307,10 @@ extension SoftDevice {
             if psnDistance(qp.highestPSN, qp.nextPSN) > 0 { qp.highestPSN = qp.nextPSN }
             if qp.timerDeadline == 0 { armTimer(qp, now: now) }
             emit(headers, payloadLength: payloadLength, to: destination, port: peerPort)
+            if qp.duplicateNextPacket {
+                qp.duplicateNextPacket = false
+                emit(headers, payloadLength: payloadLength, to: destination, port: peerPort)
+            }
         }
     }
 
@@ -319,6 +330,9 @@ extension SoftDevice {
         }
         qp.retriesLeft -= 1
         goBack(qp, to: psnAdd(qp.lastAckedPSN, 1))
+        // Cheap insurance on a lossy path: the packet the peer is waiting for goes out twice
+        // (a duplicate is harmless: the responder re-ACKs or replays it).
+        qp.duplicateNextPacket = true
         armTimer(qp, now: now)
     }
 

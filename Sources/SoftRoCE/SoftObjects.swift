@@ -224,6 +224,8 @@ public final class SoftQueuePair: @unchecked Sendable {
     var rnrRetriesLeft = 7
     var rnrUntil: UInt64 = 0
     var readGoBackPSN: UInt32 = 0xFFFF_FFFF
+    /// After a retransmit timeout the first packet re-sent goes out twice.
+    var duplicateNextPacket = false
 
     // Responder state.
     let receiveRing: ReceiveRing
