@@ -170,14 +170,15 @@ struct ReliabilityTests {
 
     @Test(arguments: [0.0, 0.01, 0.05, 0.20])
     func mixedMessagesArriveIntactAndInOrder(loss: Double) throws {
-        let outcome = try MixedRun(messages: Self.messages, maxSize: Self.maxSize, loss: loss, seed: 0xC0FFEE ^ UInt64(loss * 1000)).run()
+        // Bounded: 240 s per loss rate by default, 900 s in the full-size run (a debug build on
+        // a loaded 2-core box needs ~6 min for 10,000 messages at 20% loss).
+        let outcome = try MixedRun(messages: Self.messages, maxSize: Self.maxSize, loss: loss, seed: 0xC0FFEE ^ UInt64(loss * 1000),
+                                   seconds: Self.full ? 900 : 240).run()
         print("soft reliability: loss \(loss * 100)% — \(outcome.completed)/\(Self.messages) messages (≤\(Self.maxSize) B) in \(Double(Int(outcome.elapsed * 100)) / 100) s; A sent \(outcome.countersA.sentPackets) pkts, drops \(outcome.countersA.injectedDrops + outcome.countersB.injectedDrops), dup \(outcome.countersB.duplicateRequest), out-of-seq \(outcome.countersB.outOfSequenceRequest), NAK-seq rcvd \(outcome.countersA.receivedSequenceError), timeouts \(outcome.countersA.completerRetry), ICRC drops \(outcome.countersA.icrcErrors + outcome.countersB.icrcErrors)")
         #expect(outcome.failures.isEmpty, "\(outcome.failures)")
         #expect(outcome.completed == Self.messages)
         if loss > 0 {
             #expect(outcome.countersA.injectedDrops + outcome.countersB.injectedDrops > 0)
-        } else {
-            #expect(outcome.countersA.completerRetry == 0 || true)   // spurious timeouts are allowed on a loaded box
         }
     }
 
