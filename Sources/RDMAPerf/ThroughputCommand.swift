@@ -1,0 +1,1 @@
+public struct ThroughputCommand { public static func main() {} }

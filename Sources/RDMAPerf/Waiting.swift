@@ -1,0 +1,66 @@
+import RDMA
+
+/// Turns the API's typed errors into the tools' errors, naming what was being done.
+@inline(__always)
+func rdma<T>(_ what: @autoclosure () -> String, _ body: () throws(RDMAError) -> T) throws(PerfError) -> T {
+    do { return try body() } catch { throw PerfError("\(what()): \(error)") }
+}
+
+/// Receive work-request ids carry this bit; send ids do not.
+let receiveTag: UInt64 = 1 << 32
+
+/// The completion-driven part every measured loop shares: a preallocated completion
+/// buffer, the progress deadline, the occasional look at the exchange connection.
+final class CompletionPump {
+    let queue: CompletionQueue
+    let completions: UnsafeMutableBufferPointer<WorkCompletion>
+    let progressTimeout: UInt64
+    let control: ControlConnection
+    var spins = 0
+    /// Past this instant without `progressed`, the peer is declared gone.
+    var deadline: UInt64 = .max
+    var activity = "waiting for the peer"
+    /// A message the peer sent while we were busy (e.g. `done`).
+    var controlMessage: ControlMessage?
+
+    init(queue: CompletionQueue, progressTimeout: Double, control: ControlConnection) {
+        self.queue = queue
+        completions = .allocate(capacity: 32)
+        completions.initialize(repeating: WorkCompletion())
+        self.progressTimeout = UInt64(progressTimeout * 1e9)
+        self.control = control
+    }
+
+    deinit { completions.deallocate() }
+
+    /// Polls once; returns how many completions landed in `completions`. Throws on a
+    /// failed completion. Every 4096 empty polls it checks Ctrl-C and the exchange
+    /// connection (a closed one means the peer is gone).
+    @inline(__always)
+    func poll() throws(PerfError) -> Int {
+        let count = try rdma("polling the completion queue") { () throws(RDMAError) in try queue.poll(into: completions) }
+        for index in 0..<count where completions[index].status != .success {
+            let completion = completions[index]
+            let what = completion.id & receiveTag != 0 ? "receive" : "send/RDMA"
+            throw .peer("\(what) work completion failed: status \(completion.status.rawValue) \(completion.status)")
+        }
+        if count == 0 {
+            spins &+= 1
+            if spins & 4095 == 0 {
+                if stopRequested() { throw PerfError("interrupted", exitCode: 130) }
+                if MonotonicClock.nanoseconds() > deadline { throw stalled(activity) }
+                if controlMessage == nil, let message = try control.poll() { controlMessage = message }
+            }
+        }
+        return count
+    }
+
+    /// Something moved at `now`: push the no-progress deadline.
+    @inline(__always)
+    func progressed(at now: UInt64) { deadline = now &+ progressTimeout }
+
+    func stalled(_ what: String) -> PerfError {
+        .peer("no progress for \(Double(progressTimeout) / 1e9) s while \(what)",
+              hint: "the peer stopped answering (killed, or its QP failed); --timeout sets the bound")
+    }
+}
