@@ -27,6 +27,7 @@ public struct ControlMessage: Codable, Sendable, Equatable {
     public var qps: Int?
     public var bidirectional: Bool?
     public var txDepth: Int?
+    public var cqMod: Int?
     public var endpoints: [Endpoint]?
     public var memory: RemoteMemory?
     public var count: Int?
@@ -141,6 +142,10 @@ public final class ControlListener: @unchecked Sendable {
     public init(port: UInt16, loopbackOnly: Bool = false) throws(PerfError) {
         let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socketFD >= 0 else { throw PerfError("socket(): \(String(cString: strerror(errno)))") }
+        // A server restarted right after a run must not trip over its own TIME_WAIT; Linux
+        // still refuses a port another socket is listening on, so "port in use" stays exact.
+        var reuse: Int32 = 1
+        setsockopt(socketFD, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian

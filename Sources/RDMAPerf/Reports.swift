@@ -147,7 +147,8 @@ public enum SVGPlot {
         let peak = Series(label: "peak", points: stats.map { (log2(Double($0.messageSize)), BandwidthStatistics.format($0.peakBytesPerSecond, gigabits: gigabits)) })
         let xs = stats.map { log2(Double($0.messageSize)) }
         let low = (xs.min() ?? 0).rounded(.down), high = max((xs.max() ?? 1).rounded(.up), low + 1)
-        let ticks = stride(from: low, through: high, by: max(1, ((high - low) / 10).rounded(.up))).map { x -> (Double, String) in
+        // Counted down from the largest size so the size people look at most is labelled.
+        let ticks = stride(from: high, through: low, by: -max(1, ((high - low) / 12).rounded(.up))).map { x -> (Double, String) in
             let bytes = Int(pow(2, x))
             let text = bytes >= 1 << 20 ? "\(bytes >> 20)M" : bytes >= 1 << 10 ? "\(bytes >> 10)K" : "\(bytes)"
             return (x, text)

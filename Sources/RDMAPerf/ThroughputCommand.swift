@@ -37,6 +37,9 @@ public struct ThroughputCommand: ParsableCommand {
     @Option(name: [.customShort("t"), .customLong("tx-depth")], help: "Send-queue depth: outstanding requests per QP.")
     public var sendDepth: Int = 128
 
+    @Option(name: [.customShort("Q"), .customLong("cq-mod")], help: "Signal one request in this many per QP (perftest's -Q).")
+    public var completionModeration: Int = 100
+
     @Flag(name: .customLong("report_gbits"), help: "Report Gb/s (10^9 bit) instead of MiB/s.")
     public var reportGbits = false
 
@@ -55,10 +58,12 @@ public struct ThroughputCommand: ParsableCommand {
         try common.validate(explicitSize: size)
         guard (1...1024).contains(queuePairs) else { throw .usage("-q \(queuePairs): give 1…1024 QPs") }
         guard (1...8192).contains(sendDepth) else { throw .usage("-t \(sendDepth): give a depth of 1…8192") }
+        guard (1...0xFFFF).contains(completionModeration) else { throw .usage("-Q \(completionModeration): give 1…65535") }
         let iterations = common.duration == nil ? (common.iterations ?? 5000) : nil
         return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: 65536, explicit: size),
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,
-                                    bidirectional: bidirectional, sendDepth: sendDepth, inlineSize: common.inlineSize,
+                                    bidirectional: bidirectional, sendDepth: sendDepth,
+                                    completionModeration: completionModeration, inlineSize: common.inlineSize,
                                     mtu: common.mtu, qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout)
     }
 

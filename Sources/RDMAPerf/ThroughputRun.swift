@@ -11,13 +11,15 @@ public struct ThroughputParameters: Sendable, Equatable {
     public var bidirectional: Bool
     /// Outstanding requests per QP (perftest's -t).
     public var sendDepth: Int
+    /// Signal one request in this many per QP (perftest's --cq-mod / -Q).
+    public var completionModeration: Int
     public var inlineSize: Int?
     public var mtu: Int?
     public var qpTimeout: UInt8
     public var progressTimeout: Double
 
     public init(operation: BandwidthOperation, sizes: [Int], iterations: Int?, duration: Double?, queuePairs: Int = 1,
-                bidirectional: Bool = false, sendDepth: Int = 128, inlineSize: Int? = nil, mtu: Int? = nil,
+                bidirectional: Bool = false, sendDepth: Int = 128, completionModeration: Int = 100, inlineSize: Int? = nil, mtu: Int? = nil,
                 qpTimeout: UInt8 = 14, progressTimeout: Double = 10) {
         self.operation = operation
         self.sizes = sizes
@@ -26,6 +28,7 @@ public struct ThroughputParameters: Sendable, Equatable {
         self.queuePairs = queuePairs
         self.bidirectional = bidirectional
         self.sendDepth = sendDepth
+        self.completionModeration = completionModeration
         self.inlineSize = inlineSize
         self.mtu = mtu
         self.qpTimeout = qpTimeout
@@ -41,20 +44,33 @@ final class StampBuffers {
     let posted: UnsafeMutableBufferPointer<UInt64>
     let completed: UnsafeMutableBufferPointer<UInt64>
     let outstanding: UnsafeMutableBufferPointer<Int>
+    let postedOn: UnsafeMutableBufferPointer<Int>
+    let unsignaled: UnsafeMutableBufferPointer<Int>
+    let target: UnsafeMutableBufferPointer<Int>
 
     init(capacity: Int, queuePairs: Int) {
         posted = .allocate(capacity: max(1, capacity))
         posted.initialize(repeating: 0)
         completed = .allocate(capacity: max(1, capacity))
         completed.initialize(repeating: 0)
-        outstanding = .allocate(capacity: max(1, queuePairs))
-        outstanding.initialize(repeating: 0)
+        func counters() -> UnsafeMutableBufferPointer<Int> {
+            let buffer = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(1, queuePairs))
+            buffer.initialize(repeating: 0)
+            return buffer
+        }
+        outstanding = counters()
+        postedOn = counters()
+        unsignaled = counters()
+        target = counters()
     }
 
     deinit {
         posted.deallocate()
         completed.deallocate()
         outstanding.deallocate()
+        postedOn.deallocate()
+        unsignaled.deallocate()
+        target.deallocate()
     }
 }
 
@@ -67,10 +83,15 @@ struct ThroughputOutcome {
 }
 
 enum ThroughputLoop {
-    /// One side of one size. Sends `target` messages per QP (or for `duration`) when
+    /// One side of one size. Sends `iterations` messages per QP (or for `duration`) when
     /// `sending`; reposts receives when `receiving`; when `expectPeerDone`, runs until the
     /// peer's `done` arrived and (receiving) its count was received. Announces its own
     /// `done` when sending finished. Allocates nothing per message.
+    ///
+    /// Like perftest (`--cq-mod`, default 100) only every n-th request per QP is signaled;
+    /// its completion's id carries how many requests it accounts for. When a `-D` run or
+    /// Ctrl-C stops it, each QP with unsignaled requests in flight posts one signaled
+    /// request more so that every request is accounted for.
     static func run(queues: QueueSet, remote: RemoteMemory, parameters: ThroughputParameters, size: Int,
                     sending: Bool, receiving: Bool, expectPeerDone: Bool, stamps: StampBuffers,
                     pump: CompletionPump, progress: inout ProgressLine) throws(PerfError) -> ThroughputOutcome {
@@ -78,7 +99,9 @@ enum ThroughputLoop {
         let qpCount = pairs.count
         let slot = queues.slot
         let depth = min(parameters.sendDepth, queues.sendDepth)
-        let flags: SendFlags = size <= queues.maxInline && parameters.operation != .read ? [.signaled, .inline] : .signaled
+        let signalEvery = max(1, min(parameters.completionModeration, depth, 0xFFFF))
+        let quiet: SendFlags = size <= queues.maxInline && parameters.operation != .read ? [.inline] : []
+        let loud = quiet.union(.signaled)
         let operation: SendOperation
         let element: ScatterGatherElement
         switch parameters.operation {
@@ -93,30 +116,40 @@ enum ThroughputLoop {
             element = queues.memory.scatterGather(offset: slot, length: size)
         }
         let receiveElement = queues.memory.scatterGather(offset: slot, length: slot)
+        let perQueueTarget = sending ? (parameters.iterations ?? Int.max) : 0
+        let outstanding = stamps.outstanding, postedOn = stamps.postedOn, unsignaled = stamps.unsignaled, target = stamps.target
+        for q in 0..<qpCount {
+            outstanding[q] = 0; postedOn[q] = 0; unsignaled[q] = 0; target[q] = perQueueTarget
+        }
         var total = sending ? (parameters.iterations.map { $0 * qpCount } ?? Int.max) : 0
         let capacity = stamps.posted.count
-        for index in 0..<qpCount { stamps.outstanding[index] = 0 }
         var posted = 0, completed = 0, received = 0
         var peerCount: Int? = nil
         var peerDone = !expectPeerDone
         var announced = !sending
+        var stopping = !sending || parameters.duration == nil
         var truncated = false
         let start = MonotonicClock.nanoseconds()
         let end = parameters.duration.map { start + UInt64($0 * 1e9) } ?? .max
         var lastCompletion = start
         var nextAlive = start + 1_000_000_000
-        pump.activity = "moving \(parameters.operation) \(size) B (\(completed) done)"
+        pump.activity = "moving \(parameters.operation) \(size) B"
         pump.progressed(at: start)
         while true {
             if sending, posted < total {
                 let now = MonotonicClock.nanoseconds()
                 for q in 0..<qpCount {
-                    while stamps.outstanding[q] < depth, posted < total {
-                        if posted < capacity { stamps.posted[posted] = now }
+                    while outstanding[q] < depth, postedOn[q] < target[q] {
+                        postedOn[q] += 1
+                        unsignaled[q] += 1
+                        let signal = unsignaled[q] >= signalEvery || postedOn[q] == target[q]
+                        let id = UInt64(q) | UInt64(unsignaled[q]) << 16
                         try rdma("posting \(parameters.operation) on QP \(q)") { () throws(RDMAError) in
-                            try pairs[q].post(SendWorkRequest(id: UInt64(q), operation: operation, flags: flags), scatterGather: element)
+                            try pairs[q].post(SendWorkRequest(id: id, operation: operation, flags: signal ? loud : quiet), scatterGather: element)
                         }
-                        stamps.outstanding[q] += 1
+                        if signal { unsignaled[q] = 0 }
+                        if posted < capacity { stamps.posted[posted] = now }
+                        outstanding[q] += 1
                         posted += 1
                     }
                 }
@@ -133,14 +166,16 @@ enum ThroughputLoop {
                             try pairs[q].postReceive(id: id, scatterGather: receiveElement)
                         }
                     } else {
-                        stamps.outstanding[Int(id)] -= 1
-                        if completed < capacity { stamps.completed[completed] = now }
-                        completed += 1
+                        let q = Int(id & 0xFFFF), covered = Int((id >> 16) & 0xFFFF)
+                        outstanding[q] -= covered
+                        for _ in 0..<covered {
+                            if completed < capacity { stamps.completed[completed] = now }
+                            completed += 1
+                        }
                         lastCompletion = now
                     }
                 }
                 pump.progressed(at: now)
-                if sending, now >= end, total == .max { total = posted }
                 if now >= nextAlive {
                     nextAlive = now + 1_000_000_000
                     if sending { try pump.control.send(ControlMessage(cmd: "alive")) }
@@ -150,11 +185,19 @@ enum ThroughputLoop {
                 pump.controlMessage = nil
                 if message.cmd == "done" { peerDone = true; peerCount = message.count }
                 else if message.cmd != "alive" { throw .peer("unexpected \(message.cmd) during the run") }
-            } else if sending, total == .max || posted < total {
-                if stopRequested() { truncated = true; total = posted }
-                if parameters.duration != nil, MonotonicClock.nanoseconds() >= end { total = posted }
             }
-            if stopRequested(), sending, total > posted { truncated = true; total = posted }
+            let interrupted = stopRequested()
+            if sending, !announced, interrupted || (!stopping && MonotonicClock.nanoseconds() >= end) {
+                // Stop posting; a QP with unsignaled requests in flight gets one signaled
+                // request more, whose completion accounts for them.
+                if interrupted { truncated = true }
+                stopping = true
+                total = 0
+                for q in 0..<qpCount {
+                    target[q] = postedOn[q] + (unsignaled[q] > 0 ? 1 : 0)
+                    total += target[q]
+                }
+            }
             if !announced, completed == total {
                 announced = true
                 var done = ControlMessage(cmd: "done")
@@ -162,6 +205,7 @@ enum ThroughputLoop {
                 try pump.control.send(done)
             }
             if announced, peerDone, !receiving || received >= (peerCount ?? 0) { break }
+            if interrupted, !sending { truncated = true; break }
         }
         let peak = BandwidthStatistics.peak(posted: UnsafeBufferPointer(rebasing: stamps.posted[0..<min(posted, capacity)]),
                                             completed: UnsafeBufferPointer(rebasing: stamps.completed[0..<min(completed, capacity)]),
@@ -213,6 +257,7 @@ public enum ThroughputSession {
         hello.qps = parameters.queuePairs
         hello.bidirectional = parameters.bidirectional
         hello.txDepth = parameters.sendDepth
+        hello.cqMod = parameters.completionModeration
         hello.endpoints = local
         hello.memory = queues.remoteDescriptor
         try control.send(hello)
@@ -286,7 +331,7 @@ public enum ThroughputSession {
         let qps = max(1, hello.qps ?? 1)
         let parameters = ThroughputParameters(operation: operation, sizes: sizes, iterations: hello.iterations, duration: hello.duration,
                                               queuePairs: qps, bidirectional: hello.bidirectional ?? false,
-                                              sendDepth: hello.txDepth ?? 128, inlineSize: inlineSize, mtu: mtu, qpTimeout: qpTimeout,
+                                              sendDepth: hello.txDepth ?? 128, completionModeration: hello.cqMod ?? 100, inlineSize: inlineSize, mtu: mtu, qpTimeout: qpTimeout,
                                               progressTimeout: progressTimeout)
         do { try checkSizes(sizes, opened: opened) } catch {
             var refusal = ControlMessage(cmd: "error")
@@ -317,6 +362,15 @@ public enum ThroughputSession {
             case "go":
                 guard let size = message.size else { throw .peer("go without a size") }
                 try control.send(ControlMessage(cmd: "ready"))
+                if !parameters.bidirectional, operation != .send {
+                    // The target of WRITE/READ has no completions to poll: block on the
+                    // exchange instead of spinning, so the CPU goes to the device (rxe does
+                    // its work on the host's cores) — as perftest's server does.
+                    _ = try LatencySession.waitPassively(control: control, timeout: progressTimeout)
+                    let theirs = try control.receive(timeout: progressTimeout, waitingFor: "the client's result")
+                    if let statistics = theirs.bandwidth { report(statistics) }
+                    continue
+                }
                 let outcome = try ThroughputLoop.run(queues: queues, remote: remote, parameters: parameters, size: size,
                                                      sending: parameters.bidirectional, receiving: operation == .send,
                                                      expectPeerDone: true, stamps: stamps, pump: pump, progress: &progress)
