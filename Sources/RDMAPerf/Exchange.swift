@@ -92,6 +92,47 @@ public final class ControlConnection: @unchecked Sendable {
         }
     }
 
+    /// Writes raw bytes (perftest's fixed-size exchange messages).
+    public func sendRaw(_ bytes: [UInt8]) throws(PerfError) {
+        let ok = bytes.withUnsafeBytes { raw -> Bool in
+            var offset = 0
+            while offset < raw.count {
+                let written = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                if written <= 0 { if errno == EINTR { continue }; return false }
+                offset += written
+            }
+            return true
+        }
+        if !ok { throw .peer("the peer \(peerDescription) closed the exchange connection") }
+    }
+
+    /// Reads exactly `count` raw bytes, waiting at most `timeout` seconds.
+    public func receiveRaw(count: Int, timeout: Double, waitingFor what: String) throws(PerfError) -> [UInt8] {
+        let deadline = MonotonicClock.nanoseconds() + UInt64(max(0, timeout) * 1e9)
+        while pending.count < count {
+            let now = MonotonicClock.nanoseconds()
+            if now >= deadline { throw .peer("no \(what) from \(peerDescription) within \(timeout) s") }
+            try fill(waitMilliseconds: Int32(min(200, (deadline - now) / 1_000_000 + 1)))
+            if stopRequested() { throw PerfError("interrupted", exitCode: 130) }
+        }
+        let bytes = Array(pending[0..<count])
+        pending.removeSubrange(0..<count)
+        return bytes
+    }
+
+    /// The first byte the peer sent, without consuming it: `{` is our JSON exchange,
+    /// a digit is perftest's version string.
+    public func peekFirstByte(timeout: Double) throws(PerfError) -> UInt8 {
+        let deadline = MonotonicClock.nanoseconds() + UInt64(max(0, timeout) * 1e9)
+        while pending.isEmpty {
+            let now = MonotonicClock.nanoseconds()
+            if now >= deadline { throw .peer("the client \(peerDescription) sent nothing within \(timeout) s") }
+            try fill(waitMilliseconds: Int32(min(200, (deadline - now) / 1_000_000 + 1)))
+            if stopRequested() { throw PerfError("interrupted", exitCode: 130) }
+        }
+        return pending[0]
+    }
+
     /// A message if one is already here; never blocks. For the run loops' occasional checks.
     public func poll() throws(PerfError) -> ControlMessage? {
         if let message = try parsePending() { return message }

@@ -13,9 +13,12 @@ public struct LatencyParameters: Sendable, Equatable {
     public var mtu: Int?
     public var qpTimeout: UInt8
     public var progressTimeout: Double
+    /// Never yield while polling (--spin).
+    public var spin: Bool
 
     public init(operation: LatencyOperation, sizes: [Int], iterations: Int?, duration: Double?, warmup: Int,
-                inlineSize: Int? = nil, mtu: Int? = nil, qpTimeout: UInt8 = 14, progressTimeout: Double = 10) {
+                inlineSize: Int? = nil, mtu: Int? = nil, qpTimeout: UInt8 = 14, progressTimeout: Double = 10, spin: Bool = false) {
+        self.spin = spin
         self.operation = operation
         self.sizes = sizes
         self.iterations = iterations
@@ -66,13 +69,18 @@ enum LatencyLoops {
         let landing = base.scatterGather(offset: slot, length: parameters.operation == .atomic ? 8 : size)
         let receiveElement = base.scatterGather(offset: slot, length: slot)
         let flags: SendFlags = size <= queues.maxInline && parameters.operation.isPingPong ? [.signaled, .inline] : .signaled
-        let request: SendWorkRequest
+        var request: SendWorkRequest
         switch parameters.operation {
         case .send: request = SendWorkRequest(id: 0, operation: .send, flags: flags)
         case .write: request = SendWorkRequest(id: 0, operation: .write(remote.slice(offset: UInt32(slot), length: UInt32(size))), flags: flags)
         case .read: request = SendWorkRequest(id: 0, operation: .read(remote.slice(offset: 0, length: UInt32(size))), flags: flags)
         case .atomic: request = SendWorkRequest(id: 0, operation: .fetchAndAdd(remote.slice(offset: 0, length: 8), add: 1), flags: flags)
         }
+        // Ping-pong learns of delivery from the reply, so like perftest only every
+        // `signalEvery`-th request asks for a completion (it keeps the send queue drained);
+        // READ/atomic results arrive in their completion, so those are always signaled.
+        let quietFlags = parameters.operation.isPingPong ? flags.subtracting(.signaled) : flags
+        let signalEvery = max(1, min(64, queues.sendDepth / 2))
         let element = parameters.operation == .read || parameters.operation == .atomic ? landing : sendElement
         let mine = base.bytes.baseAddress!
         let lastSent = mine + (size - 1)
@@ -87,6 +95,7 @@ enum LatencyLoops {
         while iteration < total {
             let marker = UInt8(iteration % 255 + 1)
             if parameters.operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
+            request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
             let start = MonotonicClock.nanoseconds()
             try rdma("posting the \(parameters.operation) request") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
             var done = false
@@ -126,16 +135,18 @@ enum LatencyLoops {
     /// The server's side of a SEND/WRITE ping-pong: answer each ping until the client
     /// says `done` over the exchange connection.
     static func echo(queues: QueueSet, remote: RemoteMemory, operation: LatencyOperation, size: Int,
-                     pump: CompletionPump) throws(PerfError) -> ControlMessage {
+                     pump: CompletionPump, limit: Int? = nil) throws(PerfError) -> ControlMessage {
         let pair = queues.queuePairs[0]
         let base = queues.memory
         let slot = queues.slot
         let sendElement = base.scatterGather(offset: 0, length: size)
         let receiveElement = base.scatterGather(offset: slot, length: slot)
         let flags: SendFlags = size <= queues.maxInline ? [.signaled, .inline] : .signaled
-        let request = operation == .send
+        var request = operation == .send
             ? SendWorkRequest(id: 0, operation: .send, flags: flags)
             : SendWorkRequest(id: 0, operation: .write(remote.slice(offset: UInt32(slot), length: UInt32(size))), flags: flags)
+        let quietFlags = flags.subtracting(.signaled)
+        let signalEvery = max(1, min(64, queues.sendDepth / 2))
         let mine = base.bytes.baseAddress!
         let lastSent = mine + (size - 1)
         let lastLanded = mine + (slot + size - 1)
@@ -143,6 +154,7 @@ enum LatencyLoops {
         pump.progressed(at: MonotonicClock.nanoseconds())
         var iteration = 0
         while true {
+            if let limit, iteration >= limit { return ControlMessage(cmd: "done") }
             let marker = UInt8(iteration % 255 + 1)
             var pinged = false
             while !pinged {
@@ -158,6 +170,7 @@ enum LatencyLoops {
                 }
             }
             if operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
+            request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
             try rdma("posting the \(operation) reply") { () throws(RDMAError) in try pair.post(request, scatterGather: sendElement) }
             pump.progressed(at: MonotonicClock.nanoseconds())
             iteration += 1

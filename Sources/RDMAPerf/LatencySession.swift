@@ -25,7 +25,7 @@ public enum LatencySession {
                                  report: (LatencyResult) -> Void) throws(PerfError) -> [LatencyResult] {
         try checkSizes(parameters.sizes, opened: opened, operation: parameters.operation)
         let slot = slot(for: parameters.sizes)
-        let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 16,
+        let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128,
                                   receiveDepth: 64, inlineSize: parameters.inlineSize)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
@@ -53,6 +53,7 @@ public enum LatencySession {
             }
         }
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control)
+        pump.yieldWhenIdle = !parameters.spin
         var results: [LatencyResult] = []
         var progress = ProgressLine()
         defer { progress.finish() }
@@ -98,7 +99,7 @@ public enum LatencySession {
     /// Server: waits for one client's `hello`, answers the run, and returns the client's
     /// figures per size (it calls `report` with them as they arrive).
     public static func serve(opened: OpenedDevice, control: ControlConnection, progressTimeout: Double,
-                             inlineSize: Int?, mtu: Int?, qpTimeout: UInt8,
+                             inlineSize: Int?, mtu: Int?, qpTimeout: UInt8, spin: Bool = false,
                              log: (String) -> Void, report: (Int, LatencyOperation, LatencyStatistics) -> Void) throws(PerfError) {
         let hello = try control.receive(timeout: progressTimeout, waitingFor: "hello")
         guard hello.cmd == "hello", hello.tool == "rdma-pingpong", let sizes = hello.sizes,
@@ -115,7 +116,7 @@ public enum LatencySession {
         }
         log("client \(control.peerDescription): \(operation) latency, sizes \(sizes.count == 1 ? "\(sizes[0])" : "\(sizes.first!)…\(sizes.last!)")")
         let slot = slot(for: sizes)
-        let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 16, receiveDepth: 64, inlineSize: inlineSize)
+        let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
         try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex, mtu: mtu, timeout: qpTimeout)
@@ -131,6 +132,7 @@ public enum LatencySession {
         welcome.path = opened.path
         try control.send(welcome)
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: progressTimeout, control: control)
+        pump.yieldWhenIdle = !spin
         while true {
             let message = try control.receive(timeout: progressTimeout, waitingFor: "the next size (go) or bye")
             switch message.cmd {

@@ -107,6 +107,9 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("output"), help: "Print only this figure (perftest's --output=).")
     public var output: OutputChoice?
 
+    @Flag(name: .customLong("spin"), help: "Busy-poll without ever yielding the CPU (perftest's behaviour); by default the loops call sched_yield() after 256 empty polls so a kernel rxe sharing the cores is not starved.")
+    public var spin = false
+
     @Option(name: .customLong("timeout"), help: "Seconds without progress before a run is abandoned (peer gone).")
     public var progressTimeout: Double = 10
 

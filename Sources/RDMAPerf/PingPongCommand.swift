@@ -20,6 +20,8 @@ public struct PingPongCommand: ParsableCommand {
           rdma-pingpong -d rxe0 -s 64 -n 10000 10.0.0.1     # client
           rdma-pingpong --loopback --op read -a --json -    # READ sweep, JSON lines on stdout
           rdma-pingpong --loopback -n 100000 --histogram lat.hgrm --plot lat.svg
+          rdma-pingpong -d rxe0 -n 1000 --perftest 10.0.0.1 # client of `ib_send_lat -d rxe0 -n 1000`
+          (the server also answers ib_send_lat's client: it recognises perftest's exchange)
         """)
 
     @OptionGroup public var common: CommonOptions
@@ -32,6 +34,9 @@ public struct PingPongCommand: ParsableCommand {
 
     @Option(name: .customLong("warmup"), help: "Warm-up iterations before measuring (default: 10% of -n, at most 1000).")
     public var warmup: Int?
+
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat: speak its exchange (SEND only, same -s/-n on both sides, no warm-up).")
+    public var perftestPeer = false
 
     @Option(name: .customLong("histogram"), help: ArgumentHelp("Write the HdrHistogram percentile distribution (µs).", valueName: "FILE"))
     public var histogramFile: String?
@@ -50,13 +55,18 @@ public struct PingPongCommand: ParsableCommand {
     func parameters() throws(PerfError) -> LatencyParameters {
         try common.validate(explicitSize: size)
         if let warmup, warmup < 0 { throw .usage("--warmup \(warmup): must be ≥ 0") }
+        if perftestPeer {
+            guard operation == .send, !common.all, common.duration == nil, common.server != nil else {
+                throw .usage("--perftest speaks ib_send_lat's exchange: SEND, one size, -n iterations, as a client (name the server)")
+            }
+        }
         let sizes = operation == .atomic ? [size?.value ?? 8] : common.sizes(defaultSize: 2, explicit: size)
         if operation == .atomic, common.all { throw .usage("-a with --op atomic: atomics are always 8 bytes") }
         let iterations = common.duration == nil ? (common.iterations ?? 1000) : nil
         let warm = warmup ?? (iterations.map { min(1000, $0 / 10) } ?? 100)
         return LatencyParameters(operation: operation, sizes: sizes, iterations: iterations, duration: common.duration,
                                  warmup: warm, inlineSize: common.inlineSize, mtu: common.mtu,
-                                 qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout)
+                                 qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout, spin: common.spin)
     }
 
     func execute() throws(PerfError) {
@@ -76,7 +86,7 @@ public struct PingPongCommand: ParsableCommand {
             let server = BackgroundTask { () throws(PerfError) in
                 let control = try listener.accept(timeout: common.connectTimeout)
                 try LatencySession.serve(opened: peer, control: control, progressTimeout: common.progressTimeout,
-                                         inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout,
+                                         inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
                                          log: { _ in }, report: { _, _, _ in })
             }
             let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: common.connectTimeout)
@@ -92,6 +102,14 @@ public struct PingPongCommand: ParsableCommand {
                 printError("rdma-pingpong: loopback server side: \(error)")
             }
             try finish(results, sweep: sweep)
+        } else if let host = common.server, perftestPeer {
+            let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
+            let result = try PerftestLatency.run(opened: opened, control: control, isClient: true, size: parameters.sizes[0],
+                                                 iterations: parameters.iterations ?? 1000, inlineSize: common.inlineSize,
+                                                 qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
+                                                 log: { printError("rdma-pingpong: \($0)") })
+            if let result { printer.print(result, path: opened.path) }
+            try finish(result.map { [$0] } ?? [], sweep: false)
         } else if let host = common.server {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
             let results = try LatencySession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0, path: opened.path) }
@@ -101,8 +119,20 @@ public struct PingPongCommand: ParsableCommand {
             printError("rdma-pingpong: waiting for a client on TCP port \(listener.port) (at most \(common.connectTimeout) s)")
             let control = try listener.accept(timeout: common.connectTimeout)
             listener.close()
+            if try control.peekFirstByte(timeout: common.progressTimeout) != UInt8(ascii: "{") {
+                // perftest's client opens with its version string, ours with JSON.
+                guard operation == .send, !common.all, common.duration == nil else {
+                    throw .usage("a perftest client connected: answer it with --op send, one -s, -n (as ib_send_lat)")
+                }
+                _ = try PerftestLatency.run(opened: opened, control: control, isClient: false, size: parameters.sizes[0],
+                                            iterations: parameters.iterations ?? 1000, inlineSize: common.inlineSize,
+                                            qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
+                                            log: { printError("rdma-pingpong: \($0)") })
+                printError("rdma-pingpong: answered \(parameters.iterations ?? 1000) pings of \(parameters.sizes[0]) B from perftest's client (its figures are on its side)")
+                return
+            }
             try LatencySession.serve(opened: opened, control: control, progressTimeout: common.progressTimeout,
-                                     inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout,
+                                     inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
                                      log: { printError("rdma-pingpong: \($0)") }) { size, operation, statistics in
                 printer.printServer(size: size, statistics: statistics)
             }

@@ -9,8 +9,8 @@ public struct ThroughputCommand: ParsableCommand {
         commandName: "rdma-throughput",
         abstract: "RDMA bandwidth and message rate (perftest ib_*_bw compatible flags and table).",
         discussion: """
-        BW average = bytes ÷ (last completion − first post); BW peak = the best window of
-        (send-queue depth × QPs) messages, as perftest computes it. MiB = 2^20 B; with
+        BW average = bytes ÷ (last completion − first post); BW peak = the best rate over any
+        run of consecutive messages (post of the first → completion of the last), as perftest. MiB = 2^20 B; with
         --report_gbits, Gb = 10^9 bit. With -b both sides send and the figures are summed.
 
         Examples:
@@ -64,7 +64,7 @@ public struct ThroughputCommand: ParsableCommand {
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,
                                     bidirectional: bidirectional, sendDepth: sendDepth,
                                     completionModeration: completionModeration, inlineSize: common.inlineSize,
-                                    mtu: common.mtu, qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout)
+                                    mtu: common.mtu, qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout, spin: common.spin)
     }
 
     func execute() throws(PerfError) {
@@ -84,7 +84,7 @@ public struct ThroughputCommand: ParsableCommand {
             let server = BackgroundTask { () throws(PerfError) in
                 let control = try listener.accept(timeout: common.connectTimeout)
                 try ThroughputSession.serve(opened: peer, control: control, progressTimeout: common.progressTimeout,
-                                            inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout,
+                                            inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
                                             log: { _ in }, report: { _ in })
             }
             let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: common.connectTimeout)
@@ -107,7 +107,7 @@ public struct ThroughputCommand: ParsableCommand {
             let control = try listener.accept(timeout: common.connectTimeout)
             listener.close()
             try ThroughputSession.serve(opened: opened, control: control, progressTimeout: common.progressTimeout,
-                                        inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout,
+                                        inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
                                         log: { printError("rdma-throughput: \($0)") }) { statistics in
                 printer.print(statistics, note: "   (client's figures)")
             }

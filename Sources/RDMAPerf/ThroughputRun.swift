@@ -17,10 +17,13 @@ public struct ThroughputParameters: Sendable, Equatable {
     public var mtu: Int?
     public var qpTimeout: UInt8
     public var progressTimeout: Double
+    /// Never yield while polling (--spin).
+    public var spin: Bool
 
     public init(operation: BandwidthOperation, sizes: [Int], iterations: Int?, duration: Double?, queuePairs: Int = 1,
                 bidirectional: Bool = false, sendDepth: Int = 128, completionModeration: Int = 100, inlineSize: Int? = nil, mtu: Int? = nil,
-                qpTimeout: UInt8 = 14, progressTimeout: Double = 10) {
+                qpTimeout: UInt8 = 14, progressTimeout: Double = 10, spin: Bool = false) {
+        self.spin = spin
         self.operation = operation
         self.sizes = sizes
         self.iterations = iterations
@@ -209,7 +212,7 @@ enum ThroughputLoop {
         }
         let peak = BandwidthStatistics.peak(posted: UnsafeBufferPointer(rebasing: stamps.posted[0..<min(posted, capacity)]),
                                             completed: UnsafeBufferPointer(rebasing: stamps.completed[0..<min(completed, capacity)]),
-                                            window: depth * qpCount, messageSize: size)
+                                            messageSize: size)
         return ThroughputOutcome(sent: completed, elapsed: lastCompletion &- start, peak: peak, received: received, truncated: truncated)
     }
 }
@@ -269,6 +272,7 @@ public enum ThroughputSession {
                            mtu: parameters.mtu, timeout: parameters.qpTimeout)
         try postReceives(queues)
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control)
+        pump.yieldWhenIdle = !parameters.spin
         let capacity = parameters.iterations.map { $0 * parameters.queuePairs } ?? ThroughputParameters.durationStampCap
         let stamps = StampBuffers(capacity: capacity, queuePairs: parameters.queuePairs)
         var progress = ProgressLine()
@@ -319,7 +323,7 @@ public enum ThroughputSession {
 
     /// Server: answers one client's run; calls `report` with the client's figures.
     public static func serve(opened: OpenedDevice, control: ControlConnection, progressTimeout: Double,
-                             inlineSize: Int?, mtu: Int?, qpTimeout: UInt8,
+                             inlineSize: Int?, mtu: Int?, qpTimeout: UInt8, spin: Bool = false,
                              log: (String) -> Void, report: (BandwidthStatistics) -> Void) throws(PerfError) {
         let hello = try control.receive(timeout: progressTimeout, waitingFor: "hello")
         guard hello.cmd == "hello", hello.tool == "rdma-throughput", let sizes = hello.sizes,
@@ -332,7 +336,7 @@ public enum ThroughputSession {
         let parameters = ThroughputParameters(operation: operation, sizes: sizes, iterations: hello.iterations, duration: hello.duration,
                                               queuePairs: qps, bidirectional: hello.bidirectional ?? false,
                                               sendDepth: hello.txDepth ?? 128, completionModeration: hello.cqMod ?? 100, inlineSize: inlineSize, mtu: mtu, qpTimeout: qpTimeout,
-                                              progressTimeout: progressTimeout)
+                                              progressTimeout: progressTimeout, spin: spin)
         do { try checkSizes(sizes, opened: opened) } catch {
             var refusal = ControlMessage(cmd: "error")
             refusal.error = "server: \(error)"
@@ -351,6 +355,7 @@ public enum ThroughputSession {
         welcome.path = opened.path
         try control.send(welcome)
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: progressTimeout, control: control)
+        pump.yieldWhenIdle = !spin
         let capacity = parameters.iterations.map { $0 * qps } ?? ThroughputParameters.durationStampCap
         let stamps = StampBuffers(capacity: parameters.bidirectional ? capacity : 1, queuePairs: qps)
         var progress = ProgressLine()

@@ -1,3 +1,4 @@
+import Glibc
 import RDMA
 
 /// Turns the API's typed errors into the tools' errors, naming what was being done.
@@ -20,6 +21,10 @@ final class CompletionPump {
     /// Past this instant without `progressed`, the peer is declared gone.
     var deadline: UInt64 = .max
     var activity = "waiting for the peer"
+    /// Give the CPU away briefly after 256 empty polls (see `poll`); false with --spin.
+    var yieldWhenIdle = true
+    /// False with a perftest peer: its exchange is silent during the run and is not JSON.
+    var watchControl = true
     /// A message the peer sent while we were busy (e.g. `done`).
     var controlMessage: ControlMessage?
 
@@ -46,10 +51,16 @@ final class CompletionPump {
         }
         if count == 0 {
             spins &+= 1
+            // A kernel Soft-RoCE does its work in softirq context; when it is deferred to
+            // ksoftirqd on a CPU this thread spins on, CFS lets it run only at the next tick
+            // (4 ms at HZ=250): every round trip then takes a tick. Yielding after 256 empty
+            // polls (far longer than a hardware round trip) lets it run at once. --spin
+            // turns this off to busy-poll exactly like perftest.
+            if yieldWhenIdle, spins & 255 == 0 { sched_yield() }
             if spins & 4095 == 0 {
                 if stopRequested() { throw PerfError("interrupted", exitCode: 130) }
                 if MonotonicClock.nanoseconds() > deadline { throw stalled(activity) }
-                if controlMessage == nil, let message = try control.poll() { controlMessage = message }
+                if watchControl, controlMessage == nil, let message = try control.poll() { controlMessage = message }
             }
         }
         return count

@@ -1,4 +1,5 @@
 import Foundation
+import RDMA
 import Testing
 @testable import RDMAPerf
 
@@ -95,5 +96,22 @@ struct ExchangeTests {
                 #expect(error.message.contains("not in this build"))
             }
         }
+    }
+}
+
+@Suite("perftest's exchange format")
+struct PerftestWireTests {
+    @Test("key line: 108 bytes in KEY_PRINT_FMT_GID, and back")
+    func keyLine() throws {
+        let gid = try #require(GID("::ffff:10.239.255.1"))
+        let key = PerftestKey(lid: 0, outstandingReads: 1, queuePairNumber: 0x19, psn: 0x1560da, rkey: 0x612,
+                              virtualAddress: 0x5639_84c2_e000, gid: gid)
+        let message = key.message
+        #expect(message.count == PerftestKey.messageSize)
+        #expect(message.last == 0)
+        let text = String(decoding: message.dropLast(), as: UTF8.self)
+        #expect(text == "0000:0001:000019:1560da:00000612:0000563984c2e000:00:00:00:00:00:00:00:00:00:00:ff:ff:0a:ef:ff:01:00000000:")
+        #expect(PerftestKey(message: message) == key)
+        #expect(PerftestKey(message: Array("{\"cmd\":\"hello\"}".utf8)) == nil)
     }
 }
