@@ -92,11 +92,14 @@ enum LatencyLoops {
         pump.activity = "waiting for the \(parameters.operation) response (size \(size))"
         pump.progressed(at: MonotonicClock.nanoseconds())
         var iteration = 0
+        // One clock read per iteration, like perftest's tposted[i+1] − tposted[i]: the
+        // read after a reply is also the start of the next round trip, and the few
+        // instructions between them belong to a sample, as in perftest.
+        var start = MonotonicClock.nanoseconds()
         while iteration < total {
             let marker = UInt8(iteration % 255 + 1)
             if parameters.operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
             request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
-            let start = MonotonicClock.nanoseconds()
             try rdma("posting the \(parameters.operation) request") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
             var done = false
             while !done {
@@ -113,12 +116,13 @@ enum LatencyLoops {
                 }
             }
             let now = MonotonicClock.nanoseconds()
-            pump.progressed(at: now)
+            pump.tick()
             if iteration >= parameters.warmup {
                 if samples.count == samples.storage.count { truncated = true; break }
                 samples.storage[samples.count] = now &- start
                 samples.count += 1
             }
+            start = now
             iteration += 1
             if now >= end { break }
             if stopRequested() { truncated = true; break }
@@ -172,7 +176,7 @@ enum LatencyLoops {
             if operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
             request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
             try rdma("posting the \(operation) reply") { () throws(RDMAError) in try pair.post(request, scatterGather: sendElement) }
-            pump.progressed(at: MonotonicClock.nanoseconds())
+            pump.tick()
             iteration += 1
         }
     }
