@@ -136,8 +136,8 @@ public enum SVGPlot {
         }
         let halvedNote = results.first.map { $0.statistics.halved ? " (RTT/2)" : " (request/response)" } ?? ""
         return chart(title: title, xLabel: "percentile (log scale: each step is ten times rarer)",
-                     yLabel: "latency [µs]\(halvedNote)", series: series, xRange: (0, Double(decades)),
-                     xTicks: labels, logX: false)
+                     yLabel: "latency [µs, log scale]\(halvedNote)", series: series, xRange: (0, Double(decades)),
+                     xTicks: labels, logY: true)
     }
 
     /// Average bandwidth against message size (log2 x).
@@ -154,7 +154,7 @@ public enum SVGPlot {
             return (x, text)
         }
         return chart(title: title, xLabel: "message size [bytes, log scale]", yLabel: "bandwidth [\(unit)]",
-                     series: [average, peak], xRange: (low, high), xTicks: ticks, logX: true)
+                     series: [average, peak], xRange: (low, high), xTicks: ticks, logY: false)
     }
 
     static func escape(_ text: String) -> String {
@@ -162,21 +162,33 @@ public enum SVGPlot {
     }
 
     static func chart(title: String, xLabel: String, yLabel: String, series: [Series], xRange: (Double, Double),
-                      xTicks: [(Double, String)], logX: Bool) -> String {
+                      xTicks: [(Double, String)], logY: Bool) -> String {
         let width = 900.0, height = 560.0
         let left = 90.0, right = 170.0, top = 50.0, bottom = 70.0
         let plotWidth = width - left - right, plotHeight = height - top - bottom
-        let maxY = niceCeiling(series.flatMap { $0.points.map(\.y) }.max() ?? 1)
+        // Latency tails span decades (10 µs typical, 10 ms stalls): a log y axis keeps both
+        // readable; bandwidth stays linear.
+        let values = series.flatMap { $0.points.map(\.y) }.filter { $0 > 0 }
+        let maxY = logY ? pow(10, (log10(values.max() ?? 10)).rounded(.up)) : niceCeiling(values.max() ?? 1)
+        let minY = logY ? pow(10, (log10(values.min() ?? 1)).rounded(.down)) : 0
         func px(_ x: Double) -> Double { left + (x - xRange.0) / max(1e-9, xRange.1 - xRange.0) * plotWidth }
-        func py(_ y: Double) -> Double { top + plotHeight - y / maxY * plotHeight }
+        func py(_ y: Double) -> Double {
+            if logY {
+                let span = max(1e-9, log10(maxY) - log10(minY))
+                return top + plotHeight - (log10(max(y, minY)) - log10(minY)) / span * plotHeight
+            }
+            return top + plotHeight - y / maxY * plotHeight
+        }
         var svg = """
         <svg xmlns="http://www.w3.org/2000/svg" width="\(Int(width))" height="\(Int(height))" viewBox="0 0 \(Int(width)) \(Int(height))" font-family="Helvetica, Arial, sans-serif" font-size="13">
         <rect width="100%" height="100%" fill="white"/>
         <text x="\(width / 2)" y="28" text-anchor="middle" font-size="17" font-weight="bold">\(escape(title))</text>
 
         """
-        for step in 0...5 {
-            let y = maxY * Double(step) / 5
+        let yTicks: [Double] = logY
+            ? stride(from: log10(minY), through: log10(maxY) + 1e-9, by: 1).map { pow(10, $0) }
+            : (0...5).map { maxY * Double($0) / 5 }
+        for y in yTicks {
             svg += "<line x1=\"\(left)\" y1=\"\(py(y))\" x2=\"\(left + plotWidth)\" y2=\"\(py(y))\" stroke=\"#ddd\"/>\n"
             svg += "<text x=\"\(left - 8)\" y=\"\(py(y) + 4)\" text-anchor=\"end\">\(format(y))</text>\n"
         }

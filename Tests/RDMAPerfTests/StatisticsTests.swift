@@ -122,6 +122,15 @@ struct ReportTests {
         #expect(svg.hasPrefix("<svg") && svg.hasSuffix("</svg>\n"))
         #expect(svg.contains("99.9%"))
         #expect(svg.contains("(RTT/2)"))
+        // A tail over four decades stays readable: the plot is left for a person to look at.
+        var tailed: [UInt64] = (1...20_000).map { UInt64(20_000 + ($0 % 50) * 100) }
+        tailed += [4_000_000, 8_000_000, 56_000_000]
+        let tailedStats = try #require(LatencyStatistics(samplesNanoseconds: tailed, halve: true))
+        let tailedHistogram = tailed.withUnsafeBufferPointer { LatencyStatistics.histogram(of: $0, halve: true) }
+        let tailedSVG = SVGPlot.latency([LatencyResult(size: 2, operation: .send, statistics: tailedStats, histogram: tailedHistogram, truncated: false)],
+                                        title: "rdma-pingpong: send latency by percentile (test data)")
+        #expect(tailedSVG.contains(">10000<") || tailedSVG.contains(">1e+04<"))
+        try? tailedSVG.write(toFile: NSTemporaryDirectory() + "rdmaperf-latency-test.svg", atomically: true, encoding: .utf8)
         let bw = SVGPlot.bandwidth([BandwidthStatistics(messageSize: 2, messages: 1, elapsedNanoseconds: 1, peakBytesPerSecond: 0),
                                     BandwidthStatistics(messageSize: 65536, messages: 1, elapsedNanoseconds: 1, peakBytesPerSecond: 0)],
                                    gigabits: true, title: "bw")
