@@ -115,3 +115,21 @@ struct PerftestWireTests {
         #expect(PerftestKey(message: Array("{\"cmd\":\"hello\"}".utf8)) == nil)
     }
 }
+
+@Suite("Device selection")
+struct DeviceSelectionTests {
+    @Test("automatic without any backend names every step it tried and exits 2")
+    func automaticWithoutBackend() throws {
+        guard (try? Device.all())?.isEmpty ?? true, ProcessInfo.processInfo.environment["RDMA_TEST_DEVICE"] == nil,
+              !DeviceSelection.softEngineAvailable else { return }   // a machine with RDMA: nothing to check here
+        do {
+            _ = try DeviceSelection.open(.automatic, port: 1, gidIndex: nil) { _ in }
+            Issue.record("opened a device on a machine without RDMA")
+        } catch {
+            #expect(error.exitCode == 2)
+            #expect(error.message == "no RDMA device to run on")
+            #expect(error.hint?.contains("kernel rxe:") == true)
+            #expect(error.hint?.contains("not in this build") == true)
+        }
+    }
+}
