@@ -92,15 +92,29 @@ enum LatencyLoops {
         pump.activity = "waiting for the \(parameters.operation) response (size \(size))"
         pump.progressed(at: MonotonicClock.nanoseconds())
         var iteration = 0
-        // One clock read per iteration, like perftest's tposted[i+1] − tposted[i]: the
-        // read after a reply is also the start of the next round trip, and the few
-        // instructions between them belong to a sample, as in perftest.
-        var start = MonotonicClock.nanoseconds()
+        // One clock read per iteration, taken right after posting, while the request is on
+        // the wire: a sample is the period between consecutive posts — perftest's
+        // tposted[i+1] − tposted[i] — and the read itself stays off the critical path (in a
+        // VM whose clocksource is hpet every read is a system call and an MMIO exit).
+        var pendingStart: UInt64 = 0
+        var pending = false
         while iteration < total {
+            if pending, iteration - 1 >= parameters.warmup, samples.count == samples.storage.count {
+                truncated = true
+                pending = false
+                break
+            }
             let marker = UInt8(iteration % 255 + 1)
             if parameters.operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
             request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
             try rdma("posting the \(parameters.operation) request") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
+            let now = MonotonicClock.nanoseconds()
+            if pending, iteration - 1 >= parameters.warmup {
+                samples.storage[samples.count] = now &- pendingStart
+                samples.count += 1
+            }
+            pendingStart = now
+            pending = true
             var done = false
             while !done {
                 if parameters.operation == .write, lastLanded.load(as: UInt8.self) == marker { done = true }
@@ -115,14 +129,7 @@ enum LatencyLoops {
                     }
                 }
             }
-            let now = MonotonicClock.nanoseconds()
             pump.tick()
-            if iteration >= parameters.warmup {
-                if samples.count == samples.storage.count { truncated = true; break }
-                samples.storage[samples.count] = now &- start
-                samples.count += 1
-            }
-            start = now
             iteration += 1
             if now >= end { break }
             if stopRequested() { truncated = true; break }
@@ -132,6 +139,11 @@ enum LatencyLoops {
                 if !parameters.operation.isPingPong { try pump.control.send(ControlMessage(cmd: "alive")) }
                 progress.tick(now: now, "\(parameters.operation) \(size) B: \(samples.count) samples")
             }
+        }
+        // The last round trip has no next post: it ends at its reply.
+        if pending, iteration - 1 >= parameters.warmup, samples.count < samples.storage.count {
+            samples.storage[samples.count] = MonotonicClock.nanoseconds() &- pendingStart
+            samples.count += 1
         }
         return truncated
     }
