@@ -25,7 +25,7 @@ let package = Package(
             pkgConfig: "libibverbs",
             providers: [.apt(["libibverbs-dev", "librdmacm-dev"])]
         ),
-        .target(name: "RDMA", dependencies: ["CIBVerbs"]),
+        .target(name: "RDMA", dependencies: ["CIBVerbs", "SoftRoCE"]),
         .executableTarget(
             name: "rdma-devices",
             dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -36,6 +36,11 @@ let package = Package(
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
         .target(name: "RoCEWire", dependencies: ["CZlib"]),
         .testTarget(name: "RoCEWireTests", dependencies: ["RoCEWire"], resources: [.copy("Vectors")]),
+
+        // MARK: soft RoCE engine (issue 5)
+        .target(name: "SoftRoCE", dependencies: ["RoCEWire"]),
+        .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire"]),
+        .executableTarget(name: "softroce-bench", dependencies: ["RDMA"]),
 
         // MARK: congestion control and fabric simulation (issue 7)
         .target(name: "Congestion"),

@@ -14,7 +14,7 @@
 // reads and fills the same layout, so a program is written once for both.
 //
 // `Context` is where a backend is chosen: `Context(device:)` opens a verbs device; the soft
-// engine will add its own initialiser. Everything else inherits the backend of its parent.
+// engine has its own, `Context(soft:)`. Everything else inherits the backend of its parent.
 
 /// Which implementation an object runs on.
 ///
@@ -25,10 +25,13 @@
 public enum BackendKind: Sendable, Equatable, CustomStringConvertible {
     /// libibverbs: hardware RNICs and the kernel's Soft-RoCE (rxe).
     case verbs
+    /// SoftRoCE: the userspace RoCEv2 engine over a UDP socket (`Context(soft:)`).
+    case soft
 
     public var description: String {
         switch self {
         case .verbs: "verbs"
+        case .soft: "soft"
         }
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CIBVerbs
+import SoftRoCE
 
 /// A file descriptor that becomes readable when an armed completion queue gets a
 /// completion: the way to wait for completions without spinning a core.
@@ -26,6 +27,7 @@ import CIBVerbs
 public final class CompletionChannel: ClosableResource, @unchecked Sendable {
     private enum Handle {
         case verbs(UnsafeMutablePointer<ibv_comp_channel>)
+        case soft(SoftCompletionChannel, SoftDevice)
         case closed
     }
 
@@ -36,14 +38,28 @@ public final class CompletionChannel: ClosableResource, @unchecked Sendable {
     /// Creates the channel. The corresponding C function is `ibv_create_comp_channel`.
     public init(context: Context) throws(RDMAError) {
         self.context = context
+        if let soft = try context.softEngine("ibv_create_comp_channel") {
+            do throws(SoftRoCEError) { handle = .soft(try soft.createCompletionChannel(), soft) } catch { throw RDMAError(soft: error) }
+            context.children.add(self)
+            return
+        }
         let verbsContext = try context.verbsContext("ibv_create_comp_channel")
         handle = .verbs(try CReturn.nonNull("ibv_create_comp_channel") { ibv_create_comp_channel(verbsContext) }.get())
         context.children.add(self)
     }
 
+    func softChannel(_ operation: StaticString) throws(RDMAError) -> SoftCompletionChannel? {
+        switch handle {
+        case .soft(let channel, _): return channel
+        case .verbs: return nil
+        case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the CompletionChannel was closed")
+        }
+    }
+
     func verbsChannel(_ operation: StaticString) throws(RDMAError) -> UnsafeMutablePointer<ibv_comp_channel> {
         switch handle {
         case .verbs(let pointer): return pointer
+        case .soft: throw RDMAError(operation: "\(operation)", kind: .unsupported, hint: "a soft channel has no verbs handle")
         case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the CompletionChannel was closed")
         }
     }
@@ -51,6 +67,7 @@ public final class CompletionChannel: ClosableResource, @unchecked Sendable {
     /// The descriptor to watch for readability; -1 once closed.
     public var fileDescriptor: Int32 {
         if case .verbs(let pointer) = handle { return pointer.pointee.fd }
+        if case .soft(let channel, _) = handle { return channel.fileDescriptor }
         return -1
     }
 
@@ -58,7 +75,18 @@ public final class CompletionChannel: ClosableResource, @unchecked Sendable {
     /// queue it belongs to, or nil on timeout. The caller must acknowledge the event
     /// (`acknowledgeEvents`) before that queue can be closed.
     /// The corresponding C function is `ibv_get_cq_event`.
+    ///
+    /// On a soft device the wait also drives the engine (so a single thread may post, then
+    /// wait); with `Context.startBackgroundProgress()` the descriptor becomes readable by
+    /// itself and may be watched by an event loop.
     public func waitForEvent(timeoutMilliseconds: Int32) throws(RDMAError) -> CompletionQueue? {
+        if case .soft(let channel, let soft) = handle {
+            guard let queue = soft.waitForEvent(channel, timeoutMilliseconds: timeoutMilliseconds),
+                  let owner = queue.userContext else { return nil }
+            let completionQueue = Unmanaged<CompletionQueue>.fromOpaque(owner).takeUnretainedValue()
+            completionQueue.noteEventReceived()
+            return completionQueue
+        }
         let channel = try verbsChannel("ibv_get_cq_event")
         var descriptor = pollfd(fd: channel.pointee.fd, events: Int16(POLLIN), revents: 0)
         while true {
@@ -81,6 +109,12 @@ public final class CompletionChannel: ClosableResource, @unchecked Sendable {
     /// Closes the queues attached to this channel, then the channel. Idempotent.
     /// The corresponding C function is `ibv_destroy_comp_channel`.
     public func close() throws(RDMAError) {
+        if case .soft(let channel, let soft) = handle {
+            try children.closeAll()
+            handle = .closed
+            soft.destroyCompletionChannel(channel)
+            return
+        }
         guard case .verbs(let pointer) = handle else { return }
         try children.closeAll()
         handle = .closed

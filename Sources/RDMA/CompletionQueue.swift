@@ -1,4 +1,5 @@
 import CIBVerbs
+import SoftRoCE
 
 /// Where the device reports finished work requests.
 ///
@@ -16,6 +17,7 @@ import CIBVerbs
 public final class CompletionQueue: ClosableResource, @unchecked Sendable {
     private enum Handle {
         case verbs(UnsafeMutablePointer<ibv_cq>)
+        case soft(SoftCompletionQueue, SoftDevice)
         case closed
     }
 
@@ -39,6 +41,15 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
         }
         self.context = context
         self.channel = channel
+        if let soft = try context.softEngine("ibv_create_cq") {
+            let queue = soft.createCompletionQueue(capacity: minimumEntries, channel: try channel?.softChannel("ibv_create_cq"))
+            capacity = queue.capacity
+            handle = .soft(queue, soft)
+            queue.userContext = Unmanaged.passUnretained(self).toOpaque()
+            context.children.add(self)
+            channel?.children.add(self)
+            return
+        }
         let verbsContext = try context.verbsContext("ibv_create_cq")
         let verbsChannel = try channel?.verbsChannel("ibv_create_cq")
         // The queue is not fully initialised yet, so create the CQ with a NULL context and
@@ -57,8 +68,14 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
     private func verbsQueue(_ operation: StaticString) throws(RDMAError) -> UnsafeMutablePointer<ibv_cq> {
         switch handle {
         case .verbs(let pointer): return pointer
+        case .soft: throw RDMAError(operation: "\(operation)", kind: .unsupported, hint: "a soft completion queue has no verbs handle")
         case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the CompletionQueue was closed")
         }
+    }
+
+    var softHandle: (queue: SoftCompletionQueue, device: SoftDevice)? {
+        if case .soft(let queue, let device) = handle { return (queue, device) }
+        return nil
     }
 
     var verbsHandle: UnsafeMutablePointer<ibv_cq>? {
@@ -70,6 +87,7 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
     /// Never blocks and never allocates. The corresponding C function is `ibv_poll_cq`.
     @inline(__always)
     public func poll(into buffer: UnsafeMutableBufferPointer<WorkCompletion>) throws(RDMAError) -> Int {
+        if case .soft(let queue, let soft) = handle { return Self.softPoll(queue, soft, into: buffer) }
         let queue = try verbsQueue("ibv_poll_cq")
         guard let base = buffer.baseAddress, !buffer.isEmpty else { return 0 }
         let limit = Int32(clamping: buffer.count)
@@ -80,6 +98,18 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
                 Int(ibv_poll_cq(queue, limit, raw))
             }
         }.get()
+    }
+
+    /// Polls the soft engine (which drives its progress first) into a small stack batch and
+    /// translates each completion into the caller's `ibv_wc` buffer.
+    private static func softPoll(_ queue: SoftCompletionQueue, _ soft: SoftDevice,
+                                 into buffer: UnsafeMutableBufferPointer<WorkCompletion>) -> Int {
+        guard buffer.count > 0 else { return 0 }
+        return withUnsafeTemporaryAllocation(of: SoftCompletion.self, capacity: min(buffer.count, 16)) { scratch in
+            let count = soft.poll(queue, into: scratch)
+            for index in 0..<count { SoftTranslate.completion(scratch[index], into: &buffer[index].raw) }
+            return count
+        }
     }
 
     /// The next completion, or nil when the queue is empty. Allocates nothing.
@@ -112,11 +142,16 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
     /// Arms the queue: the channel gets one event at the next completion (or the next
     /// solicited one). The corresponding C function is `ibv_req_notify_cq`.
     public func requestNotification(solicitedOnly: Bool = false) throws(RDMAError) {
-        let queue = try verbsQueue("ibv_req_notify_cq")
         guard channel != nil else {
+            if isClosed { throw RDMAError(operation: "ibv_req_notify_cq", kind: .closed, hint: "the CompletionQueue was closed") }
             throw RDMAError(operation: "ibv_req_notify_cq", kind: .invalidArgument,
                             hint: "the queue has no CompletionChannel: create it with `channel:` to use events")
         }
+        if case .soft(let queue, let soft) = handle {
+            soft.requestNotification(queue, solicitedOnly: solicitedOnly)
+            return
+        }
+        let queue = try verbsQueue("ibv_req_notify_cq")
         try CReturn.returnedErrno("ibv_req_notify_cq") { ibv_req_notify_cq(queue, solicitedOnly ? 1 : 0) }.get()
     }
 
@@ -126,17 +161,28 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
     /// batches is cheaper: the C call takes a mutex.
     /// The corresponding C function is `ibv_ack_cq_events`.
     public func acknowledgeEvents(_ count: UInt32) {
+        if case .soft = handle { eventsAcknowledged &+= count; return }
         guard count > 0, let queue = verbsHandle else { return }
         ibv_ack_cq_events(queue, count)
         eventsAcknowledged &+= count
     }
 
     /// True after `close()`.
-    public var isClosed: Bool { verbsHandle == nil }
+    public var isClosed: Bool {
+        if case .closed = handle { return true }
+        return false
+    }
 
     /// Closes the queue pairs using this queue, acknowledges outstanding events, then
     /// destroys the queue. Idempotent. The corresponding C function is `ibv_destroy_cq`.
     public func close() throws(RDMAError) {
+        if case .soft(let queue, let soft) = handle {
+            try children.closeAll()
+            eventsAcknowledged = eventsReceived
+            handle = .closed
+            soft.destroyCompletionQueue(queue)
+            return
+        }
         guard let queue = verbsHandle else { return }
         try children.closeAll()
         acknowledgeEvents(eventsReceived &- eventsAcknowledged)

@@ -1,4 +1,5 @@
 import CIBVerbs
+import SoftRoCE
 
 /// An open RDMA device: the root of every other object.
 ///
@@ -13,6 +14,8 @@ import CIBVerbs
 public final class Context: @unchecked Sendable {
     private enum Handle {
         case verbs(UnsafeMutablePointer<ibv_context>)
+        /// `owned`: this context opened the device and closes it.
+        case soft(SoftDevice, owned: Bool)
         case closed
     }
 
@@ -24,6 +27,13 @@ public final class Context: @unchecked Sendable {
     /// Opens `device`. The corresponding C function is `ibv_open_device`.
     public init(device: Device) throws(RDMAError) {
         self.device = device
+        if let soft = device.soft {
+            guard !soft.isClosed else {
+                throw RDMAError(operation: "open soft device \(soft.name)", kind: .closed, hint: "the soft device was closed")
+            }
+            handle = .soft(soft, owned: false)
+            return
+        }
         handle = .verbs(try CReturn.nonNull("ibv_open_device") { ibv_open_device(device.pointer) }.get())
     }
 
@@ -33,8 +43,48 @@ public final class Context: @unchecked Sendable {
         try self.init(device: try Device.named(name))
     }
 
+    /// Opens a soft (SoftRoCE) device: the userspace RoCEv2 engine bound to
+    /// `configuration.address` (IPv4 or IPv6) and UDP `configuration.port` (4791 by default).
+    /// Its one port has GID index 0: the IPv4-mapped address (or the IPv6 address).
+    ///
+    /// ```swift
+    /// let context = try Context(soft: SoftDeviceConfiguration(address: "127.0.0.2", port: 4791))
+    /// ```
+    /// Polling a completion queue drives the engine in the caller's thread; for
+    /// event-driven use call `startBackgroundProgress()`.
+    public init(soft configuration: SoftDeviceConfiguration) throws(RDMAError) {
+        let soft: SoftDevice
+        do throws(SoftRoCEError) { soft = try SoftDevice(configuration: configuration) } catch { throw RDMAError(soft: error) }
+        SoftDeviceRegistry.add(soft)
+        device = Device(soft: soft)
+        handle = .soft(soft, owned: true)
+    }
+
     /// Which implementation this context runs on.
-    public var backend: BackendKind { .verbs }
+    public var backend: BackendKind {
+        if case .soft = handle { return .soft }
+        return device.soft != nil ? .soft : .verbs
+    }
+
+    /// The SoftRoCE engine of a soft context (nil for verbs): counters, fault injection,
+    /// background progress.
+    public var softDevice: SoftDevice? {
+        if case .soft(let device, _) = handle { return device }
+        return nil
+    }
+
+    /// Runs the soft engine's progress on a background thread, so that completion channels
+    /// are signalled without anyone polling. No-op on verbs (the kernel/NIC progresses).
+    public func startBackgroundProgress() { softDevice?.startBackgroundProgress() }
+
+    /// The soft engine, or a `.closed`/`.unsupported` error naming the operation.
+    func softEngine(_ operation: StaticString) throws(RDMAError) -> SoftDevice? {
+        switch handle {
+        case .soft(let device, _): return device
+        case .verbs: return nil
+        case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the Context was closed")
+        }
+    }
 
     /// True after `close()`.
     public var isClosed: Bool {
@@ -45,12 +95,14 @@ public final class Context: @unchecked Sendable {
     func verbsContext(_ operation: StaticString) throws(RDMAError) -> UnsafeMutablePointer<ibv_context> {
         switch handle {
         case .verbs(let pointer): return pointer
+        case .soft: throw RDMAError(operation: "\(operation)", kind: .unsupported, hint: "a soft context has no verbs handle")
         case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the Context was closed")
         }
     }
 
     /// The device's limits. The corresponding C function is `ibv_query_device`.
     public func deviceAttributes() throws(RDMAError) -> DeviceAttributes {
+        if let soft = try softEngine("ibv_query_device") { return SoftTranslate.deviceAttributes(soft) }
         let context = try verbsContext("ibv_query_device")
         var raw = ibv_device_attr()
         try CReturn.returnedErrno("ibv_query_device") { ibv_query_device(context, &raw) }.get()
@@ -59,6 +111,10 @@ public final class Context: @unchecked Sendable {
 
     /// The state of `port` (numbered from 1). The corresponding C function is `ibv_query_port`.
     public func portAttributes(port: UInt8 = 1) throws(RDMAError) -> PortAttributes {
+        if let soft = try softEngine("ibv_query_port") {
+            guard port == 1 else { throw RDMAError(operation: "ibv_query_port", kind: .invalidArgument, hint: "a soft device has one port, 1; got \(port)") }
+            return SoftTranslate.portAttributes(soft)
+        }
         let context = try verbsContext("ibv_query_port")
         var raw = ibv_port_attr()
         try CReturn.returnedErrno("ibv_query_port") { cibv_query_port(context, port, &raw) }.get()
@@ -68,6 +124,7 @@ public final class Context: @unchecked Sendable {
     /// Every valid GID of every port, with its type, in index order.
     /// The corresponding C function is `ibv_query_gid_table`.
     public func gidTable() throws(RDMAError) -> [GIDEntry] {
+        if let soft = try softEngine("ibv_query_gid_table") { return SoftTranslate.gidTable(soft) }
         let context = try verbsContext("ibv_query_gid_table")
         var capacity = 0
         let ports = try deviceAttributes().physicalPortCount
@@ -105,6 +162,12 @@ public final class Context: @unchecked Sendable {
     /// Closes the children, then the device. Idempotent.
     /// The corresponding C function is `ibv_close_device`.
     public func close() throws(RDMAError) {
+        if case .soft(let soft, let owned) = handle {
+            try children.closeAll()
+            handle = .closed
+            if owned { soft.close() }
+            return
+        }
         guard case .verbs(let pointer) = handle else { return }
         try children.closeAll()
         handle = .closed

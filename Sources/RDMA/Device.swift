@@ -1,4 +1,5 @@
 import CIBVerbs
+import SoftRoCE
 
 /// An RDMA device known to libibverbs: a hardware RNIC, or a kernel Soft-RoCE (rxe) link.
 ///
@@ -10,16 +11,36 @@ import CIBVerbs
 /// ```
 public struct Device: @unchecked Sendable, CustomStringConvertible {
     // The list owns the ibv_device structs; every Device keeps it alive.
-    let list: DeviceList
-    let pointer: UnsafeMutablePointer<ibv_device>
+    let list: DeviceList?
+    let pointer: UnsafeMutablePointer<ibv_device>!
+    /// Set for a soft (SoftRoCE) device; `list` and `pointer` are nil then.
+    let soft: SoftDevice?
+
+    init(list: DeviceList, pointer: UnsafeMutablePointer<ibv_device>) {
+        self.list = list
+        self.pointer = pointer
+        soft = nil
+    }
+
+    init(soft: SoftDevice) {
+        list = nil
+        pointer = nil
+        self.soft = soft
+    }
 
     /// The kernel device name, e.g. `mlx5_0` or `rxe0`.
     /// The corresponding C function is `ibv_get_device_name`.
-    public var name: String { String(cString: ibv_get_device_name(pointer)) }
+    public var name: String {
+        if let soft { return soft.name }
+        return String(cString: ibv_get_device_name(pointer))
+    }
 
     /// The node GUID in host order (printed as four groups of hex digits like ibv_devices).
     /// The corresponding C function is `ibv_get_device_guid`.
-    public var guid: UInt64 { UInt64(bigEndian: ibv_get_device_guid(pointer)) }
+    public var guid: UInt64 {
+        if let soft { return SoftTranslate.guid(soft) }
+        return UInt64(bigEndian: ibv_get_device_guid(pointer))
+    }
 
     /// The GUID as `ibv_devices` prints it: `0002:c903:0001:2345`.
     public var guidText: String {
@@ -36,10 +57,10 @@ public struct Device: @unchecked Sendable, CustomStringConvertible {
     }
 
     /// The node type (RoCE devices and rxe are channel adapters).
-    public var nodeType: NodeType { NodeType(verbs: pointer.pointee.node_type) }
+    public var nodeType: NodeType { soft != nil ? .channelAdapter : NodeType(verbs: pointer.pointee.node_type) }
 
     /// The transport family (RoCE devices and rxe report InfiniBand).
-    public var transport: TransportType { TransportType(verbs: pointer.pointee.transport_type) }
+    public var transport: TransportType { soft != nil ? .infiniBand : TransportType(verbs: pointer.pointee.transport_type) }
 
     public var description: String { "\(name) (GUID \(guidText), \(nodeType), \(transport))" }
 
@@ -51,9 +72,12 @@ public struct Device: @unchecked Sendable, CustomStringConvertible {
     public static func all() throws(RDMAError) -> [Device] {
         var count: Int32 = 0
         let pointer: UnsafeMutablePointer<UnsafeMutablePointer<ibv_device>?>
+        // Soft devices open in this process are listed too (after the verbs ones).
+        let softDevices = SoftDeviceRegistry.all.map(Device.init(soft:))
         switch CReturn.nonNull("ibv_get_device_list", { cibv_get_device_list(&count) }) {
         case .success(let list): pointer = list
         case .failure(let error):
+            if !softDevices.isEmpty { return softDevices }
             if error.errno == ENOSYS {
                 throw RDMAError(operation: "ibv_get_device_list", kind: .noDevice,
                                 hint: "the kernel has no RDMA support (ENOSYS): on a kernel with rdma_rxe run tools/rxe-setup; elsewhere use the kernel-rxe lab (tools/rxe-lab) or the userspace engine")
@@ -63,7 +87,7 @@ public struct Device: @unchecked Sendable, CustomStringConvertible {
         let list = DeviceList(pointer: pointer)
         return (0..<Int(count)).compactMap { index in
             pointer[index].map { Device(list: list, pointer: $0) }
-        }
+        } + softDevices
     }
 
     /// The device called `name`; throws `.noDevice` naming the devices that do exist.

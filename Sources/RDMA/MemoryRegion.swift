@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CIBVerbs
+import SoftRoCE
 
 /// Memory registered with a device: the device may DMA into and out of it, and — with the
 /// right access flags — a peer may too, using `remoteDescriptor`.
@@ -21,6 +22,7 @@ import CIBVerbs
 public final class MemoryRegion: ClosableResource, @unchecked Sendable {
     private enum Handle {
         case verbs(UnsafeMutablePointer<ibv_mr>)
+        case soft(SoftMemoryRegion, SoftDevice)
         case closed
     }
 
@@ -79,6 +81,21 @@ public final class MemoryRegion: ClosableResource, @unchecked Sendable {
     private init(protectionDomain: ProtectionDomain, bytes: UnsafeMutableRawBufferPointer,
                  access: AccessFlags, owns: Bool) throws(RDMAError) {
         try access.validateForRegistration(operation: "ibv_reg_mr")
+        if let (domain, soft) = try protectionDomain.softDomain("ibv_reg_mr") {
+            let region: SoftMemoryRegion
+            do throws(SoftRoCEError) {
+                region = try soft.registerMemory(domain: domain, bytes: bytes, access: SoftAccess(rawValue: access.rawValue & 0xF))
+            } catch { throw RDMAError(soft: error) }
+            self.protectionDomain = protectionDomain
+            self.bytes = bytes
+            self.access = access
+            self.ownsBytes = owns
+            lkey = region.lkey
+            rkey = region.rkey
+            handle = .soft(region, soft)
+            protectionDomain.children.add(self)
+            return
+        }
         let domain = try protectionDomain.verbsDomain("ibv_reg_mr")
         let region = try CReturn.nonNull("ibv_reg_mr") {
             cibv_reg_mr(domain, bytes.baseAddress, bytes.count, access.rawValue)
@@ -124,6 +141,12 @@ public final class MemoryRegion: ClosableResource, @unchecked Sendable {
     /// Deregisters the region (and frees the bytes it owns). Idempotent.
     /// The corresponding C function is `ibv_dereg_mr`.
     public func close() throws(RDMAError) {
+        if case .soft(let region, let soft) = handle {
+            handle = .closed
+            soft.deregister(region)
+            if ownsBytes { free(bytes.baseAddress) }
+            return
+        }
         guard case .verbs(let pointer) = handle else { return }
         handle = .closed
         // Free owned bytes only once the device has let go of them: after a failed

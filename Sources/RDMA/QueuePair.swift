@@ -1,4 +1,5 @@
 import CIBVerbs
+import SoftRoCE
 
 /// A queue pair: the send and receive queues of one RC, UC or UD endpoint.
 ///
@@ -20,6 +21,7 @@ import CIBVerbs
 public final class QueuePair: ClosableResource, @unchecked Sendable {
     private enum Handle {
         case verbs(UnsafeMutablePointer<ibv_qp>)
+        case soft(SoftQueuePair, SoftDevice)
         case closed
     }
 
@@ -41,6 +43,44 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
                 sendCompletionQueue: CompletionQueue, receiveCompletionQueue: CompletionQueue,
                 capabilities: QueuePairCapabilities = QueuePairCapabilities(),
                 sharedReceiveQueue: SharedReceiveQueue? = nil, signalAllSends: Bool = false) throws(RDMAError) {
+        if let (domain, soft) = try protectionDomain.softDomain("ibv_create_qp") {
+            guard let sendQueue = sendCompletionQueue.softHandle?.queue, let receiveQueue = receiveCompletionQueue.softHandle?.queue else {
+                throw RDMAError(operation: "ibv_create_qp", kind: .closed, hint: "a completion queue was closed or is not on the soft device")
+            }
+            let type: SoftQueuePairType
+            switch kind {
+            case .reliableConnected: type = .reliableConnected
+            case .unreliableDatagram: type = .unreliableDatagram
+            default: throw RDMAError(operation: "ibv_create_qp", kind: .unsupported, hint: "the soft engine implements RC and UD queue pairs, not \(kind)")
+            }
+            if sharedReceiveQueue != nil && sharedReceiveQueue?.softQueue == nil {
+                throw RDMAError(operation: "ibv_create_qp", kind: .closed, hint: "the SharedReceiveQueue was closed")
+            }
+            var granted = capabilities
+            granted.maxInlineData = max(capabilities.maxInlineData, 256)
+            let queuePair: SoftQueuePair
+            do throws(SoftRoCEError) {
+                queuePair = try soft.createQueuePair(domain: domain, type: type, sendQueue: sendQueue, receiveQueue: receiveQueue,
+                                                     sharedReceiveQueue: sharedReceiveQueue?.softQueue, signalAll: signalAllSends,
+                                                     sendCapacity: Int(capabilities.maxSendWorkRequests),
+                                                     receiveCapacity: Int(capabilities.maxReceiveWorkRequests),
+                                                     maxScatterGather: Int(max(capabilities.maxSendScatterGather, capabilities.maxReceiveScatterGather)),
+                                                     maxInline: Int(granted.maxInlineData))
+            } catch { throw RDMAError(soft: error) }
+            self.protectionDomain = protectionDomain
+            self.sendCompletionQueue = sendCompletionQueue
+            self.receiveCompletionQueue = receiveCompletionQueue
+            self.sharedReceiveQueue = sharedReceiveQueue
+            self.kind = kind
+            self.capabilities = granted
+            number = queuePair.number
+            handle = .soft(queuePair, soft)
+            protectionDomain.children.add(self)
+            sendCompletionQueue.children.add(self)
+            if receiveCompletionQueue !== sendCompletionQueue { receiveCompletionQueue.children.add(self) }
+            sharedReceiveQueue?.children.add(self)
+            return
+        }
         let domain = try protectionDomain.verbsDomain("ibv_create_qp")
         guard let sendQueue = sendCompletionQueue.verbsHandle, let receiveQueue = receiveCompletionQueue.verbsHandle else {
             throw RDMAError(operation: "ibv_create_qp", kind: .closed, hint: "a completion queue was closed")
@@ -71,6 +111,7 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     private func verbsQueuePair(_ operation: StaticString) throws(RDMAError) -> UnsafeMutablePointer<ibv_qp> {
         switch handle {
         case .verbs(let pointer): return pointer
+        case .soft: throw RDMAError(operation: "\(operation)", kind: .unsupported, hint: "a soft queue pair has no verbs handle")
         case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the QueuePair was closed")
         }
     }
@@ -78,6 +119,7 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     /// The state the device reports now (it moves to ERROR by itself after a failed
     /// request). The corresponding C function is `ibv_query_qp`.
     public func state() throws(RDMAError) -> QueuePairState {
+        if case .soft(let queuePair, let soft) = handle { return SoftTranslate.state(soft.state(of: queuePair)) }
         let queuePair = try verbsQueuePair("ibv_query_qp")
         var attributes = ibv_qp_attr()
         var initAttributes = ibv_qp_init_attr()
@@ -91,8 +133,13 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     /// exists and that exactly the attributes it needs and allows are set.
     /// The corresponding C function is `ibv_modify_qp`.
     public func modify(_ attributes: QueuePairAttributes) throws(RDMAError) {
-        let queuePair = try verbsQueuePair("ibv_modify_qp")
+        if case .closed = handle { _ = try verbsQueuePair("ibv_modify_qp") }
         try QueuePairTransition.validate(kind: kind, from: try state(), attributes: attributes)
+        if case .soft(let queuePair, let soft) = handle {
+            do throws(SoftRoCEError) { try soft.modify(queuePair, SoftTranslate.attributes(attributes)) } catch { throw RDMAError(soft: error) }
+            return
+        }
+        let queuePair = try verbsQueuePair("ibv_modify_qp")
         var (raw, mask) = attributes.verbs
         try CReturn.returnedErrno("ibv_modify_qp") { ibv_modify_qp(queuePair, &raw, mask) }.get()
     }
@@ -153,6 +200,17 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     @inline(__always)
     public func post(_ chain: SendRequestChain) throws(RDMAError) {
         guard chain.count > 0 else { return }
+        if case .soft(let queuePair, let soft) = handle {
+            var index = 0
+            var request: UnsafeMutablePointer<ibv_send_wr>? = chain.requests
+            while let current = request {
+                let code = SoftPost.send(current, queuePair, soft)
+                if code != 0 { throw postFailure("ibv_post_send", code, index, of: chain.count) }
+                index += 1
+                request = current.pointee.next
+            }
+            return
+        }
         let queuePair = try verbsQueuePair("ibv_post_send")
         var bad: UnsafeMutablePointer<ibv_send_wr>?
         let code = ibv_post_send(queuePair, chain.requests, &bad)
@@ -163,6 +221,18 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     /// The corresponding C function is `ibv_post_send`.
     @inline(__always)
     public func post(_ request: SendWorkRequest, scatterGather element: ScatterGatherElement) throws(RDMAError) {
+        if case .soft(let queuePair, let soft) = handle {
+            var sge = element.verbs
+            try withUnsafeMutablePointer(to: &sge) { sgePointer throws(RDMAError) in
+                var wr = ibv_send_wr()
+                wr.sg_list = sgePointer
+                wr.num_sge = 1
+                try request.fill(&wr, totalLength: UInt64(element.length), operationName: "ibv_post_send")
+                let code = withExtendedLifetime(request) { SoftPost.send(&wr, queuePair, soft) }
+                if code != 0 { throw postFailure("ibv_post_send", code, 0, of: 1) }
+            }
+            return
+        }
         let queuePair = try verbsQueuePair("ibv_post_send")
         var sge = element.verbs
         try withUnsafeMutablePointer(to: &sge) { sgePointer throws(RDMAError) in
@@ -180,6 +250,15 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     @inline(__always)
     public func postReceive(_ chain: ReceiveRequestChain) throws(RDMAError) {
         guard chain.count > 0 else { return }
+        if case .soft(let queuePair, let soft) = handle {
+            try refuseWithSharedReceiveQueue()
+            var request: UnsafeMutablePointer<ibv_recv_wr>? = chain.requests
+            while let current = request {
+                try SoftPost.receive(current) { id, sges throws(SoftRoCEError) in try soft.postReceive(queuePair, id: id, sges) }
+                request = current.pointee.next
+            }
+            return
+        }
         let queuePair = try verbsQueuePair("ibv_post_recv")
         try refuseWithSharedReceiveQueue()
         var bad: UnsafeMutablePointer<ibv_recv_wr>?
@@ -191,6 +270,14 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     /// The corresponding C function is `ibv_post_recv`.
     @inline(__always)
     public func postReceive(id: UInt64, scatterGather element: ScatterGatherElement) throws(RDMAError) {
+        if case .soft(let queuePair, let soft) = handle {
+            try refuseWithSharedReceiveQueue()
+            var sge = SoftScatterGather(address: element.address, length: element.length, lkey: element.lkey)
+            do throws(SoftRoCEError) {
+                try withUnsafePointer(to: &sge) { pointer throws(SoftRoCEError) in try soft.postReceive(queuePair, id: id, UnsafeBufferPointer(start: pointer, count: 1)) }
+            } catch { throw RDMAError(soft: error) }
+            return
+        }
         let queuePair = try verbsQueuePair("ibv_post_recv")
         try refuseWithSharedReceiveQueue()
         var sge = element.verbs
@@ -231,6 +318,11 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     /// Destroys the QP. Idempotent. Outstanding requests are discarded without completions.
     /// The corresponding C function is `ibv_destroy_qp`.
     public func close() throws(RDMAError) {
+        if case .soft(let queuePair, let soft) = handle {
+            handle = .closed
+            soft.destroyQueuePair(queuePair)
+            return
+        }
         guard case .verbs(let pointer) = handle else { return }
         handle = .closed
         try CReturn.returnedErrno("ibv_destroy_qp") { ibv_destroy_qp(pointer) }.get()

@@ -1,4 +1,5 @@
 import CIBVerbs
+import SoftRoCE
 
 /// One pool of receive requests that several queue pairs draw from: memory for receives
 /// scales with traffic instead of with the number of connections.
@@ -13,6 +14,7 @@ import CIBVerbs
 public final class SharedReceiveQueue: ClosableResource, @unchecked Sendable {
     private enum Handle {
         case verbs(UnsafeMutablePointer<ibv_srq>)
+        case soft(SoftSharedReceiveQueue, SoftDevice)
         case closed
     }
 
@@ -26,6 +28,14 @@ public final class SharedReceiveQueue: ClosableResource, @unchecked Sendable {
     /// Creates the queue. The corresponding C function is `ibv_create_srq`.
     public init(protectionDomain: ProtectionDomain, maxWorkRequests: UInt32, maxScatterGather: UInt32 = 1) throws(RDMAError) {
         self.protectionDomain = protectionDomain
+        if let (domain, soft) = try protectionDomain.softDomain("ibv_create_srq") {
+            let queue = soft.createSharedReceiveQueue(domain: domain, capacity: Int(maxWorkRequests), maxScatterGather: Int(maxScatterGather))
+            handle = .soft(queue, soft)
+            self.maxWorkRequests = UInt32(queue.capacity)
+            self.maxScatterGather = max(maxScatterGather, 1)
+            protectionDomain.children.add(self)
+            return
+        }
         let domain = try protectionDomain.verbsDomain("ibv_create_srq")
         var attributes = ibv_srq_init_attr()
         attributes.attr.max_wr = maxWorkRequests
@@ -39,13 +49,27 @@ public final class SharedReceiveQueue: ClosableResource, @unchecked Sendable {
     func verbsQueue(_ operation: StaticString) throws(RDMAError) -> UnsafeMutablePointer<ibv_srq> {
         switch handle {
         case .verbs(let pointer): return pointer
+        case .soft: throw RDMAError(operation: "\(operation)", kind: .unsupported, hint: "a soft SRQ has no verbs handle")
         case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the SharedReceiveQueue was closed")
         }
     }
 
     /// Posts receives. The corresponding C function is `ibv_post_srq_recv`.
+    var softQueue: SoftSharedReceiveQueue? {
+        if case .soft(let queue, _) = handle { return queue }
+        return nil
+    }
+
     public func postReceive(_ chain: ReceiveRequestChain) throws(RDMAError) {
         guard chain.count > 0 else { return }
+        if case .soft(let queue, let soft) = handle {
+            var request: UnsafeMutablePointer<ibv_recv_wr>? = chain.requests
+            while let current = request {
+                try SoftPost.receive(current) { id, sges throws(SoftRoCEError) in try soft.postReceive(queue, id: id, sges) }
+                request = current.pointee.next
+            }
+            return
+        }
         let queue = try verbsQueue("ibv_post_srq_recv")
         var bad: UnsafeMutablePointer<ibv_recv_wr>?
         try CReturn.returnedErrno("ibv_post_srq_recv") { ibv_post_srq_recv(queue, chain.requests, &bad) }.get()
@@ -54,6 +78,13 @@ public final class SharedReceiveQueue: ClosableResource, @unchecked Sendable {
     /// Posts one receive into one buffer. Allocates nothing.
     /// The corresponding C function is `ibv_post_srq_recv`.
     public func postReceive(id: UInt64, scatterGather element: ScatterGatherElement) throws(RDMAError) {
+        if case .soft(let queue, let soft) = handle {
+            var sge = SoftScatterGather(address: element.address, length: element.length, lkey: element.lkey)
+            do throws(SoftRoCEError) {
+                try withUnsafePointer(to: &sge) { pointer throws(SoftRoCEError) in try soft.postReceive(queue, id: id, UnsafeBufferPointer(start: pointer, count: 1)) }
+            } catch { throw RDMAError(soft: error) }
+            return
+        }
         let queue = try verbsQueue("ibv_post_srq_recv")
         var sge = element.verbs
         try CReturn.returnedErrno("ibv_post_srq_recv") {
@@ -68,6 +99,11 @@ public final class SharedReceiveQueue: ClosableResource, @unchecked Sendable {
     /// Closes the queue pairs that use it, then destroys it. Idempotent.
     /// The corresponding C function is `ibv_destroy_srq`.
     public func close() throws(RDMAError) {
+        if case .soft = handle {
+            try children.closeAll()
+            handle = .closed
+            return
+        }
         guard case .verbs(let pointer) = handle else { return }
         try children.closeAll()
         handle = .closed

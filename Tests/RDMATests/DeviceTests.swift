@@ -2,10 +2,10 @@ import Foundation
 import Testing
 @testable import RDMA
 
-/// The contract every backend must pass: real verbs traffic on one device. Runs for real in
-/// the kernel-rxe lab (tools/rxe-lab) and on any machine with an RDMA device named by
-/// RDMA_TEST_DEVICE; skipped elsewhere.
-@Suite("Device contract (needs RDMA_TEST_DEVICE)", .serialized, .enabled(if: DeviceUnderTest.isPresent, DeviceUnderTest.skipReason))
+/// The contract every backend must pass: real traffic on one device. Runs on the verbs
+/// device named by RDMA_TEST_DEVICE (the kernel-rxe lab, tools/rxe-lab) and, everywhere
+/// else, on the soft backend (SoftRoCE over UDP on 127.0.0.1) — see DeviceUnderTest.
+@Suite("Device contract (verbs on RDMA_TEST_DEVICE, else soft on 127.0.0.1)", .serialized, .enabled(if: DeviceUnderTest.isPresent, DeviceUnderTest.skipReason))
 struct DeviceTests {
     @Test func deviceListPortAndGIDTableDescribeTheDevice() throws {
         let context = try DeviceUnderTest.open()

@@ -2,13 +2,19 @@ import Foundation
 import Testing
 @testable import RDMA
 
-/// The device the device tests run against, named by the environment:
-/// `RDMA_TEST_DEVICE` (e.g. rxe0), optional `RDMA_TEST_PORT` (default 1) and
-/// `RDMA_TEST_GID_INDEX` (default: the IPv4-mapped RoCEv2 entry). tools/rxe-lab sets them
-/// inside the kernel-rxe VM; elsewhere the tests report "skipped" with the reason.
+/// The device the device tests run against — one contract, two backends:
+/// - verbs, when the environment names a device: `RDMA_TEST_DEVICE` (e.g. rxe0), optional
+///   `RDMA_TEST_PORT` (default 1) and `RDMA_TEST_GID_INDEX` (default: the IPv4-mapped
+///   RoCEv2 entry). tools/rxe-lab sets them inside the kernel-rxe VM;
+/// - otherwise the soft backend (SoftRoCE), on 127.0.0.1 with a kernel-chosen UDP port per
+///   context, so that every `swift test` runs the contract on any machine.
 enum DeviceUnderTest {
     static let environment = ProcessInfo.processInfo.environment
-    static let name: String? = environment["RDMA_TEST_DEVICE"].flatMap { $0.isEmpty ? nil : $0 }
+    static let verbsName: String? = environment["RDMA_TEST_DEVICE"].flatMap { $0.isEmpty ? nil : $0 }
+    /// The soft device's name when the soft backend is under test.
+    static let softName = "soft0"
+    static let isSoft = verbsName == nil
+    static let name: String? = verbsName ?? softName
     static let port: UInt8 = environment["RDMA_TEST_PORT"].flatMap { UInt8($0) } ?? 1
     static let configuredGIDIndex: Int? = environment["RDMA_TEST_GID_INDEX"].flatMap { Int($0) }
     static let isPresent = name != nil
@@ -17,7 +23,8 @@ enum DeviceUnderTest {
     static let completionTimeout = Duration.seconds(20)
 
     static func open() throws -> Context {
-        try Context(deviceNamed: try #require(name))
+        if let verbsName { return try Context(deviceNamed: verbsName) }
+        return try Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: 0, name: softName))
     }
 
     static func gidIndex(_ context: Context) throws -> Int {

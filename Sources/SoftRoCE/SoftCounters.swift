@@ -1,0 +1,51 @@
+/// Per-device counters. Where the meaning matches, the name is rxe's
+/// (`/sys/class/infiniband/rxe0/ports/1/hw_counters/…`); the others are the engine's own.
+public struct SoftCounters: Sendable, Equatable {
+    public var sentPackets: UInt64 = 0              // sent_pkts
+    public var receivedPackets: UInt64 = 0          // rcvd_pkts
+    public var duplicateRequest: UInt64 = 0         // duplicate_request
+    public var outOfSequenceRequest: UInt64 = 0     // out_of_seq_request
+    public var receivedSequenceError: UInt64 = 0    // rcvd_seq_err (NAK-sequence received)
+    public var retryExceeded: UInt64 = 0            // retry_exceeded_err
+    public var rnrRetryExceeded: UInt64 = 0         // retry_rnr_exceeded_err
+    public var sendRNRError: UInt64 = 0             // send_rnr_err (RNR NAKs sent)
+    public var receivedRNRError: UInt64 = 0         // rcvd_rnr_err (RNR NAKs received)
+    public var completerRetry: UInt64 = 0           // completer_retry_err (timeouts)
+    public var rdmaSends: UInt64 = 0                // rdma_sends
+    public var rdmaReceives: UInt64 = 0             // rdma_recvs
+    // The engine's own:
+    public var icrcErrors: UInt64 = 0               // soft_icrc_err: dropped, ICRC mismatch
+    public var malformedPackets: UInt64 = 0         // soft_malformed: dropped, did not parse
+    public var unknownQueuePair: UInt64 = 0         // soft_bad_dest_qpn: dropped, no such QP
+    public var badPartitionKey: UInt64 = 0          // soft_bad_pkey: dropped, P_Key mismatch
+    public var badQueueKey: UInt64 = 0              // soft_bad_qkey: UD dropped, Q_Key mismatch
+    public var wrongState: UInt64 = 0               // soft_qp_state_drop: QP not ready for it
+    public var remoteAccessNAKsSent: UInt64 = 0     // soft_nak_rem_access_sent
+    public var invalidRequestNAKsSent: UInt64 = 0   // soft_nak_inv_req_sent
+    public var operationalNAKsSent: UInt64 = 0      // soft_nak_rem_op_sent
+    public var udDroppedNoReceive: UInt64 = 0       // soft_ud_no_recv
+    public var completionQueueOverruns: UInt64 = 0  // soft_cq_overrun
+    public var injectedDrops: UInt64 = 0            // soft_fault_drop
+    public var injectedDuplicates: UInt64 = 0       // soft_fault_dup
+    public var injectedReorders: UInt64 = 0         // soft_fault_reorder
+    public var injectedCorruptions: UInt64 = 0      // soft_fault_corrupt
+    public var injectedDelays: UInt64 = 0           // soft_fault_delay
+
+    public init() {}
+
+    /// (name, value) pairs, rxe's names first.
+    public var named: [(name: String, value: UInt64)] {
+        [("sent_pkts", sentPackets), ("rcvd_pkts", receivedPackets), ("duplicate_request", duplicateRequest),
+         ("out_of_seq_request", outOfSequenceRequest), ("rcvd_seq_err", receivedSequenceError),
+         ("retry_exceeded_err", retryExceeded), ("retry_rnr_exceeded_err", rnrRetryExceeded),
+         ("send_rnr_err", sendRNRError), ("rcvd_rnr_err", receivedRNRError), ("completer_retry_err", completerRetry),
+         ("rdma_sends", rdmaSends), ("rdma_recvs", rdmaReceives),
+         ("soft_icrc_err", icrcErrors), ("soft_malformed", malformedPackets), ("soft_bad_dest_qpn", unknownQueuePair),
+         ("soft_bad_pkey", badPartitionKey), ("soft_bad_qkey", badQueueKey), ("soft_qp_state_drop", wrongState),
+         ("soft_nak_rem_access_sent", remoteAccessNAKsSent), ("soft_nak_inv_req_sent", invalidRequestNAKsSent),
+         ("soft_nak_rem_op_sent", operationalNAKsSent), ("soft_ud_no_recv", udDroppedNoReceive),
+         ("soft_cq_overrun", completionQueueOverruns), ("soft_fault_drop", injectedDrops),
+         ("soft_fault_dup", injectedDuplicates), ("soft_fault_reorder", injectedReorders),
+         ("soft_fault_corrupt", injectedCorruptions), ("soft_fault_delay", injectedDelays)]
+    }
+}

@@ -1,0 +1,130 @@
+// softroce-bench: 2-byte RC SEND ping-pong between two soft devices (127.0.0.1 ↔ 127.0.0.2)
+// through the public RDMA API, each side busy-polling on its own thread. Prints the
+// half round trip (RTT/2, like perftest and qperf) percentiles and, when run under
+// tools/malloc-count (LD_PRELOAD), heap allocations per message in steady state.
+// Run via tools/bench-soft-pingpong, which builds it in release mode and runs qperf alongside.
+#if canImport(Glibc)
+import Glibc
+#endif
+import RDMA
+import Synchronization
+
+final class Flag: Sendable { let value = Atomic<Int>(0) }
+let clientDone = Flag()
+
+let iterations = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 20_000 : 20_000
+let warmup = 2_000
+
+typealias Counter = @convention(c) () -> UInt64
+let mallocCounter: Counter? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_count_total").map { unsafeBitCast($0, to: Counter.self) }
+
+func now() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+final class Side: @unchecked Sendable {
+    let context: Context
+    let domain: ProtectionDomain
+    let queue: CompletionQueue
+    let pair: QueuePair
+    let region: MemoryRegion
+    init(address: String, port: UInt16) throws {
+        context = try Context(soft: SoftDeviceConfiguration(address: address, port: port))
+        domain = try ProtectionDomain(context: context)
+        queue = try CompletionQueue(context: context, minimumEntries: 256)
+        pair = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queue, receiveCompletionQueue: queue,
+                             capabilities: QueuePairCapabilities(maxSendWorkRequests: 64, maxReceiveWorkRequests: 64))
+        region = try MemoryRegion(protectionDomain: domain, length: 4096, access: .allRemote)
+    }
+}
+
+// Pick a port free on both addresses.
+var port: UInt16 = 0
+var a: Side!
+var b: Side!
+for candidate in UInt16(20_000)..<UInt16(20_100) {
+    guard let first = try? Side(address: "127.0.0.1", port: candidate) else { continue }
+    guard let second = try? Side(address: "127.0.0.2", port: candidate) else { continue }
+    a = first; b = second; port = candidate
+    break
+}
+guard let a, let b else { fatalError("no free UDP port on 127.0.0.1/127.0.0.2") }
+let endpointA = try a.pair.localEndpoint(gidIndex: 0, psn: 100)
+let endpointB = try b.pair.localEndpoint(gidIndex: 0, psn: 200)
+try a.pair.connect(to: endpointB, local: endpointA, options: ConnectionOptions(gidIndex: 0))
+try b.pair.connect(to: endpointA, local: endpointB, options: ConnectionOptions(gidIndex: 0))
+
+let total = warmup + iterations
+
+// Sends are unsignaled except every 16th, so that the send queue drains without a CQE per message.
+@inline(__always) func pingOnce(_ side: Side, _ k: Int) throws {
+    try side.pair.post(SendWorkRequest(id: UInt64(k), flags: k % 16 == 0 ? .signaled : []), scatterGather: side.region.scatterGather(offset: 0, length: 2))
+}
+
+@inline(__always) func waitReceive(_ side: Side, repost: Bool) throws {
+    while true {
+        guard let completion = try side.queue.pollOne() else { continue }
+        if completion.opcode == .receive {
+            precondition(completion.status == .success, "\(completion)")
+            if repost { try side.pair.postReceive(id: 1, scatterGather: side.region.scatterGather(offset: 2048, length: 64)) }
+            return
+        }
+        precondition(completion.status == .success, "\(completion)")
+    }
+}
+
+for _ in 0..<32 {
+    try a.pair.postReceive(id: 1, scatterGather: a.region.scatterGather(offset: 2048, length: 64))
+    try b.pair.postReceive(id: 1, scatterGather: b.region.scatterGather(offset: 2048, length: 64))
+}
+
+final class ServerJob: @unchecked Sendable {
+    let side: Side
+    let count: Int
+    init(side: Side, count: Int) { self.side = side; self.count = count }
+}
+
+nonisolated func serve(_ raw: UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer? {
+    let job = Unmanaged<ServerJob>.fromOpaque(raw!).takeRetainedValue()
+    do {
+        for k in 0..<job.count {
+            try waitReceive(job.side, repost: true)
+            try pingOnce(job.side, k)
+        }
+        // Keep driving the engine (ACKs, retransmissions) until the client has its last pong.
+        while clientDone.value.load(ordering: .acquiring) == 0 { _ = try job.side.queue.pollOne() }
+    } catch { fatalError("server: \(error)") }
+    return nil
+}
+
+var thread = pthread_t()
+pthread_create(&thread, nil, serve, Unmanaged.passRetained(ServerJob(side: b, count: total)).toOpaque())
+
+let samples = UnsafeMutablePointer<UInt64>.allocate(capacity: iterations)
+var mallocsAtStart: UInt64 = 0
+let start = now()
+for k in 0..<total {
+    if k == warmup { mallocsAtStart = mallocCounter?() ?? 0 }
+    let t0 = now()
+    try pingOnce(a, k)
+    try waitReceive(a, repost: true)
+    if k >= warmup { samples[k - warmup] = now() - t0 }
+}
+let mallocsAtEnd = mallocCounter?() ?? 0
+clientDone.value.store(1, ordering: .releasing)
+let elapsed = now() - start
+pthread_join(thread, nil)
+
+let sorted = [UInt64](UnsafeBufferPointer(start: samples, count: iterations)).sorted()
+@MainActor func percentile(_ p: Double) -> Double { Double(sorted[min(iterations - 1, Int(Double(iterations) * p))]) / 2 / 1000 }
+print("soft RC SEND 2 B ping-pong, \(iterations) iterations (+\(warmup) warm-up), 127.0.0.1 <-> 127.0.0.2 port \(port)")
+print("half-RTT us: p50 \(percentile(0.5))  p90 \(percentile(0.9))  p99 \(percentile(0.99))  min \(Double(sorted[0]) / 2000)")
+print("messages/s (round trips): \(Int(Double(total) / (Double(elapsed) / 1e9)))")
+if mallocCounter != nil {
+    let perMessage = Double(mallocsAtEnd - mallocsAtStart) / Double(iterations * 2)
+    print("allocations per message (steady state, both sides): \(perMessage)  [\(mallocsAtEnd - mallocsAtStart) mallocs over \(iterations * 2) messages]")
+} else {
+    print("allocations per message: not measured (run under tools/bench-soft-pingpong to preload the malloc counter)")
+}

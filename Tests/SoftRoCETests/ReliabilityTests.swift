@@ -1,0 +1,245 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Testing
+@testable import SoftRoCE
+
+/// A mixed run: `messages` operations (SEND, SEND+IMM, WRITE, WRITE+IMM, READ, CAS, FAA) of
+/// log-uniform sizes 1 B … `maxSize`, from A (127.0.0.1) to B (127.0.0.2), `depth` in flight,
+/// every byte and every completion checked, under seeded loss/duplication/reordering/corruption.
+struct MixedRun {
+    var messages: Int
+    var maxSize: Int
+    var loss: Double
+    var seed: UInt64 = 42
+    var depth = 4
+    var seconds: Double = 240
+
+    struct Outcome {
+        var completed = 0
+        var failures: [String] = []
+        var countersA = SoftCounters()
+        var countersB = SoftCounters()
+        var elapsed: Double = 0
+    }
+
+    func run() throws -> Outcome {
+        let faults = SoftFaultInjection(seed: seed, drop: loss, duplicate: loss / 2, reorder: loss / 2, corrupt: loss / 4)
+        let slot = maxSize
+        let atomicOffset = 2 * depth * slot
+        let pair = try EnginePair(regionBytes: atomicOffset + 4096, faults: faults, timeout: 12, retryCount: 7, depth: depth * 2)
+        var outcome = Outcome()
+        var random = seed | 1
+        func next() -> UInt64 { random ^= random << 13; random ^= random >> 7; random ^= random << 17; return random }
+        func uniform() -> Double { Double(next() >> 11) / 9_007_199_254_740_992.0 }
+
+        var ops = [SoftSendOpcode](repeating: .send, count: messages)
+        var sizes = [Int](repeating: 0, count: messages)
+        var expectedOriginal = [UInt64](repeating: 0, count: messages)
+        var model: UInt64 = 0
+        var receivesExpected = [UInt64]()
+        var receivesSeen = 0
+        let start = SoftDevice.now()
+        let deadline = start + UInt64(seconds * 1e9)
+        var posted = 0
+        let buffer = UnsafeMutableBufferPointer<SoftCompletion>.allocate(capacity: 16)
+        defer { buffer.deallocate() }
+
+        func fill(_ memory: UnsafeMutableRawBufferPointer, _ offset: Int, _ count: Int, _ k: Int) {
+            let words = (count + 7) / 8
+            let base = memory.baseAddress! + offset
+            var value = UInt64(k) &* 0x9E37_79B9_7F4A_7C15
+            for i in 0..<words { value = value &* 6364136223846793005 &+ 1442695040888963407; base.storeBytes(of: value, toByteOffset: i * 8, as: UInt64.self) }
+        }
+        func same(_ a: UnsafeMutableRawBufferPointer, _ aOffset: Int, _ b: UnsafeMutableRawBufferPointer, _ bOffset: Int, _ count: Int) -> Bool {
+            memcmp(a.baseAddress! + aOffset, b.baseAddress! + bOffset, count) == 0
+        }
+
+        while outcome.completed < messages && SoftDevice.now() < deadline && outcome.failures.count < 5 {
+            while posted < messages && posted - outcome.completed < depth {
+                let k = posted
+                let s = k % depth
+                let pick = uniform()
+                let op: SoftSendOpcode = pick < 0.25 ? .send : pick < 0.35 ? .sendWithImmediate : pick < 0.55 ? .write
+                    : pick < 0.65 ? .writeWithImmediate : pick < 0.85 ? .read : pick < 0.925 ? .compareAndSwap : .fetchAndAdd
+                var size = max(1, min(maxSize, Int(exp(uniform() * log(Double(maxSize))))))
+                if op == .compareAndSwap || op == .fetchAndAdd { size = 8 }
+                ops[k] = op
+                sizes[k] = size
+                var request = SoftSendRequest(id: UInt64(k), opcode: op, immediate: UInt32(truncatingIfNeeded: k &* 2654435761))
+                let sourceA = pair.sgeA(s * slot, size)
+                switch op {
+                case .send, .sendWithImmediate:
+                    fill(pair.memoryA, s * slot, size, k)
+                    try pair.receiveB(id: UInt64(k), pair.sgeB(s * slot, slot))
+                    receivesExpected.append(UInt64(k))
+                    try pair.postA(request, sourceA)
+                case .write, .writeWithImmediate:
+                    fill(pair.memoryA, s * slot, size, k)
+                    if op == .writeWithImmediate {
+                        try pair.receiveB(id: UInt64(k), pair.sgeB(s * slot, 0))
+                        receivesExpected.append(UInt64(k))
+                    }
+                    request.remoteAddress = pair.address(pair.memoryB, s * slot)
+                    request.remoteKey = pair.regionB.rkey
+                    try pair.postA(request, sourceA)
+                case .read:
+                    fill(pair.memoryB, depth * slot + s * slot, size, k)
+                    request.remoteAddress = pair.address(pair.memoryB, depth * slot + s * slot)
+                    request.remoteKey = pair.regionB.rkey
+                    try pair.postA(request, pair.sgeA(depth * slot + s * slot, size))
+                case .compareAndSwap, .fetchAndAdd:
+                    request.remoteAddress = pair.address(pair.memoryB, atomicOffset)
+                    request.remoteKey = pair.regionB.rkey
+                    expectedOriginal[k] = model
+                    if op == .compareAndSwap {
+                        let hit = uniform() < 0.5
+                        request.compareAdd = hit ? model : model &+ 1
+                        request.swap = UInt64(k) &* 977
+                        if hit { model = request.swap }
+                    } else {
+                        request.compareAdd = UInt64(k) | 1
+                        model = model &+ request.compareAdd
+                    }
+                    try pair.postA(request, pair.sgeA(atomicOffset + s * 8, 8))
+                default:
+                    break
+                }
+                posted += 1
+            }
+            pair.deviceB.progress()
+            let nB = pair.deviceB.poll(pair.cqB, into: buffer)
+            for i in 0..<nB {
+                let c = buffer[i]
+                guard receivesSeen < receivesExpected.count, c.id == receivesExpected[receivesSeen], c.status == .success else {
+                    outcome.failures.append("receive out of order or failed: \(c) expected \(receivesSeen < receivesExpected.count ? receivesExpected[receivesSeen] : 0)")
+                    continue
+                }
+                let k = Int(c.id)
+                if c.byteLength != UInt32(sizes[k]) { outcome.failures.append("receive \(k): \(c.byteLength) B, sent \(sizes[k])") }
+                if c.hasImmediate != (ops[k] == .sendWithImmediate || ops[k] == .writeWithImmediate)
+                    || (c.hasImmediate && c.immediate != UInt32(truncatingIfNeeded: k &* 2654435761)) {
+                    outcome.failures.append("receive \(k): immediate wrong")
+                }
+                receivesSeen += 1
+            }
+            let nA = pair.deviceA.poll(pair.cqA, into: buffer)
+            for i in 0..<nA {
+                let c = buffer[i]
+                let k = outcome.completed
+                guard c.id == UInt64(k) else { outcome.failures.append("completion \(c.id) arrived when \(k) was due"); continue }
+                guard c.status == .success else { outcome.failures.append("completion \(k) \(ops[k]) \(sizes[k]) B: \(c.status)"); outcome.completed += 1; continue }
+                let s = k % depth
+                switch ops[k] {
+                case .send, .sendWithImmediate, .write, .writeWithImmediate:
+                    if !same(pair.memoryA, s * slot, pair.memoryB, s * slot, sizes[k]) { outcome.failures.append("\(ops[k]) \(k) of \(sizes[k]) B: data differs") }
+                case .read:
+                    if !same(pair.memoryA, depth * slot + s * slot, pair.memoryB, depth * slot + s * slot, sizes[k]) { outcome.failures.append("read \(k) of \(sizes[k]) B: data differs") }
+                case .compareAndSwap, .fetchAndAdd:
+                    let got = pair.memoryA.load(fromByteOffset: atomicOffset + s * 8, as: UInt64.self)
+                    if got != expectedOriginal[k] { outcome.failures.append("atomic \(k): original \(got), expected \(expectedOriginal[k])") }
+                default: break
+                }
+                outcome.completed += 1
+            }
+        }
+        // Let the last receive completions land.
+        let settle = SoftDevice.now() + 2_000_000_000
+        while receivesSeen < receivesExpected.count && SoftDevice.now() < settle {
+            pair.deviceA.progress()
+            let n = pair.deviceB.poll(pair.cqB, into: buffer)
+            for i in 0..<n where buffer[i].id == receivesExpected[receivesSeen] { receivesSeen += 1 }
+        }
+        if receivesSeen != receivesExpected.count { outcome.failures.append("receives: \(receivesSeen) of \(receivesExpected.count)") }
+        if outcome.completed == messages && pair.memoryB.load(fromByteOffset: atomicOffset, as: UInt64.self) != model {
+            outcome.failures.append("atomic counter \(pair.memoryB.load(fromByteOffset: atomicOffset, as: UInt64.self)) != model \(model)")
+        }
+        outcome.countersA = pair.deviceA.snapshotCounters()
+        outcome.countersB = pair.deviceB.snapshotCounters()
+        outcome.elapsed = Double(SoftDevice.now() - start) / 1e9
+        return outcome
+    }
+}
+
+@Suite("SoftRoCE reliability (127.0.0.1 ↔ 127.0.0.2)", .serialized)
+struct ReliabilityTests {
+    /// SOFTROCE_FULL=1 (tools/soft-reliability sets it, release build): 10,000 messages up to 1 MiB.
+    static let full = getenv("SOFTROCE_FULL").map { String(cString: $0) == "1" } ?? false
+    static let messages = getenv("SOFTROCE_MESSAGES").flatMap { Int(String(cString: $0)) } ?? (full ? 10_000 : 300)
+    static let maxSize = full ? 1 << 20 : 64 << 10
+
+    @Test(arguments: [0.0, 0.01, 0.05, 0.20])
+    func mixedMessagesArriveIntactAndInOrder(loss: Double) throws {
+        // Bounded: 240 s per loss rate by default, 900 s in the full-size run (a debug build on
+        // a loaded 2-core box needs ~6 min for 10,000 messages at 20% loss).
+        let outcome = try MixedRun(messages: Self.messages, maxSize: Self.maxSize, loss: loss, seed: 0xC0FFEE ^ UInt64(loss * 1000),
+                                   seconds: Self.full ? 900 : 240).run()
+        print("soft reliability: loss \(loss * 100)% — \(outcome.completed)/\(Self.messages) messages (≤\(Self.maxSize) B) in \(Double(Int(outcome.elapsed * 100)) / 100) s; A sent \(outcome.countersA.sentPackets) pkts, drops \(outcome.countersA.injectedDrops + outcome.countersB.injectedDrops), dup \(outcome.countersB.duplicateRequest), out-of-seq \(outcome.countersB.outOfSequenceRequest), NAK-seq rcvd \(outcome.countersA.receivedSequenceError), timeouts \(outcome.countersA.completerRetry), ICRC drops \(outcome.countersA.icrcErrors + outcome.countersB.icrcErrors)")
+        #expect(outcome.failures.isEmpty, "\(outcome.failures)")
+        #expect(outcome.completed == Self.messages)
+        if loss > 0 {
+            #expect(outcome.countersA.injectedDrops + outcome.countersB.injectedDrops > 0)
+        }
+    }
+
+    @Test func exhaustedRetriesCompleteWithRetryExceededAndFlushTheRest() throws {
+        let pair = try EnginePair(timeout: 8, retryCount: 2)   // 4.096 µs × 2^8 ≈ 1 ms
+        pair.deviceB.close()   // the peer vanishes
+        for k in 0..<3 {
+            var request = SoftSendRequest(id: UInt64(k), opcode: .write)
+            request.remoteAddress = pair.address(pair.memoryB, 0)
+            request.remoteKey = pair.regionB.rkey
+            try pair.postA(request, pair.sgeA(0, 100))
+        }
+        let start = SoftDevice.now()
+        let completions = pair.completions(from: pair.cqA, count: 3, seconds: 10)
+        let elapsed = Double(SoftDevice.now() - start) / 1e9
+        #expect(completions.map(\.status) == [.retryExceeded, .flushed, .flushed])
+        #expect(completions.map(\.id) == [0, 1, 2])
+        #expect(pair.deviceA.state(of: pair.qpA) == .error)
+        #expect(pair.deviceA.snapshotCounters().retryExceeded == 1)
+        #expect(elapsed < 2, "bounded by timeout × (retry+1): \(elapsed) s")
+        // Posting to a QP in error completes as flushed.
+        try pair.postA(SoftSendRequest(id: 9), pair.sgeA(0, 1))
+        #expect(pair.completions(from: pair.cqA, count: 1, seconds: 1).first?.status == .flushed)
+    }
+
+    @Test func vanishedPeerDoesNotHangAPoller() throws {
+        let pair = try EnginePair(timeout: 10, retryCount: 7)   // ≈ 4 ms × 8
+        try pair.postA(SoftSendRequest(id: 1, opcode: .send), pair.sgeA(0, 10))
+        pair.deviceB.close()
+        let start = SoftDevice.now()
+        let completions = pair.completions(from: pair.cqA, count: 1, seconds: 10)
+        #expect(completions.first?.status == .retryExceeded)
+        #expect(Double(SoftDevice.now() - start) / 1e9 < 3)
+    }
+
+    @Test func receiverNotReadyIsRetriedUntilAReceiveArrives() throws {
+        let pair = try EnginePair(rnrRetry: 7)
+        try pair.postA(SoftSendRequest(id: 1), pair.sgeA(0, 16))
+        #expect(pair.completions(from: pair.cqA, count: 1, seconds: 0.05).isEmpty)
+        #expect(pair.deviceB.snapshotCounters().sendRNRError > 0)
+        try pair.receiveB(id: 5, pair.sgeB(0, 64))
+        #expect(pair.completions(from: pair.cqA, count: 1).first?.status == .success)
+        #expect(pair.completions(from: pair.cqB, count: 1).first?.byteLength == 16)
+    }
+
+    @Test func segmentationAcrossMTUsAndPSNWrap() throws {
+        for mtu in [256, 1024, 4096] {
+            let pair = try EnginePair(mtu: mtu)   // A's send PSN starts at 0xFFFF00: wraps during the run
+            for i in 0..<(64 << 10) { pair.memoryA.storeBytes(of: UInt8(truncatingIfNeeded: i &* 7 &+ mtu), toByteOffset: i, as: UInt8.self) }
+            var write = SoftSendRequest(id: 1, opcode: .write)
+            write.remoteAddress = pair.address(pair.memoryB, 0)
+            write.remoteKey = pair.regionB.rkey
+            try pair.postA(write, pair.sgeA(0, 64 << 10))
+            #expect(pair.completions(from: pair.cqA, count: 1).first?.status == .success)
+            #expect(memcmp(pair.memoryA.baseAddress!, pair.memoryB.baseAddress!, 64 << 10) == 0)
+            var read = SoftSendRequest(id: 2, opcode: .read)
+            read.remoteAddress = pair.address(pair.memoryB, 0)
+            read.remoteKey = pair.regionB.rkey
+            try pair.postA(read, pair.sgeA(128 << 10, 64 << 10))
+            #expect(pair.completions(from: pair.cqA, count: 1).first?.status == .success)
+            #expect(memcmp(pair.memoryA.baseAddress!, pair.memoryA.baseAddress! + (128 << 10), 64 << 10) == 0)
+        }
+    }
+}
