@@ -1,5 +1,6 @@
 import Foundation
 import RDMA
+import SoftRoCE
 
 /// Which RDMA implementation a tool runs on (`-d NAME`, `--soft ADDR`, or neither).
 ///
@@ -48,11 +49,28 @@ public final class OpenedDevice: @unchecked Sendable {
         self.cleanup = cleanup
     }
 
-    /// Another context on the same device (the loopback peer gets its own).
+    /// Another context for the loopback peer: on the same verbs device; for the soft
+    /// engine on 127.x.y.z a second engine on the next loopback address (each side then
+    /// drives its own engine), elsewhere the same engine.
     public func openPeerContext() throws(PerfError) -> Context {
+        if let address = softAddress, let next = DeviceSelection.nextLoopbackAddress(after: address) {
+            do { return try Context(soft: SoftDeviceConfiguration(address: next, port: 4791)) } catch {
+                throw PerfError("cannot start the loopback peer's soft engine on \(next): \(error)")
+            }
+        }
         do { return try Context(device: context.device) } catch {
             throw PerfError("cannot open \(context.device.name) a second time: \(error)")
         }
+    }
+
+    /// The soft engine's address, nil on verbs.
+    public var softAddress: String?
+
+    /// The soft engine progresses only when someone polls; a side that waits on the
+    /// exchange instead (the target of WRITE/READ) lets a background thread drive it.
+    public func backgroundProgress(_ on: Bool) {
+        guard let soft = context.softDevice else { return }
+        if on { soft.startBackgroundProgress() } else { soft.stopBackgroundProgress() }
     }
 
     /// Closes the context and removes what the run created (a kernel rxe link). Idempotent.
@@ -67,10 +85,12 @@ public final class OpenedDevice: @unchecked Sendable {
 
 /// Opens the device a `BackendChoice` names, and explains the choice.
 public enum DeviceSelection {
-    /// Whether this build contains the userspace engine. The `soft` branch flips this.
-    public static let softEngineAvailable = false
+    /// Whether this build contains the userspace engine.
+    public static let softEngineAvailable = true
 
-    public static func open(_ choice: BackendChoice, port: UInt8, gidIndex: Int?,
+    /// `softFallback`: where the automatic choice puts the soft engine (127.0.0.1 for a
+    /// server or a loopback run, 127.0.0.2 for a client, so both fit on one host).
+    public static func open(_ choice: BackendChoice, port: UInt8, gidIndex: Int?, softFallback: String = "127.0.0.1",
                             log: (String) -> Void) throws(PerfError) -> OpenedDevice {
         switch choice {
         case .verbs(let name):
@@ -80,7 +100,7 @@ public enum DeviceSelection {
             }
             return try finish(context, port: port, gidIndex: gidIndex, why: "named with -d", cleanup: nil)
         case .soft(let address):
-            throw softUnavailable(address: address)
+            return try openSoft(address: address, gidIndex: gidIndex, why: "named with --soft")
         case .automatic:
             var reasons: [String] = []
             if let (context, why) = firstActiveVerbsDevice(port: port, reasons: &reasons) {
@@ -105,7 +125,8 @@ public enum DeviceSelection {
                 reasons.append("kernel rxe: \(why)")
             }
             if softEngineAvailable {
-                throw softUnavailable(address: "127.0.0.1")
+                return try openSoft(address: softFallback, gidIndex: gidIndex,
+                                    why: "no verbs device and no kernel rxe (\(reasons.joined(separator: "; "))): the userspace engine on loopback")
             }
             throw PerfError("no RDMA device to run on",
                             hint: "\(reasons.joined(separator: "; ")); the userspace engine (--soft) is not in this build. Load rdma_rxe (tools/rxe-setup) or run inside tools/rxe-lab",
@@ -113,9 +134,22 @@ public enum DeviceSelection {
         }
     }
 
-    static func softUnavailable(address: String) -> PerfError {
-        .usage("--soft \(address): the userspace RoCEv2 engine is not in this build",
-               hint: "use a verbs device (-d NAME), or build a version that includes the soft backend")
+    static func openSoft(address: String, gidIndex: Int?, why: String) throws(PerfError) -> OpenedDevice {
+        let context: Context
+        do { context = try Context(soft: SoftDeviceConfiguration(address: address, port: 4791)) } catch {
+            throw .usage("--soft \(address): cannot start the userspace engine: \(error)",
+                         hint: "give an address of this host that no other soft engine uses (UDP 4791)")
+        }
+        let opened = try finish(context, port: 1, gidIndex: gidIndex, why: why, cleanup: nil, kind: "userspace RoCEv2 engine (soft) on \(address):4791")
+        opened.softAddress = address
+        return opened
+    }
+
+    /// 127.a.b.c → 127.a.b.(c+1); nil outside 127/8.
+    static func nextLoopbackAddress(after address: String) -> String? {
+        let parts = address.split(separator: ".").compactMap { UInt8($0) }
+        guard parts.count == 4, parts[0] == 127, parts[3] < 254 else { return nil }
+        return "127.\(parts[1]).\(parts[2]).\(parts[3] + 1)"
     }
 
     private static func firstActiveVerbsDevice(port: UInt8, reasons: inout [String]) -> (Context, String)? {
@@ -140,7 +174,7 @@ public enum DeviceSelection {
     }
 
     private static func finish(_ context: Context, port: UInt8, gidIndex: Int?, why: String,
-                               cleanup: (() -> Void)?) throws(PerfError) -> OpenedDevice {
+                               cleanup: (() -> Void)?, kind: String? = nil) throws(PerfError) -> OpenedDevice {
         let name = context.device.name
         let attributes: PortAttributes
         do { attributes = try context.portAttributes(port: port) } catch {
@@ -175,7 +209,7 @@ public enum DeviceSelection {
             throw .usage("\(name) port \(port) has no usable GID", hint: "give its netdev an IP address")
         }
         return OpenedDevice(context: context, port: port, gidIndex: index,
-                            path: "verbs device \(name) port \(port), \(gidWhy): \(why)",
+                            path: "\(kind ?? "verbs device \(name) port \(port)"), \(gidWhy): \(why)",
                             maxMessageSize: Int(attributes.maxMessageSize),
                             activeMTU: attributes.activeMTU ?? .mtu1024, cleanup: cleanup)
     }

@@ -146,6 +146,8 @@ public enum LatencySession {
                 if operation.isPingPong {
                     done = try LatencyLoops.echo(queues: queues, remote: remote, operation: operation, size: size, pump: pump)
                 } else {
+                    opened.backgroundProgress(true)
+                    defer { opened.backgroundProgress(false) }
                     done = try waitPassively(control: control, timeout: progressTimeout)
                 }
                 if let statistics = done.latency { report(size, operation, statistics) }

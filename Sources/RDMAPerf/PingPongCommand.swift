@@ -72,7 +72,9 @@ public struct PingPongCommand: ParsableCommand {
     func execute() throws(PerfError) {
         let parameters = try parameters()
         installInterruptHandler()
-        let opened = try DeviceSelection.open(try common.backendChoice(), port: common.ibPort, gidIndex: common.gidIndex, log: printError)
+        let opened = try DeviceSelection.open(try common.backendChoice(), port: common.ibPort, gidIndex: common.gidIndex,
+                                              softFallback: common.server != nil && !common.loopback ? "127.0.0.2" : "127.0.0.1",
+                                              log: printError)
         defer { opened.close() }
         printError("rdma-pingpong: \(opened.path)")
         let sweep = parameters.sizes.count > 1

@@ -70,7 +70,9 @@ public struct ThroughputCommand: ParsableCommand {
     func execute() throws(PerfError) {
         let parameters = try parameters()
         installInterruptHandler()
-        let opened = try DeviceSelection.open(try common.backendChoice(), port: common.ibPort, gidIndex: common.gidIndex, log: printError)
+        let opened = try DeviceSelection.open(try common.backendChoice(), port: common.ibPort, gidIndex: common.gidIndex,
+                                              softFallback: common.server != nil && !common.loopback ? "127.0.0.2" : "127.0.0.1",
+                                              log: printError)
         defer { opened.close() }
         printError("rdma-throughput: \(opened.path)")
         let printer = BandwidthPrinter(json: try OutputSink.open(common.json), output: common.output, gigabits: reportGbits,

@@ -371,6 +371,8 @@ public enum ThroughputSession {
                     // The target of WRITE/READ has no completions to poll: block on the
                     // exchange instead of spinning, so the CPU goes to the device (rxe does
                     // its work on the host's cores) — as perftest's server does.
+                    opened.backgroundProgress(true)
+                    defer { opened.backgroundProgress(false) }
                     _ = try LatencySession.waitPassively(control: control, timeout: progressTimeout)
                     let theirs = try control.receive(timeout: progressTimeout, waitingFor: "the client's result")
                     if let statistics = theirs.bandwidth { report(statistics) }
