@@ -51,7 +51,7 @@ let package = Package(
         ),
         .testTarget(name: "CongestionTests", dependencies: ["Congestion"]),
         .testTarget(name: "FabricSimTests", dependencies: ["FabricSim"]),
-    
+
         // MARK: perf tools (issue 6)
         .target(
             name: "RDMAPerf",
