@@ -2,16 +2,24 @@ import Foundation
 import Synchronization
 
 private let interruptFlag = Atomic<Bool>(false)
+private let firstInterrupt = Atomic<UInt64>(0)
 
 /// True once Ctrl-C (SIGINT) or SIGTERM arrived: the run loops stop at the next check and
 /// report what they measured so far.
 @inline(__always)
 public func stopRequested() -> Bool { interruptFlag.load(ordering: .relaxed) }
 
-/// Installs the SIGINT/SIGTERM handler. A second Ctrl-C exits at once (status 130).
+/// Installs the SIGINT/SIGTERM handler. A second Ctrl-C a second or more after the first
+/// exits at once (status 130); one sooner is taken as the same interrupt delivered twice
+/// (`timeout -s INT` signals both the child and its process group).
 public func installInterruptHandler() {
     let handler: @convention(c) (Int32) -> Void = { _ in
-        if interruptFlag.exchange(true, ordering: .relaxed) { _exit(130) }
+        let now = MonotonicClock.nanoseconds()   // clock_gettime is async-signal-safe
+        if interruptFlag.exchange(true, ordering: .relaxed) {
+            if now &- firstInterrupt.load(ordering: .relaxed) > 1_000_000_000 { _exit(130) }
+        } else {
+            firstInterrupt.store(now, ordering: .relaxed)
+        }
     }
     signal(SIGINT, handler)
     signal(SIGTERM, handler)
