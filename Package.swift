@@ -11,9 +11,12 @@ let package = Package(
         .library(name: "FabricSim", targets: ["FabricSim"]),
         .executable(name: "rdma-devices", targets: ["rdma-devices"]),
         .executable(name: "fabric-sim", targets: ["fabric-sim"]),
+        .executable(name: "rdma-pingpong", targets: ["rdma-pingpong"]),
+        .executable(name: "rdma-throughput", targets: ["rdma-throughput"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
     ],
     targets: [
         // MARK: verbs (issue 2)
@@ -48,5 +51,19 @@ let package = Package(
         ),
         .testTarget(name: "CongestionTests", dependencies: ["Congestion"]),
         .testTarget(name: "FabricSimTests", dependencies: ["FabricSim"]),
+
+        // MARK: perf tools (issue 6)
+        .target(
+            name: "RDMAPerf",
+            dependencies: [
+                "RDMA",
+                "SoftRoCE",   // SoftDeviceConfiguration, for --soft
+                .product(name: "Histogram", package: "hdrhistogram-swift"),
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "rdma-pingpong", dependencies: ["RDMAPerf"]),
+        .executableTarget(name: "rdma-throughput", dependencies: ["RDMAPerf"]),
+        .testTarget(name: "RDMAPerfTests", dependencies: ["RDMAPerf"]),
     ]
 )

@@ -1,0 +1,61 @@
+import Foundation
+import Synchronization
+
+private let interruptFlag = Atomic<Bool>(false)
+private let firstInterrupt = Atomic<UInt64>(0)
+
+/// True once Ctrl-C (SIGINT) or SIGTERM arrived: the run loops stop at the next check and
+/// report what they measured so far.
+@inline(__always)
+public func stopRequested() -> Bool { interruptFlag.load(ordering: .relaxed) }
+
+/// Installs the SIGINT/SIGTERM handler. A second Ctrl-C a second or more after the first
+/// exits at once (status 130); one sooner is taken as the same interrupt delivered twice
+/// (`timeout -s INT` signals both the child and its process group).
+public func installInterruptHandler() {
+    let handler: @convention(c) (Int32) -> Void = { _ in
+        let now = MonotonicClock.nanoseconds()   // clock_gettime is async-signal-safe
+        if interruptFlag.exchange(true, ordering: .relaxed) {
+            if now &- firstInterrupt.load(ordering: .relaxed) > 1_000_000_000 { _exit(130) }
+        } else {
+            firstInterrupt.store(now, ordering: .relaxed)
+        }
+    }
+    signal(SIGINT, handler)
+    signal(SIGTERM, handler)
+}
+
+/// For tests.
+public func resetInterrupt() { interruptFlag.store(false, ordering: .relaxed) }
+
+/// Progress on stderr, at most once a second, only when stderr is a terminal and the run
+/// has lasted over a second. Costs one comparison per call otherwise.
+public struct ProgressLine {
+    private let enabled: Bool
+    private let start: UInt64
+    private var next: UInt64
+    public init() {
+        enabled = isatty(STDERR_FILENO) != 0
+        start = MonotonicClock.nanoseconds()
+        next = start + 1_000_000_000
+    }
+
+    @inline(__always)
+    public mutating func tick(now: UInt64, _ text: @autoclosure () -> String) {
+        guard enabled, now >= next else { return }
+        next = now + 1_000_000_000
+        let line = "\r\(text()) [\((now - start) / 1_000_000_000) s]\u{1B}[K"
+        FileHandle.standardError.write(Data(line.utf8))
+    }
+
+    public func finish() {
+        if enabled, MonotonicClock.nanoseconds() >= start + 1_000_000_000 {
+            FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
+        }
+    }
+}
+
+/// Prints to stderr.
+public func printError(_ text: String) {
+    FileHandle.standardError.write(Data((text + "\n").utf8))
+}

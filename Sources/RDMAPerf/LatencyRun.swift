@@ -1,0 +1,195 @@
+import Histogram
+import RDMA
+
+/// What one latency run measures; the client sends it to the server in `hello`.
+public struct LatencyParameters: Sendable, Equatable {
+    public var operation: LatencyOperation
+    public var sizes: [Int]
+    /// Measured iterations per size (warm-up not included); nil with `duration`.
+    public var iterations: Int?
+    public var duration: Double?
+    public var warmup: Int
+    public var inlineSize: Int?
+    public var mtu: Int?
+    public var qpTimeout: UInt8
+    public var progressTimeout: Double
+    /// Never yield while polling (--spin).
+    public var spin: Bool
+
+    public init(operation: LatencyOperation, sizes: [Int], iterations: Int?, duration: Double?, warmup: Int,
+                inlineSize: Int? = nil, mtu: Int? = nil, qpTimeout: UInt8 = 14, progressTimeout: Double = 10, spin: Bool = false) {
+        self.spin = spin
+        self.operation = operation
+        self.sizes = sizes
+        self.iterations = iterations
+        self.duration = duration
+        self.warmup = warmup
+        self.inlineSize = inlineSize
+        self.mtu = mtu
+        self.qpTimeout = qpTimeout
+        self.progressTimeout = progressTimeout
+    }
+
+    /// Samples kept at most in a `-D` run (16 MiB of UInt64).
+    public static let durationSampleCap = 1 << 21
+}
+
+/// One size's outcome.
+public struct LatencyResult: Sendable {
+    public var size: Int
+    public var operation: LatencyOperation
+    public var statistics: LatencyStatistics
+    /// Nanoseconds, halved for ping-pong like the statistics.
+    public var histogram: Histogram<UInt64>
+    /// Ctrl-C or the sample cap ended the run early.
+    public var truncated: Bool
+}
+
+/// Samples of one size, in the client's preallocated buffer.
+final class SampleBuffer {
+    let storage: UnsafeMutableBufferPointer<UInt64>
+    var count = 0
+    init(capacity: Int) {
+        storage = .allocate(capacity: max(1, capacity))
+        storage.initialize(repeating: 0)
+    }
+    deinit { storage.deallocate() }
+    var filled: UnsafeBufferPointer<UInt64> { UnsafeBufferPointer(rebasing: storage[0..<count]) }
+}
+
+enum LatencyLoops {
+    /// The client's measured loop for one size. Allocates nothing per iteration: one
+    /// stack-built work request, the preallocated completion buffer and sample array.
+    static func client(queues: QueueSet, remote: RemoteMemory, parameters: LatencyParameters, size: Int,
+                       samples: SampleBuffer, pump: CompletionPump, progress: inout ProgressLine) throws(PerfError) -> Bool {
+        let pair = queues.queuePairs[0]
+        let base = queues.memory
+        let slot = queues.slot
+        let sendElement = base.scatterGather(offset: 0, length: size)
+        let landing = base.scatterGather(offset: slot, length: parameters.operation == .atomic ? 8 : size)
+        let receiveElement = base.scatterGather(offset: slot, length: slot)
+        let flags: SendFlags = size <= queues.maxInline && parameters.operation.isPingPong ? [.signaled, .inline] : .signaled
+        var request: SendWorkRequest
+        switch parameters.operation {
+        case .send: request = SendWorkRequest(id: 0, operation: .send, flags: flags)
+        case .write: request = SendWorkRequest(id: 0, operation: .write(remote.slice(offset: UInt32(slot), length: UInt32(size))), flags: flags)
+        case .read: request = SendWorkRequest(id: 0, operation: .read(remote.slice(offset: 0, length: UInt32(size))), flags: flags)
+        case .atomic: request = SendWorkRequest(id: 0, operation: .fetchAndAdd(remote.slice(offset: 0, length: 8), add: 1), flags: flags)
+        }
+        // Ping-pong learns of delivery from the reply, so like perftest only every
+        // `signalEvery`-th request asks for a completion (it keeps the send queue drained);
+        // READ/atomic results arrive in their completion, so those are always signaled.
+        let quietFlags = parameters.operation.isPingPong ? flags.subtracting(.signaled) : flags
+        let signalEvery = max(1, min(64, queues.sendDepth / 2))
+        let element = parameters.operation == .read || parameters.operation == .atomic ? landing : sendElement
+        let mine = base.bytes.baseAddress!
+        let lastSent = mine + (size - 1)
+        let lastLanded = mine + (slot + size - 1)
+        let total = parameters.iterations.map { $0 + parameters.warmup } ?? Int.max
+        let end = parameters.duration.map { MonotonicClock.nanoseconds() + UInt64($0 * 1e9) } ?? .max
+        var truncated = false
+        var nextAlive = MonotonicClock.nanoseconds() + 1_000_000_000
+        pump.activity = "waiting for the \(parameters.operation) response (size \(size))"
+        pump.progressed(at: MonotonicClock.nanoseconds())
+        var iteration = 0
+        // One clock read per iteration, taken right after posting, while the request is on
+        // the wire: a sample is the period between consecutive posts — perftest's
+        // tposted[i+1] − tposted[i] — and the read itself stays off the critical path (in a
+        // VM whose clocksource is hpet every read is a system call and an MMIO exit).
+        var pendingStart: UInt64 = 0
+        var pending = false
+        while iteration < total {
+            if pending, iteration - 1 >= parameters.warmup, samples.count == samples.storage.count {
+                truncated = true
+                pending = false
+                break
+            }
+            let marker = UInt8(iteration % 255 + 1)
+            if parameters.operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
+            request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
+            try rdma("posting the \(parameters.operation) request") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
+            let now = MonotonicClock.nanoseconds()
+            if pending, iteration - 1 >= parameters.warmup {
+                samples.storage[samples.count] = now &- pendingStart
+                samples.count += 1
+            }
+            pendingStart = now
+            pending = true
+            var done = false
+            while !done {
+                if parameters.operation == .write, lastLanded.load(as: UInt8.self) == marker { done = true }
+                let count = try pump.poll()
+                for index in 0..<count {
+                    let completion = pump.completions[index]
+                    if completion.id & receiveTag != 0 {
+                        try rdma("re-posting a receive") { () throws(RDMAError) in try pair.postReceive(id: receiveTag, scatterGather: receiveElement) }
+                        if parameters.operation == .send { done = true }
+                    } else if parameters.operation == .read || parameters.operation == .atomic {
+                        done = true
+                    }
+                }
+            }
+            pump.tick()
+            iteration += 1
+            if now >= end { break }
+            if stopRequested() { truncated = true; break }
+            if now >= nextAlive {
+                nextAlive = now + 1_000_000_000
+                // The server of a READ/atomic run is passive: tell it we are alive.
+                if !parameters.operation.isPingPong { try pump.control.send(ControlMessage(cmd: "alive")) }
+                progress.tick(now: now, "\(parameters.operation) \(size) B: \(samples.count) samples")
+            }
+        }
+        // The last round trip has no next post: it ends at its reply.
+        if pending, iteration - 1 >= parameters.warmup, samples.count < samples.storage.count {
+            samples.storage[samples.count] = MonotonicClock.nanoseconds() &- pendingStart
+            samples.count += 1
+        }
+        return truncated
+    }
+
+    /// The server's side of a SEND/WRITE ping-pong: answer each ping until the client
+    /// says `done` over the exchange connection.
+    static func echo(queues: QueueSet, remote: RemoteMemory, operation: LatencyOperation, size: Int,
+                     pump: CompletionPump, limit: Int? = nil) throws(PerfError) -> ControlMessage {
+        let pair = queues.queuePairs[0]
+        let base = queues.memory
+        let slot = queues.slot
+        let sendElement = base.scatterGather(offset: 0, length: size)
+        let receiveElement = base.scatterGather(offset: slot, length: slot)
+        let flags: SendFlags = size <= queues.maxInline ? [.signaled, .inline] : .signaled
+        var request = operation == .send
+            ? SendWorkRequest(id: 0, operation: .send, flags: flags)
+            : SendWorkRequest(id: 0, operation: .write(remote.slice(offset: UInt32(slot), length: UInt32(size))), flags: flags)
+        let quietFlags = flags.subtracting(.signaled)
+        let signalEvery = max(1, min(64, queues.sendDepth / 2))
+        let mine = base.bytes.baseAddress!
+        let lastSent = mine + (size - 1)
+        let lastLanded = mine + (slot + size - 1)
+        pump.activity = "waiting for the client's next \(operation) (size \(size))"
+        pump.progressed(at: MonotonicClock.nanoseconds())
+        var iteration = 0
+        while true {
+            if let limit, iteration >= limit { return ControlMessage(cmd: "done") }
+            let marker = UInt8(iteration % 255 + 1)
+            var pinged = false
+            while !pinged {
+                if operation == .write, lastLanded.load(as: UInt8.self) == marker { pinged = true }
+                let count = try pump.poll()
+                for index in 0..<count where pump.completions[index].id & receiveTag != 0 {
+                    try rdma("re-posting a receive") { () throws(RDMAError) in try pair.postReceive(id: receiveTag, scatterGather: receiveElement) }
+                    if operation == .send { pinged = true }
+                }
+                if !pinged, count == 0, let message = pump.controlMessage {
+                    pump.controlMessage = nil
+                    if message.cmd == "done" { return message }
+                }
+            }
+            if operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
+            request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
+            try rdma("posting the \(operation) reply") { () throws(RDMAError) in try pair.post(request, scatterGather: sendElement) }
+            pump.tick()
+            iteration += 1
+        }
+    }
+}

@@ -1,0 +1,151 @@
+import ArgumentParser
+
+/// What a latency run measures (`--op`).
+public enum LatencyOperation: String, CaseIterable, Sendable, Codable, ExpressibleByArgument {
+    case send, write, read, atomic
+    /// Ping-pong operations: one sample is a round trip, reported halved.
+    public var isPingPong: Bool { self == .send || self == .write }
+}
+
+/// What a bandwidth run moves (`--op`).
+public enum BandwidthOperation: String, CaseIterable, Sendable, Codable, ExpressibleByArgument {
+    case write, send, read
+}
+
+/// perftest's `--output=` choices: print one number instead of the table.
+public enum OutputChoice: String, CaseIterable, Sendable, ExpressibleByArgument {
+    case bandwidth, message_rate, latency
+}
+
+/// A byte count typed as perftest takes it (`65536`) or with a binary suffix (`64K`, `8M`).
+public struct ByteCount: ExpressibleByArgument, Sendable, Equatable {
+    public var value: Int
+    public init(_ value: Int) { self.value = value }
+    public init?(argument: String) {
+        let text = argument.trimmingCharacters(in: " ")
+        guard let last = text.last else { return nil }
+        var multiplier = 1
+        var digits = Substring(text)
+        switch last {
+        case "k", "K": multiplier = 1 << 10; digits = digits.dropLast()
+        case "m", "M": multiplier = 1 << 20; digits = digits.dropLast()
+        case "g", "G": multiplier = 1 << 30; digits = digits.dropLast()
+        default: break
+        }
+        guard let number = Int(digits), number > 0 else { return nil }
+        let (product, overflow) = number.multipliedReportingOverflow(by: multiplier)
+        guard !overflow else { return nil }
+        value = product
+    }
+}
+
+extension String {
+    fileprivate func trimmingCharacters(in set: Character) -> String {
+        String(drop(while: { $0 == set }).reversed().drop(while: { $0 == set }).reversed())
+    }
+}
+
+/// The flags both tools share, spelled and meaning what they mean in perftest.
+///
+/// perftest flag → here: `-d` device, `-i` port, `-x` GID index (automatic: the
+/// IPv4-mapped RoCEv2 entry), `-s` size, `-n` iterations, `-a` sweep 2…2^23, `-D`
+/// duration, `-m` MTU, `-u` QP timeout exponent, `-I` max inline size, `-F` (accepted,
+/// no CPU-frequency check to silence: the clock is CLOCK_MONOTONIC_RAW), `-p` TCP port,
+/// `-R` rdma_cm (not yet), `-t` send-queue depth, `--output=`, `--report_gbits`.
+public struct CommonOptions: ParsableArguments, Sendable {
+    @Argument(help: "The server to connect to (client side). Without it: be the server and wait.")
+    public var server: String?
+
+    @Option(name: [.customShort("d"), .customLong("ib-dev")], help: "Verbs device name (e.g. rxe0, mlx5_0).")
+    public var device: String?
+
+    @Option(name: .customLong("soft"), help: "Use the userspace RoCEv2 engine bound to this IPv4 address.")
+    public var softAddress: String?
+
+    @Option(name: [.customShort("i"), .customLong("ib-port")], help: "Device port.")
+    public var ibPort: UInt8 = 1
+
+    @Option(name: [.customShort("x"), .customLong("gid-index")], help: "GID index (default: the IPv4-mapped RoCEv2 entry).")
+    public var gidIndex: Int?
+
+    @Option(name: [.customShort("n"), .customLong("iters")], help: "Iterations per size.")
+    public var iterations: Int?
+
+    @Flag(name: [.customShort("a"), .customLong("all")], help: "Sweep sizes 2 … 2^23 (powers of two).")
+    public var all = false
+
+    @Option(name: [.customShort("D"), .customLong("duration")], help: "Run each size for this many seconds instead of -n.")
+    public var duration: Double?
+
+    @Option(name: [.customShort("m"), .customLong("mtu")], help: "Path MTU: 256, 512, 1024, 2048 or 4096 (default: the port's active MTU).")
+    public var mtu: Int?
+
+    @Option(name: [.customShort("u"), .customLong("qp-timeout")], help: "QP timeout exponent (4.096 µs × 2^u).")
+    public var qpTimeout: UInt8 = 14
+
+    @Option(name: [.customShort("I"), .customLong("inline_size")], help: "Max inline size (default: what the device grants).")
+    public var inlineSize: Int?
+
+    @Flag(name: [.customShort("F"), .customLong("CPU-freq")], help: "Accepted for perftest compatibility (no effect).")
+    public var ignoreCPUFrequency = false
+
+    @Option(name: [.customShort("p"), .customLong("port")], help: "TCP port of the out-of-band exchange.")
+    public var port: UInt16 = 18515
+
+    @Flag(name: [.customShort("R"), .customLong("rdma_cm")], help: "Connect with rdma_cm (not available yet).")
+    public var rdmaCM = false
+
+    @Flag(name: .customLong("loopback"), help: "Run server and client in this process.")
+    public var loopback = false
+
+    @Option(name: .customLong("json"), help: ArgumentHelp("Write one JSON object per size (JSON lines) to FILE, or '-' for stdout.", valueName: "FILE"))
+    public var json: String?
+
+    @Option(name: .customLong("plot"), help: ArgumentHelp("Write an SVG plot.", valueName: "FILE.svg"))
+    public var plot: String?
+
+    @Option(name: .customLong("output"), help: "Print only this figure (perftest's --output=).")
+    public var output: OutputChoice?
+
+    @Flag(name: .customLong("spin"), help: "Busy-poll without ever yielding the CPU (perftest's behaviour); by default the loops call sched_yield() after 256 empty polls so a kernel rxe sharing the cores is not starved.")
+    public var spin = false
+
+    @Option(name: .customLong("timeout"), help: "Seconds without progress before a run is abandoned (peer gone).")
+    public var progressTimeout: Double = 10
+
+    @Option(name: .customLong("connect-timeout"), help: "Seconds the client keeps trying to reach the server; the server's wait for a client.")
+    public var connectTimeout: Double = 10
+
+    public init() {}
+
+    /// Which device path the user asked for.
+    public func backendChoice() throws(PerfError) -> BackendChoice {
+        if device != nil, softAddress != nil {
+            throw .usage("-d and --soft name two different devices", hint: "give one of them")
+        }
+        if let device { return .verbs(name: device) }
+        if let softAddress { return .soft(address: softAddress) }
+        return .automatic
+    }
+
+    /// Sizes to measure: `-s`, or the perftest sweep 2 … 2^23 with `-a`.
+    public func sizes(defaultSize: Int, explicit: ByteCount?) -> [Int] {
+        if all { return (1...23).map { 1 << $0 } }
+        return [explicit?.value ?? defaultSize]
+    }
+
+    /// Checks what can be checked before touching a device.
+    public func validate(explicitSize: ByteCount?) throws(PerfError) {
+        if rdmaCM {
+            throw .usage("-R (rdma_cm) is not available yet", hint: "the connection-manager API has not landed; use the TCP exchange (drop -R)")
+        }
+        if all, explicitSize != nil { throw .usage("-a and -s both choose sizes", hint: "give one of them") }
+        if let iterations, iterations < 5 { throw .usage("-n \(iterations): need at least 5 iterations") }
+        if let duration, !(duration > 0 && duration <= 86_400) { throw .usage("-D \(duration): give seconds in (0, 86400]") }
+        if iterations != nil, duration != nil { throw .usage("-n and -D both bound the run", hint: "give one of them") }
+        if let mtu, ![256, 512, 1024, 2048, 4096].contains(mtu) { throw .usage("-m \(mtu): MTU must be 256, 512, 1024, 2048 or 4096") }
+        if let gidIndex, gidIndex < 0 || gidIndex > 255 { throw .usage("-x \(gidIndex): GID index must be 0…255") }
+        if loopback, server != nil { throw .usage("--loopback runs both sides here; do not name a server") }
+        if !(progressTimeout > 0), !(connectTimeout > 0) { throw .usage("timeouts must be positive") }
+    }
+}

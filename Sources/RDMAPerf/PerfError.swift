@@ -1,0 +1,29 @@
+/// An error a user can cause, with the message the tools print and their exit status.
+///
+/// ```swift
+/// throw PerfError("unknown device \"mlx9\"", hint: "devices present: rxe0", exitCode: 2)
+/// ```
+public struct PerfError: Error, CustomStringConvertible, Sendable, Equatable {
+    public var message: String
+    public var hint: String?
+    /// 2: bad arguments or environment; 3: the peer or network; 1: anything else.
+    public var exitCode: Int32
+
+    public init(_ message: String, hint: String? = nil, exitCode: Int32 = 1) {
+        self.message = message
+        self.hint = hint
+        self.exitCode = exitCode
+    }
+
+    public var description: String {
+        hint.map { "\(message) — \($0)" } ?? message
+    }
+
+    public static func usage(_ message: String, hint: String? = nil) -> PerfError {
+        PerfError(message, hint: hint, exitCode: 2)
+    }
+
+    public static func peer(_ message: String, hint: String? = nil) -> PerfError {
+        PerfError(message, hint: hint, exitCode: 3)
+    }
+}

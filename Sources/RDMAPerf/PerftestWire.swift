@@ -1,0 +1,190 @@
+import RDMA
+
+/// perftest's out-of-band TCP exchange (no rdma_cm), reproduced from its documented
+/// message formats so that rdma-pingpong's SEND latency can run against `ib_send_lat`
+/// (either side). What is exchanged, in order (the client writes first each time, the
+/// server reads first):
+///
+/// 1. version: 16 bytes, NUL-padded text. We send `"6.10"`: perftest accepts ≥ 5.70, and
+///    below 6.28 it skips its binary `perftest_parameters_negotiate` struct exchange, which
+///    we do not reproduce. So the two sides do not compare -s/-n: give the same on both.
+/// 2. system data: cycle-buffer size and cache-line size, 4-byte big-endian each.
+/// 3. MTU: 2 bytes, the `enum ibv_mtu` code as decimal text ("3" = 1024); both use the min.
+/// 4. key lines, 108 bytes each: `%04x:%04x:%06x:%06x:%08x:%016llx:` + 16 GID bytes as
+///    `%02x:` + `%08x:` + NUL — LID, outstanding reads, QPN, PSN, rkey, vaddr, GID, SRQN.
+///    `ib_send_lat` (1 QP, one size) exchanges one before connecting, then four more as
+///    barriers: after connecting, to print the peer, before the run, and at the close.
+///
+/// ```swift
+/// let key = PerftestKey(lid: 0, outstandingReads: 1, queuePairNumber: 0x11, psn: 0xabc,
+///                       rkey: 0x1234, virtualAddress: 0x7f00_0000_1000, gid: gid)
+/// let text = key.message          // 108 bytes, what ib_send_lat writes
+/// ```
+public struct PerftestKey: Equatable, Sendable {
+    public var lid: UInt16
+    public var outstandingReads: UInt16
+    public var queuePairNumber: UInt32
+    public var psn: UInt32
+    public var rkey: UInt32
+    public var virtualAddress: UInt64
+    public var gid: GID
+    public var sharedReceiveQueueNumber: UInt32
+
+    public static let messageSize = 108
+
+    public init(lid: UInt16, outstandingReads: UInt16, queuePairNumber: UInt32, psn: UInt32, rkey: UInt32,
+                virtualAddress: UInt64, gid: GID, sharedReceiveQueueNumber: UInt32 = 0) {
+        self.lid = lid
+        self.outstandingReads = outstandingReads
+        self.queuePairNumber = queuePairNumber
+        self.psn = psn
+        self.rkey = rkey
+        self.virtualAddress = virtualAddress
+        self.gid = gid
+        self.sharedReceiveQueueNumber = sharedReceiveQueueNumber
+    }
+
+    static func hex(_ value: some BinaryInteger, _ width: Int) -> String {
+        let digits = String(value, radix: 16)
+        return String(repeating: "0", count: max(0, width - digits.count)) + digits
+    }
+
+    /// The 108 bytes perftest's `KEY_PRINT_FMT_GID` produces (with its trailing NUL).
+    public var message: [UInt8] {
+        var text = "\(Self.hex(lid, 4)):\(Self.hex(outstandingReads, 4)):\(Self.hex(queuePairNumber, 6)):\(Self.hex(psn, 6)):"
+        text += "\(Self.hex(rkey, 8)):\(Self.hex(virtualAddress, 16)):"
+        for byte in gid.byteArray { text += "\(Self.hex(byte, 2)):" }
+        text += "\(Self.hex(sharedReceiveQueueNumber, 8)):"
+        var bytes = Array(text.utf8)
+        bytes.append(0)
+        return bytes
+    }
+
+    /// Parses a key line; nil when it is not one.
+    public init?(message: [UInt8]) {
+        let text = String(decoding: message.prefix { $0 != 0 }, as: UTF8.self)
+        let fields = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard fields.count >= 23,
+              let lid = UInt16(fields[0], radix: 16), let reads = UInt16(fields[1], radix: 16),
+              let qpn = UInt32(fields[2], radix: 16), let psn = UInt32(fields[3], radix: 16),
+              let rkey = UInt32(fields[4], radix: 16), let vaddr = UInt64(fields[5], radix: 16) else { return nil }
+        var gidBytes: [UInt8] = []
+        for index in 6..<22 {
+            guard let byte = UInt8(fields[index], radix: 16) else { return nil }
+            gidBytes.append(byte)
+        }
+        guard let gid = GID(byteArray: gidBytes), let srqn = UInt32(fields[22], radix: 16) else { return nil }
+        self.init(lid: lid, outstandingReads: reads, queuePairNumber: qpn, psn: psn, rkey: rkey, virtualAddress: vaddr,
+                  gid: gid, sharedReceiveQueueNumber: srqn)
+    }
+}
+
+/// The perftest exchange steps on one TCP connection.
+public struct PerftestExchange {
+    public static let version = "6.10"
+    let control: ControlConnection
+    let isClient: Bool
+    let timeout: Double
+
+    /// One exchange step: the client writes then reads, the server reads then writes.
+    func swap(_ mine: [UInt8], count: Int, what: String) throws(PerfError) -> [UInt8] {
+        if isClient {
+            try control.sendRaw(mine)
+            return try control.receiveRaw(count: count, timeout: timeout, waitingFor: what)
+        }
+        let theirs = try control.receiveRaw(count: count, timeout: timeout, waitingFor: what)
+        try control.sendRaw(mine)
+        return theirs
+    }
+
+    /// Versions, system data and MTU; returns the peer's version and the path MTU to use.
+    func preamble(localMTU: PathMTU) throws(PerfError) -> (version: String, mtu: PathMTU) {
+        var version = Array(Self.version.utf8)
+        version += [UInt8](repeating: 0, count: 16 - version.count)
+        let theirVersion = try swap(version, count: 16, what: "perftest's version")
+        let versionText = String(decoding: theirVersion.prefix { $0 != 0 }, as: UTF8.self)
+        guard let number = Double(versionText.prefix { $0.isNumber || $0 == "." }), number >= 5.70 else {
+            throw .peer("the peer's version \"\(versionText)\" is not perftest ≥ 5.70", hint: "is the peer rdma-pingpong? then drop --perftest")
+        }
+        func bigEndian(_ value: UInt32) -> [UInt8] { [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)] }
+        _ = try swap(bigEndian(4096), count: 4, what: "perftest's cycle-buffer size")
+        _ = try swap(bigEndian(64), count: 4, what: "perftest's cache-line size")
+        let code: Int
+        switch localMTU {
+        case .mtu256: code = 1
+        case .mtu512: code = 2
+        case .mtu1024: code = 3
+        case .mtu2048: code = 4
+        case .mtu4096: code = 5
+        }
+        let theirMTU = try swap([UInt8(48 + code), 0], count: 2, what: "perftest's MTU")
+        let theirCode = Int(String(decoding: theirMTU.prefix { $0 != 0 }, as: UTF8.self)) ?? code
+        let mtu = PathMTU(bytes: 128 << min(max(1, theirCode), 5)).map { min($0, localMTU) } ?? localMTU
+        return (versionText, mtu)
+    }
+
+    func keys(_ mine: PerftestKey) throws(PerfError) -> PerftestKey {
+        let bytes = try swap(mine.message, count: PerftestKey.messageSize, what: "perftest's key line")
+        guard let theirs = PerftestKey(message: bytes) else {
+            throw .peer("cannot parse perftest's key line \"\(String(decoding: bytes.prefix(60), as: UTF8.self))…\"",
+                        hint: "use the peer without -R and without data validation")
+        }
+        return theirs
+    }
+}
+
+/// SEND latency against perftest's `ib_send_lat`, either role.
+public enum PerftestLatency {
+    /// Runs one size for `iterations` (perftest counts and has no warm-up: none here
+    /// either) and returns our figures. `isClient`: we named the server.
+    public static func run(opened: OpenedDevice, control: ControlConnection, isClient: Bool, size: Int, iterations: Int,
+                           inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
+                           log: (String) -> Void) throws(PerfError) -> LatencyResult? {
+        try LatencySession.checkSizes([size], opened: opened, operation: .send)
+        let exchange = PerftestExchange(control: control, isClient: isClient, timeout: timeout)
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
+        log("peer is perftest \(version) (its exchange; SEND latency, \(iterations) iterations of \(size) B — give the same -s/-n on both sides)")
+        let slot = LatencySession.slot(for: [size])
+        let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize)
+        defer { queues.close() }
+        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
+        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
+                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
+                               virtualAddress: queues.memory.address + UInt64(slot), gid: local.gid)
+        let theirs = try exchange.keys(mine)
+        let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
+                              lid: theirs.lid, mtu: mtu)
+        try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
+        _ = try exchange.keys(mine)          // barrier after connecting
+        _ = try exchange.keys(mine)          // perftest prints the remote QP here
+        let pair = queues.queuePairs[0]
+        for _ in 0..<queues.receiveDepth {
+            try rdma("posting receives") { () throws(RDMAError) in
+                try pair.postReceive(id: receiveTag, scatterGather: queues.memory.scatterGather(offset: slot, length: slot))
+            }
+        }
+        _ = try exchange.keys(mine)          // both sides' receives are posted
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
+        pump.watchControl = false
+        pump.yieldWhenIdle = !spin
+        let remoteMemory = RemoteMemory(address: theirs.virtualAddress, rkey: theirs.rkey, length: UInt32(clamping: size))
+        var result: LatencyResult?
+        if isClient {
+            let parameters = LatencyParameters(operation: .send, sizes: [size], iterations: iterations, duration: nil, warmup: 0,
+                                               inlineSize: inlineSize, progressTimeout: timeout)
+            let samples = SampleBuffer(capacity: iterations)
+            var progress = ProgressLine()
+            let truncated = try LatencyLoops.client(queues: queues, remote: remoteMemory, parameters: parameters, size: size,
+                                                    samples: samples, pump: pump, progress: &progress)
+            progress.finish()
+            if let statistics = LatencyStatistics(samples: samples.filled, halve: true) {
+                result = LatencyResult(size: size, operation: .send, statistics: statistics,
+                                       histogram: LatencyStatistics.histogram(of: samples.filled, halve: true), truncated: truncated)
+            }
+        } else {
+            _ = try LatencyLoops.echo(queues: queues, remote: remoteMemory, operation: .send, size: size, pump: pump, limit: iterations)
+        }
+        _ = try? exchange.keys(mine)         // perftest's close
+        return result
+    }
+}

@@ -1,0 +1,253 @@
+import ArgumentParser
+import Foundation
+import RDMA
+
+/// `rdma-pingpong`: latency of SEND, WRITE, READ and atomics, perftest-compatible flags
+/// and table, plus HDR percentiles, JSON, histogram file and SVG plot.
+public struct PingPongCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "rdma-pingpong",
+        abstract: "RDMA latency (perftest ib_*_lat compatible flags and table, with HDR tail percentiles).",
+        discussion: """
+        Ping-pong (SEND, WRITE) reports RTT/2 like perftest; READ and atomics report the full
+        request/response. The server waits; the client names it. Without -d/--soft the device is
+        chosen automatically (an active verbs device → a kernel rxe created for the run → the
+        userspace engine) and the choice is printed.
+
+        Examples:
+          rdma-pingpong --loopback                          # both sides here, best device
+          rdma-pingpong -d rxe0                             # server
+          rdma-pingpong -d rxe0 -s 64 -n 10000 10.0.0.1     # client
+          rdma-pingpong --loopback --op read -a --json -    # READ sweep, JSON lines on stdout
+          rdma-pingpong --loopback -n 100000 --histogram lat.hgrm --plot lat.svg
+          rdma-pingpong -d rxe0 -n 1000 --perftest 10.0.0.1 # client of `ib_send_lat -d rxe0 -n 1000`
+          (the server also answers ib_send_lat's client: it recognises perftest's exchange)
+        """)
+
+    @OptionGroup public var common: CommonOptions
+
+    @Option(name: .customLong("op"), help: "send, write, read or atomic.")
+    public var operation: LatencyOperation = .send
+
+    @Option(name: [.customShort("s"), .customLong("size")], help: "Message size in bytes (default 2; 8 for atomic).")
+    public var size: ByteCount?
+
+    @Option(name: .customLong("warmup"), help: "Warm-up iterations before measuring (default: 10% of -n, at most 1000).")
+    public var warmup: Int?
+
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat: speak its exchange (SEND only, same -s/-n on both sides, no warm-up).")
+    public var perftestPeer = false
+
+    @Option(name: .customLong("histogram"), help: ArgumentHelp("Write the HdrHistogram percentile distribution (µs).", valueName: "FILE"))
+    public var histogramFile: String?
+
+    public init() {}
+
+    public func run() throws {
+        do throws(PerfError) {
+            try execute()
+        } catch {
+            printError("rdma-pingpong: error: \(error)")
+            throw ExitCode(error.exitCode)
+        }
+    }
+
+    func parameters() throws(PerfError) -> LatencyParameters {
+        try common.validate(explicitSize: size)
+        if let warmup, warmup < 0 { throw .usage("--warmup \(warmup): must be ≥ 0") }
+        if perftestPeer {
+            guard operation == .send, !common.all, common.duration == nil, common.server != nil else {
+                throw .usage("--perftest speaks ib_send_lat's exchange: SEND, one size, -n iterations, as a client (name the server)")
+            }
+        }
+        let sizes = operation == .atomic ? [size?.value ?? 8] : common.sizes(defaultSize: 2, explicit: size)
+        if operation == .atomic, common.all { throw .usage("-a with --op atomic: atomics are always 8 bytes") }
+        let iterations = common.duration == nil ? (common.iterations ?? 1000) : nil
+        let warm = warmup ?? (iterations.map { min(1000, $0 / 10) } ?? 100)
+        return LatencyParameters(operation: operation, sizes: sizes, iterations: iterations, duration: common.duration,
+                                 warmup: warm, inlineSize: common.inlineSize, mtu: common.mtu,
+                                 qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout, spin: common.spin)
+    }
+
+    func execute() throws(PerfError) {
+        let parameters = try parameters()
+        installInterruptHandler()
+        let opened = try DeviceSelection.open(try common.backendChoice(), port: common.ibPort, gidIndex: common.gidIndex,
+                                              softFallback: common.server != nil && !common.loopback ? "127.0.0.2" : "127.0.0.1",
+                                              log: printError)
+        defer { opened.close() }
+        printError("rdma-pingpong: \(opened.path)")
+        let sweep = parameters.sizes.count > 1
+        let printer = LatencyPrinter(json: try OutputSink.open(common.json), output: common.output, operation: operation)
+        if common.loopback {
+            let listener = try ControlListener(port: 0, loopbackOnly: true)
+            let peerContext = try opened.openPeerContext()
+            let peer = OpenedDevice(context: peerContext, port: opened.port, gidIndex: opened.gidIndex, path: opened.path,
+                                    maxMessageSize: opened.maxMessageSize, activeMTU: opened.activeMTU, cleanup: nil)
+            let common = self.common
+            let server = BackgroundTask { () throws(PerfError) in
+                let control = try listener.accept(timeout: common.connectTimeout)
+                try LatencySession.serve(opened: peer, control: control, progressTimeout: common.progressTimeout,
+                                         inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
+                                         log: { _ in }, report: { _, _, _ in })
+            }
+            let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: common.connectTimeout)
+            let results: [LatencyResult]
+            do {
+                results = try LatencySession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0, path: opened.path) }
+            } catch {
+                control.close()
+                _ = server.wait(timeout: 5)
+                throw error
+            }
+            if let error = server.wait(timeout: common.progressTimeout + 5), error.exitCode != 130 {
+                printError("rdma-pingpong: loopback server side: \(error)")
+            }
+            try finish(results, sweep: sweep)
+        } else if let host = common.server, perftestPeer {
+            let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
+            let result = try PerftestLatency.run(opened: opened, control: control, isClient: true, size: parameters.sizes[0],
+                                                 iterations: parameters.iterations ?? 1000, inlineSize: common.inlineSize,
+                                                 qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
+                                                 log: { printError("rdma-pingpong: \($0)") })
+            if let result { printer.print(result, path: opened.path) }
+            try finish(result.map { [$0] } ?? [], sweep: false)
+        } else if let host = common.server {
+            let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
+            let results = try LatencySession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0, path: opened.path) }
+            try finish(results, sweep: sweep)
+        } else {
+            let listener = try ControlListener(port: common.port)
+            printError("rdma-pingpong: waiting for a client on TCP port \(listener.port) (at most \(common.connectTimeout) s)")
+            let control = try listener.accept(timeout: common.connectTimeout)
+            listener.close()
+            if try control.peekFirstByte(timeout: common.progressTimeout) != UInt8(ascii: "{") {
+                // perftest's client opens with its version string, ours with JSON.
+                guard operation == .send, !common.all, common.duration == nil else {
+                    throw .usage("a perftest client connected: answer it with --op send, one -s, -n (as ib_send_lat)")
+                }
+                _ = try PerftestLatency.run(opened: opened, control: control, isClient: false, size: parameters.sizes[0],
+                                            iterations: parameters.iterations ?? 1000, inlineSize: common.inlineSize,
+                                            qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
+                                            log: { printError("rdma-pingpong: \($0)") })
+                printError("rdma-pingpong: answered \(parameters.iterations ?? 1000) pings of \(parameters.sizes[0]) B from perftest's client (its figures are on its side)")
+                return
+            }
+            try LatencySession.serve(opened: opened, control: control, progressTimeout: common.progressTimeout,
+                                     inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
+                                     log: { printError("rdma-pingpong: \($0)") }) { size, operation, statistics in
+                printer.printServer(size: size, statistics: statistics)
+            }
+        }
+        if stopRequested() { throw PerfError("interrupted (the figures above are what was measured)", exitCode: 130) }
+    }
+
+    func finish(_ results: [LatencyResult], sweep: Bool) throws(PerfError) {
+        if let histogramFile {
+            for result in results {
+                try writeFile(HistogramFile.name(histogramFile, size: result.size, sweep: sweep), HistogramFile.text(result.histogram))
+            }
+        }
+        if let plot = common.plot, !results.isEmpty {
+            try writeFile(plot, SVGPlot.latency(results, title: "rdma-pingpong: \(operation) latency by percentile"))
+        }
+    }
+}
+
+/// Prints latency results as they arrive: perftest's table (header once), our HDR row,
+/// JSON lines when asked.
+final class LatencyPrinter: @unchecked Sendable {
+    let json: OutputSink?
+    let output: OutputChoice?
+    let operation: LatencyOperation
+    var headerPrinted = false
+
+    init(json: OutputSink?, output: OutputChoice?, operation: LatencyOperation) {
+        self.json = json
+        self.output = output
+        self.operation = operation
+    }
+
+    func print(_ result: LatencyResult, path: String) {
+        json?.write(JSONReport.latency(result, path: path))
+        if json?.isStandardOutput == true { return }
+        if output == .latency {
+            Swift.print(String(format: "%f", result.statistics.averageMicroseconds))
+            return
+        }
+        header()
+        Swift.print(PerftestFormat.latencyRow(size: result.size, iterations: result.statistics.sampleCount, result.statistics))
+        Swift.print(PerftestFormat.tailHeader)
+        Swift.print(PerftestFormat.tailRow(size: result.size, result.statistics))
+        if result.truncated { Swift.print("# size \(result.size): run cut short (Ctrl-C or sample cap): \(result.statistics.sampleCount) samples") }
+        Swift.print(PerftestFormat.resultLine)
+        fflush(nil)
+    }
+
+    func printServer(size: Int, statistics: LatencyStatistics) {
+        header()
+        Swift.print(PerftestFormat.latencyRow(size: size, iterations: statistics.sampleCount, statistics) + "   (client's figures)")
+        fflush(nil)
+    }
+
+    private func header() {
+        guard !headerPrinted else { return }
+        headerPrinted = true
+        Swift.print(PerftestFormat.latencyNote(operation))
+        Swift.print(PerftestFormat.resultLine)
+        Swift.print(PerftestFormat.latencyHeader)
+    }
+}
+
+/// Where JSON lines go: a file or stdout (`-`).
+final class OutputSink: @unchecked Sendable {
+    let handle: FileHandle
+    let isStandardOutput: Bool
+
+    init(handle: FileHandle, isStandardOutput: Bool) {
+        self.handle = handle
+        self.isStandardOutput = isStandardOutput
+    }
+
+    static func open(_ path: String?) throws(PerfError) -> OutputSink? {
+        guard let path else { return nil }
+        if path == "-" { return OutputSink(handle: .standardOutput, isStandardOutput: true) }
+        guard FileManager.default.createFile(atPath: path, contents: nil), let handle = FileHandle(forWritingAtPath: path) else {
+            throw .usage("cannot write \(path)")
+        }
+        return OutputSink(handle: handle, isStandardOutput: false)
+    }
+
+    func write(_ line: String) {
+        handle.write(Data((line + "\n").utf8))
+    }
+}
+
+func writeFile(_ path: String, _ text: String) throws(PerfError) {
+    do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
+        throw .usage("cannot write \(path): \(error.localizedDescription)")
+    }
+}
+
+/// A thread running one side of a loopback run; its error (if any) is collected.
+final class BackgroundTask: @unchecked Sendable {
+    private let done = DispatchSemaphore(value: 0)
+    private var failure: PerfError?
+
+    init(_ body: @escaping @Sendable () throws(PerfError) -> Void) {
+        let thread = Thread { [self] in
+            do throws(PerfError) { try body() } catch { self.failure = error }
+            self.done.signal()
+        }
+        thread.stackSize = 1 << 22
+        thread.start()
+    }
+
+    /// The task's error; a timeout is reported as one too.
+    func wait(timeout: Double) -> PerfError? {
+        if done.wait(timeout: .now() + timeout) == .timedOut {
+            return .peer("the loopback server side did not finish within \(timeout) s")
+        }
+        return failure
+    }
+}

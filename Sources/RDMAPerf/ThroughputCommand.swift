@@ -1,0 +1,167 @@
+import ArgumentParser
+import Foundation
+import RDMA
+
+/// `rdma-throughput`: bandwidth and message rate of WRITE, SEND and READ with several QPs,
+/// bidirectional, perftest-compatible flags and table, JSON and an SVG plot.
+public struct ThroughputCommand: ParsableCommand {
+    public static let configuration = CommandConfiguration(
+        commandName: "rdma-throughput",
+        abstract: "RDMA bandwidth and message rate (perftest ib_*_bw compatible flags and table).",
+        discussion: """
+        BW average = bytes ÷ (last completion − first post); BW peak = the best rate over any
+        run of consecutive messages (post of the first → completion of the last), as perftest. MiB = 2^20 B; with
+        --report_gbits, Gb = 10^9 bit. With -b both sides send and the figures are summed.
+
+        Examples:
+          rdma-throughput --loopback                               # WRITE 64 KiB, best device
+          rdma-throughput -d rxe0                                  # server
+          rdma-throughput -d rxe0 --op send -q 4 -b 10.0.0.1       # client
+          rdma-throughput --loopback -a --report_gbits --plot bw.svg --json bw.jsonl
+        """)
+
+    @OptionGroup public var common: CommonOptions
+
+    @Option(name: .customLong("op"), help: "write, send or read.")
+    public var operation: BandwidthOperation = .write
+
+    @Option(name: [.customShort("s"), .customLong("size")], help: "Message size in bytes (default 65536).")
+    public var size: ByteCount?
+
+    @Option(name: [.customShort("q"), .customLong("qp")], help: "Number of queue pairs.")
+    public var queuePairs: Int = 1
+
+    @Flag(name: [.customShort("b"), .customLong("bidirectional")], help: "Both sides send; figures are summed.")
+    public var bidirectional = false
+
+    @Option(name: [.customShort("t"), .customLong("tx-depth")], help: "Send-queue depth: outstanding requests per QP.")
+    public var sendDepth: Int = 128
+
+    @Option(name: [.customShort("Q"), .customLong("cq-mod")], help: "Signal one request in this many per QP (perftest's -Q).")
+    public var completionModeration: Int = 100
+
+    @Flag(name: .customLong("report_gbits"), help: "Report Gb/s (10^9 bit) instead of MiB/s.")
+    public var reportGbits = false
+
+    public init() {}
+
+    public func run() throws {
+        do throws(PerfError) {
+            try execute()
+        } catch {
+            printError("rdma-throughput: error: \(error)")
+            throw ExitCode(error.exitCode)
+        }
+    }
+
+    func parameters() throws(PerfError) -> ThroughputParameters {
+        try common.validate(explicitSize: size)
+        guard (1...1024).contains(queuePairs) else { throw .usage("-q \(queuePairs): give 1…1024 QPs") }
+        guard (1...8192).contains(sendDepth) else { throw .usage("-t \(sendDepth): give a depth of 1…8192") }
+        guard (1...0xFFFF).contains(completionModeration) else { throw .usage("-Q \(completionModeration): give 1…65535") }
+        let iterations = common.duration == nil ? (common.iterations ?? 5000) : nil
+        return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: 65536, explicit: size),
+                                    iterations: iterations, duration: common.duration, queuePairs: queuePairs,
+                                    bidirectional: bidirectional, sendDepth: sendDepth,
+                                    completionModeration: completionModeration, inlineSize: common.inlineSize,
+                                    mtu: common.mtu, qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout, spin: common.spin)
+    }
+
+    func execute() throws(PerfError) {
+        let parameters = try parameters()
+        installInterruptHandler()
+        let opened = try DeviceSelection.open(try common.backendChoice(), port: common.ibPort, gidIndex: common.gidIndex,
+                                              softFallback: common.server != nil && !common.loopback ? "127.0.0.2" : "127.0.0.1",
+                                              log: printError)
+        defer { opened.close() }
+        printError("rdma-throughput: \(opened.path)")
+        let printer = BandwidthPrinter(json: try OutputSink.open(common.json), output: common.output, gigabits: reportGbits,
+                                       operation: operation, queuePairs: queuePairs, bidirectional: bidirectional, path: opened.path)
+        var results: [BandwidthStatistics] = []
+        if common.loopback {
+            let listener = try ControlListener(port: 0, loopbackOnly: true)
+            let peer = OpenedDevice(context: try opened.openPeerContext(), port: opened.port, gidIndex: opened.gidIndex, path: opened.path,
+                                    maxMessageSize: opened.maxMessageSize, activeMTU: opened.activeMTU, cleanup: nil)
+            let common = self.common
+            let server = BackgroundTask { () throws(PerfError) in
+                let control = try listener.accept(timeout: common.connectTimeout)
+                try ThroughputSession.serve(opened: peer, control: control, progressTimeout: common.progressTimeout,
+                                            inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
+                                            log: { _ in }, report: { _ in })
+            }
+            let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: common.connectTimeout)
+            do {
+                results = try ThroughputSession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0) }
+            } catch {
+                control.close()
+                _ = server.wait(timeout: 5)
+                throw error
+            }
+            if let error = server.wait(timeout: common.progressTimeout + 5), error.exitCode != 130 {
+                printError("rdma-throughput: loopback server side: \(error)")
+            }
+        } else if let host = common.server {
+            let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
+            results = try ThroughputSession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0) }
+        } else {
+            let listener = try ControlListener(port: common.port)
+            printError("rdma-throughput: waiting for a client on TCP port \(listener.port) (at most \(common.connectTimeout) s)")
+            let control = try listener.accept(timeout: common.connectTimeout)
+            listener.close()
+            try ThroughputSession.serve(opened: opened, control: control, progressTimeout: common.progressTimeout,
+                                        inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
+                                        log: { printError("rdma-throughput: \($0)") }) { statistics in
+                printer.print(statistics, note: "   (client's figures)")
+            }
+        }
+        if let plot = common.plot, !results.isEmpty {
+            try writeFile(plot, SVGPlot.bandwidth(results, gigabits: reportGbits, title: "rdma-throughput: \(operation) bandwidth by message size"))
+        }
+        if stopRequested() { throw PerfError("interrupted (the figures above are what was measured)", exitCode: 130) }
+    }
+}
+
+/// Prints bandwidth rows as they arrive: perftest's table, or JSON lines, or one figure.
+final class BandwidthPrinter: @unchecked Sendable {
+    let json: OutputSink?
+    let output: OutputChoice?
+    let gigabits: Bool
+    let operation: BandwidthOperation
+    let queuePairs: Int
+    let bidirectional: Bool
+    let path: String
+    var headerPrinted = false
+
+    init(json: OutputSink?, output: OutputChoice?, gigabits: Bool, operation: BandwidthOperation, queuePairs: Int,
+         bidirectional: Bool, path: String) {
+        self.json = json
+        self.output = output
+        self.gigabits = gigabits
+        self.operation = operation
+        self.queuePairs = queuePairs
+        self.bidirectional = bidirectional
+        self.path = path
+    }
+
+    func print(_ statistics: BandwidthStatistics, note: String = "") {
+        json?.write(JSONReport.bandwidth(statistics, operation: operation, qps: queuePairs, bidirectional: bidirectional, path: path))
+        if json?.isStandardOutput == true { return }
+        switch output {
+        case .bandwidth:
+            Swift.print(String(format: "%.2f", BandwidthStatistics.format(statistics.averageBytesPerSecond, gigabits: gigabits)))
+        case .message_rate:
+            Swift.print(String(format: "%.6f", statistics.messageRateMpps))
+        case .latency:
+            Swift.print(String(format: "%.2f", statistics.messageRateMpps > 0 ? 1 / statistics.messageRateMpps : 0))
+        case nil:
+            if !headerPrinted {
+                headerPrinted = true
+                Swift.print("# \(operation) bandwidth, \(queuePairs) QP(s)\(bidirectional ? ", bidirectional (sum of both directions)" : ""); clock CLOCK_MONOTONIC_RAW")
+                Swift.print(PerftestFormat.resultLine)
+                Swift.print(gigabits ? PerftestFormat.bandwidthHeaderGbits : PerftestFormat.bandwidthHeaderMiB)
+            }
+            Swift.print(PerftestFormat.bandwidthRow(statistics, gigabits: gigabits) + note)
+        }
+        fflush(nil)
+    }
+}

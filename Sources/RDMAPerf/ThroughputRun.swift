@@ -1,0 +1,397 @@
+import RDMA
+
+/// What one bandwidth run moves; the client sends it to the server in `hello`.
+public struct ThroughputParameters: Sendable, Equatable {
+    public var operation: BandwidthOperation
+    public var sizes: [Int]
+    /// Messages per QP per size (perftest's -n for bandwidth tests); nil with `duration`.
+    public var iterations: Int?
+    public var duration: Double?
+    public var queuePairs: Int
+    public var bidirectional: Bool
+    /// Outstanding requests per QP (perftest's -t).
+    public var sendDepth: Int
+    /// Signal one request in this many per QP (perftest's --cq-mod / -Q).
+    public var completionModeration: Int
+    public var inlineSize: Int?
+    public var mtu: Int?
+    public var qpTimeout: UInt8
+    public var progressTimeout: Double
+    /// Never yield while polling (--spin).
+    public var spin: Bool
+
+    public init(operation: BandwidthOperation, sizes: [Int], iterations: Int?, duration: Double?, queuePairs: Int = 1,
+                bidirectional: Bool = false, sendDepth: Int = 128, completionModeration: Int = 100, inlineSize: Int? = nil, mtu: Int? = nil,
+                qpTimeout: UInt8 = 14, progressTimeout: Double = 10, spin: Bool = false) {
+        self.spin = spin
+        self.operation = operation
+        self.sizes = sizes
+        self.iterations = iterations
+        self.duration = duration
+        self.queuePairs = queuePairs
+        self.bidirectional = bidirectional
+        self.sendDepth = sendDepth
+        self.completionModeration = completionModeration
+        self.inlineSize = inlineSize
+        self.mtu = mtu
+        self.qpTimeout = qpTimeout
+        self.progressTimeout = progressTimeout
+    }
+
+    /// Per-message timestamps kept at most in a `-D` run (for the peak figure).
+    public static let durationStampCap = 1 << 22
+}
+
+/// Per-message timestamps for the peak figure, preallocated.
+final class StampBuffers {
+    let posted: UnsafeMutableBufferPointer<UInt64>
+    let completed: UnsafeMutableBufferPointer<UInt64>
+    let outstanding: UnsafeMutableBufferPointer<Int>
+    let postedOn: UnsafeMutableBufferPointer<Int>
+    let unsignaled: UnsafeMutableBufferPointer<Int>
+    let target: UnsafeMutableBufferPointer<Int>
+
+    init(capacity: Int, queuePairs: Int) {
+        posted = .allocate(capacity: max(1, capacity))
+        posted.initialize(repeating: 0)
+        completed = .allocate(capacity: max(1, capacity))
+        completed.initialize(repeating: 0)
+        func counters() -> UnsafeMutableBufferPointer<Int> {
+            let buffer = UnsafeMutableBufferPointer<Int>.allocate(capacity: max(1, queuePairs))
+            buffer.initialize(repeating: 0)
+            return buffer
+        }
+        outstanding = counters()
+        postedOn = counters()
+        unsignaled = counters()
+        target = counters()
+    }
+
+    deinit {
+        posted.deallocate()
+        completed.deallocate()
+        outstanding.deallocate()
+        postedOn.deallocate()
+        unsignaled.deallocate()
+        target.deallocate()
+    }
+}
+
+struct ThroughputOutcome {
+    var sent: Int
+    var elapsed: UInt64
+    var peak: Double
+    var received: Int
+    var truncated: Bool
+}
+
+enum ThroughputLoop {
+    /// One side of one size. Sends `iterations` messages per QP (or for `duration`) when
+    /// `sending`; reposts receives when `receiving`; when `expectPeerDone`, runs until the
+    /// peer's `done` arrived and (receiving) its count was received. Announces its own
+    /// `done` when sending finished. Allocates nothing per message.
+    ///
+    /// Like perftest (`--cq-mod`, default 100) only every n-th request per QP is signaled;
+    /// its completion's id carries how many requests it accounts for. When a `-D` run or
+    /// Ctrl-C stops it, each QP with unsignaled requests in flight posts one signaled
+    /// request more so that every request is accounted for.
+    static func run(queues: QueueSet, remote: RemoteMemory, parameters: ThroughputParameters, size: Int,
+                    sending: Bool, receiving: Bool, expectPeerDone: Bool, stamps: StampBuffers,
+                    pump: CompletionPump, progress: inout ProgressLine) throws(PerfError) -> ThroughputOutcome {
+        let pairs = queues.queuePairs
+        let qpCount = pairs.count
+        let slot = queues.slot
+        let depth = min(parameters.sendDepth, queues.sendDepth)
+        let signalEvery = max(1, min(parameters.completionModeration, depth, 0xFFFF))
+        let quiet: SendFlags = size <= queues.maxInline && parameters.operation != .read ? [.inline] : []
+        let loud = quiet.union(.signaled)
+        let operation: SendOperation
+        let element: ScatterGatherElement
+        switch parameters.operation {
+        case .write:
+            operation = .write(remote.slice(offset: UInt32(slot), length: UInt32(size)))
+            element = queues.memory.scatterGather(offset: 0, length: size)
+        case .send:
+            operation = .send
+            element = queues.memory.scatterGather(offset: 0, length: size)
+        case .read:
+            operation = .read(remote.slice(offset: 0, length: UInt32(size)))
+            element = queues.memory.scatterGather(offset: slot, length: size)
+        }
+        let receiveElement = queues.memory.scatterGather(offset: slot, length: slot)
+        let perQueueTarget = sending ? (parameters.iterations ?? Int.max) : 0
+        let outstanding = stamps.outstanding, postedOn = stamps.postedOn, unsignaled = stamps.unsignaled, target = stamps.target
+        for q in 0..<qpCount {
+            outstanding[q] = 0; postedOn[q] = 0; unsignaled[q] = 0; target[q] = perQueueTarget
+        }
+        var total = sending ? (parameters.iterations.map { $0 * qpCount } ?? Int.max) : 0
+        let capacity = stamps.posted.count
+        var posted = 0, completed = 0, received = 0
+        var peerCount: Int? = nil
+        var peerDone = !expectPeerDone
+        var announced = !sending
+        var stopping = !sending || parameters.duration == nil
+        var truncated = false
+        let start = MonotonicClock.nanoseconds()
+        let end = parameters.duration.map { start + UInt64($0 * 1e9) } ?? .max
+        var lastCompletion = start
+        var nextAlive = start + 1_000_000_000
+        pump.activity = "moving \(parameters.operation) \(size) B"
+        pump.progressed(at: start)
+        while true {
+            if sending, posted < total {
+                let now = MonotonicClock.nanoseconds()
+                for q in 0..<qpCount {
+                    while outstanding[q] < depth, postedOn[q] < target[q] {
+                        postedOn[q] += 1
+                        unsignaled[q] += 1
+                        let signal = unsignaled[q] >= signalEvery || postedOn[q] == target[q]
+                        let id = UInt64(q) | UInt64(unsignaled[q]) << 16
+                        try rdma("posting \(parameters.operation) on QP \(q)") { () throws(RDMAError) in
+                            try pairs[q].post(SendWorkRequest(id: id, operation: operation, flags: signal ? loud : quiet), scatterGather: element)
+                        }
+                        if signal { unsignaled[q] = 0 }
+                        if posted < capacity { stamps.posted[posted] = now }
+                        outstanding[q] += 1
+                        posted += 1
+                    }
+                }
+            }
+            let count = try pump.poll()
+            if count > 0 {
+                let now = MonotonicClock.nanoseconds()
+                for index in 0..<count {
+                    let id = pump.completions[index].id
+                    if id & receiveTag != 0 {
+                        received += 1
+                        let q = Int(id & 0xFFFF)
+                        try rdma("re-posting a receive") { () throws(RDMAError) in
+                            try pairs[q].postReceive(id: id, scatterGather: receiveElement)
+                        }
+                    } else {
+                        let q = Int(id & 0xFFFF), covered = Int((id >> 16) & 0xFFFF)
+                        outstanding[q] -= covered
+                        for _ in 0..<covered {
+                            if completed < capacity { stamps.completed[completed] = now }
+                            completed += 1
+                        }
+                        lastCompletion = now
+                    }
+                }
+                pump.progressed(at: now)
+                if now >= nextAlive {
+                    nextAlive = now + 1_000_000_000
+                    if sending { try pump.control.send(ControlMessage(cmd: "alive")) }
+                    progress.tick(now: now, "\(parameters.operation) \(size) B: \(completed) sent, \(received) received")
+                }
+            } else if let message = pump.controlMessage {
+                pump.controlMessage = nil
+                if message.cmd == "done" { peerDone = true; peerCount = message.count }
+                else if message.cmd != "alive" { throw .peer("unexpected \(message.cmd) during the run") }
+            }
+            let interrupted = stopRequested()
+            if sending, !announced, interrupted || (!stopping && MonotonicClock.nanoseconds() >= end) {
+                // Stop posting; a QP with unsignaled requests in flight gets one signaled
+                // request more, whose completion accounts for them.
+                if interrupted { truncated = true }
+                stopping = true
+                total = 0
+                for q in 0..<qpCount {
+                    target[q] = postedOn[q] + (unsignaled[q] > 0 ? 1 : 0)
+                    total += target[q]
+                }
+            }
+            if !announced, completed == total {
+                announced = true
+                var done = ControlMessage(cmd: "done")
+                done.count = completed
+                try pump.control.send(done)
+            }
+            if announced, peerDone, !receiving || received >= (peerCount ?? 0) { break }
+            if interrupted, !sending { truncated = true; break }
+        }
+        let peak = BandwidthStatistics.peak(posted: UnsafeBufferPointer(rebasing: stamps.posted[0..<min(posted, capacity)]),
+                                            completed: UnsafeBufferPointer(rebasing: stamps.completed[0..<min(completed, capacity)]),
+                                            messageSize: size)
+        return ThroughputOutcome(sent: completed, elapsed: lastCompletion &- start, peak: peak, received: received, truncated: truncated)
+    }
+}
+
+/// The two roles of `rdma-throughput`.
+public enum ThroughputSession {
+    static func checkSizes(_ sizes: [Int], opened: OpenedDevice) throws(PerfError) {
+        for size in sizes where size > opened.maxMessageSize {
+            throw .usage("size \(size) B is above what \(opened.context.device.name) allows (max message \(opened.maxMessageSize) B)")
+        }
+    }
+
+    static func prepare(opened: OpenedDevice, queuePairs: Int, sizes: [Int], depth: Int, inlineSize: Int?) throws(PerfError) -> QueueSet {
+        let slot = LatencySession.slot(for: sizes)
+        let queues = try QueueSet(context: opened.context, queuePairs: queuePairs, slot: slot, sendDepth: depth,
+                                  receiveDepth: max(2 * depth, 256), inlineSize: inlineSize)
+        return queues
+    }
+
+    static func postReceives(_ queues: QueueSet) throws(PerfError) {
+        for (q, pair) in queues.queuePairs.enumerated() {
+            for _ in 0..<queues.receiveDepth {
+                try rdma("posting receives") { () throws(RDMAError) in
+                    try pair.postReceive(id: receiveTag | UInt64(q), scatterGather: queues.memory.scatterGather(offset: queues.slot, length: queues.slot))
+                }
+            }
+        }
+    }
+
+    /// Client: measures each size, reports as it goes (summing both directions with -b).
+    public static func runClient(opened: OpenedDevice, control: ControlConnection, parameters: ThroughputParameters,
+                                 report: (BandwidthStatistics) -> Void) throws(PerfError) -> [BandwidthStatistics] {
+        try checkSizes(parameters.sizes, opened: opened)
+        let queues = try prepare(opened: opened, queuePairs: parameters.queuePairs, sizes: parameters.sizes,
+                                 depth: parameters.sendDepth, inlineSize: parameters.inlineSize)
+        defer { queues.close() }
+        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
+        var hello = ControlMessage(cmd: "hello")
+        hello.tool = "rdma-throughput"
+        hello.version = LatencySession.protocolVersion
+        hello.op = parameters.operation.rawValue
+        hello.sizes = parameters.sizes
+        hello.iterations = parameters.iterations
+        hello.duration = parameters.duration
+        hello.qps = parameters.queuePairs
+        hello.bidirectional = parameters.bidirectional
+        hello.txDepth = parameters.sendDepth
+        hello.cqMod = parameters.completionModeration
+        hello.endpoints = local
+        hello.memory = queues.remoteDescriptor
+        try control.send(hello)
+        let welcome = try control.receive(timeout: parameters.progressTimeout, waitingFor: "welcome")
+        guard welcome.cmd == "welcome", let remoteEndpoints = welcome.endpoints, let remote = welcome.memory else {
+            throw .peer("the server answered \(welcome.cmd), expected welcome")
+        }
+        try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex,
+                           mtu: parameters.mtu, timeout: parameters.qpTimeout)
+        try postReceives(queues)
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control)
+        pump.yieldWhenIdle = !parameters.spin
+        let capacity = parameters.iterations.map { $0 * parameters.queuePairs } ?? ThroughputParameters.durationStampCap
+        let stamps = StampBuffers(capacity: capacity, queuePairs: parameters.queuePairs)
+        var progress = ProgressLine()
+        defer { progress.finish() }
+        var results: [BandwidthStatistics] = []
+        for size in parameters.sizes {
+            if stopRequested() { break }
+            var go = ControlMessage(cmd: "go")
+            go.size = size
+            try control.send(go)
+            let ready = try control.receive(timeout: parameters.progressTimeout, waitingFor: "ready (size \(size))")
+            guard ready.cmd == "ready" else { throw .peer("expected ready, got \(ready.cmd)") }
+            let outcome: ThroughputOutcome
+            do {
+                outcome = try ThroughputLoop.run(queues: queues, remote: remote, parameters: parameters, size: size, sending: true,
+                                                 receiving: parameters.bidirectional && parameters.operation == .send,
+                                                 expectPeerDone: parameters.bidirectional, stamps: stamps, pump: pump, progress: &progress)
+            } catch where error.exitCode == 130 {
+                break
+            }
+            var statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
+                                                 peakBytesPerSecond: outcome.peak)
+            var result = ControlMessage(cmd: "result")
+            result.bandwidth = statistics
+            try control.send(result)
+            if parameters.bidirectional {
+                let theirs = try control.receive(timeout: parameters.progressTimeout, waitingFor: "the server's result")
+                if let other = theirs.bandwidth { statistics = combine(statistics, other) }
+            }
+            results.append(statistics)
+            report(statistics)
+            if outcome.truncated { break }
+        }
+        try? control.send(ControlMessage(cmd: "bye"))
+        return results
+    }
+
+    /// perftest -b reports the sum of both directions.
+    static func combine(_ a: BandwidthStatistics, _ b: BandwidthStatistics) -> BandwidthStatistics {
+        var sum = a
+        sum.messages = a.messages + b.messages
+        sum.averageBytesPerSecond = a.averageBytesPerSecond + b.averageBytesPerSecond
+        sum.peakBytesPerSecond = a.peakBytesPerSecond + b.peakBytesPerSecond
+        sum.messageRateMpps = a.messageRateMpps + b.messageRateMpps
+        sum.elapsedSeconds = max(a.elapsedSeconds, b.elapsedSeconds)
+        return sum
+    }
+
+    /// Server: answers one client's run; calls `report` with the client's figures.
+    public static func serve(opened: OpenedDevice, control: ControlConnection, progressTimeout: Double,
+                             inlineSize: Int?, mtu: Int?, qpTimeout: UInt8, spin: Bool = false,
+                             log: (String) -> Void, report: (BandwidthStatistics) -> Void) throws(PerfError) {
+        let hello = try control.receive(timeout: progressTimeout, waitingFor: "hello")
+        guard hello.cmd == "hello", hello.tool == "rdma-throughput", let sizes = hello.sizes,
+              let operation = hello.op.flatMap(BandwidthOperation.init(rawValue:)), let remoteEndpoints = hello.endpoints,
+              let remote = hello.memory else {
+            throw .peer("the client's hello is not an rdma-throughput hello (tool \(hello.tool ?? "?"))",
+                        hint: "run rdma-throughput on both sides")
+        }
+        let qps = max(1, hello.qps ?? 1)
+        let parameters = ThroughputParameters(operation: operation, sizes: sizes, iterations: hello.iterations, duration: hello.duration,
+                                              queuePairs: qps, bidirectional: hello.bidirectional ?? false,
+                                              sendDepth: hello.txDepth ?? 128, completionModeration: hello.cqMod ?? 100, inlineSize: inlineSize, mtu: mtu, qpTimeout: qpTimeout,
+                                              progressTimeout: progressTimeout, spin: spin)
+        do { try checkSizes(sizes, opened: opened) } catch {
+            var refusal = ControlMessage(cmd: "error")
+            refusal.error = "server: \(error)"
+            try? control.send(refusal)
+            throw error
+        }
+        log("client \(control.peerDescription): \(operation) bandwidth, \(qps) QP(s)\(parameters.bidirectional ? ", bidirectional" : "")")
+        let queues = try prepare(opened: opened, queuePairs: qps, sizes: sizes, depth: parameters.sendDepth, inlineSize: inlineSize)
+        defer { queues.close() }
+        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
+        try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex, mtu: mtu, timeout: qpTimeout)
+        try postReceives(queues)
+        var welcome = ControlMessage(cmd: "welcome")
+        welcome.endpoints = local
+        welcome.memory = queues.remoteDescriptor
+        welcome.path = opened.path
+        try control.send(welcome)
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: progressTimeout, control: control)
+        pump.yieldWhenIdle = !spin
+        let capacity = parameters.iterations.map { $0 * qps } ?? ThroughputParameters.durationStampCap
+        let stamps = StampBuffers(capacity: parameters.bidirectional ? capacity : 1, queuePairs: qps)
+        var progress = ProgressLine()
+        while true {
+            let message = try control.receive(timeout: progressTimeout, waitingFor: "the next size (go) or bye")
+            switch message.cmd {
+            case "bye":
+                return
+            case "go":
+                guard let size = message.size else { throw .peer("go without a size") }
+                try control.send(ControlMessage(cmd: "ready"))
+                if !parameters.bidirectional, operation != .send {
+                    // The target of WRITE/READ has no completions to poll: block on the
+                    // exchange instead of spinning, so the CPU goes to the device (rxe does
+                    // its work on the host's cores) — as perftest's server does.
+                    opened.backgroundProgress(true)
+                    defer { opened.backgroundProgress(false) }
+                    _ = try LatencySession.waitPassively(control: control, timeout: progressTimeout)
+                    let theirs = try control.receive(timeout: progressTimeout, waitingFor: "the client's result")
+                    if let statistics = theirs.bandwidth { report(statistics) }
+                    continue
+                }
+                let outcome = try ThroughputLoop.run(queues: queues, remote: remote, parameters: parameters, size: size,
+                                                     sending: parameters.bidirectional, receiving: operation == .send,
+                                                     expectPeerDone: true, stamps: stamps, pump: pump, progress: &progress)
+                if parameters.bidirectional {
+                    var result = ControlMessage(cmd: "result")
+                    result.bandwidth = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
+                                                           peakBytesPerSecond: outcome.peak)
+                    try control.send(result)
+                }
+                let theirs = try control.receive(timeout: progressTimeout, waitingFor: "the client's result")
+                if let statistics = theirs.bandwidth { report(statistics) }
+            default:
+                throw .peer("unexpected \(message.cmd) from the client")
+            }
+        }
+    }
+}

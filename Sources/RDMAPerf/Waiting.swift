@@ -1,0 +1,92 @@
+import Glibc
+import RDMA
+
+/// Turns the API's typed errors into the tools' errors, naming what was being done.
+@inline(__always)
+func rdma<T>(_ what: @autoclosure () -> String, _ body: () throws(RDMAError) -> T) throws(PerfError) -> T {
+    do { return try body() } catch { throw PerfError("\(what()): \(error)") }
+}
+
+/// Receive work-request ids carry this bit; send ids do not.
+let receiveTag: UInt64 = 1 << 32
+
+/// The completion-driven part every measured loop shares: a preallocated completion
+/// buffer, the progress deadline, the occasional look at the exchange connection.
+final class CompletionPump {
+    let queue: CompletionQueue
+    let completions: UnsafeMutableBufferPointer<WorkCompletion>
+    let progressTimeout: UInt64
+    let control: ControlConnection
+    var spins = 0
+    /// Past this instant without `progressed`, the peer is declared gone.
+    var deadline: UInt64 = .max
+    /// Bumped by the loops at each step forward; the periodic check turns it into a new
+    /// deadline, so the hot path never reads the clock just for the watchdog (in a VM
+    /// without a vDSO clocksource each read is a system call).
+    var events = 0
+    private var seenEvents = 0
+    var activity = "waiting for the peer"
+    /// Give the CPU away briefly after 256 empty polls (see `poll`); false with --spin.
+    var yieldWhenIdle = true
+    /// False with a perftest peer: its exchange is silent during the run and is not JSON.
+    var watchControl = true
+    /// A message the peer sent while we were busy (e.g. `done`).
+    var controlMessage: ControlMessage?
+
+    init(queue: CompletionQueue, progressTimeout: Double, control: ControlConnection) {
+        self.queue = queue
+        completions = .allocate(capacity: 32)
+        completions.initialize(repeating: WorkCompletion())
+        self.progressTimeout = UInt64(progressTimeout * 1e9)
+        self.control = control
+    }
+
+    deinit { completions.deallocate() }
+
+    /// Polls once; returns how many completions landed in `completions`. Throws on a
+    /// failed completion. Every 4096 empty polls it checks Ctrl-C and the exchange
+    /// connection (a closed one means the peer is gone).
+    @inline(__always)
+    func poll() throws(PerfError) -> Int {
+        let count = try rdma("polling the completion queue") { () throws(RDMAError) in try queue.poll(into: completions) }
+        for index in 0..<count where completions[index].status != .success {
+            let completion = completions[index]
+            let what = completion.id & receiveTag != 0 ? "receive" : "send/RDMA"
+            throw .peer("\(what) work completion failed: status \(completion.status.rawValue) \(completion.status)")
+        }
+        if count == 0 {
+            spins &+= 1
+            // A kernel Soft-RoCE does its work in softirq context; when it is deferred to
+            // ksoftirqd on a CPU this thread spins on, CFS lets it run only at the next tick
+            // (4 ms at HZ=250): every round trip then takes a tick. Yielding after 256 empty
+            // polls (far longer than a hardware round trip) lets it run at once. --spin
+            // turns this off to busy-poll exactly like perftest.
+            if yieldWhenIdle, spins & 255 == 0 { sched_yield() }
+            if spins & 4095 == 0 {
+                if stopRequested() { throw PerfError("interrupted", exitCode: 130) }
+                let now = MonotonicClock.nanoseconds()
+                if events != seenEvents {
+                    seenEvents = events
+                    deadline = now &+ progressTimeout
+                } else if now > deadline {
+                    throw stalled(activity)
+                }
+                if watchControl, controlMessage == nil, let message = try control.poll() { controlMessage = message }
+            }
+        }
+        return count
+    }
+
+    /// Something moved: push the no-progress deadline at the next periodic check.
+    @inline(__always)
+    func tick() { events &+= 1 }
+
+    /// Something moved at `now`: push the no-progress deadline.
+    @inline(__always)
+    func progressed(at now: UInt64) { deadline = now &+ progressTimeout }
+
+    func stalled(_ what: String) -> PerfError {
+        .peer("no progress for \(Double(progressTimeout) / 1e9) s while \(what)",
+              hint: "the peer stopped answering (killed, or its QP failed); --timeout sets the bound")
+    }
+}

@@ -1,0 +1,3 @@
+import RDMAPerf
+
+ThroughputCommand.main()

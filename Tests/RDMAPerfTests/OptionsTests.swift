@@ -1,0 +1,67 @@
+import Testing
+@testable import RDMAPerf
+
+@Suite("perftest flags")
+struct OptionsTests {
+    @Test("perftest's common flags mean what they mean there")
+    func perftestFlags() throws {
+        let command = try PingPongCommand.parse(["-d", "rxe0", "-i", "1", "-x", "3", "-s", "64", "-n", "500", "-m", "1024",
+                                                 "-u", "16", "-I", "32", "-F", "-p", "20000", "10.0.0.1"])
+        #expect(command.common.device == "rxe0")
+        #expect(command.common.gidIndex == 3)
+        #expect(command.size == ByteCount(64))
+        #expect(command.common.iterations == 500)
+        #expect(command.common.mtu == 1024)
+        #expect(command.common.qpTimeout == 16)
+        #expect(command.common.inlineSize == 32)
+        #expect(command.common.port == 20000)
+        #expect(command.common.server == "10.0.0.1")
+        let parameters = try command.parameters()
+        #expect(parameters.sizes == [64])
+        #expect(parameters.iterations == 500)
+        #expect(parameters.warmup == 50)
+        #expect(try command.common.backendChoice() == .verbs(name: "rxe0"))
+    }
+
+    @Test("bandwidth flags, sweep and units")
+    func bandwidthFlags() throws {
+        let command = try ThroughputCommand.parse(["-a", "-q", "4", "-b", "-t", "64", "--report_gbits", "-D", "2", "--output", "bandwidth", "--soft", "127.0.0.2"])
+        let parameters = try command.parameters()
+        #expect(parameters.sizes.first == 2 && parameters.sizes.last == 1 << 23 && parameters.sizes.count == 23)
+        #expect(parameters.queuePairs == 4 && parameters.bidirectional && parameters.sendDepth == 64)
+        #expect(parameters.iterations == nil && parameters.duration == 2)
+        #expect(command.reportGbits)
+        #expect(command.common.output == .bandwidth)
+        #expect(try command.common.backendChoice() == .soft(address: "127.0.0.2"))
+        let defaults = try ThroughputCommand.parse([]).parameters()
+        #expect(defaults.sizes == [65536] && defaults.iterations == 5000 && defaults.operation == .write)
+        #expect(try ThroughputCommand.parse([]).common.backendChoice() == .automatic)
+    }
+
+    @Test("sizes take binary suffixes")
+    func byteCounts() {
+        #expect(ByteCount(argument: "64K")?.value == 65536)
+        #expect(ByteCount(argument: "8M")?.value == 8 << 20)
+        #expect(ByteCount(argument: "2")?.value == 2)
+        #expect(ByteCount(argument: "0") == nil)
+        #expect(ByteCount(argument: "x") == nil)
+    }
+
+    @Test("contradictions and unsupported flags are usage errors (exit 2)", arguments: [
+        ["-a", "-s", "64"], ["-R"], ["-n", "1"], ["-n", "100", "-D", "1"], ["-m", "1000"], ["--loopback", "host"],
+        ["-d", "rxe0", "--soft", "127.0.0.1"], ["--op", "atomic", "-a"], ["-x", "300"],
+    ])
+    func usageErrors(arguments: [String]) throws {
+        let command = try PingPongCommand.parse(arguments)
+        #expect(throws: PerfError.self) {
+            _ = try command.parameters()
+            _ = try command.common.backendChoice()
+        }
+        do {
+            _ = try command.parameters()
+            _ = try command.common.backendChoice()
+        } catch {
+            #expect(error.exitCode == 2)
+        }
+    }
+}
