@@ -24,3 +24,11 @@ int posix_memalign(void **out, size_t alignment, size_t n) {
     return 0;
 }
 void *aligned_alloc(size_t alignment, size_t n) { atomic_fetch_add(&count, 1); return __libc_memalign(alignment, n); }
+
+// With MALLOC_COUNT_REPORT set, print the total at exit, so a program that does not read
+// the counter itself (rdma-pingpong, rdma-throughput) can still be measured from outside.
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((destructor)) static void report_malloc_count(void) {
+    if (getenv("MALLOC_COUNT_REPORT")) fprintf(stderr, "malloc_count_total=%llu\n", (unsigned long long)atomic_load(&count));
+}

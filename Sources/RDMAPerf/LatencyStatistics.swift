@@ -46,7 +46,10 @@ public struct LatencyStatistics: Sendable, Equatable, Codable {
 
     /// The histogram the HDR figures came from, in nanoseconds (already halved when `halved`).
     public static func histogram(of samplesNanoseconds: UnsafeBufferPointer<UInt64>, halve: Bool) -> Histogram<UInt64> {
-        var histogram = Histogram<UInt64>(numberOfSignificantValueDigits: .three)
+        // Sized for the largest sample up front: an auto-resizing histogram grows one
+        // allocation at a time as new maxima arrive, thousands of times over a long run.
+        let largest = samplesNanoseconds.max().map { halve ? $0 / 2 : $0 } ?? 2
+        var histogram = Histogram<UInt64>(highestTrackableValue: max(largest, 2), numberOfSignificantValueDigits: .three)
         histogram.autoResize = true
         for sample in samplesNanoseconds { _ = histogram.record(halve ? sample / 2 : sample) }
         return histogram
