@@ -92,6 +92,17 @@ public final class ControlConnection: @unchecked Sendable {
         }
     }
 
+    /// The client's half of the handshake both tools share: send `hello` (carrying our
+    /// endpoints and memory), wait for the server's welcome, return its endpoints and memory.
+    public func greet(_ hello: ControlMessage, timeout: Double) throws(PerfError) -> (endpoints: [Endpoint], memory: RemoteMemory) {
+        try send(hello)
+        let welcome = try receive(timeout: timeout, waitingFor: "welcome")
+        guard welcome.cmd == "welcome", let endpoints = welcome.endpoints, let memory = welcome.memory else {
+            throw .peer("the server answered \(welcome.cmd), expected welcome")
+        }
+        return (endpoints, memory)
+    }
+
     /// Writes raw bytes (perftest's fixed-size exchange messages).
     public func sendRaw(_ bytes: [UInt8]) throws(PerfError) {
         let ok = bytes.withUnsafeBytes { raw -> Bool in

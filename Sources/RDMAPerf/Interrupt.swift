@@ -1,4 +1,5 @@
 import Foundation
+import ArgumentParser
 import Synchronization
 
 private let interruptFlag = Atomic<Bool>(false)
@@ -58,4 +59,15 @@ public struct ProgressLine {
 /// Prints to stderr.
 public func printError(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
+}
+
+/// A command's body with its errors reported the one way both tools do: `<tool>: error: …`
+/// on stderr and the error's exit code (2 usage, 3 peer, 130 interrupted …).
+func runReportingErrors(_ tool: String, _ body: () throws(PerfError) -> Void) throws {
+    do throws(PerfError) {
+        try body()
+    } catch {
+        printError("\(tool): error: \(error)")
+        throw ExitCode(error.exitCode)
+    }
 }

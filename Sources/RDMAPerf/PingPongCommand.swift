@@ -44,12 +44,7 @@ public struct PingPongCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        do throws(PerfError) {
-            try execute()
-        } catch {
-            printError("rdma-pingpong: error: \(error)")
-            throw ExitCode(error.exitCode)
-        }
+        try runReportingErrors("rdma-pingpong") { () throws(PerfError) in try execute() }
     }
 
     func parameters() throws(PerfError) -> LatencyParameters {

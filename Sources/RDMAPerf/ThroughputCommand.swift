@@ -46,12 +46,7 @@ public struct ThroughputCommand: ParsableCommand {
     public init() {}
 
     public func run() throws {
-        do throws(PerfError) {
-            try execute()
-        } catch {
-            printError("rdma-throughput: error: \(error)")
-            throw ExitCode(error.exitCode)
-        }
+        try runReportingErrors("rdma-throughput") { () throws(PerfError) in try execute() }
     }
 
     func parameters() throws(PerfError) -> ThroughputParameters {

@@ -263,11 +263,7 @@ public enum ThroughputSession {
         hello.cqMod = parameters.completionModeration
         hello.endpoints = local
         hello.memory = queues.remoteDescriptor
-        try control.send(hello)
-        let welcome = try control.receive(timeout: parameters.progressTimeout, waitingFor: "welcome")
-        guard welcome.cmd == "welcome", let remoteEndpoints = welcome.endpoints, let remote = welcome.memory else {
-            throw .peer("the server answered \(welcome.cmd), expected welcome")
-        }
+        let (remoteEndpoints, remote) = try control.greet(hello, timeout: parameters.progressTimeout)
         try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex,
                            mtu: parameters.mtu, timeout: parameters.qpTimeout)
         try postReceives(queues)
