@@ -9,19 +9,21 @@ public struct PingPongCommand: ParsableCommand {
         commandName: "rdma-pingpong",
         abstract: "RDMA latency (perftest ib_*_lat compatible flags and table, with HDR tail percentiles).",
         discussion: """
-        Ping-pong (SEND, WRITE) reports RTT/2 like perftest; READ and atomics report the full
-        request/response. The server waits; the client names it. Without -d/--soft the device is
-        chosen automatically (an active verbs device → a kernel rxe created for the run → the
-        userspace engine) and the choice is printed.
+        Ping-pong (SEND, WRITE) reports RTT/2 like perftest; READ and atomics report
+        the full request/response. The server waits; the client names it. Without
+        -d/--soft the device is chosen automatically (an active verbs device → a
+        kernel rxe created for the run → the userspace engine) and the choice is
+        printed.
 
         Examples:
-          rdma-pingpong --loopback                          # both sides here, best device
-          rdma-pingpong -d rxe0                             # server
-          rdma-pingpong -d rxe0 -s 64 -n 10000 10.0.0.1     # client
-          rdma-pingpong --loopback --op read -a --json -    # READ sweep, JSON lines on stdout
+          rdma-pingpong --loopback                       # both sides here
+          rdma-pingpong -d rxe0                          # server
+          rdma-pingpong -d rxe0 -s 64 -n 10000 10.0.0.1  # client
+          rdma-pingpong --loopback --op read -a --json - # READ sweep, JSON
           rdma-pingpong --loopback -n 100000 --histogram lat.hgrm --plot lat.svg
-          rdma-pingpong -d rxe0 -n 1000 --perftest 10.0.0.1 # client of `ib_send_lat -d rxe0 -n 1000`
-          (the server also answers ib_send_lat's client: it recognises perftest's exchange)
+          rdma-pingpong -d rxe0 -n 1000 --perftest 10.0.0.1
+              # client of `ib_send_lat -d rxe0 -n 1000`; our server also
+              # answers ib_send_lat's client (it recognises perftest's exchange)
         """)
 
     @OptionGroup public var common: CommonOptions

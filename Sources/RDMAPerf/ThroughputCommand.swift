@@ -9,14 +9,15 @@ public struct ThroughputCommand: ParsableCommand {
         commandName: "rdma-throughput",
         abstract: "RDMA bandwidth and message rate (perftest ib_*_bw compatible flags and table).",
         discussion: """
-        BW average = bytes ÷ (last completion − first post); BW peak = the best rate over any
-        run of consecutive messages (post of the first → completion of the last), as perftest. MiB = 2^20 B; with
-        --report_gbits, Gb = 10^9 bit. With -b both sides send and the figures are summed.
+        BW average = bytes ÷ (last completion − first post); BW peak = the best rate
+        over any run of consecutive messages (post of the first → completion of the
+        last), as perftest. MiB = 2^20 B; with --report_gbits, Gb = 10^9 bit. With -b
+        both sides send and the figures are summed.
 
         Examples:
-          rdma-throughput --loopback                               # WRITE 64 KiB, best device
-          rdma-throughput -d rxe0                                  # server
-          rdma-throughput -d rxe0 --op send -q 4 -b 10.0.0.1       # client
+          rdma-throughput --loopback                         # WRITE 64 KiB
+          rdma-throughput -d rxe0                            # server
+          rdma-throughput -d rxe0 --op send -q 4 -b 10.0.0.1 # client
           rdma-throughput --loopback -a --report_gbits --plot bw.svg --json bw.jsonl
         """)
 
