@@ -57,7 +57,6 @@ let package = Package(
             name: "RDMAPerf",
             dependencies: [
                 "RDMA",
-                "SoftRoCE",   // SoftDeviceConfiguration, for --soft
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]

@@ -1,6 +1,5 @@
 import Foundation
 import RDMA
-import SoftRoCE
 
 /// Which RDMA implementation a tool runs on (`-d NAME`, `--soft ADDR`, or neither).
 ///
