@@ -114,6 +114,21 @@ struct PerftestWireTests {
         #expect(PerftestKey(message: message) == key)
         #expect(PerftestKey(message: Array("{\"cmd\":\"hello\"}".utf8)) == nil)
     }
+
+    @Test("ib_write_lat's marker is the running count as a C char: 1…255, then 0, 1…")
+    func writeMarker() {
+        #expect(PerftestLatency.writeMarker(1) == 1)
+        #expect(PerftestLatency.writeMarker(255) == 255)
+        #expect(PerftestLatency.writeMarker(256) == 0)
+        #expect(PerftestLatency.writeMarker(257) == 1)
+        #expect(PerftestLatency.writeMarker(1000) == UInt8(1000 % 256))
+    }
+
+    @Test("key-line exchanges: ib_send_lat 1 + 3 (+ close), ib_write_lat 2 + 2")
+    func keyExchanges() {
+        #expect(PerftestLatency.keyExchanges(for: .send) == (1, 3))
+        #expect(PerftestLatency.keyExchanges(for: .write) == (2, 2))
+    }
 }
 
 @Suite("Device selection")
