@@ -276,3 +276,134 @@ public enum PerftestLatency {
         while MonotonicClock.nanoseconds() < end { if try pump.poll() == 0 { break } }
     }
 }
+
+/// What `ib_*_bw` exchanges after the run (its `xchg_bw_reports`, peer version ≥ 5.33,
+/// no per-port report): five 8-byte big-endian values, each its own exchange step —
+/// message size, iterations, then the peak and average bandwidth (MiB/s, IEEE double)
+/// and the message rate (Mpps). A half-duplex server prints the client's report as its
+/// own table.
+public struct PerftestBandwidthReport: Equatable, Sendable {
+    public var size: UInt64
+    public var iterations: UInt64
+    public var peakMiBps: Double
+    public var averageMiBps: Double
+    public var messageRateMpps: Double
+
+    public init(size: UInt64, iterations: UInt64, peakMiBps: Double, averageMiBps: Double, messageRateMpps: Double) {
+        self.size = size
+        self.iterations = iterations
+        self.peakMiBps = peakMiBps
+        self.averageMiBps = averageMiBps
+        self.messageRateMpps = messageRateMpps
+    }
+
+    /// The five 8-byte fields in exchange order.
+    public var fields: [[UInt8]] {
+        [size, iterations, peakMiBps.bitPattern, averageMiBps.bitPattern, messageRateMpps.bitPattern].map { value in
+            (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
+        }
+    }
+
+    public init?(fields: [[UInt8]]) {
+        guard fields.count == 5, fields.allSatisfy({ $0.count == 8 }) else { return nil }
+        let values = fields.map { $0.reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        self.init(size: values[0], iterations: values[1], peakMiBps: Double(bitPattern: values[2]),
+                  averageMiBps: Double(bitPattern: values[3]), messageRateMpps: Double(bitPattern: values[4]))
+    }
+}
+
+/// WRITE bandwidth against perftest's `ib_write_bw` (half duplex, 1 QP), either role.
+public enum PerftestBandwidth {
+    /// `ib_write_bw`'s key-line exchanges: the keys before connecting, then (connected)
+    /// the remote-QP print and a barrier; after the run one more, the reports, and the
+    /// close (a key line and the text "done").
+    public static let keyExchangesBeforeRun = (beforeConnect: 1, afterConnect: 2)
+
+    public static func runClient(opened: OpenedDevice, control: ControlConnection, parameters: ThroughputParameters,
+                                 log: (String) -> Void) throws(PerfError) -> BandwidthStatistics? {
+        guard parameters.operation == .write, parameters.sizes.count == 1, parameters.queuePairs == 1, !parameters.bidirectional,
+              let iterations = parameters.iterations else {
+            throw .usage("--perftest speaks ib_write_bw's exchange: --op write, one size, -q 1, -n iterations, no -b/-D")
+        }
+        let size = parameters.sizes[0]
+        try ThroughputSession.checkSizes([size], opened: opened)
+        let exchange = PerftestExchange(control: control, isClient: true, timeout: parameters.progressTimeout)
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
+        log("peer is perftest \(version) (ib_write_bw's exchange; WRITE bandwidth, \(iterations) × \(size) B)")
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [size], depth: parameters.sendDepth,
+                                                   inlineSize: parameters.inlineSize)
+        defer { queues.close() }
+        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
+        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
+                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
+                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
+        let theirs = try exchange.keys(mine)
+        let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
+                              lid: theirs.lid, mtu: mtu)
+        try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
+                           timeout: parameters.qpTimeout)
+        for _ in 0..<keyExchangesBeforeRun.afterConnect { _ = try exchange.keys(mine) }
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control)
+        pump.watchControl = false
+        pump.yieldWhenIdle = !parameters.spin
+        // The loop WRITEs at `slot` into the region it is given: start it `slot` below
+        // the address perftest advertised.
+        let slot = UInt64(queues.slot)
+        let region = RemoteMemory(address: theirs.virtualAddress &- slot, rkey: theirs.rkey, length: UInt32(clamping: queues.slot + size))
+        let stamps = StampBuffers(capacity: iterations, queuePairs: 1)
+        var progress = ProgressLine()
+        let outcome = try ThroughputLoop.run(queues: queues, remote: region, parameters: parameters, size: size, sending: true,
+                                             receiving: false, expectPeerDone: false, stamps: stamps, pump: pump, progress: &progress)
+        progress.finish()
+        let statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
+                                             peakBytesPerSecond: outcome.peak)
+        _ = try exchange.keys(mine)          // the client is done
+        let report = PerftestBandwidthReport(size: UInt64(size), iterations: UInt64(outcome.sent),
+                                             peakMiBps: statistics.peakBytesPerSecond / 1_048_576,
+                                             averageMiBps: statistics.averageBytesPerSecond / 1_048_576,
+                                             messageRateMpps: statistics.messageRateMpps)
+        for field in report.fields { _ = try exchange.swap(field, count: 8, what: "perftest's bandwidth report") }
+        _ = try? PerftestExchange(control: control, isClient: true, timeout: min(parameters.progressTimeout, 5)).keys(mine)
+        try? control.sendRaw(Array("done".utf8) + [0])
+        return statistics
+    }
+
+    /// Answers `ib_write_bw`'s client (half duplex, 1 QP): the passive target of its
+    /// WRITEs. Returns the client's report (perftest measured it), which the server prints.
+    /// perftest's client says nothing during the run: the wait for its end is bounded by
+    /// `runTimeout`, not by the progress timeout.
+    public static func serve(opened: OpenedDevice, control: ControlConnection, inlineSize: Int?, qpTimeout: UInt8,
+                             timeout: Double, runTimeout: Double, log: (String) -> Void) throws(PerfError) -> PerftestBandwidthReport? {
+        let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
+        log("peer is perftest \(version) (ib_write_bw's client; we are the target of its WRITEs — at most \(min(opened.maxMessageSize, targetRoom)) B each; its figures come at the end)")
+        // Its size is not exchanged (below 6.28) and its client may step its remote address
+        // through its cycle buffer: a target region for the largest size `-a` reaches.
+        let room = min(opened.maxMessageSize, targetRoom)
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [room], depth: 128, inlineSize: inlineSize)
+        defer { queues.close() }
+        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
+        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
+                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
+                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
+        let theirs = try exchange.keys(mine)
+        let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
+                              lid: theirs.lid, mtu: mtu)
+        try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
+                           timeout: qpTimeout)
+        for _ in 0..<keyExchangesBeforeRun.afterConnect { _ = try exchange.keys(mine) }
+        opened.backgroundProgress(true)
+        defer { opened.backgroundProgress(false) }
+        _ = try PerftestExchange(control: control, isClient: false, timeout: runTimeout).keys(mine)   // its run is over
+        let nothing = PerftestBandwidthReport(size: 0, iterations: 0, peakMiBps: 0, averageMiBps: 0, messageRateMpps: 0)
+        var fields: [[UInt8]] = []
+        for field in nothing.fields { fields.append(try exchange.swap(field, count: 8, what: "perftest's bandwidth report")) }
+        _ = try? PerftestExchange(control: control, isClient: false, timeout: min(timeout, 5)).keys(mine)
+        try? control.sendRaw(Array("done".utf8) + [0])
+        return PerftestBandwidthReport(fields: fields)
+    }
+
+    /// The target region's size for a perftest client: 8 MiB, the largest size of its
+    /// `-a` sweep (larger `-s` is refused by the target with a remote access error).
+    public static let targetRoom = 1 << 23
+}

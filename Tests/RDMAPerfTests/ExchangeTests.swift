@@ -129,6 +129,19 @@ struct PerftestWireTests {
         #expect(PerftestLatency.keyExchanges(for: .send) == (1, 3))
         #expect(PerftestLatency.keyExchanges(for: .write) == (2, 2))
     }
+
+    @Test("ib_write_bw's report: five 8-byte big-endian fields (doubles as IEEE bits), and back")
+    func bandwidthReport() throws {
+        let report = PerftestBandwidthReport(size: 65536, iterations: 5000, peakMiBps: 48.25, averageMiBps: 44.8,
+                                             messageRateMpps: 0.000717)
+        let fields = report.fields
+        #expect(fields.count == 5 && fields.allSatisfy { $0.count == 8 })
+        #expect(fields[0] == [0, 0, 0, 0, 0, 1, 0, 0])
+        #expect(fields[1] == [0, 0, 0, 0, 0, 0, 0x13, 0x88])
+        #expect(fields[2] == [0x40, 0x48, 0x20, 0, 0, 0, 0, 0])   // 48.25 as a big-endian double
+        #expect(PerftestBandwidthReport(fields: fields) == report)
+        #expect(PerftestBandwidthReport(fields: Array(fields.prefix(4))) == nil)
+    }
 }
 
 @Suite("Device selection")
