@@ -1,8 +1,8 @@
 import RDMA
 
 /// perftest's out-of-band TCP exchange (no rdma_cm), reproduced from its documented
-/// message formats so that rdma-pingpong's SEND latency can run against `ib_send_lat`
-/// (either side). What is exchanged, in order (the client writes first each time, the
+/// message formats so that rdma-pingpong's SEND and WRITE latency can run against
+/// `ib_send_lat` and `ib_write_lat` (either side). What is exchanged, in order (the client writes first each time, the
 /// server reads first):
 ///
 /// 1. version: 16 bytes, NUL-padded text. We send `"6.10"`: perftest accepts ≥ 5.70, and
@@ -13,7 +13,8 @@ import RDMA
 /// 4. key lines, 108 bytes each: `%04x:%04x:%06x:%06x:%08x:%016llx:` + 16 GID bytes as
 ///    `%02x:` + `%08x:` + NUL — LID, outstanding reads, QPN, PSN, rkey, vaddr, GID, SRQN.
 ///    `ib_send_lat` (1 QP, one size) exchanges one before connecting, then four more as
-///    barriers: after connecting, to print the peer, before the run, and at the close.
+///    barriers: after connecting, to print the peer, before the run, and at the close;
+///    `ib_write_lat` two before connecting and two after (see `PerftestLatency.keyExchanges`).
 ///
 /// ```swift
 /// let key = PerftestKey(lid: 0, outstandingReads: 1, queuePairNumber: 0x11, psn: 0xabc,
@@ -133,43 +134,79 @@ public struct PerftestExchange {
     }
 }
 
-/// SEND latency against perftest's `ib_send_lat`, either role.
+/// SEND and WRITE latency against perftest's `ib_send_lat` / `ib_write_lat`, either role.
 public enum PerftestLatency {
+    /// How many 108-byte key lines perftest exchanges before and after it connects its
+    /// QP, and whether it exchanges one more at the close. `ib_send_lat`: the keys, then
+    /// (connected) a barrier, the remote-QP print and a "receives posted" barrier, and a
+    /// close. `ib_write_lat` (6.06, the lab's): the keys twice, then (connected) the
+    /// remote-QP print and a barrier after RTR; no close (it just exits — we still offer
+    /// one and take EOF as the end).
+    public static func keyExchanges(for operation: LatencyOperation) -> (beforeConnect: Int, afterConnect: Int) {
+        operation == .write ? (2, 2) : (1, 3)
+    }
+
+    /// The byte `ib_write_lat` stores in the last byte of its `n`-th write (1-based) and
+    /// polls for in the last byte of its landing area: `(char)n`, wrapping 255 → 0 → 1.
+    @inline(__always)
+    public static func writeMarker(_ n: Int) -> UInt8 { UInt8(truncatingIfNeeded: n) }
+
     /// Runs one size for `iterations` (perftest counts and has no warm-up: none here
     /// either) and returns our figures. `isClient`: we named the server.
-    public static func run(opened: OpenedDevice, control: ControlConnection, isClient: Bool, size: Int, iterations: Int,
+    public static func run(opened: OpenedDevice, control: ControlConnection, isClient: Bool, operation: LatencyOperation = .send,
+                           size: Int, iterations: Int,
                            inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
                            log: (String) -> Void) throws(PerfError) -> LatencyResult? {
-        try LatencySession.checkSizes([size], opened: opened, operation: .send)
+        guard operation == .send || operation == .write else {
+            throw .usage("perftest's exchange is spoken for SEND and WRITE latency only (ib_send_lat, ib_write_lat)")
+        }
+        try LatencySession.checkSizes([size], opened: opened, operation: operation)
         let exchange = PerftestExchange(control: control, isClient: isClient, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
-        log("peer is perftest \(version) (its exchange; SEND latency, \(iterations) iterations of \(size) B — give the same -s/-n on both sides)")
+        let tool = operation == .write ? "ib_write_lat" : "ib_send_lat"
+        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(iterations) iterations of \(size) B — give the same -s/-n on both sides)")
         let slot = LatencySession.slot(for: [size])
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize)
         defer { queues.close() }
+        queues.memory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
+        // The advertised address is our landing area: perftest writes there (WRITE).
         let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
                                psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
                                virtualAddress: queues.memory.address + UInt64(slot), gid: local.gid)
+        let steps = keyExchanges(for: operation)
         let theirs = try exchange.keys(mine)
+        for _ in 1..<steps.beforeConnect { _ = try exchange.keys(mine) }
         let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
                               lid: theirs.lid, mtu: mtu)
         try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
-        _ = try exchange.keys(mine)          // barrier after connecting
-        _ = try exchange.keys(mine)          // perftest prints the remote QP here
         let pair = queues.queuePairs[0]
-        for _ in 0..<queues.receiveDepth {
-            try rdma("posting receives") { () throws(RDMAError) in
-                try pair.postReceive(id: receiveTag, scatterGather: queues.memory.scatterGather(offset: slot, length: slot))
+        for step in 0..<steps.afterConnect {
+            if operation == .send, step == steps.afterConnect - 1 {
+                for _ in 0..<queues.receiveDepth {
+                    try rdma("posting receives") { () throws(RDMAError) in
+                        try pair.postReceive(id: receiveTag, scatterGather: queues.memory.scatterGather(offset: slot, length: slot))
+                    }
+                }
             }
+            _ = try exchange.keys(mine)
         }
-        _ = try exchange.keys(mine)          // both sides' receives are posted
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
         pump.watchControl = false
         pump.yieldWhenIdle = !spin
         let remoteMemory = RemoteMemory(address: theirs.virtualAddress, rkey: theirs.rkey, length: UInt32(clamping: size))
         var result: LatencyResult?
-        if isClient {
+        if operation == .write {
+            // ib_write_lat's server writes first and its client answers: we take the
+            // opposite part of whichever role we have, and time our own posts either way.
+            let samples = SampleBuffer(capacity: iterations)
+            try writePingPong(queues: queues, remote: remoteMemory, size: size, iterations: iterations, postsFirst: !isClient,
+                              samples: samples, pump: pump)
+            if let statistics = LatencyStatistics(samples: samples.filled, halve: true) {
+                result = LatencyResult(size: size, operation: .write, statistics: statistics,
+                                       histogram: LatencyStatistics.histogram(of: samples.filled, halve: true), truncated: false)
+            }
+        } else if isClient {
             let parameters = LatencyParameters(operation: .send, sizes: [size], iterations: iterations, duration: nil, warmup: 0,
                                                inlineSize: inlineSize, progressTimeout: timeout)
             let samples = SampleBuffer(capacity: iterations)
@@ -184,7 +221,189 @@ public enum PerftestLatency {
         } else {
             _ = try LatencyLoops.echo(queues: queues, remote: remoteMemory, operation: .send, size: size, pump: pump, limit: iterations)
         }
-        _ = try? exchange.keys(mine)         // perftest's close
+        // perftest's close (ib_send_lat); ib_write_lat just exits: EOF ends the wait.
+        _ = try? PerftestExchange(control: control, isClient: isClient, timeout: min(timeout, 5)).keys(mine)
         return result
     }
+
+    /// `ib_write_lat`'s ping-pong: each side WRITEs `size` bytes whose last byte is the
+    /// running count (`writeMarker`) into the peer's landing area and waits for the
+    /// peer's count in its own. `postsFirst`: we open (perftest's server role). A sample
+    /// is the period between two of our posts (a round trip); the opener's last one ends
+    /// at the final reply.
+    static func writePingPong(queues: QueueSet, remote: RemoteMemory, size: Int, iterations: Int, postsFirst: Bool,
+                              samples: SampleBuffer, pump: CompletionPump) throws(PerfError) {
+        let pair = queues.queuePairs[0]
+        let base = queues.memory
+        let flags: SendFlags = size <= queues.maxInline ? [.signaled, .inline] : .signaled
+        var request = SendWorkRequest(id: 0, operation: .write(remote.slice(offset: 0, length: UInt32(size))), flags: flags)
+        let quietFlags = flags.subtracting(.signaled)
+        let signalEvery = max(1, min(64, queues.sendDepth / 2))
+        let element = base.scatterGather(offset: 0, length: size)
+        let mine = base.bytes.baseAddress!
+        let lastSent = mine + (size - 1)
+        let lastLanded = mine + (queues.slot + size - 1)
+        pump.activity = "waiting for ib_write_lat's next WRITE (size \(size))"
+        pump.progressed(at: MonotonicClock.nanoseconds())
+        func waitFor(_ count: Int) throws(PerfError) {
+            let marker = writeMarker(count)
+            while lastLanded.load(as: UInt8.self) != marker { _ = try pump.poll() }
+            pump.tick()
+        }
+        var previous: UInt64 = 0
+        for sent in 0..<iterations {
+            if !(postsFirst && sent == 0) { try waitFor(postsFirst ? sent : sent + 1) }
+            lastSent.storeBytes(of: writeMarker(sent + 1), as: UInt8.self)
+            request.flags = sent % signalEvery == signalEvery - 1 ? flags : quietFlags
+            try rdma("posting the WRITE") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
+            let now = MonotonicClock.nanoseconds()
+            if sent > 0, samples.count < samples.storage.count {
+                samples.storage[samples.count] = now &- previous
+                samples.count += 1
+            }
+            previous = now
+            _ = try pump.poll()
+        }
+        if postsFirst, iterations > 0 {
+            try waitFor(iterations)
+            if samples.count < samples.storage.count {
+                samples.storage[samples.count] = MonotonicClock.nanoseconds() &- previous
+                samples.count += 1
+            }
+        }
+        // Let the last signaled WRITEs complete before the QP goes away.
+        let end = MonotonicClock.nanoseconds() + 100_000_000
+        while MonotonicClock.nanoseconds() < end { if try pump.poll() == 0 { break } }
+    }
+}
+
+/// What `ib_*_bw` exchanges after the run (its `xchg_bw_reports`, peer version ≥ 5.33,
+/// no per-port report): five 8-byte big-endian values, each its own exchange step —
+/// message size, iterations, then the peak and average bandwidth (MiB/s, IEEE double)
+/// and the message rate (Mpps). A half-duplex server prints the client's report as its
+/// own table.
+public struct PerftestBandwidthReport: Equatable, Sendable {
+    public var size: UInt64
+    public var iterations: UInt64
+    public var peakMiBps: Double
+    public var averageMiBps: Double
+    public var messageRateMpps: Double
+
+    public init(size: UInt64, iterations: UInt64, peakMiBps: Double, averageMiBps: Double, messageRateMpps: Double) {
+        self.size = size
+        self.iterations = iterations
+        self.peakMiBps = peakMiBps
+        self.averageMiBps = averageMiBps
+        self.messageRateMpps = messageRateMpps
+    }
+
+    /// The five 8-byte fields in exchange order.
+    public var fields: [[UInt8]] {
+        [size, iterations, peakMiBps.bitPattern, averageMiBps.bitPattern, messageRateMpps.bitPattern].map { value in
+            (0..<8).map { UInt8(truncatingIfNeeded: value >> (56 - 8 * $0)) }
+        }
+    }
+
+    public init?(fields: [[UInt8]]) {
+        guard fields.count == 5, fields.allSatisfy({ $0.count == 8 }) else { return nil }
+        let values = fields.map { $0.reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        self.init(size: values[0], iterations: values[1], peakMiBps: Double(bitPattern: values[2]),
+                  averageMiBps: Double(bitPattern: values[3]), messageRateMpps: Double(bitPattern: values[4]))
+    }
+}
+
+/// WRITE bandwidth against perftest's `ib_write_bw` (half duplex, 1 QP), either role.
+public enum PerftestBandwidth {
+    /// `ib_write_bw`'s key-line exchanges: the keys before connecting, then (connected)
+    /// the remote-QP print and a barrier; after the run one more, the reports, and the
+    /// close (a key line and the text "done").
+    public static let keyExchangesBeforeRun = (beforeConnect: 1, afterConnect: 2)
+
+    public static func runClient(opened: OpenedDevice, control: ControlConnection, parameters: ThroughputParameters,
+                                 log: (String) -> Void) throws(PerfError) -> BandwidthStatistics? {
+        guard parameters.operation == .write, parameters.sizes.count == 1, parameters.queuePairs == 1, !parameters.bidirectional,
+              let iterations = parameters.iterations else {
+            throw .usage("--perftest speaks ib_write_bw's exchange: --op write, one size, -q 1, -n iterations, no -b/-D")
+        }
+        let size = parameters.sizes[0]
+        try ThroughputSession.checkSizes([size], opened: opened)
+        let exchange = PerftestExchange(control: control, isClient: true, timeout: parameters.progressTimeout)
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
+        log("peer is perftest \(version) (ib_write_bw's exchange; WRITE bandwidth, \(iterations) × \(size) B)")
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [size], depth: parameters.sendDepth,
+                                                   inlineSize: parameters.inlineSize)
+        defer { queues.close() }
+        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
+        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
+                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
+                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
+        let theirs = try exchange.keys(mine)
+        let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
+                              lid: theirs.lid, mtu: mtu)
+        try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
+                           timeout: parameters.qpTimeout)
+        for _ in 0..<keyExchangesBeforeRun.afterConnect { _ = try exchange.keys(mine) }
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control)
+        pump.watchControl = false
+        pump.yieldWhenIdle = !parameters.spin
+        // The loop WRITEs at `slot` into the region it is given: start it `slot` below
+        // the address perftest advertised.
+        let slot = UInt64(queues.slot)
+        let region = RemoteMemory(address: theirs.virtualAddress &- slot, rkey: theirs.rkey, length: UInt32(clamping: queues.slot + size))
+        let stamps = StampBuffers(capacity: iterations, queuePairs: 1)
+        var progress = ProgressLine()
+        let outcome = try ThroughputLoop.run(queues: queues, remote: region, parameters: parameters, size: size, sending: true,
+                                             receiving: false, expectPeerDone: false, stamps: stamps, pump: pump, progress: &progress)
+        progress.finish()
+        let statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
+                                             peakBytesPerSecond: outcome.peak)
+        _ = try exchange.keys(mine)          // the client is done
+        let report = PerftestBandwidthReport(size: UInt64(size), iterations: UInt64(outcome.sent),
+                                             peakMiBps: statistics.peakBytesPerSecond / 1_048_576,
+                                             averageMiBps: statistics.averageBytesPerSecond / 1_048_576,
+                                             messageRateMpps: statistics.messageRateMpps)
+        for field in report.fields { _ = try exchange.swap(field, count: 8, what: "perftest's bandwidth report") }
+        _ = try? PerftestExchange(control: control, isClient: true, timeout: min(parameters.progressTimeout, 5)).keys(mine)
+        try? control.sendRaw(Array("done".utf8) + [0])
+        return statistics
+    }
+
+    /// Answers `ib_write_bw`'s client (half duplex, 1 QP): the passive target of its
+    /// WRITEs. Returns the client's report (perftest measured it), which the server prints.
+    /// perftest's client says nothing during the run: the wait for its end is bounded by
+    /// `runTimeout`, not by the progress timeout.
+    public static func serve(opened: OpenedDevice, control: ControlConnection, inlineSize: Int?, qpTimeout: UInt8,
+                             timeout: Double, runTimeout: Double, log: (String) -> Void) throws(PerfError) -> PerftestBandwidthReport? {
+        let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
+        log("peer is perftest \(version) (ib_write_bw's client; we are the target of its WRITEs — at most \(min(opened.maxMessageSize, targetRoom)) B each; its figures come at the end)")
+        // Its size is not exchanged (below 6.28) and its client may step its remote address
+        // through its cycle buffer: a target region for the largest size `-a` reaches.
+        let room = min(opened.maxMessageSize, targetRoom)
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [room], depth: 128, inlineSize: inlineSize)
+        defer { queues.close() }
+        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
+        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
+                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
+                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
+        let theirs = try exchange.keys(mine)
+        let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
+                              lid: theirs.lid, mtu: mtu)
+        try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
+                           timeout: qpTimeout)
+        for _ in 0..<keyExchangesBeforeRun.afterConnect { _ = try exchange.keys(mine) }
+        opened.backgroundProgress(true)
+        defer { opened.backgroundProgress(false) }
+        _ = try PerftestExchange(control: control, isClient: false, timeout: runTimeout).keys(mine)   // its run is over
+        let nothing = PerftestBandwidthReport(size: 0, iterations: 0, peakMiBps: 0, averageMiBps: 0, messageRateMpps: 0)
+        var fields: [[UInt8]] = []
+        for field in nothing.fields { fields.append(try exchange.swap(field, count: 8, what: "perftest's bandwidth report")) }
+        _ = try? PerftestExchange(control: control, isClient: false, timeout: min(timeout, 5)).keys(mine)
+        try? control.sendRaw(Array("done".utf8) + [0])
+        return PerftestBandwidthReport(fields: fields)
+    }
+
+    /// The target region's size for a perftest client: 8 MiB, the largest size of its
+    /// `-a` sweep (larger `-s` is refused by the target with a remote access error).
+    public static let targetRoom = 1 << 23
 }

@@ -22,8 +22,9 @@ public struct PingPongCommand: ParsableCommand {
           rdma-pingpong --loopback --op read -a --json - # READ sweep, JSON
           rdma-pingpong --loopback -n 100000 --histogram lat.hgrm --plot lat.svg
           rdma-pingpong -d rxe0 -n 1000 --perftest 10.0.0.1
-              # client of `ib_send_lat -d rxe0 -n 1000`; our server also
-              # answers ib_send_lat's client (it recognises perftest's exchange)
+              # client of `ib_send_lat -d rxe0 -n 1000` (--op write: of
+              # ib_write_lat); our server also answers ib_send_lat's and
+              # ib_write_lat's clients (it recognises perftest's exchange)
         """)
 
     @OptionGroup public var common: CommonOptions
@@ -37,7 +38,7 @@ public struct PingPongCommand: ParsableCommand {
     @Option(name: .customLong("warmup"), help: "Warm-up iterations before measuring (default: 10% of -n, at most 1000).")
     public var warmup: Int?
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat: speak its exchange (SEND only, same -s/-n on both sides, no warm-up).")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat (--op send) or ib_write_lat (--op write): speak its exchange (one -s, same -s/-n on both sides, no warm-up).")
     public var perftestPeer = false
 
     @Option(name: .customLong("histogram"), help: ArgumentHelp("Write the HdrHistogram percentile distribution (µs).", valueName: "FILE"))
@@ -53,8 +54,8 @@ public struct PingPongCommand: ParsableCommand {
         try common.validate(explicitSize: size)
         if let warmup, warmup < 0 { throw .usage("--warmup \(warmup): must be ≥ 0") }
         if perftestPeer {
-            guard operation == .send, !common.all, common.duration == nil, common.server != nil else {
-                throw .usage("--perftest speaks ib_send_lat's exchange: SEND, one size, -n iterations, as a client (name the server)")
+            guard operation == .send || operation == .write, !common.all, common.duration == nil, common.server != nil else {
+                throw .usage("--perftest speaks ib_send_lat's and ib_write_lat's exchange: --op send or write, one size, -n iterations, as a client (name the server)")
             }
         }
         let sizes = operation == .atomic ? [size?.value ?? 8] : common.sizes(defaultSize: 2, explicit: size)
@@ -103,7 +104,7 @@ public struct PingPongCommand: ParsableCommand {
             try finish(results, sweep: sweep)
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
-            let result = try PerftestLatency.run(opened: opened, control: control, isClient: true, size: parameters.sizes[0],
+            let result = try PerftestLatency.run(opened: opened, control: control, isClient: true, operation: operation, size: parameters.sizes[0],
                                                  iterations: parameters.iterations ?? 1000, inlineSize: common.inlineSize,
                                                  qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
                                                  log: { printError("rdma-pingpong: \($0)") })
@@ -120,14 +121,20 @@ public struct PingPongCommand: ParsableCommand {
             listener.close()
             if try control.peekFirstByte(timeout: common.progressTimeout) != UInt8(ascii: "{") {
                 // perftest's client opens with its version string, ours with JSON.
-                guard operation == .send, !common.all, common.duration == nil else {
-                    throw .usage("a perftest client connected: answer it with --op send, one -s, -n (as ib_send_lat)")
+                guard operation == .send || operation == .write, !common.all, common.duration == nil else {
+                    throw .usage("a perftest client connected: answer it with --op send (ib_send_lat) or --op write (ib_write_lat), one -s, -n")
                 }
-                _ = try PerftestLatency.run(opened: opened, control: control, isClient: false, size: parameters.sizes[0],
+                let result = try PerftestLatency.run(opened: opened, control: control, isClient: false, operation: operation, size: parameters.sizes[0],
                                             iterations: parameters.iterations ?? 1000, inlineSize: common.inlineSize,
                                             qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
                                             log: { printError("rdma-pingpong: \($0)") })
-                printError("rdma-pingpong: answered \(parameters.iterations ?? 1000) pings of \(parameters.sizes[0]) B from perftest's client (its figures are on its side)")
+                if let result {
+                    // WRITE: we time our own posts too (perftest's server role opens the ping-pong).
+                    printer.print(result, path: opened.path)
+                    try finish([result], sweep: false)
+                } else {
+                    printError("rdma-pingpong: answered \(parameters.iterations ?? 1000) pings of \(parameters.sizes[0]) B from perftest's client (its figures are on its side)")
+                }
                 return
             }
             try LatencySession.serve(opened: opened, control: control, progressTimeout: common.progressTimeout,

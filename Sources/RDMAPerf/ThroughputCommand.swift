@@ -19,6 +19,9 @@ public struct ThroughputCommand: ParsableCommand {
           rdma-throughput -d rxe0                            # server
           rdma-throughput -d rxe0 --op send -q 4 -b 10.0.0.1 # client
           rdma-throughput --loopback -a --report_gbits --plot bw.svg --json bw.jsonl
+          rdma-throughput -d rxe0 -n 5000 --perftest 10.0.0.1
+              # client of `ib_write_bw -d rxe0`; our server (--op write)
+              # also answers ib_write_bw's client
         """)
 
     @OptionGroup public var common: CommonOptions
@@ -44,6 +47,9 @@ public struct ThroughputCommand: ParsableCommand {
     @Flag(name: .customLong("report_gbits"), help: "Report Gb/s (10^9 bit) instead of MiB/s.")
     public var reportGbits = false
 
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw: speak its exchange (--op write, one -s, -q 1, -n; its table prints our figures). Our server answers ib_write_bw's client without it.")
+    public var perftestPeer = false
+
     public init() {}
 
     public func run() throws {
@@ -56,6 +62,10 @@ public struct ThroughputCommand: ParsableCommand {
         guard (1...8192).contains(sendDepth) else { throw .usage("-t \(sendDepth): give a depth of 1…8192") }
         guard (1...0xFFFF).contains(completionModeration) else { throw .usage("-Q \(completionModeration): give 1…65535") }
         let iterations = common.duration == nil ? (common.iterations ?? 5000) : nil
+        if perftestPeer, operation != .write || common.all || common.duration != nil || queuePairs != 1 || bidirectional
+            || common.server == nil || common.loopback {
+            throw .usage("--perftest speaks ib_write_bw's exchange: --op write, one -s, -q 1, -n, as a client (name the server)")
+        }
         return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: 65536, explicit: size),
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,
                                     bidirectional: bidirectional, sendDepth: sendDepth,
@@ -96,6 +106,12 @@ public struct ThroughputCommand: ParsableCommand {
             if let error = server.wait(timeout: common.progressTimeout + 5), error.exitCode != 130 {
                 printError("rdma-throughput: loopback server side: \(error)")
             }
+        } else if let host = common.server, perftestPeer {
+            let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
+            let result = try PerftestBandwidth.runClient(opened: opened, control: control, parameters: parameters,
+                                                         log: { printError("rdma-throughput: \($0)") })
+            if let result { printer.print(result) }
+            results = result.map { [$0] } ?? []
         } else if let host = common.server {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
             results = try ThroughputSession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0) }
@@ -104,6 +120,24 @@ public struct ThroughputCommand: ParsableCommand {
             printError("rdma-throughput: waiting for a client on TCP port \(listener.port) (at most \(common.connectTimeout) s)")
             let control = try listener.accept(timeout: common.connectTimeout)
             listener.close()
+            if try control.peekFirstByte(timeout: common.progressTimeout) != UInt8(ascii: "{") {
+                // perftest's client opens with its version string, ours with JSON.
+                guard operation == .write else {
+                    throw .usage("a perftest client connected: answer ib_write_bw's with --op write")
+                }
+                let report = try PerftestBandwidth.serve(opened: opened, control: control, inlineSize: common.inlineSize,
+                                                         qpTimeout: common.qpTimeout, timeout: common.progressTimeout,
+                                                         runTimeout: max(common.progressTimeout, 600),
+                                                         log: { printError("rdma-throughput: \($0)") })
+                if let report, report.size > 0, report.averageMiBps > 0 {
+                    let seconds = Double(report.size) * Double(report.iterations) / (report.averageMiBps * 1_048_576)
+                    let statistics = BandwidthStatistics(messageSize: Int(report.size), messages: Int(report.iterations),
+                                                         elapsedNanoseconds: UInt64(seconds * 1e9),
+                                                         peakBytesPerSecond: report.peakMiBps * 1_048_576)
+                    printer.print(statistics, note: "   (client's figures)")
+                }
+                return
+            }
             try ThroughputSession.serve(opened: opened, control: control, progressTimeout: common.progressTimeout,
                                         inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
                                         log: { printError("rdma-throughput: \($0)") }) { statistics in

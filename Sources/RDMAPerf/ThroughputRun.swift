@@ -181,7 +181,7 @@ enum ThroughputLoop {
                 pump.progressed(at: now)
                 if now >= nextAlive {
                     nextAlive = now + 1_000_000_000
-                    if sending { try pump.control.send(ControlMessage(cmd: "alive")) }
+                    if sending, pump.watchControl { try pump.control.send(ControlMessage(cmd: "alive")) }
                     progress.tick(now: now, "\(parameters.operation) \(size) B: \(completed) sent, \(received) received")
                 }
             } else if let message = pump.controlMessage {
@@ -203,9 +203,11 @@ enum ThroughputLoop {
             }
             if !announced, completed == total {
                 announced = true
-                var done = ControlMessage(cmd: "done")
-                done.count = completed
-                try pump.control.send(done)
+                if pump.watchControl {   // a perftest peer's exchange is silent during the run
+                    var done = ControlMessage(cmd: "done")
+                    done.count = completed
+                    try pump.control.send(done)
+                }
             }
             if announced, peerDone, !receiving || received >= (peerCount ?? 0) { break }
             if interrupted, !sending { truncated = true; break }

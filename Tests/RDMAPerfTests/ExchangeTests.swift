@@ -114,6 +114,34 @@ struct PerftestWireTests {
         #expect(PerftestKey(message: message) == key)
         #expect(PerftestKey(message: Array("{\"cmd\":\"hello\"}".utf8)) == nil)
     }
+
+    @Test("ib_write_lat's marker is the running count as a C char: 1…255, then 0, 1…")
+    func writeMarker() {
+        #expect(PerftestLatency.writeMarker(1) == 1)
+        #expect(PerftestLatency.writeMarker(255) == 255)
+        #expect(PerftestLatency.writeMarker(256) == 0)
+        #expect(PerftestLatency.writeMarker(257) == 1)
+        #expect(PerftestLatency.writeMarker(1000) == UInt8(1000 % 256))
+    }
+
+    @Test("key-line exchanges: ib_send_lat 1 + 3 (+ close), ib_write_lat 2 + 2")
+    func keyExchanges() {
+        #expect(PerftestLatency.keyExchanges(for: .send) == (1, 3))
+        #expect(PerftestLatency.keyExchanges(for: .write) == (2, 2))
+    }
+
+    @Test("ib_write_bw's report: five 8-byte big-endian fields (doubles as IEEE bits), and back")
+    func bandwidthReport() throws {
+        let report = PerftestBandwidthReport(size: 65536, iterations: 5000, peakMiBps: 48.25, averageMiBps: 44.8,
+                                             messageRateMpps: 0.000717)
+        let fields = report.fields
+        #expect(fields.count == 5 && fields.allSatisfy { $0.count == 8 })
+        #expect(fields[0] == [0, 0, 0, 0, 0, 1, 0, 0])
+        #expect(fields[1] == [0, 0, 0, 0, 0, 0, 0x13, 0x88])
+        #expect(fields[2] == [0x40, 0x48, 0x20, 0, 0, 0, 0, 0])   // 48.25 as a big-endian double
+        #expect(PerftestBandwidthReport(fields: fields) == report)
+        #expect(PerftestBandwidthReport(fields: Array(fields.prefix(4))) == nil)
+    }
 }
 
 @Suite("Device selection")

@@ -50,6 +50,7 @@ struct OptionsTests {
     @Test("contradictions and unsupported flags are usage errors (exit 2)", arguments: [
         ["-a", "-s", "64"], ["-R"], ["-n", "1"], ["-n", "100", "-D", "1"], ["-m", "1000"], ["--loopback", "host"],
         ["-d", "rxe0", "--soft", "127.0.0.1"], ["--op", "atomic", "-a"], ["-x", "300"],
+        ["--perftest", "--op", "read", "h"], ["--perftest", "-a", "h"], ["--perftest"],
     ])
     func usageErrors(arguments: [String]) throws {
         let command = try PingPongCommand.parse(arguments)
@@ -63,5 +64,28 @@ struct OptionsTests {
         } catch {
             #expect(error.exitCode == 2)
         }
+    }
+}
+
+@Suite("rdma-throughput --perftest")
+struct ThroughputPerftestOptionTests {
+    @Test("ib_write_bw's exchange only: WRITE, one size, 1 QP, -n, as a client", arguments: [
+        ["--perftest", "--op", "send", "h"], ["--perftest", "-q", "2", "h"], ["--perftest", "-b", "h"],
+        ["--perftest", "-D", "2", "h"], ["--perftest", "-a", "h"], ["--perftest"],
+    ])
+    func refused(arguments: [String]) throws {
+        let command = try ThroughputCommand.parse(arguments)
+        do {
+            _ = try command.parameters()
+            Issue.record("\(arguments) accepted")
+        } catch {
+            #expect(error.exitCode == 2)
+        }
+    }
+
+    @Test("a plain WRITE client is accepted")
+    func accepted() throws {
+        let command = try ThroughputCommand.parse(["--perftest", "-s", "4096", "-n", "100", "h"])
+        #expect(try command.parameters().sizes == [4096])
     }
 }
