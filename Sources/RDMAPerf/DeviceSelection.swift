@@ -48,18 +48,22 @@ public final class OpenedDevice: @unchecked Sendable {
         self.cleanup = cleanup
     }
 
-    /// Another context for the loopback peer: on the same verbs device; for the soft
-    /// engine on 127.x.y.z a second engine on the next loopback address (each side then
-    /// drives its own engine), elsewhere the same engine.
-    public func openPeerContext() throws(PerfError) -> Context {
+    /// The loopback peer's device: on the same verbs device; for the soft engine on
+    /// 127.x.y.z a second engine on the next loopback address (each side then drives its
+    /// own engine), elsewhere the same engine. Same port, GID index and path as this one.
+    public func openLoopbackPeer() throws(PerfError) -> OpenedDevice {
+        let peerContext: Context
         if let address = softAddress, let next = DeviceSelection.nextLoopbackAddress(after: address) {
-            do { return try Context(soft: SoftDeviceConfiguration(address: next, port: 4791)) } catch {
+            do { peerContext = try Context(soft: SoftDeviceConfiguration(address: next, port: 4791)) } catch {
                 throw PerfError("cannot start the loopback peer's soft engine on \(next): \(error)")
             }
+        } else {
+            do { peerContext = try Context(device: context.device) } catch {
+                throw PerfError("cannot open \(context.device.name) a second time: \(error)")
+            }
         }
-        do { return try Context(device: context.device) } catch {
-            throw PerfError("cannot open \(context.device.name) a second time: \(error)")
-        }
+        return OpenedDevice(context: peerContext, port: port, gidIndex: gidIndex, path: path,
+                            maxMessageSize: maxMessageSize, activeMTU: activeMTU, cleanup: nil)
     }
 
     /// The soft engine's address, nil on verbs.
@@ -259,5 +263,18 @@ enum KernelRXE {
         if process.isRunning { process.terminate(); return (124, "timed out") }
         let data = pipe.fileHandleForReading.readDataToEndOfFile()
         return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+}
+
+extension CommonOptions {
+    /// Opens the device these options choose and prints the path taken (`<tool>: …`). A
+    /// client falls back to the soft engine on 127.0.0.2 so that a server on 127.0.0.1 can
+    /// share the machine.
+    func openDevice(tool: String) throws(PerfError) -> OpenedDevice {
+        let opened = try DeviceSelection.open(try backendChoice(), port: ibPort, gidIndex: gidIndex,
+                                              softFallback: server != nil && !loopback ? "127.0.0.2" : "127.0.0.1",
+                                              log: printError)
+        printError("\(tool): \(opened.path)")
+        return opened
     }
 }

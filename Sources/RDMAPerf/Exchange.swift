@@ -37,6 +37,22 @@ public struct ControlMessage: Codable, Sendable, Equatable {
     public var path: String?
 
     public init(cmd: String) { self.cmd = cmd }
+
+    /// A client's opening message with what both tools send: who it is, the protocol
+    /// version, the run's shape, and its queue pairs and memory.
+    static func hello(tool: String, operation: String, sizes: [Int], iterations: Int?, duration: Double?,
+                      endpoints: [Endpoint], memory: RemoteMemory) -> ControlMessage {
+        var hello = ControlMessage(cmd: "hello")
+        hello.tool = tool
+        hello.version = LatencySession.protocolVersion
+        hello.op = operation
+        hello.sizes = sizes
+        hello.iterations = iterations
+        hello.duration = duration
+        hello.endpoints = endpoints
+        hello.memory = memory
+        return hello
+    }
 }
 
 /// One TCP connection of the exchange. Reads are bounded; writes are small.

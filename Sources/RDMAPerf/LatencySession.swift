@@ -29,16 +29,10 @@ public enum LatencySession {
                                   receiveDepth: 64, inlineSize: parameters.inlineSize)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
-        var hello = ControlMessage(cmd: "hello")
-        hello.tool = "rdma-pingpong"
-        hello.version = protocolVersion
-        hello.op = parameters.operation.rawValue
-        hello.sizes = parameters.sizes
-        hello.iterations = parameters.iterations
-        hello.duration = parameters.duration
+        var hello = ControlMessage.hello(tool: "rdma-pingpong", operation: parameters.operation.rawValue, sizes: parameters.sizes,
+                                         iterations: parameters.iterations, duration: parameters.duration,
+                                         endpoints: local, memory: queues.remoteDescriptor)
         hello.warmup = parameters.warmup
-        hello.endpoints = local
-        hello.memory = queues.remoteDescriptor
         let (remoteEndpoints, remote) = try control.greet(hello, timeout: parameters.progressTimeout)
         try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex,
                            mtu: parameters.mtu, timeout: parameters.qpTimeout)

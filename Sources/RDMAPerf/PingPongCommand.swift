@@ -70,18 +70,13 @@ public struct PingPongCommand: ParsableCommand {
     func execute() throws(PerfError) {
         let parameters = try parameters()
         installInterruptHandler()
-        let opened = try DeviceSelection.open(try common.backendChoice(), port: common.ibPort, gidIndex: common.gidIndex,
-                                              softFallback: common.server != nil && !common.loopback ? "127.0.0.2" : "127.0.0.1",
-                                              log: printError)
+        let opened = try common.openDevice(tool: "rdma-pingpong")
         defer { opened.close() }
-        printError("rdma-pingpong: \(opened.path)")
         let sweep = parameters.sizes.count > 1
         let printer = LatencyPrinter(json: try OutputSink.open(common.json), output: common.output, operation: operation)
         if common.loopback {
             let listener = try ControlListener(port: 0, loopbackOnly: true)
-            let peerContext = try opened.openPeerContext()
-            let peer = OpenedDevice(context: peerContext, port: opened.port, gidIndex: opened.gidIndex, path: opened.path,
-                                    maxMessageSize: opened.maxMessageSize, activeMTU: opened.activeMTU, cleanup: nil)
+            let peer = try opened.openLoopbackPeer()
             let common = self.common
             let server = BackgroundTask { () throws(PerfError) in
                 let control = try listener.accept(timeout: common.connectTimeout)

@@ -76,18 +76,14 @@ public struct ThroughputCommand: ParsableCommand {
     func execute() throws(PerfError) {
         let parameters = try parameters()
         installInterruptHandler()
-        let opened = try DeviceSelection.open(try common.backendChoice(), port: common.ibPort, gidIndex: common.gidIndex,
-                                              softFallback: common.server != nil && !common.loopback ? "127.0.0.2" : "127.0.0.1",
-                                              log: printError)
+        let opened = try common.openDevice(tool: "rdma-throughput")
         defer { opened.close() }
-        printError("rdma-throughput: \(opened.path)")
         let printer = BandwidthPrinter(json: try OutputSink.open(common.json), output: common.output, gigabits: reportGbits,
                                        operation: operation, queuePairs: queuePairs, bidirectional: bidirectional, path: opened.path)
         var results: [BandwidthStatistics] = []
         if common.loopback {
             let listener = try ControlListener(port: 0, loopbackOnly: true)
-            let peer = OpenedDevice(context: try opened.openPeerContext(), port: opened.port, gidIndex: opened.gidIndex, path: opened.path,
-                                    maxMessageSize: opened.maxMessageSize, activeMTU: opened.activeMTU, cleanup: nil)
+            let peer = try opened.openLoopbackPeer()
             let common = self.common
             let server = BackgroundTask { () throws(PerfError) in
                 let control = try listener.accept(timeout: common.connectTimeout)

@@ -252,19 +252,13 @@ public enum ThroughputSession {
                                  depth: parameters.sendDepth, inlineSize: parameters.inlineSize)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
-        var hello = ControlMessage(cmd: "hello")
-        hello.tool = "rdma-throughput"
-        hello.version = LatencySession.protocolVersion
-        hello.op = parameters.operation.rawValue
-        hello.sizes = parameters.sizes
-        hello.iterations = parameters.iterations
-        hello.duration = parameters.duration
+        var hello = ControlMessage.hello(tool: "rdma-throughput", operation: parameters.operation.rawValue, sizes: parameters.sizes,
+                                         iterations: parameters.iterations, duration: parameters.duration,
+                                         endpoints: local, memory: queues.remoteDescriptor)
         hello.qps = parameters.queuePairs
         hello.bidirectional = parameters.bidirectional
         hello.txDepth = parameters.sendDepth
         hello.cqMod = parameters.completionModeration
-        hello.endpoints = local
-        hello.memory = queues.remoteDescriptor
         let (remoteEndpoints, remote) = try control.greet(hello, timeout: parameters.progressTimeout)
         try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex,
                            mtu: parameters.mtu, timeout: parameters.qpTimeout)
