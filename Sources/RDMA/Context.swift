@@ -68,7 +68,7 @@ public final class Context: @unchecked Sendable {
 
     /// The SoftRoCE engine of a soft context (nil for verbs): counters, fault injection,
     /// background progress.
-    public var softDevice: SoftDevice? {
+    package var softDevice: SoftDevice? {
         if case .soft(let device, _) = handle { return device }
         return nil
     }

@@ -30,6 +30,14 @@ public struct SoftCounters: Sendable, Equatable {
     public var injectedReorders: UInt64 = 0         // soft_fault_reorder
     public var injectedCorruptions: UInt64 = 0      // soft_fault_corrupt
     public var injectedDelays: UInt64 = 0           // soft_fault_delay
+    public var unexpectedSource: UInt64 = 0         // soft_bad_src_addr: RC packet not from the connected peer
+    public var staleResponses: UInt64 = 0           // soft_stale_response: response for no PSN in flight
+    public var refusedReadReplays: UInt64 = 0       // soft_read_replay_refused: duplicate READ outside any executed one
+    public var sendWouldBlock: UInt64 = 0           // soft_send_eagain: socket send buffer full
+    public var sendNoBuffers: UInt64 = 0            // soft_send_enobufs
+    public var sendRefused: UInt64 = 0              // soft_send_econnrefused
+    public var sendFailed: UInt64 = 0               // soft_send_err: any other send failure
+    public var receiveErrors: UInt64 = 0            // soft_recv_err: a receive call failed
 
     public init() {}
 
@@ -46,6 +54,10 @@ public struct SoftCounters: Sendable, Equatable {
          ("soft_nak_rem_op_sent", operationalNAKsSent), ("soft_ud_no_recv", udDroppedNoReceive),
          ("soft_cq_overrun", completionQueueOverruns), ("soft_fault_drop", injectedDrops),
          ("soft_fault_dup", injectedDuplicates), ("soft_fault_reorder", injectedReorders),
-         ("soft_fault_corrupt", injectedCorruptions), ("soft_fault_delay", injectedDelays)]
+         ("soft_fault_corrupt", injectedCorruptions), ("soft_fault_delay", injectedDelays),
+         ("soft_bad_src_addr", unexpectedSource), ("soft_stale_response", staleResponses),
+         ("soft_read_replay_refused", refusedReadReplays), ("soft_send_eagain", sendWouldBlock),
+         ("soft_send_enobufs", sendNoBuffers), ("soft_send_econnrefused", sendRefused),
+         ("soft_send_err", sendFailed), ("soft_recv_err", receiveErrors)]
     }
 }

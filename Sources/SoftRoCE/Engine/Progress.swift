@@ -1,0 +1,104 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+// One round of the engine: receive a batch (responder and completer run on each packet),
+// send the acknowledgements the batch earned, run each QP's timers, transmit what the
+// windows allow. Rounds run in the poller's thread, or on the background progress thread.
+
+extension SoftDevice {
+    func progressLocked() {
+        guard !closed else { return }
+        let now = clock.now()
+        wire.service(now: now)
+        receiveBatch(now: now)
+        for qp in queuePairList {
+            guard qp.type == .reliableConnected else { transmitDatagrams(qp); continue }
+            guard qp.isSending else { continue }
+            checkRetransmitTimer(qp, now: now)
+            transmit(qp, now: now)
+        }
+    }
+
+    /// The earliest time a timer of this device fires (retransmit, RNR wait, a held-back
+    /// datagram), or nil when none is armed. A driver with an injected clock jumps to it
+    /// when the wire is idle, the way a discrete-event simulator does.
+    package func nextDeadline() -> UInt64? {
+        locked {
+            var earliest = (wire as? FaultInjectingWire)?.nextRelease
+            func consider(_ time: UInt64) {
+                if time != 0 && time < earliest ?? .max { earliest = time }
+            }
+            for qp in queuePairList where qp.isSending {
+                consider(qp.completer.timerDeadline)
+                consider(qp.requester.rnrUntil)
+            }
+            return earliest
+        }
+    }
+
+    /// Drives the engine once without polling a queue.
+    package func progress() {
+        locked { progressLocked() }
+    }
+
+    /// Sleeps in `poll(2)` until the wire (or `descriptor`) is readable, at most `milliseconds`.
+    func waitForTraffic(also descriptor: Int32 = -1, milliseconds: Int32) {
+        guard let wireDescriptor = locked({ closed ? nil : wire.pollDescriptor }) else {
+            if descriptor >= 0 {
+                var single = pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0)
+                _ = Glibc.poll(&single, 1, milliseconds)
+            } else {
+                usleep(UInt32(milliseconds) * 1000)
+            }
+            return
+        }
+        var descriptors = (pollfd(fd: wireDescriptor, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: descriptor, events: Int16(POLLIN), revents: 0))
+        _ = withUnsafeMutableBytes(of: &descriptors) {
+            Glibc.poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), descriptor >= 0 ? 2 : 1, milliseconds)
+        }
+    }
+
+    // MARK: - Background progress
+
+    /// Starts a thread that drives the engine whenever the wire is readable (and every
+    /// millisecond for timers). For event-driven users of completion channels.
+    package func startBackgroundProgress() {
+        locked {
+            guard progressThread == nil, !closed else { return }
+            progressStop = false
+            var thread = pthread_t()
+            let context = Unmanaged.passRetained(self).toOpaque()
+            let result = pthread_create(&thread, nil, { raw in
+                let device = Unmanaged<SoftDevice>.fromOpaque(raw!).takeRetainedValue()
+                device.backgroundLoop()
+                return nil
+            }, context)
+            if result == 0 { progressThread = thread } else { Unmanaged<SoftDevice>.fromOpaque(context).release() }
+        }
+    }
+
+    package func stopBackgroundProgress() {
+        pthread_mutex_lock(lock)
+        guard let thread = progressThread else { pthread_mutex_unlock(lock); return }
+        progressStop = true
+        progressThread = nil
+        pthread_mutex_unlock(lock)
+        if pthread_self() != thread { pthread_join(thread, nil) }
+    }
+
+    private func backgroundLoop() {
+        while true {
+            let stop: Bool = locked {
+                let stop = progressStop || closed
+                if !stop { progressLocked() }
+                return stop
+            }
+            if stop { return }
+            waitForTraffic(milliseconds: 1)
+        }
+    }
+}

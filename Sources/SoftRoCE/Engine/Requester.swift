@@ -1,0 +1,216 @@
+import RoCEWire
+
+/// The requester's state (rxe_req.c): where transmission stands in the send queue.
+struct RequesterState {
+    /// The PSN of the next packet to transmit.
+    var nextPSN: PacketSequenceNumber = 0
+    /// One past the highest PSN ever transmitted.
+    var highestPSN: PacketSequenceNumber = 0
+    /// The send-queue index being transmitted, and the packet within it.
+    var cursor = 0
+    var packetIndex = 0
+    /// After an RNR NAK nothing goes out before this time (0: no wait).
+    var rnrUntil: UInt64 = 0
+}
+
+// The requester role: segments send-queue requests into packets within the window,
+// go-back-N on a NAK or timeout (its position is reset by the completer), UD sends.
+
+extension SoftDevice {
+    /// Sets the send PSN (modify to RTS): nothing is in flight, everything before is acknowledged.
+    func startSending(_ qp: SoftQueuePair, at psn: PacketSequenceNumber) {
+        qp.requester.nextPSN = psn
+        qp.requester.highestPSN = psn
+        qp.completer.lastAckedPSN = psn - 1
+    }
+
+    /// Transmits what the window allows, at most 64 packets per call.
+    func transmit(_ qp: SoftQueuePair, now: UInt64) {
+        guard let peer = qp.peer else { return }
+        if qp.requester.rnrUntil != 0 {
+            if now < qp.requester.rnrUntil { return }
+            qp.requester.rnrUntil = 0
+        }
+        let queue = qp.sendQueue
+        var budget = 64
+        while qp.requester.cursor < queue.tail && budget > 0 && packetsInFlight(qp) < Self.window {
+            budget -= 1
+            let index = qp.requester.cursor
+            let entry = queue.entry(index)
+            if entry.pointee.responseComplete && entry.pointee.assigned {
+                // A READ/atomic whose response already arrived: a go-back passes over it.
+                qp.requester.nextPSN = entry.pointee.firstPSN + entry.pointee.packetCount
+                moveToNextRequest(qp)
+                continue
+            }
+            let resumingRead = entry.pointee.request.opcode == .read && entry.pointee.responsesReceived > 0
+            if qp.requester.packetIndex == 0 && !resumingRead {
+                entry.pointee.firstPSN = qp.requester.nextPSN
+                entry.pointee.assigned = true
+                entry.pointee.responsesReceived = 0
+            }
+            let headers: TransportHeaders, payloadLength: Int
+            switch entry.pointee.request.opcode {
+            case .send, .sendWithImmediate, .write, .writeWithImmediate:
+                guard let packet = nextMessagePacket(qp, index) else { fail(qp, status: .localProtectionError); return }
+                (headers, payloadLength) = packet
+            case .read:
+                (headers, payloadLength) = (nextReadRequest(qp, index), 0)
+            case .compareAndSwap, .fetchAndAdd:
+                (headers, payloadLength) = (atomicRequest(qp, index), 0)
+            }
+            if qp.requester.highestPSN.isBefore(qp.requester.nextPSN) { qp.requester.highestPSN = qp.requester.nextPSN }
+            if qp.completer.timerDeadline == 0 { armRetransmitTimer(qp, now: now) }
+            emit(headers, payloadLength: payloadLength, to: peer)
+        }
+    }
+
+    /// Packets sent and not yet acknowledged; the responses of the oldest READ received so
+    /// far count as acknowledged.
+    private func packetsInFlight(_ qp: SoftQueuePair) -> Int {
+        var base = qp.completer.lastAckedPSN + 1
+        let queue = qp.sendQueue
+        if queue.head < queue.tail {
+            let oldest = queue.entry(queue.head).pointee
+            if oldest.assigned && oldest.request.opcode == .read {
+                let received = oldest.firstPSN + oldest.responsesReceived
+                if base.isBefore(received) { base = received }
+            }
+        }
+        return base.distance(to: qp.requester.nextPSN)
+    }
+
+    private func moveToNextRequest(_ qp: SoftQueuePair) {
+        qp.requester.cursor += 1
+        qp.requester.packetIndex = 0
+    }
+
+    /// The next packet of a SEND or WRITE: opcode by position, RETH on a WRITE's first,
+    /// immediate on the last, AckReq on the last and every `ackRequestInterval`; the payload
+    /// gathered into `sendBuffer`. Nil when a local key does not grant the buffer.
+    private func nextMessagePacket(_ qp: SoftQueuePair, _ index: Int) -> (TransportHeaders, Int)? {
+        let entry = qp.sendQueue.entry(index).pointee
+        let request = entry.request
+        let packet = qp.requester.packetIndex
+        let offset = packet * qp.mtu
+        let payloadLength = min(qp.mtu, entry.length - offset)
+        let first = packet == 0, last = packet == entry.packetCount - 1
+        let immediate = request.opcode == .sendWithImmediate || request.opcode == .writeWithImmediate
+        let isSend = request.opcode == .send || request.opcode == .sendWithImmediate
+        let opcode = Opcode.reliableMessage(send: isSend, first: first, last: last, immediate: immediate)
+        var headers = TransportHeaders(BaseTransportHeader(opcode: opcode, destinationQP: qp.destinationQueuePair, psn: qp.requester.nextPSN))
+        headers.bth.solicitedEvent = last && request.solicited
+        headers.bth.ackRequest = last || packet % Self.ackRequestInterval == Self.ackRequestInterval - 1
+        if first && !isSend {
+            headers.rdma = RETH(virtualAddress: request.remoteAddress, remoteKey: request.remoteKey, dmaLength: UInt32(entry.length))
+        }
+        if last && immediate { headers.immediateData = ImmDt(request.immediate) }
+        guard gather(qp, index, offset: offset, count: payloadLength, into: sendBuffer + opcode.headerLength) else { return nil }
+        qp.requester.packetIndex += 1
+        qp.requester.nextPSN += 1
+        if qp.requester.packetIndex == entry.packetCount { moveToNextRequest(qp) }
+        return (headers, payloadLength)
+    }
+
+    /// A READ goes out as requests of at most `readChunkPackets` response packets each
+    /// (consecutive PSN ranges), so one lost response costs one short replay.
+    private func nextReadRequest(_ qp: SoftQueuePair, _ index: Int) -> TransportHeaders {
+        let entry = qp.sendQueue.entry(index).pointee
+        let startPacket = qp.requester.packetIndex
+        let chunkPackets = min(Self.readChunkPackets, entry.packetCount - startPacket)
+        let offset = min(entry.length, startPacket * qp.mtu)
+        let chunkBytes = min(entry.length - offset, chunkPackets * qp.mtu)
+        var headers = TransportHeaders(BaseTransportHeader(opcode: .rcRDMAReadRequest, destinationQP: qp.destinationQueuePair,
+                                                           ackRequest: true, psn: entry.firstPSN + startPacket))
+        headers.rdma = RETH(virtualAddress: entry.request.remoteAddress &+ UInt64(offset), remoteKey: entry.request.remoteKey,
+                            dmaLength: UInt32(chunkBytes))
+        qp.requester.packetIndex += chunkPackets
+        qp.requester.nextPSN = entry.firstPSN + qp.requester.packetIndex
+        if qp.requester.packetIndex >= entry.packetCount { moveToNextRequest(qp) }
+        return headers
+    }
+
+    private func atomicRequest(_ qp: SoftQueuePair, _ index: Int) -> TransportHeaders {
+        let request = qp.sendQueue.entry(index).pointee.request
+        let swap = request.opcode == .compareAndSwap
+        var headers = TransportHeaders(BaseTransportHeader(opcode: swap ? .rcCompareSwap : .rcFetchAdd, destinationQP: qp.destinationQueuePair,
+                                                           ackRequest: true, psn: qp.requester.nextPSN))
+        headers.atomic = AtomicETH(virtualAddress: request.remoteAddress, remoteKey: request.remoteKey,
+                                   swapOrAdd: swap ? request.swap : request.compareAdd, compare: swap ? request.compareAdd : 0)
+        qp.requester.nextPSN += 1
+        moveToNextRequest(qp)
+        return headers
+    }
+
+    /// Go-back-N: the next packet transmitted is `psn` (a NAK-sequence, a timeout, an RNR
+    /// wait or a missing READ response). A READ resumes on a chunk boundary at or after the
+    /// responses already placed, so its request PSN is one the responder saw or expects.
+    func goBack(_ qp: SoftQueuePair, to psn: PacketSequenceNumber) {
+        let queue = qp.sendQueue
+        if let index = queue.index(holding: psn) {
+            let entry = queue.entry(index).pointee
+            let offset = entry.firstPSN.distance(to: psn)
+            qp.requester.cursor = index
+            switch entry.request.opcode {
+            case .read:
+                qp.requester.packetIndex = max(offset, entry.responsesReceived) / Self.readChunkPackets * Self.readChunkPackets
+                qp.requester.nextPSN = entry.firstPSN + qp.requester.packetIndex
+            case .compareAndSwap, .fetchAndAdd:
+                qp.requester.packetIndex = 0
+                qp.requester.nextPSN = psn
+            default:
+                qp.requester.packetIndex = offset
+                qp.requester.nextPSN = psn
+            }
+            return
+        }
+        // Nothing sent holds `psn`: continue with the first request not yet sent.
+        qp.requester.cursor = max(queue.head, min(qp.requester.cursor, queue.tail))
+        while qp.requester.cursor < queue.tail && queue.entry(qp.requester.cursor).pointee.assigned { qp.requester.cursor += 1 }
+        qp.requester.packetIndex = 0
+        qp.requester.nextPSN = psn
+    }
+
+    /// UD: every posted SEND goes out at once as one packet with a DETH, and completes.
+    func transmitDatagrams(_ qp: SoftQueuePair) {
+        guard qp.state == .readyToSend else { return }
+        let queue = qp.sendQueue
+        while qp.requester.cursor < queue.tail {
+            let index = qp.requester.cursor
+            let entry = queue.entry(index).pointee
+            let request = entry.request
+            guard let destination = request.destination, let remote = QueuePairNumber(exactly: request.remoteQueuePairNumber & QueuePairNumber.mask) else {
+                fail(qp, status: .localQueuePairOperationError); return
+            }
+            let immediate = request.opcode == .sendWithImmediate
+            var headers = TransportHeaders(BaseTransportHeader(opcode: immediate ? .udSendOnlyWithImmediate : .udSendOnly,
+                                                               solicitedEvent: request.solicited, destinationQP: remote,
+                                                               psn: qp.requester.nextPSN))
+            headers.datagram = DETH(queueKey: request.remoteQKey, sourceQP: qp.queuePairNumber)
+            if immediate { headers.immediateData = ImmDt(request.immediate) }
+            guard gather(qp, index, offset: 0, count: entry.length, into: sendBuffer + headers.byteCount) else {
+                fail(qp, status: .localProtectionError); return
+            }
+            qp.requester.nextPSN += 1
+            qp.requester.cursor += 1
+            emit(headers, payloadLength: entry.length, to: WireEndpoint(destination, port: peerPort))
+            completeOldest(qp, status: .success)
+        }
+    }
+}
+
+extension Opcode {
+    /// The RC SEND or RDMA WRITE opcode for a packet's position in its message.
+    static func reliableMessage(send: Bool, first: Bool, last: Bool, immediate: Bool) -> Opcode {
+        switch (first, last, send) {
+        case (true, true, true): immediate ? .rcSendOnlyWithImmediate : .rcSendOnly
+        case (true, false, true): .rcSendFirst
+        case (false, false, true): .rcSendMiddle
+        case (false, true, true): immediate ? .rcSendLastWithImmediate : .rcSendLast
+        case (true, true, false): immediate ? .rcRDMAWriteOnlyWithImmediate : .rcRDMAWriteOnly
+        case (true, false, false): .rcRDMAWriteFirst
+        case (false, false, false): .rcRDMAWriteMiddle
+        case (false, true, false): immediate ? .rcRDMAWriteLastWithImmediate : .rcRDMAWriteLast
+        }
+    }
+}

@@ -1,0 +1,297 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import RoCEWire
+
+/// A userspace RoCEv2 device: the engine's facade. It owns the wire, the registries of
+/// memory regions and queue pairs, the counters and the lock every entry point takes.
+///
+/// The data path is split the way Linux rxe splits it, one file per role:
+/// `Receive.swift` (parse, ICRC, address and key checks, dispatch), `Requester.swift`
+/// (segmentation, go-back-N, UD sends), `Completer.swift` (ACK/NAK/RNR, READ and atomic
+/// responses, timers, flush), `Responder.swift` (PSN checks, duplicates, READ replay,
+/// atomics), `LocalMemory.swift` (key checks and the one copy routine), `Transmit.swift`
+/// (headers → ICRC → wire). `Progress.swift` drives them: every `poll(_:into:)` runs one
+/// round in the caller's thread; `startBackgroundProgress()` runs rounds on a thread.
+///
+/// ```swift
+/// let device = try SoftDevice(configuration: SoftDeviceConfiguration(address: "127.0.0.2", port: 4791))
+/// ```
+package final class SoftDevice: @unchecked Sendable {
+    package let name: String
+    package let address: SoftAddress
+    package let port: UInt16
+    /// The UDP port peers listen on.
+    package let peerPort: UInt16
+    package let configuration: SoftDeviceConfiguration
+    let clock: EngineClock
+    var counters = SoftCounters()
+    let lock: UnsafeMutablePointer<pthread_mutex_t>
+
+    /// The socket (or in-memory) wire, and what is sent through: itself, or a fault injector
+    /// around it while faults are configured.
+    let baseWire: any Wire
+    var wire: any Wire
+    /// Injections of fault wires that were replaced (`setFaults`), so counters never go back.
+    var retiredFaultTally = FaultInjectingWire.Tally()
+
+    static let maxPacket = 4096 + 512
+    /// Where the requester, completer and responder build the packet being sent.
+    let sendBuffer: UnsafeMutableRawPointer
+    let batch: ReceiveBatch
+
+    var regions: [UInt32: SoftMemoryRegion] = [:]
+    var queuePairs: [UInt32: SoftQueuePair] = [:]
+    var queuePairList: ContiguousArray<SoftQueuePair> = []
+    /// QPs whose responder owes an ACK, sent once after the receive batch that earned it.
+    var acknowledgementsDue: ContiguousArray<SoftQueuePair> = []
+    var nextDomain: UInt32 = 1
+    var nextKeyIndex: UInt32 = 1
+    var nextQueuePairNumber: UInt32 = 0x11
+    var closed = false
+
+    var progressThread: pthread_t?
+    var progressStop = false
+
+    /// Packets in flight per QP before the requester waits for acknowledgements.
+    package static let window = 64
+    /// An AckReq every this many packets of a long message (and on every last packet).
+    static let ackRequestInterval = 16
+    /// Response packets one READ request asks for (a longer READ is several requests).
+    static let readChunkPackets = 16
+
+    /// Opens a device on a UDP socket bound to the configuration's address and port.
+    package convenience init(configuration: SoftDeviceConfiguration) throws(SoftRoCEError) {
+        guard let address = SoftAddress(configuration.address) else {
+            throw SoftRoCEError("SoftDevice(\(configuration.address))", errno: EINVAL, "not an IPv4 or IPv6 address")
+        }
+        let wire = try UDPWire(address: address, port: configuration.port)
+        self.init(wire: wire, configuration: configuration)
+    }
+
+    /// Opens a device on any wire (tests: an `InMemoryWire` and a `ManualClock`).
+    package init(wire: any Wire, configuration: SoftDeviceConfiguration = SoftDeviceConfiguration(), clock: EngineClock = .monotonic) {
+        self.configuration = configuration
+        self.clock = clock
+        baseWire = wire
+        self.wire = wire
+        address = wire.local.address
+        port = wire.local.port
+        peerPort = configuration.peerPort ?? (configuration.port == 0 ? wire.local.port : configuration.port)
+        name = configuration.name ?? "soft_\(address)_\(port)"
+        lock = .allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+        sendBuffer = .allocate(byteCount: Self.maxPacket, alignment: 64)
+        batch = ReceiveBatch(capacity: 64, bufferSize: Self.maxPacket)
+        queuePairList.reserveCapacity(64)
+        acknowledgementsDue.reserveCapacity(64)
+        installFaults(configuration.faults)
+    }
+
+    deinit {
+        close()
+        pthread_mutex_destroy(lock)
+        lock.deallocate()
+        sendBuffer.deallocate()
+    }
+
+    /// The RoCEv2 GID: the IPv4-mapped address, or the IPv6 address.
+    package var gid: [UInt8] { address.gid }
+
+    @inline(__always) func locked<T>(_ body: () throws(SoftRoCEError) -> T) throws(SoftRoCEError) -> T {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return try body()
+    }
+
+    @inline(__always) func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return body()
+    }
+
+    /// A snapshot of the counters.
+    package func snapshotCounters() -> SoftCounters {
+        locked {
+            var snapshot = counters
+            var tally = retiredFaultTally
+            if let faultWire = wire as? FaultInjectingWire { tally.add(faultWire.tally) }
+            snapshot.injectedDrops = tally.drops
+            snapshot.injectedDuplicates = tally.duplicates
+            snapshot.injectedReorders = tally.reorders
+            snapshot.injectedCorruptions = tally.corruptions
+            snapshot.injectedDelays = tally.delays
+            return snapshot
+        }
+    }
+
+    package var isClosed: Bool { locked { closed } }
+
+    /// Changes fault injection (tests, `--faults`). Held-back datagrams of the previous
+    /// injector are released first.
+    package func setFaults(_ faults: SoftFaultInjection) {
+        locked { installFaults(faults) }
+    }
+
+    private func installFaults(_ faults: SoftFaultInjection) {
+        if let previous = wire as? FaultInjectingWire {
+            previous.service(now: .max)
+            retiredFaultTally.add(previous.tally)
+        }
+        wire = faults.isActive ? FaultInjectingWire(wrapping: baseWire, faults: faults, clock: clock) : baseWire
+    }
+
+    /// Closes the wire and stops background progress. Idempotent.
+    package func close() {
+        stopBackgroundProgress()
+        locked {
+            guard !closed else { return }
+            closed = true
+            wire.close()
+            queuePairs.removeAll()
+            queuePairList.removeAll()
+            acknowledgementsDue.removeAll()
+            regions.removeAll()
+        }
+    }
+
+    // MARK: - Control path
+
+    package func allocateProtectionDomain() -> UInt32 {
+        locked {
+            nextDomain += 1
+            return nextDomain - 1
+        }
+    }
+
+    package func registerMemory(domain: UInt32, bytes: UnsafeMutableRawBufferPointer, access: SoftAccess) throws(SoftRoCEError) -> SoftMemoryRegion {
+        try locked { () throws(SoftRoCEError) in
+            guard let base = bytes.baseAddress, bytes.count > 0 else {
+                throw SoftRoCEError("register memory", errno: EINVAL, "empty buffer")
+            }
+            if !access.isDisjoint(with: [.remoteWrite, .remoteAtomic]) && !access.contains(.localWrite) {
+                throw SoftRoCEError("register memory", errno: EINVAL, "remote write or atomic access needs local write")
+            }
+            // Keys: index << 12 | 0x5A5, so a key off by a few bits names no region.
+            let key = nextKeyIndex << 12 | 0x5A5
+            nextKeyIndex += 1
+            let region = SoftMemoryRegion(domain: domain, base: UInt64(UInt(bitPattern: base)), length: bytes.count, access: access, key: key)
+            regions[key] = region
+            return region
+        }
+    }
+
+    package func deregister(_ region: SoftMemoryRegion) {
+        locked {
+            region.valid = false
+            regions[region.key] = nil
+        }
+    }
+
+    package func createCompletionChannel() throws(SoftRoCEError) -> SoftCompletionChannel {
+        try SoftCompletionChannel()
+    }
+
+    package func destroyCompletionChannel(_ channel: SoftCompletionChannel) { channel.closeDescriptors() }
+
+    package func createCompletionQueue(capacity: Int, channel: SoftCompletionChannel?) -> SoftCompletionQueue {
+        SoftCompletionQueue(capacity: capacity, channel: channel)
+    }
+
+    package func destroyCompletionQueue(_ queue: SoftCompletionQueue) {
+        locked { queue.valid = false }
+    }
+
+    package func createSharedReceiveQueue(domain: UInt32, capacity: Int, maxScatterGather: Int) -> SoftSharedReceiveQueue {
+        SoftSharedReceiveQueue(domain: domain, capacity: capacity, maxScatterGather: maxScatterGather)
+    }
+
+    package func createQueuePair(domain: UInt32, type: SoftQueuePairType, sendQueue: SoftCompletionQueue,
+                                 receiveQueue: SoftCompletionQueue, sharedReceiveQueue: SoftSharedReceiveQueue?,
+                                 signalAll: Bool, sendCapacity: Int, receiveCapacity: Int,
+                                 maxScatterGather: Int, maxInline: Int) throws(SoftRoCEError) -> SoftQueuePair {
+        try locked { () throws(SoftRoCEError) in
+            guard !closed else { throw SoftRoCEError("create QP", errno: ENODEV, "the device is closed") }
+            var number = nextQueuePairNumber
+            // Never hand out a number still in use after the counter wrapped.
+            var tries = 0
+            while queuePairs[number] != nil {
+                number = number >= 0xFF_FFF0 ? 0x11 : number + 1
+                tries += 1
+                guard tries < 0xFF_FFE0 else { throw SoftRoCEError("create QP", errno: ENOMEM, "every QP number is in use") }
+            }
+            nextQueuePairNumber = number >= 0xFF_FFF0 ? 0x11 : number + 1
+            let qp = SoftQueuePair(number: QueuePairNumber(exactly: number)!, type: type, domain: domain, sendQueue: sendQueue,
+                                   receiveQueue: receiveQueue, sharedReceiveQueue: sharedReceiveQueue, signalAll: signalAll,
+                                   sendCapacity: sendCapacity, receiveCapacity: receiveCapacity,
+                                   maxScatterGather: maxScatterGather, maxInline: maxInline)
+            queuePairs[number] = qp
+            queuePairList.append(qp)
+            return qp
+        }
+    }
+
+    package func destroyQueuePair(_ qp: SoftQueuePair) {
+        locked {
+            queuePairs[qp.number] = nil
+            queuePairList.removeAll { $0 === qp }
+            acknowledgementsDue.removeAll { $0 === qp }
+            qp.state = .reset
+        }
+    }
+
+    package func state(of qp: SoftQueuePair) -> SoftQueuePairState {
+        locked { qp.state }
+    }
+
+    /// Applies a (validated) modification.
+    package func modify(_ qp: SoftQueuePair, _ attributes: SoftQueuePairAttributes) throws(SoftRoCEError) {
+        try locked { () throws(SoftRoCEError) in
+            if let mtu = attributes.pathMTU {
+                guard [256, 512, 1024, 2048, 4096].contains(mtu) else { throw SoftRoCEError("modify QP", errno: EINVAL, "path MTU \(mtu)") }
+                qp.mtu = mtu
+            }
+            if let access = attributes.access { qp.access = access }
+            if let qkey = attributes.qkey { qp.qkey = qkey }
+            if let destination = attributes.destination { qp.peer = WireEndpoint(destination, port: peerPort) }
+            if let number = attributes.destinationQueuePairNumber {
+                qp.destinationQueuePair = QueuePairNumber(exactly: number & QueuePairNumber.mask)!
+            }
+            if let psn = attributes.receivePSN { qp.responder.expectedPSN = PacketSequenceNumber(truncating: psn) }
+            if let timer = attributes.minRNRTimer { qp.minRNRTimer = timer }
+            if let psn = attributes.sendPSN { startSending(qp, at: PacketSequenceNumber(truncating: psn)) }
+            if let timeout = attributes.timeout { qp.timeoutCode = timeout }
+            if let retry = attributes.retryCount { qp.retryCount = retry; qp.completer.retriesLeft = Int(retry) }
+            if let rnr = attributes.rnrRetry { qp.rnrRetry = rnr; qp.completer.rnrRetriesLeft = Int(rnr) }
+            switch attributes.state {
+            case .reset: reset(qp)
+            case .error: if qp.state != .error { enterError(qp) }
+            default: qp.state = attributes.state
+            }
+        }
+    }
+
+    private func reset(_ qp: SoftQueuePair) {
+        qp.state = .reset
+        qp.sendQueue.head = 0
+        qp.sendQueue.tail = 0
+        qp.requester = RequesterState()
+        qp.completer = CompleterState()
+        if let ring = qp.responder.activeReceive?.ring { ring.release() }
+        qp.responder = ResponderState()
+        qp.receiveRing.removeAll()
+        acknowledgementsDue.removeAll { $0 === qp }
+    }
+}
+
+extension FaultInjectingWire.Tally {
+    mutating func add(_ other: Self) {
+        drops += other.drops
+        duplicates += other.duplicates
+        reorders += other.reorders
+        corruptions += other.corruptions
+        delays += other.delays
+    }
+}

@@ -1,0 +1,45 @@
+import RoCEWire
+
+// Every packet leaves through `emit`: headers serialized in front of the payload already
+// placed in `sendBuffer`, the ICRC sealed over the IP/UDP pseudo-header of this flow, the
+// datagram handed to the wire and the outcome counted.
+
+extension SoftDevice {
+    /// Sends `headers` + the `payloadLength` bytes already at `sendBuffer + headers.byteCount`
+    /// to `destination`. Returns false when the wire refused it (counted by kind).
+    @discardableResult
+    func emit(_ headers: TransportHeaders, payloadLength: Int, to destination: WireEndpoint) -> Bool {
+        let buffer = UnsafeMutableRawBufferPointer(start: sendBuffer, count: Self.maxPacket)
+        let payload = UnsafeRawBufferPointer(start: sendBuffer + headers.byteCount, count: payloadLength)
+        guard let total = try? RoCEPacket.serialize(headers: headers, payload: payload, into: buffer) else {
+            counters.sendFailed += 1
+            return false
+        }
+        let packet = UnsafeMutableRawBufferPointer(start: sendBuffer, count: total)
+        let flow = Self.encapsulation(from: wire.local, to: destination)
+        guard (try? ICRC.seal(transportPacket: packet, encapsulation: flow)) != nil else {
+            counters.sendFailed += 1
+            return false
+        }
+        switch wire.send(UnsafeRawBufferPointer(packet), to: destination) {
+        case .sent: counters.sentPackets += 1; return true
+        case .wouldBlock: counters.sendWouldBlock += 1
+        case .noBuffers: counters.sendNoBuffers += 1
+        case .refused: counters.sendRefused += 1
+        case .failed: counters.sendFailed += 1
+        }
+        return false
+    }
+
+    /// The IP and UDP fields the ICRC covers for a datagram from `source` to `destination`.
+    static func encapsulation(from source: WireEndpoint, to destination: WireEndpoint) -> RoCEEncapsulation {
+        switch (source.address, destination.address) {
+        case (.ipv4(let from), .ipv4(let to)):
+            return RoCEEncapsulation(network: .ipv4(source: .init(rawValue: from), destination: .init(rawValue: to)),
+                                     sourcePort: source.port, destinationPort: destination.port)
+        default:
+            return RoCEEncapsulation(network: .ipv6(source: source.address.ipv6Value, destination: destination.address.ipv6Value),
+                                     sourcePort: source.port, destinationPort: destination.port)
+        }
+    }
+}

@@ -1,0 +1,106 @@
+/// A wire that damages what another wire sends, per `SoftFaultInjection`: drops, duplicates,
+/// holds back (reorder: ~100 µs, delay: `delayMicroseconds`), or flips one byte after the
+/// ICRC was sealed (the receiver's ICRC check must catch it). Seeded xorshift, so the same
+/// seed and the same traffic give the same faults. Held-back datagrams live in preallocated
+/// slots; when all are busy the datagram goes out undelayed (counted as sent normally).
+package final class FaultInjectingWire: Wire {
+    package let inner: any Wire
+    package let faults: SoftFaultInjection
+    private let clock: EngineClock
+    private var random: UInt64
+    package private(set) var tally = Tally()
+
+    /// What was injected, for the device's counters.
+    package struct Tally: Equatable, Sendable {
+        package var drops: UInt64 = 0
+        package var duplicates: UInt64 = 0
+        package var reorders: UInt64 = 0
+        package var corruptions: UInt64 = 0
+        package var delays: UInt64 = 0
+    }
+
+    private static let slotCount = 32
+    private static let slotSize = 4096 + 512
+    private let heldBytes: UnsafeMutableRawPointer
+    private var held: [Held]
+    private var heldCount = 0
+    private let scratch: UnsafeMutableRawPointer
+
+    private struct Held {
+        var length = 0
+        var release: UInt64 = 0     // 0 = free
+        var destination = WireEndpoint(.ipv4(0), port: 0)
+    }
+
+    package init(wrapping inner: any Wire, faults: SoftFaultInjection, clock: EngineClock) {
+        self.inner = inner
+        self.faults = faults
+        self.clock = clock
+        random = faults.seed == 0 ? 0x9E37_79B9_7F4A_7C15 : faults.seed
+        heldBytes = .allocate(byteCount: Self.slotCount * Self.slotSize, alignment: 64)
+        held = Array(repeating: Held(), count: Self.slotCount)
+        scratch = .allocate(byteCount: Self.slotSize, alignment: 64)
+    }
+
+    deinit {
+        heldBytes.deallocate()
+        scratch.deallocate()
+    }
+
+    package var local: WireEndpoint { inner.local }
+    package var pollDescriptor: Int32? { inner.pollDescriptor }
+    package func receive(into batch: ReceiveBatch) { inner.receive(into: batch) }
+    package func close() { inner.close() }
+
+    private func nextRandom() -> Double {
+        random ^= random << 13
+        random ^= random >> 7
+        random ^= random << 17
+        return Double(random >> 11) * (1.0 / 9_007_199_254_740_992.0)
+    }
+
+    package func send(_ datagram: UnsafeRawBufferPointer, to destination: WireEndpoint) -> WireSendResult {
+        // A dropped datagram is "sent" as far as the sender can tell: loss happens on the path.
+        if nextRandom() < faults.drop { tally.drops += 1; return .sent }
+        var outgoing = datagram
+        if nextRandom() < faults.corrupt, datagram.count > 0, datagram.count <= Self.slotSize {
+            tally.corruptions += 1
+            scratch.copyMemory(from: datagram.baseAddress!, byteCount: datagram.count)
+            let flipped = Int(nextRandom() * Double(datagram.count)) % datagram.count
+            scratch.storeBytes(of: scratch.load(fromByteOffset: flipped, as: UInt8.self) ^ 0x5A, toByteOffset: flipped, as: UInt8.self)
+            outgoing = UnsafeRawBufferPointer(start: scratch, count: datagram.count)
+        }
+        let reorder = nextRandom() < faults.reorder
+        let delay = !reorder && nextRandom() < faults.delay
+        if (reorder || delay) && outgoing.count <= Self.slotSize, let slot = held.firstIndex(where: { $0.release == 0 }) {
+            if reorder { tally.reorders += 1 } else { tally.delays += 1 }
+            (heldBytes + slot * Self.slotSize).copyMemory(from: outgoing.baseAddress!, byteCount: outgoing.count)
+            let wait: UInt64 = reorder ? 100_000 : UInt64(max(faults.delayMicroseconds, 0)) * 1000
+            held[slot] = Held(length: outgoing.count, release: max(clock.now() + wait, 1), destination: destination)
+            heldCount += 1
+            return .sent
+        }
+        let result = inner.send(outgoing, to: destination)
+        if nextRandom() < faults.duplicate {
+            tally.duplicates += 1
+            _ = inner.send(outgoing, to: destination)
+        }
+        return result
+    }
+
+    /// When the next held-back datagram is due, if any.
+    package var nextRelease: UInt64? {
+        guard heldCount > 0 else { return nil }
+        return held.lazy.filter { $0.release != 0 }.map(\.release).min()
+    }
+
+    package func service(now: UInt64) {
+        inner.service(now: now)
+        guard heldCount > 0 else { return }
+        for slot in 0..<Self.slotCount where held[slot].release != 0 && held[slot].release <= now {
+            _ = inner.send(UnsafeRawBufferPointer(start: heldBytes + slot * Self.slotSize, count: held[slot].length), to: held[slot].destination)
+            held[slot].release = 0
+            heldCount -= 1
+        }
+    }
+}

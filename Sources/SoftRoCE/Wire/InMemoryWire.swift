@@ -1,0 +1,105 @@
+/// A network inside the process: each `InMemoryWire` attached to it is an endpoint, and a
+/// datagram sent to an endpoint waits in that endpoint's queue until it receives. Engines
+/// on it run in one thread with an injected clock, so protocol tests are deterministic;
+/// tests can also inject crafted datagrams from any source and read what an engine sent.
+///
+/// ```swift
+/// let network = InMemoryNetwork()
+/// let wireA = network.attach(WireEndpoint(.ipv4(0x0A00_0001), port: 4791))
+/// let wireB = network.attach(WireEndpoint(.ipv4(0x0A00_0002), port: 4791))
+/// ```
+package final class InMemoryNetwork: @unchecked Sendable {
+    package struct Datagram {
+        package var bytes: [UInt8]
+        package var source: WireEndpoint
+        package var destination: WireEndpoint
+    }
+
+    private var queues: [WireEndpoint: [Datagram]] = [:]
+    /// Every datagram sent, in order (for tests that inspect the traffic).
+    package private(set) var log: [Datagram] = []
+    /// Keep `log` (off for long runs).
+    package var recording = true
+
+    package init() {}
+
+    /// An endpoint on this network.
+    package func attach(_ endpoint: WireEndpoint) -> InMemoryWire {
+        queues[endpoint] = queues[endpoint] ?? []
+        return InMemoryWire(network: self, local: endpoint)
+    }
+
+    /// Delivers `bytes` to `destination` as if `source` had sent them (spoofing included).
+    package func inject(_ bytes: [UInt8], from source: WireEndpoint, to destination: WireEndpoint) {
+        deliver(Datagram(bytes: bytes, source: source, destination: destination))
+    }
+
+    /// Datagrams waiting for `endpoint`, oldest first, removed from its queue.
+    package func take(for endpoint: WireEndpoint) -> [Datagram] {
+        defer { queues[endpoint] = [] }
+        return queues[endpoint] ?? []
+    }
+
+    /// How many datagrams wait for `endpoint`.
+    package func pending(for endpoint: WireEndpoint) -> Int { queues[endpoint]?.count ?? 0 }
+
+    /// Drops every waiting datagram (a link that loses everything in flight).
+    package func discardAll() {
+        for key in queues.keys { queues[key] = [] }
+    }
+
+    fileprivate func deliver(_ datagram: Datagram) {
+        if recording { log.append(datagram) }
+        // No listener there: the datagram is lost, as UDP to a closed port is.
+        guard queues[datagram.destination] != nil else { return }
+        queues[datagram.destination]!.append(datagram)
+    }
+
+    fileprivate func receive(for endpoint: WireEndpoint, into batch: ReceiveBatch) {
+        guard var queue = queues[endpoint], !queue.isEmpty else { return }
+        var taken = 0
+        while taken < queue.count && batch.count < batch.capacity {
+            let datagram = queue[taken]
+            let target = batch.buffer(batch.count)
+            let length = min(datagram.bytes.count, target.count)
+            datagram.bytes.withUnsafeBytes { target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
+            batch.append(length: length, from: datagram.source)
+            taken += 1
+        }
+        queue.removeFirst(taken)
+        queues[endpoint] = queue
+    }
+
+    fileprivate func detach(_ endpoint: WireEndpoint) { queues[endpoint] = nil }
+}
+
+/// One endpoint of an `InMemoryNetwork`.
+package final class InMemoryWire: Wire {
+    package let local: WireEndpoint
+    private weak var network: InMemoryNetwork?
+    private var closed = false
+    package var pollDescriptor: Int32? { nil }
+
+    fileprivate init(network: InMemoryNetwork, local: WireEndpoint) {
+        self.network = network
+        self.local = local
+    }
+
+    package func send(_ datagram: UnsafeRawBufferPointer, to destination: WireEndpoint) -> WireSendResult {
+        guard !closed, let network else { return .failed(errno: 9) }   // EBADF
+        network.deliver(.init(bytes: Array(datagram), source: local, destination: destination))
+        return .sent
+    }
+
+    package func receive(into batch: ReceiveBatch) {
+        batch.reset()
+        guard !closed else { return }
+        network?.receive(for: local, into: batch)
+    }
+
+    package func close() {
+        guard !closed else { return }
+        closed = true
+        network?.detach(local)
+    }
+}

@@ -1,0 +1,118 @@
+import RoCEWire
+
+// # The Wire seam
+//
+// The engine never touches a socket: it hands finished RoCEv2 datagrams (BTH onward, ICRC
+// sealed) to a `Wire` and takes received ones from it in batches. Three wires exist:
+// `UDPWire` (the only file with `sockaddr`), `FaultInjectingWire` (wraps another and drops,
+// duplicates, reorders, corrupts or delays what is sent — seeded, so a run repeats), and
+// `InMemoryWire` (a process-local network: two engines in one thread, an injected clock,
+// crafted packets from tests). Batching (recvmmsg, GSO) belongs inside a wire.
+
+/// Where a datagram comes from or goes to: an IP address and a UDP port.
+package struct WireEndpoint: Hashable, Sendable, CustomStringConvertible {
+    package var address: SoftAddress
+    package var port: UInt16
+    package init(_ address: SoftAddress, port: UInt16) {
+        self.address = address
+        self.port = port
+    }
+    package var description: String {
+        if case .ipv6 = address { return "[\(address)]:\(port)" }
+        return "\(address):\(port)"
+    }
+}
+
+/// What became of one datagram handed to a wire. The failures are those a UDP socket
+/// reports; each is counted separately (`SoftCounters`), none is counted as sent.
+package enum WireSendResult: Equatable, Sendable {
+    case sent
+    /// EAGAIN: the socket's send buffer is full; the requester's timer will resend.
+    case wouldBlock
+    /// ENOBUFS: the kernel had no memory for the datagram.
+    case noBuffers
+    /// ECONNREFUSED: an earlier datagram drew an ICMP port-unreachable.
+    case refused
+    /// Any other errno (or a wire that is closed: EBADF).
+    case failed(errno: Int32)
+}
+
+/// Received datagrams: preallocated buffers a wire fills, read in place by the engine.
+/// One per device; nothing is allocated per packet.
+package final class ReceiveBatch {
+    /// Datagrams one `receive(into:)` may return.
+    package let capacity: Int
+    /// Bytes per datagram buffer (a RoCEv2 packet of a 4096-byte MTU fits with room).
+    package let bufferSize: Int
+    private let storage: UnsafeMutableRawPointer
+    private let lengths: UnsafeMutablePointer<Int>
+    private let sources: UnsafeMutablePointer<WireEndpoint>
+    /// How many datagrams the last receive returned.
+    package internal(set) var count = 0
+    /// The errno of a receive failure other than "nothing waiting" (0 when none).
+    package var error: Int32 = 0
+
+    package init(capacity: Int = 64, bufferSize: Int = 4096 + 512) {
+        self.capacity = capacity
+        self.bufferSize = bufferSize
+        storage = .allocate(byteCount: capacity * bufferSize, alignment: 64)
+        lengths = .allocate(capacity: capacity)
+        lengths.initialize(repeating: 0, count: capacity)
+        sources = .allocate(capacity: capacity)
+        sources.initialize(repeating: WireEndpoint(.ipv4(0), port: 0), count: capacity)
+    }
+
+    deinit {
+        storage.deallocate()
+        lengths.deallocate()
+        sources.deinitialize(count: capacity)
+        sources.deallocate()
+    }
+
+    /// The writable buffer of slot `index` (for a wire filling the batch).
+    package func buffer(_ index: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(start: storage + index * bufferSize, count: bufferSize)
+    }
+
+    /// Records that slot `count` holds `length` bytes from `source`; returns false when full.
+    @discardableResult
+    package func append(length: Int, from source: WireEndpoint) -> Bool {
+        guard count < capacity else { return false }
+        lengths[count] = min(length, bufferSize)
+        sources[count] = source
+        count += 1
+        return true
+    }
+
+    package func reset() {
+        count = 0
+        error = 0
+    }
+
+    package func datagram(_ index: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(start: storage + index * bufferSize, count: lengths[index])
+    }
+
+    package func source(_ index: Int) -> WireEndpoint { sources[index] }
+}
+
+/// Moves RoCEv2 datagrams between this engine and its peers.
+package protocol Wire: AnyObject {
+    /// The local address and UDP port datagrams are sent from and received on.
+    var local: WireEndpoint { get }
+    /// A descriptor that becomes readable when datagrams wait (for `poll(2)`), or nil when
+    /// the wire has none (in memory).
+    var pollDescriptor: Int32? { get }
+    /// Sends one datagram (BTH onward, ICRC sealed). Never blocks.
+    func send(_ datagram: UnsafeRawBufferPointer, to destination: WireEndpoint) -> WireSendResult
+    /// Resets `batch` and fills it with what has arrived, up to its capacity. Never blocks.
+    func receive(into batch: ReceiveBatch)
+    /// Lets a wire that holds datagrams back (fault injection) release the ones now due.
+    func service(now: UInt64)
+    /// Releases the wire's resources. Idempotent.
+    func close()
+}
+
+extension Wire {
+    package func service(now: UInt64) {}
+}

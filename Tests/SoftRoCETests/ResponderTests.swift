@@ -1,0 +1,92 @@
+import RoCEWire
+import Testing
+@testable import SoftRoCE
+
+/// The responder role, driven packet by packet: the scripted peer is the requester.
+@Suite("SoftRoCE responder (scripted peer)")
+struct ResponderTests {
+    func write(_ test: ScriptedPeer, psn: PacketSequenceNumber, byte: UInt8, round: Bool = true) {
+        test.request(.rcRDMAWriteOnly, psn: psn, rdma: RETH(virtualAddress: test.address, remoteKey: test.region.rkey, dmaLength: 4),
+                     payload: [byte, byte, byte, byte], round: round)
+    }
+
+    /// A duplicate WRITE is acknowledged again, not executed again; a PSN ahead of the expected
+    /// one draws one NAK-sequence per gap.
+    @Test func duplicatesAreReacknowledgedAndGapsNAKedOnce() throws {
+        let test = try ScriptedPeer()
+        write(test, psn: test.receivePSN, byte: 1)
+        #expect(test.sent().map(\.psn) == [test.receivePSN])
+        write(test, psn: test.receivePSN, byte: 2)
+        #expect(test.memory[0] == 1, "a duplicate must not execute again")
+        let reacknowledged = test.sent()
+        #expect(reacknowledged.map(\.opcode) == [.rcAcknowledge])
+        #expect(reacknowledged.first?.psn == test.receivePSN)
+        write(test, psn: test.receivePSN + 5, byte: 3)
+        write(test, psn: test.receivePSN + 6, byte: 3)
+        let naks = test.sent()
+        #expect(naks.count == 1)
+        #expect(naks.first?.headers.acknowledge?.syndrome == .nak(.psnSequenceError))
+        #expect(naks.first?.psn == test.receivePSN + 1)
+        #expect(test.memory[0] == 1)
+        let counters = test.device.snapshotCounters()
+        #expect(counters.duplicateRequest == 1)
+        #expect(counters.outOfSequenceRequest == 2)
+    }
+
+    /// A retransmitted atomic is answered from the cache, not executed twice.
+    @Test func aDuplicateAtomicIsAnsweredFromTheCache() throws {
+        let test = try ScriptedPeer()
+        test.memory.storeBytes(of: UInt64(40), toByteOffset: 0, as: UInt64.self)
+        let add = AtomicETH(virtualAddress: test.address, remoteKey: test.region.rkey, swapOrAdd: 2, compare: 0)
+        test.request(.rcFetchAdd, psn: test.receivePSN, atomic: add)
+        test.request(.rcFetchAdd, psn: test.receivePSN, atomic: add)
+        let answers = test.sent()
+        #expect(answers.map(\.opcode) == [.rcAtomicAcknowledge, .rcAtomicAcknowledge])
+        #expect(answers.map { $0.headers.atomicAcknowledge?.originalRemoteData } == [40, 40])
+        #expect(test.memory.load(fromByteOffset: 0, as: UInt64.self) == 42)
+    }
+
+    /// ACK coalescing: ten AckReq packets in one receive batch earn one ACK, for the last PSN.
+    @Test func oneAcknowledgementPerBatch() throws {
+        let test = try ScriptedPeer()
+        for k in 0..<10 { write(test, psn: test.receivePSN + k, byte: UInt8(k), round: false) }
+        test.device.progress()
+        let acknowledgements = test.sent()
+        #expect(acknowledgements.map(\.opcode) == [.rcAcknowledge])
+        #expect(acknowledgements.first?.psn == test.receivePSN + 9)
+        #expect(test.memory[0] == 9)
+    }
+
+    /// A SEND with no receive posted draws an RNR NAK carrying the QP's minimum RNR timer,
+    /// and is accepted once a receive is there.
+    @Test func aSendWithoutAReceiveDrawsAnRNRNAK() throws {
+        let test = try ScriptedPeer()
+        test.request(.rcSendOnly, psn: test.receivePSN, payload: [1, 2, 3])
+        let rnr = test.sent()
+        #expect(rnr.first?.headers.acknowledge?.syndrome == .receiverNotReady(timer: 1))
+        try test.postReceive(id: 4, test.element(0, 16))
+        test.request(.rcSendOnly, psn: test.receivePSN, payload: [1, 2, 3])
+        #expect(test.completions().map(\.byteLength) == [3])
+        #expect(test.sent().map(\.opcode) == [.rcAcknowledge])
+    }
+
+    /// A WRITE whose packets do not add up to its RETH length is refused.
+    @Test func aWriteShorterThanItsRETHIsRefused() throws {
+        let test = try ScriptedPeer()
+        test.request(.rcRDMAWriteOnly, psn: test.receivePSN, rdma: RETH(virtualAddress: test.address, remoteKey: test.region.rkey, dmaLength: 64),
+                     payload: [9, 9])
+        #expect(test.sent().first?.headers.acknowledge?.syndrome == .nak(.invalidRequest))
+        #expect(test.device.snapshotCounters().invalidRequestNAKsSent == 1)
+    }
+
+    /// A message that does not fit its receive fails that receive (local length error) and
+    /// NAKs the requester; nothing is written past the receive's buffer.
+    @Test func aSendLongerThanItsReceiveFailsTheReceive() throws {
+        let test = try ScriptedPeer()
+        try test.postReceive(id: 5, test.element(0, 4))
+        test.request(.rcSendOnly, psn: test.receivePSN, payload: [1, 2, 3, 4, 5, 6])
+        #expect(test.completions().map(\.status) == [.localLengthError])
+        #expect(test.sent().first?.headers.acknowledge?.syndrome == .nak(.invalidRequest))
+        #expect(test.memory[4] == 0)
+    }
+}
