@@ -166,6 +166,16 @@ package final class SoftDevice: @unchecked Sendable {
         }
     }
 
+    /// Releases a protection domain number. Refused with EBUSY while a memory region or
+    /// queue pair of the domain is still registered, as `ibv_dealloc_pd` refuses.
+    package func deallocateProtectionDomain(_ domain: UInt32) throws(SoftRoCEError) {
+        try locked { () throws(SoftRoCEError) in
+            if regions.values.contains(where: { $0.domain == domain }) || queuePairList.contains(where: { $0.domain == domain }) {
+                throw SoftRoCEError("deallocate PD", errno: EBUSY, "the protection domain still has memory regions or queue pairs")
+            }
+        }
+    }
+
     package func registerMemory(domain: UInt32, bytes: UnsafeMutableRawBufferPointer, access: SoftAccess) throws(SoftRoCEError) -> SoftMemoryRegion {
         try locked { () throws(SoftRoCEError) in
             guard let base = bytes.baseAddress, bytes.count > 0 else {
