@@ -183,6 +183,16 @@ public final class SoftDevice: @unchecked Sendable {
         return nextDomain - 1
     }
 
+    /// Releases a protection domain number. Refused with EBUSY while a memory region or
+    /// queue pair of the domain is still registered, as `ibv_dealloc_pd` refuses.
+    public func deallocateProtectionDomain(_ domain: UInt32) throws(SoftRoCEError) {
+        try locked { () throws(SoftRoCEError) in
+            if regions.values.contains(where: { $0.domain == domain }) || queuePairList.contains(where: { $0.domain == domain }) {
+                throw SoftRoCEError("deallocate PD", errno: EBUSY, "the protection domain still has memory regions or queue pairs")
+            }
+        }
+    }
+
     public func registerMemory(domain: UInt32, bytes: UnsafeMutableRawBufferPointer, access: SoftAccess) throws(SoftRoCEError) -> SoftMemoryRegion {
         try locked { () throws(SoftRoCEError) in
             guard let base = bytes.baseAddress, bytes.count > 0 else {
