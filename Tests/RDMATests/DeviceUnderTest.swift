@@ -47,11 +47,13 @@ final class ConnectedPair {
     let gidIndex: Int
     let endpointA: Endpoint
     let endpointB: Endpoint
+    private let ownsContext: Bool
 
     init(kind: QueuePairKind = .reliableConnected, channelForB: CompletionChannel? = nil,
          sharedReceiveQueueForB: ((ProtectionDomain) throws -> SharedReceiveQueue)? = nil,
          context existing: Context? = nil, configure: (inout ConnectionOptions) -> Void = { _ in }) throws {
         context = try existing ?? DeviceUnderTest.open()
+        ownsContext = existing == nil
         domain = try ProtectionDomain(context: context)
         queueA = try CompletionQueue(context: context, minimumEntries: 64)
         queueB = try CompletionQueue(context: context, minimumEntries: 64, channel: channelForB)
@@ -72,6 +74,17 @@ final class ConnectedPair {
         configure(&options)
         try pairA.connect(to: endpointB, local: endpointA, options: options)
         try pairB.connect(to: endpointA, local: endpointB, options: options)
+    }
+
+    /// The tests drop their pair at the end; closing here keeps the debug-build leak check
+    /// (LeakCheck) for what a test itself leaves open.
+    deinit {
+        if ownsContext {
+            try? context.close()
+        } else {
+            for queue in [queueA, queueB] { try? queue.close() }
+            try? domain.close()
+        }
     }
 
     /// Exactly `count` completions from `queue` within the device timeout.
