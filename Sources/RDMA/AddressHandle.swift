@@ -8,8 +8,11 @@
 /// ```
 /// Keeps its protection domain alive; `close()` is idempotent.
 public final class AddressHandle: ClosableResource, @unchecked Sendable {
-    /// The backend's handle; nil once closed.
-    private var operations: (any AddressHandleOperations)?
+    /// The backend's handle: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any AddressHandleOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     public let protectionDomain: ProtectionDomain
     public let addressVector: AddressVector
 
@@ -24,21 +27,18 @@ public final class AddressHandle: ClosableResource, @unchecked Sendable {
     /// The backend's handle for a UD send, nil once closed: the QP of the same backend
     /// reads what it needs from its own class (VerbsBackend/SoftBackend), and refuses a
     /// request whose handle is closed or of another backend.
-    var currentOperations: (any AddressHandleOperations)? { operations }
-
-    /// True after `close()`.
-    public var isClosed: Bool { operations == nil }
+    var currentOperations: (any AddressHandleOperations)? { isClosed ? nil : operations }
 
     /// Destroys the handle. Idempotent; after a failure the handle stays open and
     /// `close()` may be retried. The corresponding C function is `ibv_destroy_ah`.
     public func close() throws(RDMAError) {
-        guard let operations else { return }
+        if isClosed { return }
         try operations.destroy()
-        self.operations = nil
+        isClosed = true
     }
 
     deinit {
-        LeakCheck.objectDeinitialized("AddressHandle", isOpen: operations != nil, detail: "to \(addressVector.destinationGID)")
+        LeakCheck.objectDeinitialized("AddressHandle", isOpen: !isClosed, detail: "to \(addressVector.destinationGID)")
         try? close()
     }
 }

@@ -22,16 +22,20 @@ import Musl
 // | AddressHandleOperations         | VerbsAddressHandle         | SoftBackendAddressHandle        |
 // | SharedReceiveQueueOperations    | VerbsSharedReceiveQueue    | SoftBackendSharedReceiveQueue   |
 //
+// (SoftTranslation.swift holds the soft side's value translations.)
+//
 // The table is split by object kind so that each entry receives its backend's own typed
 // object (an `ibv_qp *`, a `SoftQueuePair`) instead of an opaque pointer to cast. A public
-// object (`QueuePair`, …) holds `operations: (any …Operations)?` — nil once closed — and
-// contains no backend branch: it checks what is common (arguments, transitions, the
+// object (`QueuePair`, …) holds `let operations: any …Operations` and an `isClosed` flag,
+// and contains no backend branch: it checks what is common (arguments, transitions, the
 // closed state, the parent/child order) and calls through.
 //
 // Why a protocol existential and not an enum `switch` or a generic: the protocols are
 // class-bound, so an existential is two words (object, witness table) held inline —
 // nothing is boxed or allocated — and a call is one indirect call through the witness
-// table, the same price libibverbs itself pays for `ops.post_send`. A generic public
+// table, the same price libibverbs itself pays for `ops.post_send`. Being a `let` (closing
+// sets the flag; it does not drop the operations), the existential is borrowed from the
+// object for the call: no retain/release on the data path. A generic public
 // `QueuePair<Backend>` would leak the backend into every user's types, and an enum would
 // put both backends' cases back into every class. Cross-object arguments (the CQs of a
 // new QP, the address handle of a UD send) are checked casts to the backend's own class

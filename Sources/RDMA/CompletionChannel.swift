@@ -17,8 +17,11 @@
 /// ```
 /// The channel's `fileDescriptor` can also be watched by an event loop (epoll, NIO).
 public final class CompletionChannel: ClosableResource, @unchecked Sendable {
-    /// The backend's channel; nil once closed.
-    private var operations: (any CompletionChannelOperations)?
+    /// The backend's channel: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any CompletionChannelOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     public let context: Context
     let children = ChildRegistry()
 
@@ -31,12 +34,12 @@ public final class CompletionChannel: ClosableResource, @unchecked Sendable {
 
     /// The backend's channel, or a `.closed` error naming `operation`.
     func operations(_ operation: StaticString) throws(RDMAError) -> any CompletionChannelOperations {
-        guard let operations else { throw RDMAError.closed(operation, "CompletionChannel") }
+        if isClosed { throw RDMAError.closed(operation, "CompletionChannel") }
         return operations
     }
 
     /// The descriptor to watch for readability; -1 once closed.
-    public var fileDescriptor: Int32 { operations?.fileDescriptor ?? -1 }
+    public var fileDescriptor: Int32 { isClosed ? -1 : operations.fileDescriptor }
 
     /// Waits up to `timeoutMilliseconds` (negative: forever) for an event and returns the
     /// queue it belongs to, or nil on timeout. The caller must acknowledge the event
@@ -52,21 +55,18 @@ public final class CompletionChannel: ClosableResource, @unchecked Sendable {
         return queue
     }
 
-    /// True after `close()`.
-    public var isClosed: Bool { operations == nil }
-
     /// Closes the queues attached to this channel, then the channel. Idempotent; after a
     /// failure the channel stays open and `close()` may be retried.
     /// The corresponding C function is `ibv_destroy_comp_channel`.
     public func close() throws(RDMAError) {
-        guard let operations else { return }
+        if isClosed { return }
         try children.closeAll()
         try operations.destroy()
-        self.operations = nil
+        isClosed = true
     }
 
     deinit {
-        LeakCheck.objectDeinitialized("CompletionChannel", isOpen: operations != nil, detail: "descriptor \(fileDescriptor)")
+        LeakCheck.objectDeinitialized("CompletionChannel", isOpen: !isClosed, detail: "descriptor \(fileDescriptor)")
         try? close()
     }
 }

@@ -12,8 +12,11 @@
 /// Keeps its context (and channel) alive; `close()` first closes the queue pairs that use
 /// it, then acknowledges outstanding events, and is idempotent.
 public final class CompletionQueue: ClosableResource, @unchecked Sendable {
-    /// The backend's queue; nil once closed.
-    private var operations: (any CompletionQueueOperations)?
+    /// The backend's queue: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any CompletionQueueOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     public let context: Context
     /// The channel events are delivered to, if any.
     public let channel: CompletionChannel?
@@ -45,7 +48,7 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
     /// The backend's queue, or a `.closed` error naming `operation`.
     @inline(__always)
     func operations(_ operation: StaticString) throws(RDMAError) -> any CompletionQueueOperations {
-        guard let operations else { throw RDMAError.closed(operation, "CompletionQueue") }
+        if isClosed { throw RDMAError.closed(operation, "CompletionQueue") }
         return operations
     }
 
@@ -53,7 +56,8 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
     /// Never blocks and never allocates. The corresponding C function is `ibv_poll_cq`.
     @inline(__always)
     public func poll(into buffer: UnsafeMutableBufferPointer<WorkCompletion>) throws(RDMAError) -> Int {
-        try operations("ibv_poll_cq").poll(into: buffer)
+        if isClosed { throw RDMAError.closed("ibv_poll_cq", "CompletionQueue") }
+        return try operations.poll(into: buffer)
     }
 
     /// The next completion, or nil when the queue is empty. Allocates nothing.
@@ -100,27 +104,24 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
     /// batches is cheaper: the C call takes a mutex.
     /// The corresponding C function is `ibv_ack_cq_events`.
     public func acknowledgeEvents(_ count: UInt32) {
-        guard count > 0, let operations else { return }
+        guard count > 0, !isClosed else { return }
         operations.acknowledgeEvents(count)
         eventsAcknowledged &+= count
     }
-
-    /// True after `close()`.
-    public var isClosed: Bool { operations == nil }
 
     /// Closes the queue pairs using this queue, acknowledges outstanding events, then
     /// destroys the queue. Idempotent; after a failure the queue stays open and `close()`
     /// may be retried. The corresponding C function is `ibv_destroy_cq`.
     public func close() throws(RDMAError) {
-        guard let operations else { return }
+        if isClosed { return }
         try children.closeAll()
         acknowledgeEvents(eventsReceived &- eventsAcknowledged)
         try operations.destroy()
-        self.operations = nil
+        isClosed = true
     }
 
     deinit {
-        LeakCheck.objectDeinitialized("CompletionQueue", isOpen: operations != nil, detail: "capacity \(capacity)")
+        LeakCheck.objectDeinitialized("CompletionQueue", isOpen: !isClosed, detail: "capacity \(capacity)")
         try? close()
     }
 }

@@ -12,8 +12,11 @@ import SoftRoCE
 /// let gid = try context.preferredRoCEv2GID(port: 1)   // the ::ffff:a.b.c.d entry
 /// ```
 public final class Context: @unchecked Sendable {
-    /// The backend's device operations; nil once closed.
-    private var operations: (any DeviceOperations)?
+    /// The backend's device operations: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any DeviceOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     /// The device this context was opened on.
     public let device: Device
     let children = ChildRegistry()
@@ -60,12 +63,12 @@ public final class Context: @unchecked Sendable {
     /// The backend's operations, or a `.closed` error naming `operation`.
     @inline(__always)
     func operations(_ operation: StaticString) throws(RDMAError) -> any DeviceOperations {
-        guard let operations else { throw RDMAError.closed(operation, "Context") }
+        if isClosed { throw RDMAError.closed(operation, "Context") }
         return operations
     }
 
     /// The soft engine behind this context, nil on verbs or once closed.
-    private var softEngine: SoftDevice? { (operations as? SoftBackendDevice)?.device }
+    private var softEngine: SoftDevice? { isClosed ? nil : (operations as? SoftBackendDevice)?.device }
 
     /// The soft engine's counters (named as rxe's hw_counters: `counters.named`); nil on
     /// verbs, where the kernel shows them under /sys/class/infiniband/*/ports/*/hw_counters.
@@ -97,9 +100,6 @@ public final class Context: @unchecked Sendable {
     /// Stops the thread `startBackgroundProgress()` started (and waits for it); polling
     /// drives the engine again. No-op on verbs, or when none runs.
     public func stopBackgroundProgress() { softEngine?.stopBackgroundProgress() }
-
-    /// True after `close()`.
-    public var isClosed: Bool { operations == nil }
 
     /// The device's limits. The corresponding C function is `ibv_query_device`.
     public func deviceAttributes() throws(RDMAError) -> DeviceAttributes {
@@ -135,14 +135,14 @@ public final class Context: @unchecked Sendable {
     /// Closes the children, then the device. Idempotent; after a failure the context stays
     /// open and `close()` may be retried. The corresponding C function is `ibv_close_device`.
     public func close() throws(RDMAError) {
-        guard let operations else { return }
+        if isClosed { return }
         try children.closeAll()
         try operations.close()
-        self.operations = nil
+        isClosed = true
     }
 
     deinit {
-        LeakCheck.objectDeinitialized("Context", isOpen: operations != nil, detail: device.name)
+        LeakCheck.objectDeinitialized("Context", isOpen: !isClosed, detail: device.name)
         try? close()
     }
 }

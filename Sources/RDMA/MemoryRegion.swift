@@ -18,8 +18,11 @@ import Musl
 /// let descriptor = region.remoteDescriptor   // send to the peer
 /// ```
 public final class MemoryRegion: ClosableResource, @unchecked Sendable {
-    /// The backend's registration; nil once closed.
-    private var operations: (any MemoryRegionOperations)?
+    /// The backend's registration: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any MemoryRegionOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     /// The protection domain the region is registered in.
     public let protectionDomain: ProtectionDomain
     /// The registered bytes. Reading them while the device writes is a data race: wait for
@@ -107,23 +110,20 @@ public final class MemoryRegion: ClosableResource, @unchecked Sendable {
         return ScatterGatherElement(address: address + UInt64(offset), length: UInt32(size), lkey: lkey)
     }
 
-    /// True after `close()`.
-    public var isClosed: Bool { operations == nil }
-
     /// Deregisters the region (and frees the bytes it owns). Idempotent; after a failure
     /// the region stays registered and `close()` may be retried.
     /// The corresponding C function is `ibv_dereg_mr`.
     public func close() throws(RDMAError) {
-        guard let operations else { return }
+        if isClosed { return }
         // Free owned bytes only once the device has let go of them: after a failed
         // deregistration the device may still DMA there.
         try operations.deregister()
-        self.operations = nil
+        isClosed = true
         if ownsBytes { free(bytes.baseAddress) }
     }
 
     deinit {
-        LeakCheck.objectDeinitialized("MemoryRegion", isOpen: operations != nil, detail: "\(bytes.count) bytes, lkey 0x\(String(lkey, radix: 16))")
+        LeakCheck.objectDeinitialized("MemoryRegion", isOpen: !isClosed, detail: "\(bytes.count) bytes, lkey 0x\(String(lkey, radix: 16))")
         try? close()
     }
 }

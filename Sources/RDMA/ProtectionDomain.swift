@@ -7,8 +7,11 @@
 /// ```
 /// Keeps its context alive; `close()` closes its children first and is idempotent.
 public final class ProtectionDomain: ClosableResource, @unchecked Sendable {
-    /// The backend's domain; nil once closed.
-    private var operations: (any ProtectionDomainOperations)?
+    /// The backend's domain: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any ProtectionDomainOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     /// The context this domain belongs to.
     public let context: Context
     let children = ChildRegistry()
@@ -22,26 +25,23 @@ public final class ProtectionDomain: ClosableResource, @unchecked Sendable {
 
     /// The backend's domain, or a `.closed` error naming `operation`.
     func operations(_ operation: StaticString) throws(RDMAError) -> any ProtectionDomainOperations {
-        guard let operations else { throw RDMAError.closed(operation, "ProtectionDomain") }
+        if isClosed { throw RDMAError.closed(operation, "ProtectionDomain") }
         return operations
     }
-
-    /// True after `close()`.
-    public var isClosed: Bool { operations == nil }
 
     /// Closes the children (queue pairs, regions, address handles, SRQs), then the domain.
     /// Idempotent; after a failure (EBUSY: something in the domain is still open) the
     /// domain stays open and `close()` may be retried.
     /// The corresponding C function is `ibv_dealloc_pd`.
     public func close() throws(RDMAError) {
-        guard let operations else { return }
+        if isClosed { return }
         try children.closeAll()
         try operations.deallocate()
-        self.operations = nil
+        isClosed = true
     }
 
     deinit {
-        LeakCheck.objectDeinitialized("ProtectionDomain", isOpen: operations != nil, detail: context.device.name)
+        LeakCheck.objectDeinitialized("ProtectionDomain", isOpen: !isClosed, detail: context.device.name)
         try? close()
     }
 }

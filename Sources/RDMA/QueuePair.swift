@@ -16,8 +16,11 @@
 /// registered and must not be reused until the request's completion is polled.
 /// Keeps its protection domain, completion queues and SRQ alive; `close()` is idempotent.
 public final class QueuePair: ClosableResource, @unchecked Sendable {
-    /// The backend's queue pair; nil once closed.
-    private var operations: (any QueuePairOperations)?
+    /// The backend's queue pair: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any QueuePairOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     public let protectionDomain: ProtectionDomain
     public let sendCompletionQueue: CompletionQueue
     public let receiveCompletionQueue: CompletionQueue
@@ -55,7 +58,7 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     /// The backend's queue pair, or a `.closed` error naming `operation`.
     @inline(__always)
     private func operations(_ operation: StaticString) throws(RDMAError) -> any QueuePairOperations {
-        guard let operations else { throw RDMAError.closed(operation, "QueuePair") }
+        if isClosed { throw RDMAError.closed(operation, "QueuePair") }
         return operations
     }
 
@@ -129,7 +132,7 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     /// The corresponding C function is `ibv_post_send`.
     @inline(__always)
     public func post(_ chain: SendRequestChain) throws(RDMAError) {
-        let operations = try operations("ibv_post_send")
+        if isClosed { throw RDMAError.closed("ibv_post_send", "QueuePair") }
         guard chain.count > 0 else { return }
         try operations.post(chain)
     }
@@ -138,7 +141,7 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     /// The corresponding C function is `ibv_post_send`.
     @inline(__always)
     public func post(_ request: SendWorkRequest, scatterGather element: ScatterGatherElement) throws(RDMAError) {
-        let operations = try operations("ibv_post_send")
+        if isClosed { throw RDMAError.closed("ibv_post_send", "QueuePair") }
         try request.validate(totalLength: UInt64(element.length), operationName: "ibv_post_send")
         try operations.post(request, scatterGather: element)
     }
@@ -146,7 +149,7 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     /// Posts receives. The corresponding C function is `ibv_post_recv`.
     @inline(__always)
     public func postReceive(_ chain: ReceiveRequestChain) throws(RDMAError) {
-        let operations = try operations("ibv_post_recv")
+        if isClosed { throw RDMAError.closed("ibv_post_recv", "QueuePair") }
         try refuseWithSharedReceiveQueue()
         guard chain.count > 0 else { return }
         try operations.postReceive(chain)
@@ -156,7 +159,7 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     /// The corresponding C function is `ibv_post_recv`.
     @inline(__always)
     public func postReceive(id: UInt64, scatterGather element: ScatterGatherElement) throws(RDMAError) {
-        let operations = try operations("ibv_post_recv")
+        if isClosed { throw RDMAError.closed("ibv_post_recv", "QueuePair") }
         try refuseWithSharedReceiveQueue()
         try operations.postReceive(id: id, scatterGather: element)
     }
@@ -168,20 +171,17 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
         }
     }
 
-    /// True after `close()`.
-    public var isClosed: Bool { operations == nil }
-
     /// Destroys the QP. Idempotent; after a failure the QP stays open and `close()` may be
     /// retried. Outstanding requests are discarded without completions.
     /// The corresponding C function is `ibv_destroy_qp`.
     public func close() throws(RDMAError) {
-        guard let operations else { return }
+        if isClosed { return }
         try operations.destroy()
-        self.operations = nil
+        isClosed = true
     }
 
     deinit {
-        LeakCheck.objectDeinitialized("QueuePair", isOpen: operations != nil, detail: "\(kind) 0x\(String(number, radix: 16))")
+        LeakCheck.objectDeinitialized("QueuePair", isOpen: !isClosed, detail: "\(kind) 0x\(String(number, radix: 16))")
         try? close()
     }
 }

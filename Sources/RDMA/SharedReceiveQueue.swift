@@ -9,8 +9,11 @@
 /// ```
 /// Keeps its protection domain alive; `close()` closes the QPs using it first.
 public final class SharedReceiveQueue: ClosableResource, @unchecked Sendable {
-    /// The backend's queue; nil once closed.
-    private var operations: (any SharedReceiveQueueOperations)?
+    /// The backend's queue: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any SharedReceiveQueueOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     public let protectionDomain: ProtectionDomain
     /// What the device granted.
     public let maxWorkRequests: UInt32
@@ -30,13 +33,13 @@ public final class SharedReceiveQueue: ClosableResource, @unchecked Sendable {
 
     /// The backend's queue, or a `.closed` error naming `operation`.
     func operations(_ operation: StaticString) throws(RDMAError) -> any SharedReceiveQueueOperations {
-        guard let operations else { throw RDMAError.closed(operation, "SharedReceiveQueue") }
+        if isClosed { throw RDMAError.closed(operation, "SharedReceiveQueue") }
         return operations
     }
 
     /// Posts receives. The corresponding C function is `ibv_post_srq_recv`.
     public func postReceive(_ chain: ReceiveRequestChain) throws(RDMAError) {
-        let operations = try operations("ibv_post_srq_recv")
+        if isClosed { throw RDMAError.closed("ibv_post_srq_recv", "SharedReceiveQueue") }
         guard chain.count > 0 else { return }
         try operations.postReceive(chain)
     }
@@ -44,24 +47,22 @@ public final class SharedReceiveQueue: ClosableResource, @unchecked Sendable {
     /// Posts one receive into one buffer. Allocates nothing.
     /// The corresponding C function is `ibv_post_srq_recv`.
     public func postReceive(id: UInt64, scatterGather element: ScatterGatherElement) throws(RDMAError) {
-        try operations("ibv_post_srq_recv").postReceive(id: id, scatterGather: element)
+        if isClosed { throw RDMAError.closed("ibv_post_srq_recv", "SharedReceiveQueue") }
+        try operations.postReceive(id: id, scatterGather: element)
     }
-
-    /// True after `close()`.
-    public var isClosed: Bool { operations == nil }
 
     /// Closes the queue pairs that use it, then destroys it. Idempotent; after a failure
     /// the queue stays open and `close()` may be retried.
     /// The corresponding C function is `ibv_destroy_srq`.
     public func close() throws(RDMAError) {
-        guard let operations else { return }
+        if isClosed { return }
         try children.closeAll()
         try operations.destroy()
-        self.operations = nil
+        isClosed = true
     }
 
     deinit {
-        LeakCheck.objectDeinitialized("SharedReceiveQueue", isOpen: operations != nil, detail: "\(maxWorkRequests) work requests")
+        LeakCheck.objectDeinitialized("SharedReceiveQueue", isOpen: !isClosed, detail: "\(maxWorkRequests) work requests")
         try? close()
     }
 }
