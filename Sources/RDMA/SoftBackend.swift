@@ -273,21 +273,12 @@ final class SoftBackendQueuePair: QueuePairOperations, @unchecked Sendable {
 
     @inline(__always)
     func postReceive(_ chain: ReceiveRequestChain) throws(RDMAError) {
-        for index in 0..<chain.count {
-            try chain.withRequest(at: index) { id, elements throws(RDMAError) in try postReceive(id: id, elements) }
-        }
+        try SoftTranslate.postReceives(chain, "ibv_post_recv") { id, sges throws(SoftRoCEError) in try device.postReceive(queuePair, id: id, sges) }
     }
 
     @inline(__always)
     func postReceive(id: UInt64, scatterGather element: ScatterGatherElement) throws(RDMAError) {
-        try withUnsafePointer(to: element) { pointer throws(RDMAError) in try postReceive(id: id, UnsafeBufferPointer(start: pointer, count: 1)) }
-    }
-
-    @inline(__always)
-    private func postReceive(id: UInt64, _ elements: UnsafeBufferPointer<ScatterGatherElement>) throws(RDMAError) {
-        do throws(SoftRoCEError) {
-            try SoftTranslate.withElements(elements) { sges throws(SoftRoCEError) in try device.postReceive(queuePair, id: id, sges) }
-        } catch { throw RDMAError(soft: error) }
+        try SoftTranslate.postReceive(id: id, element, "ibv_post_recv") { id, sges throws(SoftRoCEError) in try device.postReceive(queuePair, id: id, sges) }
     }
 
     func destroy() throws(RDMAError) { device.destroyQueuePair(queuePair) }
@@ -310,19 +301,11 @@ final class SoftBackendSharedReceiveQueue: SharedReceiveQueueOperations, @unchec
     }
 
     func postReceive(_ chain: ReceiveRequestChain) throws(RDMAError) {
-        for index in 0..<chain.count {
-            try chain.withRequest(at: index) { id, elements throws(RDMAError) in try postReceive(id: id, elements) }
-        }
+        try SoftTranslate.postReceives(chain, "ibv_post_srq_recv") { id, sges throws(SoftRoCEError) in try device.postReceive(queue, id: id, sges) }
     }
 
     func postReceive(id: UInt64, scatterGather element: ScatterGatherElement) throws(RDMAError) {
-        try withUnsafePointer(to: element) { pointer throws(RDMAError) in try postReceive(id: id, UnsafeBufferPointer(start: pointer, count: 1)) }
-    }
-
-    private func postReceive(id: UInt64, _ elements: UnsafeBufferPointer<ScatterGatherElement>) throws(RDMAError) {
-        do throws(SoftRoCEError) {
-            try SoftTranslate.withElements(elements) { sges throws(SoftRoCEError) in try device.postReceive(queue, id: id, sges) }
-        } catch { throw RDMAError(soft: error) }
+        try SoftTranslate.postReceive(id: id, element, "ibv_post_srq_recv") { id, sges throws(SoftRoCEError) in try device.postReceive(queue, id: id, sges) }
     }
 
     /// The engine keeps no state for a pool beyond its queue pairs, closed before it.

@@ -59,6 +59,37 @@ enum SoftTranslate {
         return soft
     }
 
+    /// Hands each receive of `chain` to `post` (a QP's or an SRQ's engine call); a failure
+    /// names the first receive not posted, as verbs' `bad_wr` does.
+    @inline(__always)
+    static func postReceives(_ chain: ReceiveRequestChain, _ operation: StaticString,
+                             _ post: (UInt64, UnsafeBufferPointer<SoftScatterGather>) throws(SoftRoCEError) -> Void) throws(RDMAError) {
+        for index in 0..<chain.count {
+            let code = try chain.withRequest(at: index) { id, elements in receive(id, elements, post) }
+            if code != 0 { throw RDMAError.postFailure(operation, code, index, of: chain.count) }
+        }
+    }
+
+    /// Hands one receive into `element` to `post`.
+    @inline(__always)
+    static func postReceive(id: UInt64, _ element: ScatterGatherElement, _ operation: StaticString,
+                            _ post: (UInt64, UnsafeBufferPointer<SoftScatterGather>) throws(SoftRoCEError) -> Void) throws(RDMAError) {
+        let code = withUnsafePointer(to: element) { pointer in receive(id, UnsafeBufferPointer(start: pointer, count: 1), post) }
+        if code != 0 { throw RDMAError.postFailure(operation, code, 0, of: 1) }
+    }
+
+    /// The engine's errno for one receive, 0 when posted.
+    @inline(__always)
+    private static func receive(_ id: UInt64, _ elements: UnsafeBufferPointer<ScatterGatherElement>,
+                                _ post: (UInt64, UnsafeBufferPointer<SoftScatterGather>) throws(SoftRoCEError) -> Void) -> Int32 {
+        do throws(SoftRoCEError) {
+            try withElements(elements) { sges throws(SoftRoCEError) in try post(id, sges) }
+            return 0
+        } catch {
+            return error.errno
+        }
+    }
+
     /// The engine's scatter-gather list for `elements`, in stack scratch.
     @inline(__always)
     static func withElements<R>(_ elements: UnsafeBufferPointer<ScatterGatherElement>,

@@ -251,12 +251,7 @@ final class VerbsQueuePair: QueuePairOperations, @unchecked Sendable {
 
     @inline(__always)
     func postReceive(id: UInt64, scatterGather element: ScatterGatherElement) throws(RDMAError) {
-        var sge = element.verbs
-        let code = withUnsafeMutablePointer(to: &sge) { sgePointer in
-            var wr = ibv_recv_wr(wr_id: id, next: nil, sg_list: sgePointer, num_sge: 1)
-            var bad: UnsafeMutablePointer<ibv_recv_wr>?
-            return ibv_post_recv(pointer, &wr, &bad)
-        }
+        let code = withOneReceive(id: id, element) { wr, bad in ibv_post_recv(pointer, wr, bad) }
         if code != 0 { throw RDMAError.postFailure("ibv_post_recv", code, 0, of: 1) }
     }
 
@@ -285,16 +280,24 @@ final class VerbsSharedReceiveQueue: SharedReceiveQueueOperations, @unchecked Se
     }
 
     func postReceive(id: UInt64, scatterGather element: ScatterGatherElement) throws(RDMAError) {
-        var sge = element.verbs
-        let code = withUnsafeMutablePointer(to: &sge) { sgePointer in
-            var wr = ibv_recv_wr(wr_id: id, next: nil, sg_list: sgePointer, num_sge: 1)
-            var bad: UnsafeMutablePointer<ibv_recv_wr>?
-            return ibv_post_srq_recv(pointer, &wr, &bad)
-        }
+        let code = withOneReceive(id: id, element) { wr, bad in ibv_post_srq_recv(pointer, wr, bad) }
         if code != 0 { throw RDMAError.postFailure("ibv_post_srq_recv", code, 0, of: 1) }
     }
 
     func destroy() throws(RDMAError) {
         try CReturn.returnedErrno("ibv_destroy_srq") { ibv_destroy_srq(pointer) }.get()
+    }
+}
+
+/// One receive as an `ibv_recv_wr` on the stack, handed to `post` (`ibv_post_recv` or
+/// `ibv_post_srq_recv`) with its `bad_wr` slot; returns what `post` returned.
+@inline(__always)
+private func withOneReceive(id: UInt64, _ element: ScatterGatherElement,
+                            _ post: (UnsafeMutablePointer<ibv_recv_wr>, UnsafeMutablePointer<UnsafeMutablePointer<ibv_recv_wr>?>) -> Int32) -> Int32 {
+    var sge = element.verbs
+    return withUnsafeMutablePointer(to: &sge) { sgePointer in
+        var wr = ibv_recv_wr(wr_id: id, next: nil, sg_list: sgePointer, num_sge: 1)
+        var bad: UnsafeMutablePointer<ibv_recv_wr>?
+        return post(&wr, &bad)
     }
 }
