@@ -27,8 +27,10 @@ enum DeviceUnderTest {
         return try Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: 0, name: softName))
     }
 
+    /// The configured index names a GID of the verbs device under test; a soft context
+    /// opened beside it (SoftBackendTests) has its own table.
     static func gidIndex(_ context: Context) throws -> Int {
-        if let configuredGIDIndex { return configuredGIDIndex }
+        if let configuredGIDIndex, context.backend == .verbs { return configuredGIDIndex }
         return try context.preferredRoCEv2GID(port: port).index
     }
 }
