@@ -2,6 +2,7 @@ import Synchronization
 
 /// Something a parent can close before it closes itself.
 protocol ClosableResource: AnyObject, Sendable {
+    var isClosed: Bool { get }
     func close() throws(RDMAError)
 }
 
@@ -24,16 +25,15 @@ final class ChildRegistry: Sendable {
     }
 
     /// Closes every live child, newest first, and keeps going after a failure so that one
-    /// stuck child does not leak the rest; the first failure is rethrown.
+    /// stuck child does not leak the rest; the first failure is rethrown. A child whose
+    /// close failed stays registered, so that the parent's retried `close()` retries it.
     func closeAll() throws(RDMAError) {
-        let live = children.withLock { list -> [any ClosableResource] in
-            defer { list.removeAll() }
-            return list.compactMap(\.child)
-        }
+        let live = children.withLock { list in list.compactMap(\.child) }
         var firstError: RDMAError?
         for child in live.reversed() {
             do throws(RDMAError) { try child.close() } catch { firstError = firstError ?? error }
         }
+        children.withLock { list in list.removeAll { $0.child?.isClosed ?? true } }
         if let firstError { throw firstError }
     }
 }

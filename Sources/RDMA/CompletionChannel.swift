@@ -1,11 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-import CIBVerbs
-import SoftRoCE
-
 /// A file descriptor that becomes readable when an armed completion queue gets a
 /// completion: the way to wait for completions without spinning a core.
 ///
@@ -25,51 +17,29 @@ import SoftRoCE
 /// ```
 /// The channel's `fileDescriptor` can also be watched by an event loop (epoll, NIO).
 public final class CompletionChannel: ClosableResource, @unchecked Sendable {
-    private enum Handle {
-        case verbs(UnsafeMutablePointer<ibv_comp_channel>)
-        case soft(SoftCompletionChannel, SoftDevice)
-        case closed
-    }
-
-    private var handle: Handle
+    /// The backend's channel: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any CompletionChannelOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     public let context: Context
     let children = ChildRegistry()
 
     /// Creates the channel. The corresponding C function is `ibv_create_comp_channel`.
     public init(context: Context) throws(RDMAError) {
         self.context = context
-        if let soft = try context.softEngine("ibv_create_comp_channel") {
-            do throws(SoftRoCEError) { handle = .soft(try soft.createCompletionChannel(), soft) } catch { throw RDMAError(soft: error) }
-            context.children.add(self)
-            return
-        }
-        let verbsContext = try context.verbsContext("ibv_create_comp_channel")
-        handle = .verbs(try CReturn.nonNull("ibv_create_comp_channel") { ibv_create_comp_channel(verbsContext) }.get())
+        operations = try context.operations("ibv_create_comp_channel").createCompletionChannel()
         context.children.add(self)
     }
 
-    func softChannel(_ operation: StaticString) throws(RDMAError) -> SoftCompletionChannel? {
-        switch handle {
-        case .soft(let channel, _): return channel
-        case .verbs: return nil
-        case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the CompletionChannel was closed")
-        }
-    }
-
-    func verbsChannel(_ operation: StaticString) throws(RDMAError) -> UnsafeMutablePointer<ibv_comp_channel> {
-        switch handle {
-        case .verbs(let pointer): return pointer
-        case .soft: throw RDMAError(operation: "\(operation)", kind: .unsupported, hint: "a soft channel has no verbs handle")
-        case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the CompletionChannel was closed")
-        }
+    /// The backend's channel, or a `.closed` error naming `operation`.
+    func operations(_ operation: StaticString) throws(RDMAError) -> any CompletionChannelOperations {
+        if isClosed { throw RDMAError.closed(operation, "CompletionChannel") }
+        return operations
     }
 
     /// The descriptor to watch for readability; -1 once closed.
-    public var fileDescriptor: Int32 {
-        if case .verbs(let pointer) = handle { return pointer.pointee.fd }
-        if case .soft(let channel, _) = handle { return channel.fileDescriptor }
-        return -1
-    }
+    public var fileDescriptor: Int32 { isClosed ? -1 : operations.fileDescriptor }
 
     /// Waits up to `timeoutMilliseconds` (negative: forever) for an event and returns the
     /// queue it belongs to, or nil on timeout. The caller must acknowledge the event
@@ -80,48 +50,23 @@ public final class CompletionChannel: ClosableResource, @unchecked Sendable {
     /// wait); with `Context.startBackgroundProgress()` the descriptor becomes readable by
     /// itself and may be watched by an event loop.
     public func waitForEvent(timeoutMilliseconds: Int32) throws(RDMAError) -> CompletionQueue? {
-        if case .soft(let channel, let soft) = handle {
-            guard let queue = soft.waitForEvent(channel, timeoutMilliseconds: timeoutMilliseconds),
-                  let owner = queue.userContext else { return nil }
-            let completionQueue = Unmanaged<CompletionQueue>.fromOpaque(owner).takeUnretainedValue()
-            completionQueue.noteEventReceived()
-            return completionQueue
-        }
-        let channel = try verbsChannel("ibv_get_cq_event")
-        var descriptor = pollfd(fd: channel.pointee.fd, events: Int16(POLLIN), revents: 0)
-        while true {
-            let ready = try CReturn.minusOneErrno("poll(completion channel)") { poll(&descriptor, 1, timeoutMilliseconds) }
-                .flatMapError { error in error.errno == EINTR ? .success(-1) : .failure(error) }.get()
-            if ready == 0 { return nil }
-            if ready > 0 { break }
-        }
-        var queue: UnsafeMutablePointer<ibv_cq>?
-        var queueContext: UnsafeMutableRawPointer?
-        _ = try CReturn.minusOneErrno("ibv_get_cq_event") { ibv_get_cq_event(channel, &queue, &queueContext) }.get()
-        guard let queueContext else { return nil }
-        // cq_context holds an unretained reference set by CompletionQueue.init; the queue
-        // is alive because it is registered with (and closed before) this channel.
-        let completionQueue = Unmanaged<CompletionQueue>.fromOpaque(queueContext).takeUnretainedValue()
-        completionQueue.noteEventReceived()
-        return completionQueue
+        guard let queue = try operations("ibv_get_cq_event").waitForEvent(timeoutMilliseconds: timeoutMilliseconds) else { return nil }
+        queue.noteEventReceived()
+        return queue
     }
 
-    /// Closes the queues attached to this channel, then the channel. Idempotent.
+    /// Closes the queues attached to this channel, then the channel. Idempotent; after a
+    /// failure the channel stays open and `close()` may be retried.
     /// The corresponding C function is `ibv_destroy_comp_channel`.
     public func close() throws(RDMAError) {
-        if case .soft(let channel, let soft) = handle {
-            try children.closeAll()
-            handle = .closed
-            soft.destroyCompletionChannel(channel)
-            return
-        }
-        guard case .verbs(let pointer) = handle else { return }
+        if isClosed { return }
         try children.closeAll()
-        handle = .closed
-        try CReturn.returnedErrno("ibv_destroy_comp_channel") { ibv_destroy_comp_channel(pointer) }.get()
+        try operations.destroy()
+        isClosed = true
     }
 
     deinit {
+        LeakCheck.objectDeinitialized("CompletionChannel", isOpen: !isClosed, detail: "descriptor \(fileDescriptor)")
         try? close()
     }
 }

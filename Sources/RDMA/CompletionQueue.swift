@@ -1,6 +1,3 @@
-import CIBVerbs
-import SoftRoCE
-
 /// Where the device reports finished work requests.
 ///
 /// Polling (`poll(into:)`, `pollOne()`) is the fast path: a busy-polling loop over a
@@ -15,13 +12,11 @@ import SoftRoCE
 /// Keeps its context (and channel) alive; `close()` first closes the queue pairs that use
 /// it, then acknowledges outstanding events, and is idempotent.
 public final class CompletionQueue: ClosableResource, @unchecked Sendable {
-    private enum Handle {
-        case verbs(UnsafeMutablePointer<ibv_cq>)
-        case soft(SoftCompletionQueue, SoftDevice)
-        case closed
-    }
-
-    private var handle: Handle
+    /// The backend's queue: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any CompletionQueueOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     public let context: Context
     /// The channel events are delivered to, if any.
     public let channel: CompletionChannel?
@@ -41,75 +36,28 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
         }
         self.context = context
         self.channel = channel
-        if let soft = try context.softEngine("ibv_create_cq") {
-            let queue = soft.createCompletionQueue(capacity: minimumEntries, channel: try channel?.softChannel("ibv_create_cq"))
-            capacity = queue.capacity
-            handle = .soft(queue, soft)
-            queue.userContext = Unmanaged.passUnretained(self).toOpaque()
-            context.children.add(self)
-            channel?.children.add(self)
-            return
-        }
-        let verbsContext = try context.verbsContext("ibv_create_cq")
-        let verbsChannel = try channel?.verbsChannel("ibv_create_cq")
-        // The queue is not fully initialised yet, so create the CQ with a NULL context and
-        // store the back-reference (used by CompletionChannel.waitForEvent) right after.
-        let queue = try CReturn.nonNull("ibv_create_cq") {
-            ibv_create_cq(verbsContext, Int32(minimumEntries), nil, verbsChannel, completionVector)
-        }.get()
-        capacity = Int(queue.pointee.cqe)
-        handle = .verbs(queue)
-        queue.pointee.cq_context = Unmanaged.passUnretained(self).toOpaque()
+        let queue = try context.operations("ibv_create_cq").createCompletionQueue(minimumEntries: minimumEntries, channel: channel,
+                                                                                 completionVector: completionVector)
+        capacity = queue.capacity
+        operations = queue
+        queue.setOwner(Unmanaged.passUnretained(self))
         context.children.add(self)
         channel?.children.add(self)
     }
 
+    /// The backend's queue, or a `.closed` error naming `operation`.
     @inline(__always)
-    private func verbsQueue(_ operation: StaticString) throws(RDMAError) -> UnsafeMutablePointer<ibv_cq> {
-        switch handle {
-        case .verbs(let pointer): return pointer
-        case .soft: throw RDMAError(operation: "\(operation)", kind: .unsupported, hint: "a soft completion queue has no verbs handle")
-        case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the CompletionQueue was closed")
-        }
-    }
-
-    var softHandle: (queue: SoftCompletionQueue, device: SoftDevice)? {
-        if case .soft(let queue, let device) = handle { return (queue, device) }
-        return nil
-    }
-
-    var verbsHandle: UnsafeMutablePointer<ibv_cq>? {
-        if case .verbs(let pointer) = handle { return pointer }
-        return nil
+    func operations(_ operation: StaticString) throws(RDMAError) -> any CompletionQueueOperations {
+        if isClosed { throw RDMAError.closed(operation, "CompletionQueue") }
+        return operations
     }
 
     /// Moves up to `buffer.count` completions into `buffer` and returns how many.
     /// Never blocks and never allocates. The corresponding C function is `ibv_poll_cq`.
     @inline(__always)
     public func poll(into buffer: UnsafeMutableBufferPointer<WorkCompletion>) throws(RDMAError) -> Int {
-        if case .soft(let queue, let soft) = handle { return Self.softPoll(queue, soft, into: buffer) }
-        let queue = try verbsQueue("ibv_poll_cq")
-        guard let base = buffer.baseAddress, !buffer.isEmpty else { return 0 }
-        let limit = Int32(clamping: buffer.count)
-        return try CReturn.count("ibv_poll_cq") {
-            // WorkCompletion is a frozen single-field wrapper of ibv_wc: same size, stride
-            // and alignment, so the buffer is reinterpreted rather than copied.
-            UnsafeMutableRawPointer(base).withMemoryRebound(to: ibv_wc.self, capacity: buffer.count) { raw in
-                Int(ibv_poll_cq(queue, limit, raw))
-            }
-        }.get()
-    }
-
-    /// Polls the soft engine (which drives its progress first) into a small stack batch and
-    /// translates each completion into the caller's `ibv_wc` buffer.
-    private static func softPoll(_ queue: SoftCompletionQueue, _ soft: SoftDevice,
-                                 into buffer: UnsafeMutableBufferPointer<WorkCompletion>) -> Int {
-        guard buffer.count > 0 else { return 0 }
-        return withUnsafeTemporaryAllocation(of: SoftCompletion.self, capacity: min(buffer.count, 16)) { scratch in
-            let count = soft.poll(queue, into: scratch)
-            for index in 0..<count { SoftTranslate.completion(scratch[index], into: &buffer[index].raw) }
-            return count
-        }
+        if isClosed { throw RDMAError.closed("ibv_poll_cq", "CompletionQueue") }
+        return try operations.poll(into: buffer)
     }
 
     /// The next completion, or nil when the queue is empty. Allocates nothing.
@@ -142,17 +90,12 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
     /// Arms the queue: the channel gets one event at the next completion (or the next
     /// solicited one). The corresponding C function is `ibv_req_notify_cq`.
     public func requestNotification(solicitedOnly: Bool = false) throws(RDMAError) {
+        let operations = try operations("ibv_req_notify_cq")
         guard channel != nil else {
-            if isClosed { throw RDMAError(operation: "ibv_req_notify_cq", kind: .closed, hint: "the CompletionQueue was closed") }
             throw RDMAError(operation: "ibv_req_notify_cq", kind: .invalidArgument,
                             hint: "the queue has no CompletionChannel: create it with `channel:` to use events")
         }
-        if case .soft(let queue, let soft) = handle {
-            soft.requestNotification(queue, solicitedOnly: solicitedOnly)
-            return
-        }
-        let queue = try verbsQueue("ibv_req_notify_cq")
-        try CReturn.returnedErrno("ibv_req_notify_cq") { ibv_req_notify_cq(queue, solicitedOnly ? 1 : 0) }.get()
+        try operations.requestNotification(solicitedOnly: solicitedOnly)
     }
 
     func noteEventReceived() { eventsReceived &+= 1 }
@@ -161,36 +104,24 @@ public final class CompletionQueue: ClosableResource, @unchecked Sendable {
     /// batches is cheaper: the C call takes a mutex.
     /// The corresponding C function is `ibv_ack_cq_events`.
     public func acknowledgeEvents(_ count: UInt32) {
-        if case .soft = handle { eventsAcknowledged &+= count; return }
-        guard count > 0, let queue = verbsHandle else { return }
-        ibv_ack_cq_events(queue, count)
+        guard count > 0, !isClosed else { return }
+        operations.acknowledgeEvents(count)
         eventsAcknowledged &+= count
     }
 
-    /// True after `close()`.
-    public var isClosed: Bool {
-        if case .closed = handle { return true }
-        return false
-    }
-
     /// Closes the queue pairs using this queue, acknowledges outstanding events, then
-    /// destroys the queue. Idempotent. The corresponding C function is `ibv_destroy_cq`.
+    /// destroys the queue. Idempotent; after a failure the queue stays open and `close()`
+    /// may be retried. The corresponding C function is `ibv_destroy_cq`.
     public func close() throws(RDMAError) {
-        if case .soft(let queue, let soft) = handle {
-            try children.closeAll()
-            eventsAcknowledged = eventsReceived
-            handle = .closed
-            soft.destroyCompletionQueue(queue)
-            return
-        }
-        guard let queue = verbsHandle else { return }
+        if isClosed { return }
         try children.closeAll()
         acknowledgeEvents(eventsReceived &- eventsAcknowledged)
-        handle = .closed
-        try CReturn.returnedErrno("ibv_destroy_cq") { ibv_destroy_cq(queue) }.get()
+        try operations.destroy()
+        isClosed = true
     }
 
     deinit {
+        LeakCheck.objectDeinitialized("CompletionQueue", isOpen: !isClosed, detail: "capacity \(capacity)")
         try? close()
     }
 }

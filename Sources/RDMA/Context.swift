@@ -12,14 +12,11 @@ import SoftRoCE
 /// let gid = try context.preferredRoCEv2GID(port: 1)   // the ::ffff:a.b.c.d entry
 /// ```
 public final class Context: @unchecked Sendable {
-    private enum Handle {
-        case verbs(UnsafeMutablePointer<ibv_context>)
-        /// `owned`: this context opened the device and closes it.
-        case soft(SoftDevice, owned: Bool)
-        case closed
-    }
-
-    private var handle: Handle
+    /// The backend's device operations: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any DeviceOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     /// The device this context was opened on.
     public let device: Device
     let children = ChildRegistry()
@@ -31,10 +28,10 @@ public final class Context: @unchecked Sendable {
             guard !soft.isClosed else {
                 throw RDMAError(operation: "open soft device \(soft.name)", kind: .closed, hint: "the soft device was closed")
             }
-            handle = .soft(soft, owned: false)
+            operations = SoftBackendDevice(device: soft, owned: false)
             return
         }
-        handle = .verbs(try CReturn.nonNull("ibv_open_device") { ibv_open_device(device.pointer) }.get())
+        operations = try VerbsDevice(opening: device.pointer)
     }
 
     /// Opens the device called `name` (e.g. `rxe0`), with an error naming the devices
@@ -57,91 +54,67 @@ public final class Context: @unchecked Sendable {
         do throws(SoftRoCEError) { soft = try SoftDevice(configuration: configuration) } catch { throw RDMAError(soft: error) }
         SoftDeviceRegistry.add(soft)
         device = Device(soft: soft)
-        handle = .soft(soft, owned: true)
+        operations = SoftBackendDevice(device: soft, owned: true)
     }
 
     /// Which implementation this context runs on.
-    public var backend: BackendKind {
-        if case .soft = handle { return .soft }
-        return device.soft != nil ? .soft : .verbs
+    public var backend: BackendKind { device.soft != nil ? .soft : .verbs }
+
+    /// The backend's operations, or a `.closed` error naming `operation`.
+    @inline(__always)
+    func operations(_ operation: StaticString) throws(RDMAError) -> any DeviceOperations {
+        if isClosed { throw RDMAError.closed(operation, "Context") }
+        return operations
     }
 
-    /// The SoftRoCE engine of a soft context (nil for verbs): counters, fault injection,
-    /// background progress.
-    package var softDevice: SoftDevice? {
-        if case .soft(let device, _) = handle { return device }
-        return nil
-    }
+    /// The soft engine behind this context, nil on verbs or once closed.
+    private var softEngine: SoftDevice? { isClosed ? nil : (operations as? SoftBackendDevice)?.device }
+
+    /// The soft engine's counters (named as rxe's hw_counters: `counters.named`); nil on
+    /// verbs, where the kernel shows them under /sys/class/infiniband/*/ports/*/hw_counters.
+    ///
+    /// ```swift
+    /// if let counters = context.softCounters { print(counters.retryExceeded) }
+    /// ```
+    public var softCounters: SoftCounters? { softEngine?.snapshotCounters() }
+
+    /// The UDP port the soft engine is bound to — the kernel's choice when the
+    /// configuration asked for port 0; nil on verbs.
+    ///
+    /// ```swift
+    /// let context = try Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: 0))
+    /// print(context.softUDPPort!)   // e.g. 41234
+    /// ```
+    public var softUDPPort: UInt16? { softEngine?.port }
 
     /// Runs the soft engine's progress on a background thread, so that completion channels
     /// are signalled without anyone polling. No-op on verbs (the kernel/NIC progresses).
-    public func startBackgroundProgress() { softDevice?.startBackgroundProgress() }
+    ///
+    /// ```swift
+    /// context.startBackgroundProgress()
+    /// // … wait on a CompletionChannel's descriptor in an event loop …
+    /// context.stopBackgroundProgress()
+    /// ```
+    public func startBackgroundProgress() { softEngine?.startBackgroundProgress() }
 
-    /// The soft engine, or a `.closed`/`.unsupported` error naming the operation.
-    func softEngine(_ operation: StaticString) throws(RDMAError) -> SoftDevice? {
-        switch handle {
-        case .soft(let device, _): return device
-        case .verbs: return nil
-        case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the Context was closed")
-        }
-    }
-
-    /// True after `close()`.
-    public var isClosed: Bool {
-        if case .closed = handle { return true }
-        return false
-    }
-
-    func verbsContext(_ operation: StaticString) throws(RDMAError) -> UnsafeMutablePointer<ibv_context> {
-        switch handle {
-        case .verbs(let pointer): return pointer
-        case .soft: throw RDMAError(operation: "\(operation)", kind: .unsupported, hint: "a soft context has no verbs handle")
-        case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the Context was closed")
-        }
-    }
+    /// Stops the thread `startBackgroundProgress()` started (and waits for it); polling
+    /// drives the engine again. No-op on verbs, or when none runs.
+    public func stopBackgroundProgress() { softEngine?.stopBackgroundProgress() }
 
     /// The device's limits. The corresponding C function is `ibv_query_device`.
     public func deviceAttributes() throws(RDMAError) -> DeviceAttributes {
-        if let soft = try softEngine("ibv_query_device") { return SoftTranslate.deviceAttributes(soft) }
-        let context = try verbsContext("ibv_query_device")
-        var raw = ibv_device_attr()
-        try CReturn.returnedErrno("ibv_query_device") { ibv_query_device(context, &raw) }.get()
-        return DeviceAttributes(raw)
+        try operations("ibv_query_device").deviceAttributes()
     }
 
     /// The state of `port` (numbered from 1). The corresponding C function is `ibv_query_port`.
     public func portAttributes(port: UInt8 = 1) throws(RDMAError) -> PortAttributes {
-        if let soft = try softEngine("ibv_query_port") {
-            guard port == 1 else { throw RDMAError(operation: "ibv_query_port", kind: .invalidArgument, hint: "a soft device has one port, 1; got \(port)") }
-            return SoftTranslate.portAttributes(soft)
-        }
-        let context = try verbsContext("ibv_query_port")
-        var raw = ibv_port_attr()
-        try CReturn.returnedErrno("ibv_query_port") { cibv_query_port(context, port, &raw) }.get()
-        return PortAttributes(raw)
+        try operations("ibv_query_port").portAttributes(port: port)
     }
 
     /// Every valid GID of every port, with its type, in index order.
     /// The corresponding C function is `ibv_query_gid_table`.
     public func gidTable() throws(RDMAError) -> [GIDEntry] {
-        if let soft = try softEngine("ibv_query_gid_table") { return SoftTranslate.gidTable(soft) }
-        let context = try verbsContext("ibv_query_gid_table")
-        var capacity = 0
-        let ports = try deviceAttributes().physicalPortCount
-        for port in 1...max(ports, 1) {
-            capacity += try portAttributes(port: UInt8(port)).gidTableLength
-        }
-        var raw = [ibv_gid_entry](repeating: ibv_gid_entry(), count: max(capacity, 1))
-        let count = try CReturn.count("ibv_query_gid_table") {
-            raw.withUnsafeMutableBufferPointer { buffer in
-                ibv_query_gid_table(context, buffer.baseAddress, buffer.count, 0)
-            }
-        }.get()
-        return raw.prefix(count).map { entry in
-            GIDEntry(gid: withUnsafeBytes(of: entry.gid.raw) { GID(byteArray: $0)! },
-                     index: Int(entry.gid_index), port: UInt8(truncatingIfNeeded: entry.port_num),
-                     type: GIDType(verbs: entry.gid_type), networkInterfaceIndex: entry.ndev_ifindex)
-        }
+        try operations("ibv_query_gid_table").gidTable()
     }
 
     /// The GID table of one port.
@@ -159,22 +132,17 @@ public final class Context: @unchecked Sendable {
                         hint: "no RoCEv2 GID with an IPv4 address: give the netdev under \(device.name) an IPv4 address (`ip addr add … dev …`) or pass the GID index explicitly")
     }
 
-    /// Closes the children, then the device. Idempotent.
-    /// The corresponding C function is `ibv_close_device`.
+    /// Closes the children, then the device. Idempotent; after a failure the context stays
+    /// open and `close()` may be retried. The corresponding C function is `ibv_close_device`.
     public func close() throws(RDMAError) {
-        if case .soft(let soft, let owned) = handle {
-            try children.closeAll()
-            handle = .closed
-            if owned { soft.close() }
-            return
-        }
-        guard case .verbs(let pointer) = handle else { return }
+        if isClosed { return }
         try children.closeAll()
-        handle = .closed
-        _ = try CReturn.minusOneErrno("ibv_close_device") { ibv_close_device(pointer) }.get()
+        try operations.close()
+        isClosed = true
     }
 
     deinit {
+        LeakCheck.objectDeinitialized("Context", isOpen: !isClosed, detail: device.name)
         try? close()
     }
 }

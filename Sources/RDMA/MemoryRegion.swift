@@ -3,8 +3,6 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
-import CIBVerbs
-import SoftRoCE
 
 /// Memory registered with a device: the device may DMA into and out of it, and — with the
 /// right access flags — a peer may too, using `remoteDescriptor`.
@@ -20,13 +18,11 @@ import SoftRoCE
 /// let descriptor = region.remoteDescriptor   // send to the peer
 /// ```
 public final class MemoryRegion: ClosableResource, @unchecked Sendable {
-    private enum Handle {
-        case verbs(UnsafeMutablePointer<ibv_mr>)
-        case soft(SoftMemoryRegion, SoftDevice)
-        case closed
-    }
-
-    private var handle: Handle
+    /// The backend's registration: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any MemoryRegionOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     /// The protection domain the region is registered in.
     public let protectionDomain: ProtectionDomain
     /// The registered bytes. Reading them while the device writes is a data race: wait for
@@ -81,32 +77,14 @@ public final class MemoryRegion: ClosableResource, @unchecked Sendable {
     private init(protectionDomain: ProtectionDomain, bytes: UnsafeMutableRawBufferPointer,
                  access: AccessFlags, owns: Bool) throws(RDMAError) {
         try access.validateForRegistration(operation: "ibv_reg_mr")
-        if let (domain, soft) = try protectionDomain.softDomain("ibv_reg_mr") {
-            let region: SoftMemoryRegion
-            do throws(SoftRoCEError) {
-                region = try soft.registerMemory(domain: domain, bytes: bytes, access: SoftAccess(rawValue: access.rawValue & 0xF))
-            } catch { throw RDMAError(soft: error) }
-            self.protectionDomain = protectionDomain
-            self.bytes = bytes
-            self.access = access
-            self.ownsBytes = owns
-            lkey = region.lkey
-            rkey = region.rkey
-            handle = .soft(region, soft)
-            protectionDomain.children.add(self)
-            return
-        }
-        let domain = try protectionDomain.verbsDomain("ibv_reg_mr")
-        let region = try CReturn.nonNull("ibv_reg_mr") {
-            cibv_reg_mr(domain, bytes.baseAddress, bytes.count, access.rawValue)
-        }.get()
+        let region = try protectionDomain.operations("ibv_reg_mr").registerMemory(bytes, access: access)
         self.protectionDomain = protectionDomain
         self.bytes = bytes
         self.access = access
         self.ownsBytes = owns
-        lkey = region.pointee.lkey
-        rkey = region.pointee.rkey
-        handle = .verbs(region)
+        lkey = region.lkey
+        rkey = region.rkey
+        operations = region
         protectionDomain.children.add(self)
     }
 
@@ -132,30 +110,20 @@ public final class MemoryRegion: ClosableResource, @unchecked Sendable {
         return ScatterGatherElement(address: address + UInt64(offset), length: UInt32(size), lkey: lkey)
     }
 
-    /// True after `close()`.
-    public var isClosed: Bool {
-        if case .closed = handle { return true }
-        return false
-    }
-
-    /// Deregisters the region (and frees the bytes it owns). Idempotent.
+    /// Deregisters the region (and frees the bytes it owns). Idempotent; after a failure
+    /// the region stays registered and `close()` may be retried.
     /// The corresponding C function is `ibv_dereg_mr`.
     public func close() throws(RDMAError) {
-        if case .soft(let region, let soft) = handle {
-            handle = .closed
-            soft.deregister(region)
-            if ownsBytes { free(bytes.baseAddress) }
-            return
-        }
-        guard case .verbs(let pointer) = handle else { return }
-        handle = .closed
+        if isClosed { return }
         // Free owned bytes only once the device has let go of them: after a failed
-        // deregistration the device may still DMA there, so leaking is the safe choice.
-        try CReturn.returnedErrno("ibv_dereg_mr") { ibv_dereg_mr(pointer) }.get()
+        // deregistration the device may still DMA there.
+        try operations.deregister()
+        isClosed = true
         if ownsBytes { free(bytes.baseAddress) }
     }
 
     deinit {
+        LeakCheck.objectDeinitialized("MemoryRegion", isOpen: !isClosed, detail: "\(bytes.count) bytes, lkey 0x\(String(lkey, radix: 16))")
         try? close()
     }
 }

@@ -1,6 +1,3 @@
-import CIBVerbs
-import SoftRoCE
-
 /// A protection domain: memory regions, queue pairs, address handles and shared receive
 /// queues in the same domain may be used together, and only together.
 ///
@@ -10,13 +7,11 @@ import SoftRoCE
 /// ```
 /// Keeps its context alive; `close()` closes its children first and is idempotent.
 public final class ProtectionDomain: ClosableResource, @unchecked Sendable {
-    private enum Handle {
-        case verbs(UnsafeMutablePointer<ibv_pd>)
-        case soft(UInt32, SoftDevice)
-        case closed
-    }
-
-    private var handle: Handle
+    /// The backend's domain: a `let`, so that a call through it needs no retain;
+    /// it outlives `close()`, and every use checks `isClosed` first.
+    private let operations: any ProtectionDomainOperations
+    /// True after `close()` — set once the destroy call succeeded.
+    public private(set) var isClosed = false
     /// The context this domain belongs to.
     public let context: Context
     let children = ChildRegistry()
@@ -24,54 +19,29 @@ public final class ProtectionDomain: ClosableResource, @unchecked Sendable {
     /// Allocates a protection domain. The corresponding C function is `ibv_alloc_pd`.
     public init(context: Context) throws(RDMAError) {
         self.context = context
-        if let soft = try context.softEngine("ibv_alloc_pd") {
-            handle = .soft(soft.allocateProtectionDomain(), soft)
-            context.children.add(self)
-            return
-        }
-        let verbsContext = try context.verbsContext("ibv_alloc_pd")
-        handle = .verbs(try CReturn.nonNull("ibv_alloc_pd") { ibv_alloc_pd(verbsContext) }.get())
+        operations = try context.operations("ibv_alloc_pd").allocateProtectionDomain()
         context.children.add(self)
     }
 
-    func verbsDomain(_ operation: StaticString) throws(RDMAError) -> UnsafeMutablePointer<ibv_pd> {
-        switch handle {
-        case .verbs(let pointer): return pointer
-        case .soft: throw RDMAError(operation: "\(operation)", kind: .unsupported, hint: "a soft protection domain has no verbs handle")
-        case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the ProtectionDomain was closed")
-        }
-    }
-
-    /// The soft engine and domain number, nil on verbs; throws once closed.
-    func softDomain(_ operation: StaticString) throws(RDMAError) -> (domain: UInt32, device: SoftDevice)? {
-        switch handle {
-        case .soft(let domain, let device): return (domain, device)
-        case .verbs: return nil
-        case .closed: throw RDMAError(operation: "\(operation)", kind: .closed, hint: "the ProtectionDomain was closed")
-        }
-    }
-
-    /// True after `close()`.
-    public var isClosed: Bool {
-        if case .closed = handle { return true }
-        return false
+    /// The backend's domain, or a `.closed` error naming `operation`.
+    func operations(_ operation: StaticString) throws(RDMAError) -> any ProtectionDomainOperations {
+        if isClosed { throw RDMAError.closed(operation, "ProtectionDomain") }
+        return operations
     }
 
     /// Closes the children (queue pairs, regions, address handles, SRQs), then the domain.
-    /// Idempotent. The corresponding C function is `ibv_dealloc_pd`.
+    /// Idempotent; after a failure (EBUSY: something in the domain is still open) the
+    /// domain stays open and `close()` may be retried.
+    /// The corresponding C function is `ibv_dealloc_pd`.
     public func close() throws(RDMAError) {
-        if case .soft = handle {
-            try children.closeAll()
-            handle = .closed
-            return
-        }
-        guard case .verbs(let pointer) = handle else { return }
+        if isClosed { return }
         try children.closeAll()
-        handle = .closed
-        try CReturn.returnedErrno("ibv_dealloc_pd") { ibv_dealloc_pd(pointer) }.get()
+        try operations.deallocate()
+        isClosed = true
     }
 
     deinit {
+        LeakCheck.objectDeinitialized("ProtectionDomain", isOpen: !isClosed, detail: context.device.name)
         try? close()
     }
 }

@@ -56,6 +56,14 @@ public final class ReceiveRequestChain {
     /// Empties the chain for reuse, keeping its storage.
     public func removeAll() { count = 0 }
 
+    /// Calls `body` with the id of receive `index` and its scatter-gather list.
+    @inline(__always)
+    func withRequest<R>(at index: Int, _ body: (UInt64, UnsafeBufferPointer<ScatterGatherElement>) throws(RDMAError) -> R) throws(RDMAError) -> R {
+        try slots.withElements(ofRequest: index, count: Int(requests[index].num_sge)) { elements throws(RDMAError) in
+            try body(requests[index].wr_id, elements)
+        }
+    }
+
     func index(of request: UnsafeMutablePointer<ibv_recv_wr>?) -> Int? {
         guard let request else { return nil }
         let offset = request - requests

@@ -39,4 +39,15 @@ struct ScatterGatherSlots {
         }
         return (slot, total)
     }
+
+    /// The first `count` elements of request `index`, as the public type (layout-identical
+    /// to `ibv_sge`: the memory is rebound for the call, not copied).
+    @inline(__always)
+    func withElements<R>(ofRequest index: Int, count: Int,
+                         _ body: (UnsafeBufferPointer<ScatterGatherElement>) throws(RDMAError) -> R) throws(RDMAError) -> R {
+        let slot = base + index * perRequest
+        return try slot.withMemoryRebound(to: ScatterGatherElement.self, capacity: perRequest) { elements throws(RDMAError) in
+            try body(UnsafeBufferPointer(start: elements, count: count))
+        }
+    }
 }

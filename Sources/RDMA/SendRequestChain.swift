@@ -1,7 +1,8 @@
 import CIBVerbs
 
 /// A reusable list of send work requests, built straight into the C structs and posted in
-/// one call.
+/// one call. (The soft backend posts the `SendWorkRequest` values the chain keeps beside
+/// the C structs.)
 ///
 /// The chain allocates its storage once, at creation; `append` and `removeAll` only write
 /// into it, so a loop that refills and posts a chain allocates nothing.
@@ -25,10 +26,12 @@ public final class SendRequestChain {
     /// How many requests are in the chain now.
     public private(set) var count = 0
 
+    /// The verbs backend's view: `ibv_send_wr`s linked through `next`.
     let requests: UnsafeMutablePointer<ibv_send_wr>
+    /// The soft backend's view: the requests as given. They also keep the address handles
+    /// of UD requests alive until the chain is reused.
+    private let values: UnsafeMutablePointer<SendWorkRequest>
     private let slots: ScatterGatherSlots
-    // UD requests point at address handles; the chain keeps them alive until it is reused.
-    private var addressHandles: ContiguousArray<AddressHandle?>
 
     public init(capacity: Int, maxScatterGather: Int = 1) {
         precondition(capacity > 0 && maxScatterGather > 0, "SendRequestChain needs a positive capacity and maxScatterGather")
@@ -36,12 +39,15 @@ public final class SendRequestChain {
         self.maxScatterGather = maxScatterGather
         requests = .allocate(capacity: capacity)
         requests.initialize(repeating: ibv_send_wr(), count: capacity)
+        values = .allocate(capacity: capacity)
+        values.initialize(repeating: SendWorkRequest(id: 0), count: capacity)
         slots = ScatterGatherSlots(capacity: capacity, perRequest: maxScatterGather)
-        addressHandles = ContiguousArray(repeating: nil, count: capacity)
     }
 
     deinit {
         requests.deallocate()
+        values.deinitialize(count: capacity)
+        values.deallocate()
         slots.deallocate()
     }
 
@@ -62,20 +68,29 @@ public final class SendRequestChain {
     /// Appends a request gathering from `elements` (at most `maxScatterGather`).
     public func append(_ request: SendWorkRequest, scatterGather elements: UnsafeBufferPointer<ScatterGatherElement>) throws(RDMAError) {
         let (list, total) = try slots.store(elements, forRequest: count, operation: "SendRequestChain.append")
+        try request.validate(totalLength: total, operationName: "SendRequestChain.append")
         var wr = ibv_send_wr()
         wr.sg_list = list
         wr.num_sge = Int32(elements.count)
-        try request.fill(&wr, totalLength: total, operationName: "SendRequestChain.append")
+        request.fill(&wr)
         requests[count] = wr
-        addressHandles[count] = request.datagram?.addressHandle
+        values[count] = request
         if count > 0 { requests[count - 1].next = requests + count }
         count += 1
     }
 
     /// Empties the chain for reuse, keeping its storage.
     public func removeAll() {
-        for index in 0..<count { addressHandles[index] = nil }
+        for index in 0..<count { values[index].datagram = nil }
         count = 0
+    }
+
+    /// Calls `body` with request `index` and its scatter-gather list.
+    @inline(__always)
+    func withRequest<R>(at index: Int, _ body: (SendWorkRequest, UnsafeBufferPointer<ScatterGatherElement>) throws(RDMAError) -> R) throws(RDMAError) -> R {
+        try slots.withElements(ofRequest: index, count: Int(requests[index].num_sge)) { elements throws(RDMAError) in
+            try body(values[index], elements)
+        }
     }
 
     /// The request at `index` that a failed post pointed at.

@@ -105,10 +105,25 @@ public struct SendWorkRequest: @unchecked Sendable {
         self.datagram = datagram
     }
 
-    /// Fills `wr` (whose `sg_list` and `num_sge` the caller set) from this request.
-    /// Checks what would otherwise surface only as a completion error much later.
+    /// Checks what would otherwise surface only as a completion error much later: that the
+    /// remote descriptor covers the local bytes, and the atomics' size and alignment.
     @inline(__always)
-    func fill(_ wr: inout ibv_send_wr, totalLength: UInt64, operationName: StaticString) throws(RDMAError) {
+    func validate(totalLength: UInt64, operationName: StaticString) throws(RDMAError) {
+        switch operation {
+        case .send, .sendWithImmediate:
+            break
+        case .write(let remote), .read(let remote), .writeWithImmediate(let remote, _):
+            try Self.check(remote, covers: totalLength, operationName)
+        case .compareAndSwap(let remote, _, _), .fetchAndAdd(let remote, _):
+            try Self.checkAtomic(remote, totalLength, operationName)
+        }
+    }
+
+    /// Fills `wr` (whose `sg_list` and `num_sge` the caller set) for the verbs backend.
+    /// A UD destination whose handle is closed, or not a verbs one, leaves `wr.ud.ah` NULL,
+    /// which the provider refuses at post time.
+    @inline(__always)
+    func fill(_ wr: inout ibv_send_wr) {
         wr.wr_id = id
         wr.opcode = operation.verbsOpcode
         wr.send_flags = flags.rawValue
@@ -118,29 +133,25 @@ public struct SendWorkRequest: @unchecked Sendable {
         case .sendWithImmediate(let immediate):
             wr.imm_data = immediate.bigEndian
         case .write(let remote), .read(let remote):
-            try Self.check(remote, covers: totalLength, operationName)
             wr.wr.rdma.remote_addr = remote.address
             wr.wr.rdma.rkey = remote.rkey
         case .writeWithImmediate(let remote, let immediate):
-            try Self.check(remote, covers: totalLength, operationName)
             wr.wr.rdma.remote_addr = remote.address
             wr.wr.rdma.rkey = remote.rkey
             wr.imm_data = immediate.bigEndian
         case .compareAndSwap(let remote, let compare, let swap):
-            try Self.checkAtomic(remote, totalLength, operationName)
             wr.wr.atomic.remote_addr = remote.address
             wr.wr.atomic.rkey = remote.rkey
             wr.wr.atomic.compare_add = compare
             wr.wr.atomic.swap = swap
         case .fetchAndAdd(let remote, let add):
-            try Self.checkAtomic(remote, totalLength, operationName)
             wr.wr.atomic.remote_addr = remote.address
             wr.wr.atomic.rkey = remote.rkey
             wr.wr.atomic.compare_add = add
             wr.wr.atomic.swap = 0
         }
         if let datagram {
-            wr.wr.ud.ah = datagram.addressHandle.verbsHandleForPosting
+            wr.wr.ud.ah = (datagram.addressHandle.currentOperations as? VerbsAddressHandle)?.pointer
             wr.wr.ud.remote_qpn = datagram.remoteQueuePairNumber
             wr.wr.ud.remote_qkey = datagram.remoteQKey
         }

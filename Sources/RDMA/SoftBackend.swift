@@ -1,12 +1,14 @@
-import CIBVerbs
 import SoftRoCE
 import Synchronization
 
-// The soft backend's half of the seam: translations between the verbs C structs the public
-// API is built on (ibv_send_wr, ibv_recv_wr, ibv_wc, ibv_*_attr) and SoftRoCE's types.
-// Nothing here allocates on the data path: requests are read in place, scatter-gather lists
-// are copied into stack scratch, completions are written into the caller's buffer.
+// The soft backend's table (see Backend.swift): each class drives one SoftRoCE engine
+// object through the `SoftDevice` facade. The posts translate the public value types
+// (`SendWorkRequest`, `ScatterGatherElement`) straight into the engine's
+// (`SoftSendRequest`, `SoftScatterGather`) on the stack: nothing allocates, no verbs C
+// struct is read back, and a UD destination is the address the `AddressHandle` resolved.
 
+/// The engine's configuration, fault settings and counters are the only SoftRoCE types
+/// the public API names.
 public typealias SoftDeviceConfiguration = SoftRoCE.SoftDeviceConfiguration
 public typealias SoftFaultInjection = SoftRoCE.SoftFaultInjection
 public typealias SoftCounters = SoftRoCE.SoftCounters
@@ -34,194 +36,278 @@ enum SoftDeviceRegistry {
     }
 }
 
+final class SoftBackendDevice: DeviceOperations, @unchecked Sendable {
+    let device: SoftDevice
+    /// True when this context opened the engine (`Context(soft:)`) and so closes it.
+    let owned: Bool
 
-enum SoftTranslate {
-    @inline(__always)
-    static func completion(_ soft: SoftCompletion, into wc: inout ibv_wc) {
-        wc = ibv_wc()
-        wc.wr_id = soft.id
-        wc.status = ibv_wc_status(rawValue: soft.status.rawValue)
-        wc.opcode = ibv_wc_opcode(rawValue: soft.opcode.rawValue)
-        wc.byte_len = soft.byteLength
-        wc.qp_num = soft.queuePairNumber
-        wc.src_qp = soft.sourceQueuePairNumber
-        var flags: UInt32 = 0
-        if soft.hasImmediate {
-            flags |= IBV_WC_WITH_IMM.rawValue
-            wc.imm_data = soft.immediate.bigEndian
-        }
-        if soft.hasGlobalRouteHeader { flags |= IBV_WC_GRH.rawValue }
-        wc.wc_flags = flags
+    init(device: SoftDevice, owned: Bool) {
+        self.device = device
+        self.owned = owned
     }
 
-    /// A SoftRoCE request from a filled `ibv_send_wr`; nil for an opcode the engine lacks.
-    @inline(__always)
-    static func request(_ wr: UnsafePointer<ibv_send_wr>) -> SoftSendRequest? {
-        let raw = wr.pointee
-        let opcode: SoftSendOpcode
-        switch raw.opcode {
-        case IBV_WR_SEND: opcode = .send
-        case IBV_WR_SEND_WITH_IMM: opcode = .sendWithImmediate
-        case IBV_WR_RDMA_WRITE: opcode = .write
-        case IBV_WR_RDMA_WRITE_WITH_IMM: opcode = .writeWithImmediate
-        case IBV_WR_RDMA_READ: opcode = .read
-        case IBV_WR_ATOMIC_CMP_AND_SWP: opcode = .compareAndSwap
-        case IBV_WR_ATOMIC_FETCH_AND_ADD: opcode = .fetchAndAdd
-        default: return nil
-        }
-        let flags = raw.send_flags
-        var request = SoftSendRequest(id: raw.wr_id, opcode: opcode,
-                                      signaled: flags & IBV_SEND_SIGNALED.rawValue != 0,
-                                      inline: flags & IBV_SEND_INLINE.rawValue != 0,
-                                      solicited: flags & IBV_SEND_SOLICITED.rawValue != 0,
-                                      immediate: UInt32(bigEndian: raw.imm_data))
-        switch opcode {
-        case .write, .writeWithImmediate, .read:
-            request.remoteAddress = raw.wr.rdma.remote_addr
-            request.remoteKey = raw.wr.rdma.rkey
-        case .compareAndSwap, .fetchAndAdd:
-            request.remoteAddress = raw.wr.atomic.remote_addr
-            request.remoteKey = raw.wr.atomic.rkey
-            request.compareAdd = raw.wr.atomic.compare_add
-            request.swap = raw.wr.atomic.swap
-        default:
-            break
-        }
-        return request
+    var kind: BackendKind { .soft }
+    func deviceAttributes() throws(RDMAError) -> DeviceAttributes { SoftTranslate.deviceAttributes(device) }
+
+    func portAttributes(port: UInt8) throws(RDMAError) -> PortAttributes {
+        guard port == 1 else { throw RDMAError(operation: "ibv_query_port", kind: .invalidArgument, hint: "a soft device has one port, 1; got \(port)") }
+        return SoftTranslate.portAttributes(device)
     }
 
-    /// Adds the UD destination: `wr.ud.ah` holds the AddressHandle itself (unretained; the
-    /// chain or the caller's request keeps it alive) — see `AddressHandle.verbsHandleForPosting`.
-    @inline(__always)
-    static func addDatagram(_ wr: UnsafePointer<ibv_send_wr>, to request: inout SoftSendRequest) {
-        guard let ah = wr.pointee.wr.ud.ah else { return }
-        let handle = Unmanaged<AddressHandle>.fromOpaque(UnsafeRawPointer(ah)).takeUnretainedValue()
-        request.destination = handle.softDestination
-        request.remoteQueuePairNumber = wr.pointee.wr.ud.remote_qpn
-        request.remoteQKey = wr.pointee.wr.ud.remote_qkey
+    func gidTable() throws(RDMAError) -> [GIDEntry] { SoftTranslate.gidTable(device) }
+
+    func allocateProtectionDomain() throws(RDMAError) -> any ProtectionDomainOperations {
+        SoftBackendProtectionDomain(domain: device.allocateProtectionDomain(), device: device)
     }
 
-    static func address(of gid: GID) -> SoftAddress { SoftAddress(gid: gid.byteArray) }
-
-    static func deviceAttributes(_ device: SoftDevice) -> DeviceAttributes {
-        var raw = ibv_device_attr()
-        withUnsafeMutableBytes(of: &raw.fw_ver) { bytes in
-            for (index, byte) in "soft-roce 1".utf8.enumerated() where index < bytes.count - 1 { bytes[index] = byte }
-        }
-        raw.node_guid = guid(device).bigEndian
-        raw.max_mr_size = UInt64(Int.max)
-        raw.max_qp = 0xFF_FFEE
-        raw.max_qp_wr = 16384
-        raw.max_sge = 32
-        raw.max_cq = 1 << 20
-        raw.max_cqe = 1 << 20
-        raw.max_mr = 1 << 20
-        raw.max_pd = 1 << 20
-        raw.max_qp_rd_atom = 64
-        raw.max_qp_init_rd_atom = 64
-        raw.max_srq = 1 << 20
-        raw.max_srq_wr = 16384
-        raw.max_ah = 1 << 20
-        raw.atomic_cap = IBV_ATOMIC_HCA
-        raw.phys_port_cnt = 1
-        return DeviceAttributes(raw)
-    }
-
-    static func guid(_ device: SoftDevice) -> UInt64 {
-        let gid = device.gid
-        var value: UInt64 = 0x02_5E_00_00_0000_0000   // locally administered, "soft"
-        for byte in gid.suffix(4) { value = value << 8 | UInt64(byte) }
-        return value ^ UInt64(device.port) << 32
-    }
-
-    static func portAttributes(_ device: SoftDevice) -> PortAttributes {
-        var raw = ibv_port_attr()
-        raw.state = IBV_PORT_ACTIVE
-        raw.max_mtu = IBV_MTU_4096
-        raw.active_mtu = IBV_MTU_4096
-        raw.gid_tbl_len = 1
-        raw.max_msg_sz = 1 << 31
-        raw.lid = 0
-        raw.link_layer = UInt8(IBV_LINK_LAYER_ETHERNET)
-        return PortAttributes(raw)
-    }
-
-    static func gidTable(_ device: SoftDevice) -> [GIDEntry] {
-        [GIDEntry(gid: GID(byteArray: device.gid)!, index: 0, port: 1, type: .roceV2, networkInterfaceIndex: 0)]
-    }
-
-    static func attributes(_ attributes: QueuePairAttributes) -> SoftQueuePairAttributes {
-        let state: SoftQueuePairState
-        switch attributes.targetState {
-        case .reset: state = .reset
-        case .initialized: state = .initialized
-        case .readyToReceive: state = .readyToReceive
-        case .readyToSend: state = .readyToSend
-        case .sendQueueDrained: state = .sendQueueDrained
-        case .sendQueueError: state = .sendQueueError
-        default: state = .error
-        }
-        var soft = SoftQueuePairAttributes(state: state)
-        soft.access = attributes.access.map { SoftAccess(rawValue: $0.rawValue & 0xF) }
-        soft.qkey = attributes.qkey
-        soft.pathMTU = attributes.pathMTU?.bytes
-        soft.destination = attributes.addressVector.map { address(of: $0.destinationGID) }
-        soft.destinationQueuePairNumber = attributes.destinationQueuePairNumber
-        soft.receivePSN = attributes.receivePSN
-        soft.minRNRTimer = attributes.minRNRTimer
-        soft.sendPSN = attributes.sendPSN
-        soft.timeout = attributes.timeout
-        soft.retryCount = attributes.retryCount
-        soft.rnrRetry = attributes.rnrRetry
-        soft.pkeyIndex = attributes.pkeyIndex
-        return soft
-    }
-
-    static func state(_ state: SoftQueuePairState) -> QueuePairState {
-        switch state {
-        case .reset: .reset
-        case .initialized: .initialized
-        case .readyToReceive: .readyToReceive
-        case .readyToSend: .readyToSend
-        case .sendQueueDrained: .sendQueueDrained
-        case .sendQueueError: .sendQueueError
-        case .error: .error
-        }
-    }
-}
-
-/// Reading posted work requests (the C structs) into the soft engine.
-enum SoftPost {
-    @inline(__always)
-    static func withElements<R>(_ list: UnsafeMutablePointer<ibv_sge>?, _ count: Int32,
-                                _ body: (UnsafeBufferPointer<SoftScatterGather>) throws(SoftRoCEError) -> R) throws(SoftRoCEError) -> R {
-        let n = Int(max(count, 0))
-        return try withUnsafeTemporaryAllocation(of: SoftScatterGather.self, capacity: max(n, 1)) { scratch throws(SoftRoCEError) -> R in
-            for index in 0..<n {
-                let sge = list![index]
-                scratch[index] = SoftScatterGather(address: sge.addr, length: sge.length, lkey: sge.lkey)
-            }
-            return try body(UnsafeBufferPointer(rebasing: scratch[0..<n]))
-        }
-    }
-
-    static func receive(_ wr: UnsafeMutablePointer<ibv_recv_wr>,
-                        _ post: (UInt64, UnsafeBufferPointer<SoftScatterGather>) throws(SoftRoCEError) -> Void) throws(RDMAError) {
+    func createCompletionChannel() throws(RDMAError) -> any CompletionChannelOperations {
         do throws(SoftRoCEError) {
-            try withElements(wr.pointee.sg_list, wr.pointee.num_sge) { sges throws(SoftRoCEError) in try post(wr.pointee.wr_id, sges) }
+            return SoftBackendCompletionChannel(channel: try device.createCompletionChannel(), device: device)
         } catch { throw RDMAError(soft: error) }
     }
 
-    /// Posts one send request; returns the errno on failure.
-    @inline(__always)
-    static func send(_ wr: UnsafeMutablePointer<ibv_send_wr>, _ queuePair: SoftQueuePair, _ device: SoftDevice) -> Int32 {
-        guard var request = SoftTranslate.request(wr) else { return EINVAL }
-        if queuePair.type == .unreliableDatagram { SoftTranslate.addDatagram(wr, to: &request) }
+    func createCompletionQueue(minimumEntries: Int, channel: CompletionChannel?,
+                               completionVector: Int32) throws(RDMAError) -> any CompletionQueueOperations {
+        var softChannel: SoftCompletionChannel?
+        if let channel {
+            guard let soft = try channel.operations("ibv_create_cq") as? SoftBackendCompletionChannel else {
+                throw RDMAError(operation: "ibv_create_cq", kind: .invalidArgument, hint: "the CompletionChannel belongs to another backend")
+            }
+            softChannel = soft.channel
+        }
+        return SoftBackendCompletionQueue(queue: device.createCompletionQueue(capacity: minimumEntries, channel: softChannel), device: device)
+    }
+
+    func close() throws(RDMAError) {
+        if owned { device.close() }
+    }
+}
+
+final class SoftBackendProtectionDomain: ProtectionDomainOperations, @unchecked Sendable {
+    let domain: UInt32
+    let device: SoftDevice
+
+    init(domain: UInt32, device: SoftDevice) {
+        self.domain = domain
+        self.device = device
+    }
+
+    func registerMemory(_ bytes: UnsafeMutableRawBufferPointer, access: AccessFlags) throws(RDMAError) -> any MemoryRegionOperations {
         do throws(SoftRoCEError) {
-            try withElements(wr.pointee.sg_list, wr.pointee.num_sge) { sges throws(SoftRoCEError) in try device.postSend(queuePair, request, sges) }
+            let region = try device.registerMemory(domain: domain, bytes: bytes, access: SoftAccess(rawValue: access.rawValue & 0xF))
+            return SoftBackendMemoryRegion(region: region, device: device)
+        } catch { throw RDMAError(soft: error) }
+    }
+
+    func createQueuePair(kind: QueuePairKind, sendCompletionQueue: CompletionQueue, receiveCompletionQueue: CompletionQueue,
+                         capabilities: QueuePairCapabilities, sharedReceiveQueue: SharedReceiveQueue?,
+                         signalAllSends: Bool) throws(RDMAError) -> (operations: any QueuePairOperations, number: UInt32, granted: QueuePairCapabilities) {
+        let type: SoftQueuePairType
+        switch kind {
+        case .reliableConnected: type = .reliableConnected
+        case .unreliableDatagram: type = .unreliableDatagram
+        default: throw RDMAError(operation: "ibv_create_qp", kind: .unsupported, hint: "the soft engine implements RC and UD queue pairs, not \(kind)")
+        }
+        let sendQueue = try Self.queue(sendCompletionQueue)
+        let receiveQueue = try Self.queue(receiveCompletionQueue)
+        var pool: SoftSharedReceiveQueue?
+        if let sharedReceiveQueue {
+            guard let soft = try sharedReceiveQueue.operations("ibv_create_qp") as? SoftBackendSharedReceiveQueue else {
+                throw RDMAError(operation: "ibv_create_qp", kind: .invalidArgument, hint: "the SharedReceiveQueue belongs to another backend")
+            }
+            pool = soft.queue
+        }
+        var granted = capabilities
+        granted.maxInlineData = max(capabilities.maxInlineData, 256)
+        do throws(SoftRoCEError) {
+            let queuePair = try device.createQueuePair(domain: domain, type: type, sendQueue: sendQueue, receiveQueue: receiveQueue,
+                                                       sharedReceiveQueue: pool, signalAll: signalAllSends,
+                                                       sendCapacity: Int(capabilities.maxSendWorkRequests),
+                                                       receiveCapacity: Int(capabilities.maxReceiveWorkRequests),
+                                                       maxScatterGather: Int(max(capabilities.maxSendScatterGather, capabilities.maxReceiveScatterGather)),
+                                                       maxInline: Int(granted.maxInlineData))
+            return (SoftBackendQueuePair(queuePair: queuePair, device: device), queuePair.number, granted)
+        } catch { throw RDMAError(soft: error) }
+    }
+
+    private static func queue(_ queue: CompletionQueue) throws(RDMAError) -> SoftCompletionQueue {
+        guard let soft = try queue.operations("ibv_create_qp") as? SoftBackendCompletionQueue else {
+            throw RDMAError(operation: "ibv_create_qp", kind: .invalidArgument, hint: "a CompletionQueue belongs to another backend")
+        }
+        return soft.queue
+    }
+
+    func createAddressHandle(_ addressVector: AddressVector) throws(RDMAError) -> any AddressHandleOperations {
+        SoftBackendAddressHandle(destination: SoftTranslate.address(of: addressVector.destinationGID))
+    }
+
+    func createSharedReceiveQueue(maxWorkRequests: UInt32, maxScatterGather: UInt32) throws(RDMAError)
+        -> (operations: any SharedReceiveQueueOperations, maxWorkRequests: UInt32, maxScatterGather: UInt32) {
+        let queue = device.createSharedReceiveQueue(domain: domain, capacity: Int(maxWorkRequests), maxScatterGather: Int(maxScatterGather))
+        return (SoftBackendSharedReceiveQueue(queue: queue, device: device), UInt32(queue.capacity), max(maxScatterGather, 1))
+    }
+
+    /// Refused with EBUSY while the engine still holds a region or queue pair of the
+    /// domain, as `ibv_dealloc_pd` is.
+    func deallocate() throws(RDMAError) {
+        do throws(SoftRoCEError) { try device.deallocateProtectionDomain(domain) } catch { throw RDMAError(soft: error) }
+    }
+}
+
+final class SoftBackendMemoryRegion: MemoryRegionOperations, @unchecked Sendable {
+    let region: SoftMemoryRegion
+    let device: SoftDevice
+
+    init(region: SoftMemoryRegion, device: SoftDevice) {
+        self.region = region
+        self.device = device
+    }
+
+    var lkey: UInt32 { region.lkey }
+    var rkey: UInt32 { region.rkey }
+    func deregister() throws(RDMAError) { device.deregister(region) }
+}
+
+final class SoftBackendCompletionChannel: CompletionChannelOperations, @unchecked Sendable {
+    let channel: SoftCompletionChannel
+    let device: SoftDevice
+
+    init(channel: SoftCompletionChannel, device: SoftDevice) {
+        self.channel = channel
+        self.device = device
+    }
+
+    var fileDescriptor: Int32 { channel.fileDescriptor }
+
+    /// Drives the engine while it waits, so a single thread may post, then wait.
+    func waitForEvent(timeoutMilliseconds: Int32) throws(RDMAError) -> CompletionQueue? {
+        guard let queue = device.waitForEvent(channel, timeoutMilliseconds: timeoutMilliseconds),
+              let owner = queue.userContext else { return nil }
+        return Unmanaged<CompletionQueue>.fromOpaque(owner).takeUnretainedValue()
+    }
+
+    func destroy() throws(RDMAError) { device.destroyCompletionChannel(channel) }
+}
+
+final class SoftBackendCompletionQueue: CompletionQueueOperations, @unchecked Sendable {
+    let queue: SoftCompletionQueue
+    let device: SoftDevice
+
+    init(queue: SoftCompletionQueue, device: SoftDevice) {
+        self.queue = queue
+        self.device = device
+    }
+
+    var capacity: Int { queue.capacity }
+    func setOwner(_ owner: Unmanaged<CompletionQueue>) { queue.userContext = owner.toOpaque() }
+
+    /// Polls the engine (which drives its progress first) into a small stack batch and
+    /// translates each completion into the caller's buffer.
+    @inline(__always)
+    func poll(into buffer: UnsafeMutableBufferPointer<WorkCompletion>) throws(RDMAError) -> Int {
+        guard buffer.count > 0 else { return 0 }
+        return withUnsafeTemporaryAllocation(of: SoftCompletion.self, capacity: min(buffer.count, 16)) { scratch in
+            let count = device.poll(queue, into: scratch)
+            for index in 0..<count { SoftTranslate.completion(scratch[index], into: &buffer[index].raw) }
+            return count
+        }
+    }
+
+    func requestNotification(solicitedOnly: Bool) throws(RDMAError) {
+        device.requestNotification(queue, solicitedOnly: solicitedOnly)
+    }
+
+    /// The engine keeps no per-event state to release.
+    func acknowledgeEvents(_ count: UInt32) {}
+
+    func destroy() throws(RDMAError) { device.destroyCompletionQueue(queue) }
+}
+
+final class SoftBackendQueuePair: QueuePairOperations, @unchecked Sendable {
+    let queuePair: SoftQueuePair
+    let device: SoftDevice
+
+    init(queuePair: SoftQueuePair, device: SoftDevice) {
+        self.queuePair = queuePair
+        self.device = device
+    }
+
+    func state() throws(RDMAError) -> QueuePairState { SoftTranslate.state(device.state(of: queuePair)) }
+
+    func modify(_ attributes: QueuePairAttributes) throws(RDMAError) {
+        do throws(SoftRoCEError) { try device.modify(queuePair, SoftTranslate.attributes(attributes)) } catch { throw RDMAError(soft: error) }
+    }
+
+    @inline(__always)
+    func post(_ chain: SendRequestChain) throws(RDMAError) {
+        for index in 0..<chain.count {
+            let code = try chain.withRequest(at: index) { request, elements in send(request, elements) }
+            if code != 0 { throw RDMAError.postFailure("ibv_post_send", code, index, of: chain.count) }
+        }
+    }
+
+    @inline(__always)
+    func post(_ request: SendWorkRequest, scatterGather element: ScatterGatherElement) throws(RDMAError) {
+        let code = withUnsafePointer(to: element) { pointer in send(request, UnsafeBufferPointer(start: pointer, count: 1)) }
+        if code != 0 { throw RDMAError.postFailure("ibv_post_send", code, 0, of: 1) }
+    }
+
+    /// Posts one request; returns the engine's errno, 0 on success.
+    @inline(__always)
+    private func send(_ request: SendWorkRequest, _ elements: UnsafeBufferPointer<ScatterGatherElement>) -> Int32 {
+        var soft = SoftTranslate.request(request)
+        if queuePair.type == .unreliableDatagram, let datagram = request.datagram {
+            // A closed handle, or one of another backend, leaves no destination: the engine
+            // refuses the request with EINVAL, as a provider refuses a NULL ah.
+            soft.destination = (datagram.addressHandle.currentOperations as? SoftBackendAddressHandle)?.destination
+            soft.remoteQueuePairNumber = datagram.remoteQueuePairNumber
+            soft.remoteQKey = datagram.remoteQKey
+        }
+        do throws(SoftRoCEError) {
+            try SoftTranslate.withElements(elements) { sges throws(SoftRoCEError) in try device.postSend(queuePair, soft, sges) }
             return 0
         } catch {
             return error.errno
         }
     }
+
+    @inline(__always)
+    func postReceive(_ chain: ReceiveRequestChain) throws(RDMAError) {
+        try SoftTranslate.postReceives(chain, "ibv_post_recv") { id, sges throws(SoftRoCEError) in try device.postReceive(queuePair, id: id, sges) }
+    }
+
+    @inline(__always)
+    func postReceive(id: UInt64, scatterGather element: ScatterGatherElement) throws(RDMAError) {
+        try SoftTranslate.postReceive(id: id, element, "ibv_post_recv") { id, sges throws(SoftRoCEError) in try device.postReceive(queuePair, id: id, sges) }
+    }
+
+    func destroy() throws(RDMAError) { device.destroyQueuePair(queuePair) }
+}
+
+/// A soft address handle is its resolved peer address: the engine keeps no object for it.
+final class SoftBackendAddressHandle: AddressHandleOperations, @unchecked Sendable {
+    let destination: SoftAddress
+    init(destination: SoftAddress) { self.destination = destination }
+    func destroy() throws(RDMAError) {}
+}
+
+final class SoftBackendSharedReceiveQueue: SharedReceiveQueueOperations, @unchecked Sendable {
+    let queue: SoftSharedReceiveQueue
+    let device: SoftDevice
+
+    init(queue: SoftSharedReceiveQueue, device: SoftDevice) {
+        self.queue = queue
+        self.device = device
+    }
+
+    func postReceive(_ chain: ReceiveRequestChain) throws(RDMAError) {
+        try SoftTranslate.postReceives(chain, "ibv_post_srq_recv") { id, sges throws(SoftRoCEError) in try device.postReceive(queue, id: id, sges) }
+    }
+
+    func postReceive(id: UInt64, scatterGather element: ScatterGatherElement) throws(RDMAError) {
+        try SoftTranslate.postReceive(id: id, element, "ibv_post_srq_recv") { id, sges throws(SoftRoCEError) in try device.postReceive(queue, id: id, sges) }
+    }
+
+    /// The engine keeps no state for a pool beyond its queue pairs, closed before it.
+    func destroy() throws(RDMAError) {}
 }

@@ -72,8 +72,7 @@ public final class OpenedDevice: @unchecked Sendable {
     /// The soft engine progresses only when someone polls; a side that waits on the
     /// exchange instead (the target of WRITE/READ) lets a background thread drive it.
     public func backgroundProgress(_ on: Bool) {
-        guard let soft = context.softDevice else { return }
-        if on { soft.startBackgroundProgress() } else { soft.stopBackgroundProgress() }
+        if on { context.startBackgroundProgress() } else { context.stopBackgroundProgress() }
     }
 
     /// Closes the context and removes what the run created (a kernel rxe link). Idempotent.

@@ -27,8 +27,10 @@ enum DeviceUnderTest {
         return try Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: 0, name: softName))
     }
 
+    /// The configured index names a GID of the verbs device under test; a soft context
+    /// opened beside it (SoftBackendTests) has its own table.
     static func gidIndex(_ context: Context) throws -> Int {
-        if let configuredGIDIndex { return configuredGIDIndex }
+        if let configuredGIDIndex, context.backend == .verbs { return configuredGIDIndex }
         return try context.preferredRoCEv2GID(port: port).index
     }
 }
@@ -47,11 +49,13 @@ final class ConnectedPair {
     let gidIndex: Int
     let endpointA: Endpoint
     let endpointB: Endpoint
+    private let ownsContext: Bool
 
     init(kind: QueuePairKind = .reliableConnected, channelForB: CompletionChannel? = nil,
          sharedReceiveQueueForB: ((ProtectionDomain) throws -> SharedReceiveQueue)? = nil,
          context existing: Context? = nil, configure: (inout ConnectionOptions) -> Void = { _ in }) throws {
         context = try existing ?? DeviceUnderTest.open()
+        ownsContext = existing == nil
         domain = try ProtectionDomain(context: context)
         queueA = try CompletionQueue(context: context, minimumEntries: 64)
         queueB = try CompletionQueue(context: context, minimumEntries: 64, channel: channelForB)
@@ -72,6 +76,17 @@ final class ConnectedPair {
         configure(&options)
         try pairA.connect(to: endpointB, local: endpointA, options: options)
         try pairB.connect(to: endpointA, local: endpointB, options: options)
+    }
+
+    /// The tests drop their pair at the end; closing here keeps the debug-build leak check
+    /// (LeakCheck) for what a test itself leaves open.
+    deinit {
+        if ownsContext {
+            try? context.close()
+        } else {
+            for queue in [queueA, queueB] { try? queue.close() }
+            try? domain.close()
+        }
     }
 
     /// Exactly `count` completions from `queue` within the device timeout.

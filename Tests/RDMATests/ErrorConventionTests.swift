@@ -107,7 +107,8 @@ struct OwnershipTests {
     final class FakeChild: ClosableResource, @unchecked Sendable {
         let name: String
         let recorder: Recorder
-        let fails: Bool
+        var fails: Bool
+        private(set) var isClosed = false
         init(_ name: String, _ recorder: Recorder, fails: Bool = false) {
             self.name = name
             self.recorder = recorder
@@ -116,6 +117,7 @@ struct OwnershipTests {
         func close() throws(RDMAError) {
             recorder.closed.append(name)
             if fails { throw RDMAError(operation: "close \(name)", kind: .system(errno: EBUSY)) }
+            isClosed = true
         }
     }
 
@@ -130,7 +132,13 @@ struct OwnershipTests {
         dropped = nil
         #expect(throws: RDMAError.self) { try registry.closeAll() }
         #expect(recorder.closed == ["last", "middle", "first"])
+        // The child that failed stays registered: the parent's retry retries it, only it.
+        #expect(throws: RDMAError.self) { try registry.closeAll() }
+        #expect(recorder.closed == ["last", "middle", "first", "middle"])
+        middle.fails = false
+        #expect(throws: Never.self) { try registry.closeAll() }
+        #expect(middle.isClosed && recorder.closed.count == 5)
         #expect(throws: Never.self) { try registry.closeAll() }   // nothing left: idempotent
-        #expect(recorder.closed.count == 3)
+        #expect(recorder.closed.count == 5)
     }
 }

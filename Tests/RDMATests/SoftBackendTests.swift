@@ -23,7 +23,8 @@ struct SoftBackendTests {
 
     @Test func bindingATakenPortFailsWithAHint() throws {
         let first = try Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: 0))
-        let port = try #require(first.softDevice?.port)
+        defer { try? first.close() }
+        let port = try #require(first.softUDPPort)
         do {
             _ = try Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: port))
             Issue.record("a second bind of the same address and port succeeded")
@@ -41,6 +42,7 @@ struct SoftBackendTests {
             // No IPv6 on this loopback: nothing to test here.
             return
         }
+        defer { try? context.close() }
         let domain = try ProtectionDomain(context: context)
         let queue = try CompletionQueue(context: context, minimumEntries: 16)
         let pairA = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queue, receiveCompletionQueue: queue)
@@ -78,11 +80,12 @@ struct SoftBackendTests {
 
     @Test func countersUseRxeNames() throws {
         let context = try Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: 0))
+        defer { try? context.close() }
         let pair = try ConnectedPair(context: context)
         try pair.pairB.postReceive(id: 1, scatterGather: pair.regionB.scatterGather(length: 64))
         try pair.pairA.post(SendWorkRequest(id: 1), scatterGather: pair.regionA.scatterGather(length: 4))
         _ = try pair.completions(pair.queueB)
-        let counters = try #require(context.softDevice?.snapshotCounters())
+        let counters = try #require(context.softCounters)
         let names = Dictionary(uniqueKeysWithValues: counters.named.map { ($0.name, $0.value) })
         #expect(names["sent_pkts"]! >= 2 && names["rcvd_pkts"]! >= 1 && names["rdma_sends"] != nil && names["rdma_recvs"]! >= 1)
         #expect(names["duplicate_request"] == 0 && names["retry_exceeded_err"] == 0)

@@ -55,4 +55,6 @@ let benchmarks: @Sendable () -> Void = {
             blackHole(requests)
         }
     }
+
+    softDataPathBenchmarks()
 }
