@@ -35,26 +35,56 @@ public struct SoftDeviceConfiguration: Sendable {
     /// in which case only peers on this same device are reachable).
     public var peerPort: UInt16?
     public var name: String?
-    /// Check the ICRC of received packets. A UDP socket never shows the IP header, so the
-    /// default check rebuilds it: the masked IPv4/IPv6 + UDP pseudo-header from the source
-    /// address and port `recvfrom` reports, this device's address and port, the lengths
-    /// implied by the datagram, and — for IPv4 — identification 0 with DF (0x4000), which is
-    /// what the kernel sends for a soft sender (`IP_PMTUDISC_DO`); then the BTH (byte 4
-    /// masked) onward, in place. It therefore detects any change to the BTH, headers, payload
-    /// or addressing, but cannot see the real IPv4 ID/flags: packets from kernel rxe (which
-    /// sets a non-zero ID) fail it — set `verifyICRC = false` to interoperate with rxe. A
-    /// strict mode over an AF_PACKET socket is not implemented. Failures are dropped and
-    /// counted (`soft_icrc_err`). Sending always computes the ICRC the same way.
-    public var verifyICRC: Bool
+    /// How the ICRC of received packets is checked (default `.automatic`). Failures are
+    /// dropped and counted (`soft_icrc_err`). Sending always seals the ICRC over the header
+    /// the kernel writes for the engine's socket (IPv4: ID 0 with DF, `IP_PMTUDISC_DO`).
+    public var icrc: ICRCVerification
     public var faults: SoftFaultInjection
 
     public init(address: String = "127.0.0.1", port: UInt16 = 4791, peerPort: UInt16? = nil, name: String? = nil,
-                verifyICRC: Bool = true, faults: SoftFaultInjection = .none) {
+                icrc: ICRCVerification = .automatic, faults: SoftFaultInjection = .none) {
         self.address = address
         self.port = port
         self.peerPort = peerPort
         self.name = name
-        self.verifyICRC = verifyICRC
+        self.icrc = icrc
         self.faults = faults
+    }
+}
+
+/// How a soft device checks the ICRC of what it receives.
+///
+/// The ICRC covers the IP header (less TTL, TOS and checksum), so checking it needs the
+/// IPv4 Identification and flags the sender's kernel wrote. A UDP socket never shows them:
+/// kernel rxe stamps a non-zero Identification on every packet, so only a raw socket
+/// (`CAP_NET_RAW`) can check rxe's packets fully. On IPv4 the UDP checksum of rxe's packets
+/// is 0: the ICRC is the only end-to-end integrity check, so turning it off is a choice to
+/// make knowingly.
+///
+/// ```swift
+/// var configuration = SoftDeviceConfiguration(address: "10.239.0.1")
+/// configuration.icrc = .strict   // fail to open without CAP_NET_RAW rather than check less
+/// ```
+public enum ICRCVerification: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// `.strict` where the process may open a raw socket, else `.assumeZeroIdentification`.
+    case automatic
+    /// Against the real IP header, read from a raw socket bound to the device's address and
+    /// filtered to its UDP port: every field the ICRC covers, from any sender (kernel rxe
+    /// included). IPv6 needs no raw socket (no Identification): there it is always strict.
+    case strict
+    /// Against the header a soft sender's kernel writes (IPv4 ID 0, DF): the BTH onward,
+    /// addresses, ports and lengths are checked, but a sender that sets an IPv4
+    /// Identification (kernel rxe) fails every packet.
+    case assumeZeroIdentification = "assume-id0"
+    /// Not checked. Nothing then detects corruption on IPv4 paths from rxe (UDP checksum 0).
+    case off
+
+    public var description: String {
+        switch self {
+        case .automatic: "automatic"
+        case .strict: "strict (real IP header from a raw socket)"
+        case .assumeZeroIdentification: "assume-id0 (IPv4 ID 0 + DF assumed: kernel rxe's packets fail)"
+        case .off: "off (no end-to-end integrity check on IPv4)"
+        }
     }
 }

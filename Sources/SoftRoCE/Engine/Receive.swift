@@ -12,16 +12,18 @@ extension SoftDevice {
         if batch.error != 0 { counters.receiveErrors += 1 }
         for index in 0..<batch.count {
             counters.receivedPackets += 1
-            receive(batch.datagram(index), from: batch.source(index), now: now)
+            receive(batch.datagram(index), from: batch.source(index), ipv4: batch.ipv4Header(index), now: now)
         }
         sendAcknowledgementsDue()
     }
 
-    func receive(_ bytes: UnsafeRawBufferPointer, from source: WireEndpoint, now: UInt64) {
+    func receive(_ bytes: UnsafeRawBufferPointer, from source: WireEndpoint, ipv4: IPv4HeaderFields, now: UInt64) {
         let packet: RoCEPacket
         do { packet = try RoCEPacket(parsing: bytes) } catch { counters.malformedPackets += 1; return }
-        if configuration.verifyICRC {
-            let flow = Self.encapsulation(from: source, to: wire.local)
+        if icrcVerification != .off {
+            // Strict: `ipv4` is what the sender's kernel wrote. Otherwise it is the soft
+            // sender's ID 0 + DF, which kernel rxe's packets fail.
+            let flow = Self.encapsulation(from: source, to: wire.local, ipv4: ipv4)
             do { try ICRC.verify(transportPacket: bytes, encapsulation: flow) } catch { counters.icrcErrors += 1; return }
         }
         let headers = packet.headers

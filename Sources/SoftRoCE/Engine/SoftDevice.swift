@@ -27,6 +27,9 @@ package final class SoftDevice: @unchecked Sendable {
     package let peerPort: UInt16
     package let configuration: SoftDeviceConfiguration
     let clock: EngineClock
+    /// How received ICRCs are checked here: `.strict`, `.assumeZeroIdentification` or `.off`
+    /// (what `.automatic` resolved to on this wire).
+    package let icrcVerification: ICRCVerification
     var counters = SoftCounters()
     let lock: UnsafeMutablePointer<pthread_mutex_t>
 
@@ -67,7 +70,12 @@ package final class SoftDevice: @unchecked Sendable {
         guard let address = SoftAddress(configuration.address) else {
             throw SoftRoCEError("SoftDevice(\(configuration.address))", errno: EINVAL, "not an IPv4 or IPv6 address")
         }
-        let wire = try UDPWire(address: address, port: configuration.port)
+        let rawReceive: UDPWire.RawReceive = switch configuration.icrc {
+        case .strict: .required
+        case .automatic: .ifPermitted
+        case .assumeZeroIdentification, .off: .never
+        }
+        let wire = try UDPWire(address: address, port: configuration.port, rawReceive: rawReceive)
         self.init(wire: wire, configuration: configuration)
     }
 
@@ -75,6 +83,7 @@ package final class SoftDevice: @unchecked Sendable {
     package init(wire: any Wire, configuration: SoftDeviceConfiguration = SoftDeviceConfiguration(), clock: EngineClock = .monotonic) {
         self.configuration = configuration
         self.clock = clock
+        icrcVerification = configuration.icrc == .off ? .off : wire.deliversRealHeaders ? .strict : .assumeZeroIdentification
         baseWire = wire
         self.wire = wire
         address = wire.local.address

@@ -31,11 +31,13 @@ extension SoftDevice {
         return false
     }
 
-    /// The IP and UDP fields the ICRC covers for a datagram from `source` to `destination`.
-    static func encapsulation(from source: WireEndpoint, to destination: WireEndpoint) -> RoCEEncapsulation {
+    /// The IP and UDP fields the ICRC covers for a datagram from `source` to `destination`
+    /// whose IPv4 header (if IPv4) carries `ipv4`.
+    static func encapsulation(from source: WireEndpoint, to destination: WireEndpoint, ipv4: IPv4HeaderFields = .softSender) -> RoCEEncapsulation {
         switch (source.address, destination.address) {
         case (.ipv4(let from), .ipv4(let to)):
-            return RoCEEncapsulation(network: .ipv4(source: .init(rawValue: from), destination: .init(rawValue: to)),
+            return RoCEEncapsulation(network: .ipv4(source: .init(rawValue: from), destination: .init(rawValue: to),
+                                                    identification: ipv4.identification, flagsAndFragmentOffset: ipv4.flagsAndFragmentOffset),
                                      sourcePort: source.port, destinationPort: destination.port)
         default:
             return RoCEEncapsulation(network: .ipv6(source: source.address.ipv6Value, destination: destination.address.ipv6Value),

@@ -49,6 +49,7 @@ package final class FaultInjectingWire: Wire {
 
     package var local: WireEndpoint { inner.local }
     package var pollDescriptor: Int32? { inner.pollDescriptor }
+    package var deliversRealHeaders: Bool { inner.deliversRealHeaders }
     package func receive(into batch: ReceiveBatch) { inner.receive(into: batch) }
     package func close() { inner.close() }
 

@@ -13,6 +13,8 @@ package final class InMemoryNetwork: @unchecked Sendable {
         package var bytes: [UInt8]
         package var source: WireEndpoint
         package var destination: WireEndpoint
+        /// The IPv4 fields this datagram's header would carry (engines here send ID 0 + DF).
+        package var ipv4 = IPv4HeaderFields.softSender
     }
 
     private var queues: [WireEndpoint: [Datagram]] = [:]
@@ -29,9 +31,10 @@ package final class InMemoryNetwork: @unchecked Sendable {
         return InMemoryWire(network: self, local: endpoint)
     }
 
-    /// Delivers `bytes` to `destination` as if `source` had sent them (spoofing included).
-    package func inject(_ bytes: [UInt8], from source: WireEndpoint, to destination: WireEndpoint) {
-        deliver(Datagram(bytes: bytes, source: source, destination: destination))
+    /// Delivers `bytes` to `destination` as if `source` had sent them (spoofing included),
+    /// with the IPv4 Identification and flags its header would carry (kernel rxe: non-zero ID).
+    package func inject(_ bytes: [UInt8], from source: WireEndpoint, to destination: WireEndpoint, ipv4: IPv4HeaderFields = .softSender) {
+        deliver(Datagram(bytes: bytes, source: source, destination: destination, ipv4: ipv4))
     }
 
     /// Datagrams waiting for `endpoint`, oldest first, removed from its queue.
@@ -63,7 +66,7 @@ package final class InMemoryNetwork: @unchecked Sendable {
             let target = batch.buffer(batch.count)
             let length = min(datagram.bytes.count, target.count)
             datagram.bytes.withUnsafeBytes { target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
-            batch.append(length: length, from: datagram.source)
+            batch.append(length: length, from: datagram.source, ipv4: datagram.ipv4)
             taken += 1
         }
         queue.removeFirst(taken)
@@ -79,6 +82,8 @@ package final class InMemoryWire: Wire {
     private weak var network: InMemoryNetwork?
     private var closed = false
     package var pollDescriptor: Int32? { nil }
+    /// Every datagram here carries its header fields: checks are as strict as on a raw socket.
+    package var deliversRealHeaders: Bool { true }
 
     fileprivate init(network: InMemoryNetwork, local: WireEndpoint) {
         self.network = network

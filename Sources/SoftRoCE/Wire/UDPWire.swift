@@ -4,16 +4,32 @@ import Glibc
 import Musl
 #endif
 
-/// The real wire: one non-blocking UDP socket bound to the device's address and port.
-/// This is the only file of the engine that knows `sockaddr`; every socket call's result
-/// goes through `SocketCall`, which names the call and the errno.
+/// The real wire: one non-blocking UDP socket bound to the device's address and port, and —
+/// where permitted and asked for — a raw socket beside it that receives the same datagrams
+/// with their IPv4 header, so the ICRC can be checked over the Identification kernel rxe
+/// writes (the UDP socket then gets a drop-all filter and is used only to send and to own the
+/// port). This is the only file of the engine that knows `sockaddr`; every socket call's
+/// result goes through `SocketCall`, which names the call and the errno.
 package final class UDPWire: Wire {
+    /// Whether to read received datagrams through a raw socket (IPv4 only).
+    package enum RawReceive: Sendable { case never, ifPermitted, required }
+
     package let local: WireEndpoint
     private var descriptor: Int32
-    package var pollDescriptor: Int32? { descriptor >= 0 ? descriptor : nil }
+    /// The raw IPPROTO_UDP socket receiving for `local` (−1: receive on the UDP socket).
+    private var rawDescriptor: Int32 = -1
+    package var pollDescriptor: Int32? {
+        let active = rawDescriptor >= 0 ? rawDescriptor : descriptor
+        return active >= 0 ? active : nil
+    }
+    package var deliversRealHeaders: Bool {
+        if case .ipv6 = local.address { return true }
+        return rawDescriptor >= 0
+    }
 
-    /// Opens the socket (`socket`, `setsockopt` SO_RCVBUF/SO_SNDBUF, `bind`).
-    package init(address: SoftAddress, port: UInt16) throws(SoftRoCEError) {
+    /// Opens the socket (`socket`, `setsockopt` SO_RCVBUF/SO_SNDBUF, `bind`) and, for IPv4
+    /// when asked, the raw receive socket (`socket(SOCK_RAW)`, `bind`, `SO_ATTACH_FILTER`).
+    package init(address: SoftAddress, port: UInt16, rawReceive: RawReceive = .never) throws(SoftRoCEError) {
         let family: Int32
         switch address {
         case .ipv4: family = AF_INET
@@ -21,12 +37,9 @@ package final class UDPWire: Wire {
         }
         let type = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         let fd = try SocketCall.descriptor("socket", Glibc.socket(family, type, 0), "cannot create a UDP socket")
-        // Bursts of a window of MTU packets per QP: ask for 8 MiB (FORCE needs CAP_NET_ADMIN).
-        var size: Int32 = 8 << 20
-        if setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, 4) != 0 { _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, 4) }
-        if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, 4) != 0 { _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4) }
+        SocketCall.enlargeBuffers(fd)
         if case .ipv4 = address {
-            // DF set, as rxe sends: the ICRC covers the flags, so the receiver can rebuild them.
+            // DF set and ID 0, as the ICRC we seal assumes (an unconnected DF socket's IDs are 0).
             var discover = Int32(IP_PMTUDISC_DO)
             _ = setsockopt(fd, Int32(IPPROTO_IP), IP_MTU_DISCOVER, &discover, 4)
         }
@@ -43,6 +56,43 @@ package final class UDPWire: Wire {
         _ = name.withMutableSockaddr { getsockname(fd, $0, $1) }
         descriptor = fd
         local = WireEndpoint(address, port: name.endpoint.port)
+        if case .ipv4(let value) = address, rawReceive != .never {
+            do {
+                rawDescriptor = try Self.openRawReceive(address: value, port: local.port)
+                // The raw socket now receives everything for us: the UDP socket keeps nothing.
+                try SocketCall.attachFilter(descriptor, PacketFilter.dropAll, "SO_ATTACH_FILTER (UDP socket)")
+            } catch {
+                if rawDescriptor >= 0 { _ = Glibc.close(rawDescriptor); rawDescriptor = -1 }
+                if rawReceive == .required {
+                    _ = Glibc.close(descriptor)
+                    throw error
+                }
+            }
+        }
+    }
+
+    private static func openRawReceive(address: UInt32, port: UInt16) throws(SoftRoCEError) -> Int32 {
+        let type = Int32(SOCK_RAW.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        let raw = Glibc.socket(AF_INET, type, Int32(IPPROTO_UDP))
+        guard raw >= 0 else {
+            throw SoftRoCEError("socket(AF_INET, SOCK_RAW, IPPROTO_UDP)", errno: errno,
+                                "strict ICRC checking reads the real IPv4 header from a raw socket, which needs CAP_NET_RAW: "
+                                + "run as root or grant it (setcap cap_net_raw+ep), or choose ICRC checking assume-id0")
+        }
+        SocketCall.enlargeBuffers(raw)
+        var storage = SocketAddress(WireEndpoint(.ipv4(address), port: 0))
+        guard storage.withSockaddr({ bind(raw, $0, $1) }) == 0 else {
+            let code = errno
+            _ = Glibc.close(raw)
+            throw SoftRoCEError("bind (raw socket)", errno: code, "cannot bind the raw receive socket to the device's address")
+        }
+        do {
+            try SocketCall.attachFilter(raw, PacketFilter.udpDestination(port: port), "SO_ATTACH_FILTER (raw socket)")
+        } catch {
+            _ = Glibc.close(raw)
+            throw error
+        }
+        return raw
     }
 
     deinit { close() }
@@ -58,6 +108,7 @@ package final class UDPWire: Wire {
     /// `recvfrom(2)` until the socket is empty or the batch is full.
     package func receive(into batch: ReceiveBatch) {
         batch.reset()
+        if rawDescriptor >= 0 { receiveWithHeaders(into: batch); return }
         guard descriptor >= 0 else { return }
         var from = SocketAddress()
         while batch.count < batch.capacity {
@@ -71,11 +122,81 @@ package final class UDPWire: Wire {
         }
     }
 
-    /// `close(2)`. Idempotent.
+    /// The raw socket's datagrams start with their IPv4 and UDP headers: the engine gets the
+    /// UDP payload in place, its source, and the Identification and flags the ICRC covers.
+    private func receiveWithHeaders(into batch: ReceiveBatch) {
+        while batch.count < batch.capacity {
+            let target = batch.buffer(batch.count)
+            let length = recv(rawDescriptor, target.baseAddress, target.count, 0)
+            guard length >= 0 else {
+                if let failure = SocketCall.receiveFailure(errno) { batch.error = failure }
+                return
+            }
+            guard let header = IPv4UDPHeader(UnsafeRawBufferPointer(rebasing: target[0..<length])) else {
+                batch.error = EPROTO
+                continue
+            }
+            batch.append(length: header.payloadLength, offset: header.payloadOffset,
+                         from: WireEndpoint(.ipv4(header.source), port: header.sourcePort), ipv4: header.fields)
+        }
+    }
+
+    /// `close(2)` of both sockets. Idempotent.
     package func close() {
+        if rawDescriptor >= 0 { _ = Glibc.close(rawDescriptor); rawDescriptor = -1 }
         guard descriptor >= 0 else { return }
         _ = Glibc.close(descriptor)
         descriptor = -1
+    }
+}
+
+/// The IPv4 and UDP headers in front of a datagram read from a raw socket, checked.
+struct IPv4UDPHeader {
+    var source: UInt32
+    var sourcePort: UInt16
+    var fields: IPv4HeaderFields
+    var payloadOffset: Int
+    var payloadLength: Int
+
+    init?(_ bytes: UnsafeRawBufferPointer) {
+        guard bytes.count >= 28, bytes[0] >> 4 == 4, bytes[9] == UInt8(IPPROTO_UDP) else { return nil }
+        let headerLength = Int(bytes[0] & 0x0F) * 4
+        func word(_ offset: Int) -> UInt16 { UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1]) }
+        let totalLength = Int(word(2))
+        guard headerLength >= 20, totalLength <= bytes.count, headerLength + 8 <= totalLength else { return nil }
+        let udpLength = Int(word(headerLength + 4))
+        guard udpLength >= 8, headerLength + udpLength <= totalLength else { return nil }
+        source = UInt32(word(12)) << 16 | UInt32(word(14))
+        sourcePort = word(headerLength)
+        fields = IPv4HeaderFields(identification: word(4), flagsAndFragmentOffset: word(6))
+        payloadOffset = headerLength + 8
+        payloadLength = udpLength - 8
+    }
+}
+
+/// Classic BPF programs for `SO_ATTACH_FILTER` (the layout of `struct sock_filter`).
+enum PacketFilter {
+    struct Instruction {
+        var code: UInt16
+        var jumpIfTrue: UInt8
+        var jumpIfFalse: UInt8
+        var constant: UInt32
+    }
+
+    /// Keeps nothing.
+    static let dropAll = [Instruction(code: 0x06, jumpIfTrue: 0, jumpIfFalse: 0, constant: 0)]
+
+    /// On a raw IPv4 socket: keeps unfragmented-or-first-fragment UDP datagrams to `port`.
+    static func udpDestination(port: UInt16) -> [Instruction] {
+        [
+            Instruction(code: 0x28, jumpIfTrue: 0, jumpIfFalse: 0, constant: 6),          // ldh [6]: flags, fragment offset
+            Instruction(code: 0x45, jumpIfTrue: 4, jumpIfFalse: 0, constant: 0x1FFF),     // jset #0x1fff → drop
+            Instruction(code: 0xB1, jumpIfTrue: 0, jumpIfFalse: 0, constant: 0),          // ldxb 4*([0]&0xf): IP header length
+            Instruction(code: 0x48, jumpIfTrue: 0, jumpIfFalse: 0, constant: 2),          // ldh [x+2]: UDP destination port
+            Instruction(code: 0x15, jumpIfTrue: 0, jumpIfFalse: 1, constant: UInt32(port)), // jeq #port
+            Instruction(code: 0x06, jumpIfTrue: 0, jumpIfFalse: 0, constant: 0xFFFF),     // ret: keep
+            Instruction(code: 0x06, jumpIfTrue: 0, jumpIfFalse: 0, constant: 0),          // ret: drop
+        ]
     }
 }
 
@@ -96,6 +217,24 @@ enum SocketCall {
         case ECONNREFUSED: return .refused
         case let code: return .failed(errno: code)
         }
+    }
+
+    /// 8 MiB send and receive buffers: bursts of a window of MTU packets per QP
+    /// (the FORCE variants need CAP_NET_ADMIN; the plain ones are capped by rmem_max).
+    static func enlargeBuffers(_ descriptor: Int32) {
+        var size: Int32 = 8 << 20
+        if setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &size, 4) != 0 { _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, 4) }
+        if setsockopt(descriptor, SOL_SOCKET, SO_SNDBUFFORCE, &size, 4) != 0 { _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDBUF, &size, 4) }
+    }
+
+    /// `setsockopt(SO_ATTACH_FILTER)` of a classic BPF program.
+    static func attachFilter(_ descriptor: Int32, _ program: [PacketFilter.Instruction], _ operation: String) throws(SoftRoCEError) {
+        let result = program.withUnsafeBufferPointer { instructions -> Int32 in
+            // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
+            var header = (UInt16(instructions.count), UInt16(0), UInt32(0), UInt(bitPattern: instructions.baseAddress))
+            return setsockopt(descriptor, SOL_SOCKET, SO_ATTACH_FILTER, &header, socklen_t(MemoryLayout.size(ofValue: header)))
+        }
+        guard result == 0 else { throw SoftRoCEError(operation, errno: errno, "cannot attach the packet filter") }
     }
 
     /// `recvfrom`'s −1: nil when nothing was waiting (EAGAIN) or a signal interrupted it.

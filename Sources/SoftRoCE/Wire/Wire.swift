@@ -37,6 +37,19 @@ package enum WireSendResult: Equatable, Sendable {
     case failed(errno: Int32)
 }
 
+/// The IPv4 header fields the ICRC covers and a UDP socket hides. A soft sender's kernel
+/// writes ID 0 with DF (`IP_PMTUDISC_DO`); kernel rxe writes a non-zero ID.
+package struct IPv4HeaderFields: Equatable, Sendable {
+    package var identification: UInt16 = 0
+    package var flagsAndFragmentOffset: UInt16 = 0x4000
+    package init(identification: UInt16 = 0, flagsAndFragmentOffset: UInt16 = 0x4000) {
+        self.identification = identification
+        self.flagsAndFragmentOffset = flagsAndFragmentOffset
+    }
+    /// What a soft sender's kernel writes.
+    package static let softSender = IPv4HeaderFields()
+}
+
 /// Received datagrams: preallocated buffers a wire fills, read in place by the engine.
 /// One per device; nothing is allocated per packet.
 package final class ReceiveBatch {
@@ -47,6 +60,8 @@ package final class ReceiveBatch {
     private let storage: UnsafeMutableRawPointer
     private let lengths: UnsafeMutablePointer<Int>
     private let sources: UnsafeMutablePointer<WireEndpoint>
+    private let offsets: UnsafeMutablePointer<Int>
+    private let headers: UnsafeMutablePointer<IPv4HeaderFields>
     /// How many datagrams the last receive returned.
     package internal(set) var count = 0
     /// The errno of a receive failure other than "nothing waiting" (0 when none).
@@ -60,6 +75,10 @@ package final class ReceiveBatch {
         lengths.initialize(repeating: 0, count: capacity)
         sources = .allocate(capacity: capacity)
         sources.initialize(repeating: WireEndpoint(.ipv4(0), port: 0), count: capacity)
+        offsets = .allocate(capacity: capacity)
+        offsets.initialize(repeating: 0, count: capacity)
+        headers = .allocate(capacity: capacity)
+        headers.initialize(repeating: .softSender, count: capacity)
     }
 
     deinit {
@@ -67,6 +86,8 @@ package final class ReceiveBatch {
         lengths.deallocate()
         sources.deinitialize(count: capacity)
         sources.deallocate()
+        offsets.deallocate()
+        headers.deallocate()
     }
 
     /// The writable buffer of slot `index` (for a wire filling the batch).
@@ -74,12 +95,16 @@ package final class ReceiveBatch {
         UnsafeMutableRawBufferPointer(start: storage + index * bufferSize, count: bufferSize)
     }
 
-    /// Records that slot `count` holds `length` bytes from `source`; returns false when full.
+    /// Records that slot `count` holds a datagram of `length` bytes starting `offset` bytes
+    /// into its buffer (after an IP/UDP header a raw socket delivered), from `source`, with the
+    /// IPv4 fields its sender wrote (when the wire knows them); false when full.
     @discardableResult
-    package func append(length: Int, from source: WireEndpoint) -> Bool {
-        guard count < capacity else { return false }
-        lengths[count] = min(length, bufferSize)
+    package func append(length: Int, offset: Int = 0, from source: WireEndpoint, ipv4: IPv4HeaderFields = .softSender) -> Bool {
+        guard count < capacity, offset >= 0, offset <= bufferSize else { return false }
+        lengths[count] = min(length, bufferSize - offset)
+        offsets[count] = offset
         sources[count] = source
+        headers[count] = ipv4
         count += 1
         return true
     }
@@ -90,8 +115,11 @@ package final class ReceiveBatch {
     }
 
     package func datagram(_ index: Int) -> UnsafeRawBufferPointer {
-        UnsafeRawBufferPointer(start: storage + index * bufferSize, count: lengths[index])
+        UnsafeRawBufferPointer(start: storage + index * bufferSize + offsets[index], count: lengths[index])
     }
+
+    /// The IPv4 Identification and flags of datagram `index` (a soft sender's when unknown).
+    package func ipv4Header(_ index: Int) -> IPv4HeaderFields { headers[index] }
 
     package func source(_ index: Int) -> WireEndpoint { sources[index] }
 }
@@ -103,6 +131,9 @@ package protocol Wire: AnyObject {
     /// A descriptor that becomes readable when datagrams wait (for `poll(2)`), or nil when
     /// the wire has none (in memory).
     var pollDescriptor: Int32? { get }
+    /// True when the batch carries each datagram's real IPv4 Identification and flags (or
+    /// the path is IPv6, which has none), so the ICRC can be checked over everything it covers.
+    var deliversRealHeaders: Bool { get }
     /// Sends one datagram (BTH onward, ICRC sealed). Never blocks.
     func send(_ datagram: UnsafeRawBufferPointer, to destination: WireEndpoint) -> WireSendResult
     /// Resets `batch` and fills it with what has arrived, up to its capacity. Never blocks.
