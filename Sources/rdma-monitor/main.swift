@@ -1,0 +1,1 @@
+print("rdma-monitor: not yet")
