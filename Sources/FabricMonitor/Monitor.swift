@@ -68,4 +68,13 @@ public struct MonitorReport: Sendable {
     /// Every queue in a storm now.
     public var stormingQueues: [PFCStormWatchdog.Queue]
     public var deadlocks: [Deadlock]
+
+    public init(snapshot: CounterSnapshot, intervals: [PortInterval], stormEvents: [PFCStormWatchdog.Event],
+                stormingQueues: [PFCStormWatchdog.Queue], deadlocks: [Deadlock]) {
+        self.snapshot = snapshot
+        self.intervals = intervals
+        self.stormEvents = stormEvents
+        self.stormingQueues = stormingQueues
+        self.deadlocks = deadlocks
+    }
 }

@@ -160,5 +160,12 @@ public struct BufferReference: Hashable, Sendable, CustomStringConvertible {
     public var upstream: String
     public var priority: Int
 
+    public init(node: String, port: String, upstream: String, priority: Int) {
+        self.node = node
+        self.port = port
+        self.upstream = upstream
+        self.priority = priority
+    }
+
     public var description: String { "\(node)/\(port)←\(upstream) prio \(priority)" }
 }

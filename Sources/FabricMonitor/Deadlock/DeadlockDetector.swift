@@ -79,6 +79,14 @@ public struct Deadlock: Sendable, Equatable, CustomStringConvertible {
     /// False when the component had more cycles than were listed.
     public var listComplete: Bool
 
+    public init(priority: Int, buffers: [BufferReference], breakPoint: BreakPoint, componentSize: Int, listComplete: Bool) {
+        self.priority = priority
+        self.buffers = buffers
+        self.breakPoint = breakPoint
+        self.componentSize = componentSize
+        self.listComplete = listComplete
+    }
+
     /// Stop forwarding `priority` at `node` from `fromNode` (arriving on `ingressPort`) to
     /// `toNode` (leaving on `egressPort`), or let a PFC watchdog drop that queue: the cycle
     /// then loses a link and drains.
@@ -90,6 +98,16 @@ public struct Deadlock: Sendable, Equatable, CustomStringConvertible {
         public var egressPort: String
         public var priority: Int
         public var reason: String
+
+        public init(node: String, fromNode: String, ingressPort: String, toNode: String, egressPort: String, priority: Int, reason: String) {
+            self.node = node
+            self.fromNode = fromNode
+            self.ingressPort = ingressPort
+            self.toNode = toNode
+            self.egressPort = egressPort
+            self.priority = priority
+            self.reason = reason
+        }
 
         public var description: String {
             "at \(node): stop priority \(priority) from \(fromNode) (port \(ingressPort)) to \(toNode) (port \(egressPort)) — \(reason)"

@@ -52,6 +52,12 @@ public struct PFCStormWatchdog {
         public var priority: Int?
         public var role: Role
 
+        public init(port: PortKey, priority: Int?, role: Role) {
+            self.port = port
+            self.priority = priority
+            self.role = role
+        }
+
         public static func < (a: Queue, b: Queue) -> Bool { (a.port, a.priority ?? -1) < (b.port, b.priority ?? -1) }
         public var description: String {
             "\(port) \(priority.map { "prio \($0)" } ?? "link-level") (\(role == .switchQueue ? "switch queue receiving pauses" : "NIC sending pauses"))"

@@ -1,1 +1,0 @@
-print("rdma-monitor: not yet")
