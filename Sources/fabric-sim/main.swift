@@ -45,6 +45,9 @@ struct Run: ParsableCommand {
     @Flag(help: "Print events processed, wall time and events per second.")
     var stats = false
 
+    @Option(help: "Write the per-port pause state as an rdma-monitor snapshot file (every 10th sample).")
+    var monitorSnapshot: String?
+
     func run() throws {
         let data: Data
         do {
@@ -75,6 +78,11 @@ struct Run: ParsableCommand {
         }
         if let out {
             try write(report, to: out)
+        }
+        if let monitorSnapshot {
+            do { try result.monitorSnapshotJSON(stride: 10).write(toFile: monitorSnapshot, atomically: true, encoding: .utf8) } catch {
+                throw Failure("cannot write \(monitorSnapshot): \(error.localizedDescription)")
+            }
         }
     }
 }

@@ -119,7 +119,7 @@ struct Watch: ParsableCommand {
                     let table = ReportTable.render(report, width: terminalWidth(), deadlockCheck: routing)
                     print("\u{1B}[H" + table.split(separator: "\n", omittingEmptySubsequences: false).map { $0 + "\u{1B}[K" }.joined(separator: "\n") + "\u{1B}[J", terminator: "\n")
                 } else if once || finished || !recordedOnly || !json {
-                    print(ReportTable.render(report, width: 160, deadlockCheck: routing) + "\n")
+                    print(ReportTable.render(report, width: 1000, deadlockCheck: routing) + "\n")
                 }
                 fflush(nil)
             }

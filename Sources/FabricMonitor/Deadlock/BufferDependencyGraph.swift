@@ -16,6 +16,10 @@ public struct BufferDependencyGraph: Sendable {
     private let explicitStart: [Int32]
     private let explicitTarget: [Int32]
     let explicitRouteCount: [Int32]
+    /// Each directed link's ends, flat: the topology's Link structs carry port names and are
+    /// too wide to walk 40 million times in the static check.
+    private let sources: [Int32]
+    private let destinations: [Int32]
     private let levels: [Int32]
     private let isSwitch: [Bool]
     /// (node << 32 | peer) → the first directed link from node to peer.
@@ -52,6 +56,14 @@ public struct BufferDependencyGraph: Sendable {
         }
         outgoingStart = degree
         self.outgoing = outgoing
+        var sources = [Int32](repeating: 0, count: directedCount)
+        var destinations = [Int32](repeating: 0, count: directedCount)
+        for (index, link) in topology.links.enumerated() {
+            sources[index * 2] = Int32(link.nodeA); destinations[index * 2] = Int32(link.nodeB)
+            sources[index * 2 + 1] = Int32(link.nodeB); destinations[index * 2 + 1] = Int32(link.nodeA)
+        }
+        self.sources = sources
+        self.destinations = destinations
         self.linkBetween = linkBetween
         self.linkArrivingAt = linkArrivingAt
         levels = topology.nodes.map { node in Int32(node.level ?? (node.kind == .host ? -1 : 0)) }
@@ -80,15 +92,9 @@ public struct BufferDependencyGraph: Sendable {
     /// How many vertex slots there are (directed links); not all are buffers.
     public var directedLinkCount: Int { topology.links.count * 2 }
 
-    @inline(__always) public func source(of link: Int) -> Int {
-        let undirected = topology.links[link >> 1]
-        return link & 1 == 0 ? undirected.nodeA : undirected.nodeB
-    }
+    @inline(__always) public func source(of link: Int) -> Int { Int(sources[link]) }
 
-    @inline(__always) public func destination(of link: Int) -> Int {
-        let undirected = topology.links[link >> 1]
-        return link & 1 == 0 ? undirected.nodeB : undirected.nodeA
-    }
+    @inline(__always) public func destination(of link: Int) -> Int { Int(destinations[link]) }
 
     /// The port of `destination(of:)` the link arrives at: the buffer's port.
     public func arrivalPort(of link: Int) -> String {

@@ -18,19 +18,24 @@ public struct DeadlockDetector: Sendable {
         var deadlocks: [Deadlock] = []
         for priority in paused.byPriority.keys.sorted() {
             guard let members = paused.byPriority[priority], !members.isEmpty else { continue }
+            // The subgraph of full buffers, renumbered 0..<n so the search costs what is paused,
+            // not what the fabric has.
             let buffers = members.filter { graph.isBuffer($0) }.sorted()
-            // Only paused successors: the subgraph of full buffers.
+            var local: [Int: Int] = [:]
+            local.reserveCapacity(buffers.count)
+            for (index, buffer) in buffers.enumerated() { local[buffer] = index }
             let successor: (Int, inout Int) -> Int? = { vertex, cursor in
-                while let next = graph.successor(of: vertex, cursor: &cursor) {
-                    if members.contains(next) { return next }
+                while let next = graph.successor(of: buffers[vertex], cursor: &cursor) {
+                    if let index = local[next] { return index }
                 }
                 return nil
             }
-            let components = StronglyConnectedComponents.cyclic(vertexCount: graph.directedLinkCount, vertices: buffers, successor: successor)
+            let components = StronglyConnectedComponents.cyclic(vertexCount: buffers.count, vertices: 0..<buffers.count, successor: successor)
             for component in components {
                 let found = StronglyConnectedComponents.elementaryCycles(of: component, limit: cycleLimitPerComponent,
                                                                          stepBudget: 1_000_000, successor: successor)
-                for cycle in found.cycles {
+                for localCycle in found.cycles {
+                    let cycle = localCycle.map { buffers[$0] }
                     deadlocks.append(Deadlock(priority: priority, buffers: cycle.map { graph.buffer($0, priority: priority) },
                                               breakPoint: breakPoint(cycle, priority: priority),
                                               componentSize: component.count, listComplete: found.complete))

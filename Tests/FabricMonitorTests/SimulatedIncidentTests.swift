@@ -1,0 +1,49 @@
+import FabricSim
+import Foundation
+import Testing
+@testable import FabricMonitor
+
+/// The simulator's fabrics, exported in the snapshot format and analysed by the monitor
+/// exactly as recorded counters of a real fabric would be.
+@Suite struct SimulatedIncidentTests {
+    static func scenario(_ name: String) throws -> FabricScenario {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return try ScenarioLoader.load(json: Data(contentsOf: root.appendingPathComponent("scenarios/\(name).json")))
+    }
+
+    /// Replays the exported snapshot through a Monitor; returns every report.
+    static func monitor(_ result: SimulationResult, stride: Int, detection: MonitorTime) throws -> (reports: [MonitorReport], file: SnapshotFile) {
+        let file = try SnapshotFile.decode(Data(result.monitorSnapshotJSON(stride: stride).utf8))
+        var monitor = Monitor(sources: [SnapshotFileSource(file: file)], clock: SystemMonotonicClock(),
+                              watchdog: PFCStormWatchdog(configuration: .init(detectionTime: detection, restorationTime: detection)),
+                              topology: file.topology)
+        var reports: [MonitorReport] = []
+        repeat { reports.append(try monitor.poll()) } while monitor.hasMore
+        return (reports, file)
+    }
+
+    @Test func pfcAloneDeadlocksTheThreeSwitchRingAndTheMonitorNamesTheCycle() throws {
+        var ring = try Self.scenario("ring-3switches-cyclic")
+        ring.dcqcnEnabled = false
+        ring.duration = .microseconds(3000)
+        var simulator = FabricSimulator(scenario: ring)
+        let (reports, file) = try Self.monitor(simulator.run(), stride: 10, detection: MonitorTime(nanoseconds: 200_000))
+        #expect(!CyclicDependencyCheck(topology: try #require(file.topology)).run().isFree)
+        let first = try #require(reports.firstIndex { !$0.deadlocks.isEmpty }, "no deadlock detected")
+        let deadlock = reports[first].deadlocks[0]
+        #expect(Set(deadlock.buffers.map(\.node)) == ["S1", "S2", "S3"])
+        #expect(Set(deadlock.buffers.map(\.upstream)) == ["S1", "S2", "S3"])
+        // Once deadlocked, it stays: every later sample reports it.
+        #expect(reports[first...].allSatisfy { $0.deadlocks.count == 1 })
+        #expect(reports[first].snapshot.time < .milliseconds(3))
+    }
+
+    @Test func aHealthyIncastWithDCQCNRaisesNothing() throws {
+        var incast = try Self.scenario("incast-16to1")
+        incast.duration = .microseconds(3000)
+        var simulator = FabricSimulator(scenario: incast)
+        let (reports, _) = try Self.monitor(simulator.run(), stride: 10, detection: MonitorTime(nanoseconds: 200_000))
+        #expect(reports.count > 10)
+        #expect(reports.allSatisfy { $0.deadlocks.isEmpty && $0.stormEvents.isEmpty && $0.stormingQueues.isEmpty })
+    }
+}
