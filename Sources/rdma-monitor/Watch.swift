@@ -63,9 +63,9 @@ struct Watch: ParsableCommand {
         if let count, count < 1 { throw ValidationError("--count must be at least 1") }
     }
 
-    func run() throws {
-        LoggingSystem.bootstrap(StreamLogHandler.standardError)
-        let logger = Logger(label: "rdma-monitor")
+    /// The sources the options name (sysfs when none), the topology to check, and whether
+    /// every source is a recorded file (replayed as fast as it reads, and finished at its end).
+    func makeSources() throws -> (sources: [any CounterSource], topology: FabricTopology?, recordedOnly: Bool) {
         var sources: [any CounterSource] = []
         var fileTopology: FabricTopology?
         for path in snapshot {
@@ -78,13 +78,19 @@ struct Watch: ParsableCommand {
         }
         if !device.isEmpty || sources.isEmpty {
             let sysfs = try failing { () throws(MonitorError) in try SysfsRDMASource(root: sysfsRoot, devices: device.isEmpty ? nil : device) }
-            if device.isEmpty, try failing({ () throws(MonitorError) in try sysfs.read() }).ports.isEmpty, sources.isEmpty {
+            if device.isEmpty, sources.isEmpty, try failing({ () throws(MonitorError) in try sysfs.read() }).ports.isEmpty {
                 throw ValidationErrorLine(message: "no RDMA device under \(sysfsRoot): load rdma_rxe (tools/rxe-setup), name a netdev with -i, or replay a recorded --snapshot file")
             }
             sources.append(sysfs)
         }
-        let recordedOnly = !snapshot.isEmpty && interface.isEmpty && device.isEmpty && sources.count == snapshot.count
         let topology = try topology.map { path in try failing { () throws(MonitorError) in try FabricTopology.load(path: path) } } ?? fileTopology
+        return (sources, topology, sources.count == snapshot.count)
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap(StreamLogHandler.standardError)
+        let logger = Logger(label: "rdma-monitor")
+        let (sources, topology, recordedOnly) = try makeSources()
         let configuration = PFCStormWatchdog.Configuration(detectionTime: .milliseconds(detectionMilliseconds),
                                                            restorationTime: .milliseconds(restorationMilliseconds), action: action)
         let watchdog = PFCStormWatchdog(configuration: configuration, actionHook: { event in
@@ -102,7 +108,8 @@ struct Watch: ParsableCommand {
         if let server { logger.info("serving Prometheus metrics on http://\(server.host):\(server.port)/metrics") }
 
         let terminal = isatty(STDOUT_FILENO) == 1 && !json && !once && server == nil
-        let polls = count ?? (once ? (recordedOnly ? Int.max : 2) : Int.max)
+        // --once on live counters takes two readings, so the one shown has rates.
+        let polls = count ?? (once && !recordedOnly ? 2 : Int.max)
         var done = 0
         while done < polls {
             let report = try failing { () throws(MonitorError) in try monitor.poll() }
@@ -110,25 +117,30 @@ struct Watch: ParsableCommand {
             alerts.log(report)
             exporter?.update(with: report, deadlockCheck: routing)
             let finished = recordedOnly && !monitor.hasMore
-            let showThisOne = !once || done == polls || finished
-            if showThisOne && server == nil {
-                if json {
-                    print(ReportJSON.line(report))
-                } else if terminal {
-                    // Repaint in place: home, each line cleared to its end, then the rest of the screen.
-                    let table = ReportTable.render(report, width: terminalWidth(), deadlockCheck: routing)
-                    print("\u{1B}[H" + table.split(separator: "\n", omittingEmptySubsequences: false).map { $0 + "\u{1B}[K" }.joined(separator: "\n") + "\u{1B}[J", terminator: "\n")
-                } else if once || finished || !recordedOnly || !json {
-                    print(ReportTable.render(report, width: 1000, deadlockCheck: routing) + "\n")
-                }
-                fflush(nil)
+            if server == nil, !once || done == polls || finished {
+                show(report, routing: routing, terminal: terminal)
             }
             if finished {
-                if server != nil { logger.info("snapshot replayed to its end; serving the last state until stopped") ; while true { sleep(3600) } }
-                break
+                guard server != nil else { break }
+                logger.info("snapshot replayed to its end; serving the last state until stopped")
+                while true { sleep(3600) }
             }
-            if done < polls && !recordedOnly || (recordedOnly && server != nil) { Thread.sleep(forTimeInterval: interval) }
+            // A recorded file printed to a pipe is replayed at once; anything watched or scraped is paced.
+            if done < polls, !recordedOnly || terminal || server != nil { Thread.sleep(forTimeInterval: interval) }
         }
+    }
+
+    func show(_ report: MonitorReport, routing: CyclicDependencyCheck.Report?, terminal: Bool) {
+        if json {
+            print(ReportJSON.line(report))
+        } else if terminal {
+            // Repaint in place: home, each line cleared to its end, then the rest of the screen.
+            let table = ReportTable.render(report, width: terminalWidth(), deadlockCheck: routing)
+            print("\u{1B}[H" + table.split(separator: "\n", omittingEmptySubsequences: false).map { $0 + "\u{1B}[K" }.joined(separator: "\n") + "\u{1B}[J")
+        } else {
+            print(ReportTable.render(report, width: 1000, deadlockCheck: routing) + "\n")
+        }
+        fflush(nil)
     }
 
     func terminalWidth() -> Int {
