@@ -48,6 +48,9 @@ struct Run: ParsableCommand {
     @Option(help: "Write the per-port pause state as an rdma-monitor snapshot file (every 10th sample).")
     var monitorSnapshot: String?
 
+    @Option(help: ArgumentHelp("The seed paper's NIC pause storm: HOST pauses its switch for good from MICROSECONDS on.", valueName: "host:microseconds"))
+    var pauseStorm: String?
+
     func run() throws {
         let data: Data
         do {
@@ -67,6 +70,13 @@ struct Run: ParsableCommand {
             loaded.duration = .roundedMicroseconds(durationMilliseconds * 1000)
         }
         var simulator = FabricSimulator(scenario: loaded)
+        if let pauseStorm {
+            let parts = pauseStorm.split(separator: ":")
+            guard parts.count == 2, let host = loaded.nodeIndex(named: String(parts[0])), let start = Double(parts[1]), start >= 0,
+                  simulator.injectPauseStorm(fromHost: host, at: .roundedMicroseconds(start)) else {
+                throw ValidationError("--pause-storm expects HOST:MICROSECONDS with a host linked to a switch, got \(pauseStorm)")
+            }
+        }
         let started = ContinuousClock.now
         let result = simulator.run()
         let wall = ContinuousClock.now - started

@@ -46,4 +46,38 @@ import Testing
         #expect(reports.count > 10)
         #expect(reports.allSatisfy { $0.deadlocks.isEmpty && $0.stormEvents.isEmpty && $0.stormingQueues.isEmpty })
     }
+
+    /// PFC alone (senders at line rate), so the ToR's buffers fill within the short run and
+    /// the pauses visibly reach every sender; with DCQCN the senders are slow enough after the
+    /// incast's first burst that 3 ms do not fill 500 KB per ingress port.
+    @Test func aNICPauseStormIsDetectedOnTheNICAndTheSwitchQueueAndSpreadsUpstream() throws {
+        var incast = try Self.scenario("incast-16to1")
+        incast.duration = .microseconds(3000)
+        incast.dcqcnEnabled = false
+        var simulator = FabricSimulator(scenario: incast)
+        #expect(simulator.injectPauseStorm(fromHost: try #require(incast.nodeIndex(named: "R")), at: .microseconds(500)))
+        let (reports, _) = try Self.monitor(simulator.run(), stride: 10, detection: MonitorTime(nanoseconds: 500_000))
+        let detected = reports.flatMap(\.stormEvents).filter { $0.kind == .stormDetected }
+        let nic = try #require(detected.first { $0.queue.role == .nicTransmitter }, "the storming NIC was not named")
+        #expect(nic.queue.port == PortKey(node: "R", device: "S1"))
+        #expect(nic.time <= MonitorTime(nanoseconds: 1_100_000))       // within the 500 µs window (+ one 100 µs sample)
+        let switchQueue = try #require(detected.first { $0.queue.role == .switchQueue })
+        #expect(switchQueue.queue.port == PortKey(node: "S1", device: "R"))
+        // The pauses spread upstream: the senders are held by S1 by the end.
+        let last = try #require(reports.last)
+        let pausedSenders = PauseFlag.flags(in: last).filter { $0.active && $0.direction == .receive && $0.port.node.hasPrefix("H") }
+        #expect(pausedSenders.count == 16)
+        #expect(reports.allSatisfy { $0.deadlocks.isEmpty })
+    }
+
+    @Test func theNICWatchdogEndsTheStormAndTheMonitorSeesItRestored() throws {
+        var incast = try Self.scenario("incast-16to1")
+        incast.duration = .microseconds(4000)
+        var simulator = FabricSimulator(scenario: incast)
+        simulator.injectPauseStorm(fromHost: try #require(incast.nodeIndex(named: "R")), at: .microseconds(500), nicWatchdog: .microseconds(1000))
+        let (reports, _) = try Self.monitor(simulator.run(), stride: 10, detection: MonitorTime(nanoseconds: 500_000))
+        let events = reports.flatMap(\.stormEvents).filter { $0.queue.port == PortKey(node: "R", device: "S1") }
+        #expect(events.map(\.kind) == [.stormDetected, .stormRestored])
+        #expect(try #require(reports.last).stormingQueues.isEmpty)
+    }
 }

@@ -140,8 +140,9 @@ public struct PFCStormWatchdog {
             return activity.frames != nil || activity.pausedShare != nil ? .clear : .unknown
         }
         if let priority {
-            // Agreement from queue counters where the source has them: packets waiting, none sent.
-            let waiting = interval.gauges["tx_prio\(priority)_queue_bytes"].map { $0 > 0 }
+            // Agreement from queue counters where the source has them: a switch queue holding
+            // packets and sending none; a NIC whose receive pipeline takes in nothing.
+            let waiting = role == .switchQueue ? interval.gauges["tx_prio\(priority)_queue_bytes"].map { $0 > 0 } : nil
             let progress = role == .switchQueue ? interval.deltas["tx_prio\(priority)_packets"] : interval.deltas["rx_prio\(priority)_packets"]
             if waiting == false || (progress ?? 0) > 0 { return .paused }
             if let share = activity.pausedShare { return share >= configuration.fullyPausedShare ? .stormy : .paused }
