@@ -25,11 +25,12 @@ extension SimulationResult {
         var pausedMicroseconds = Array(repeating: 0.0, count: ports.count)
         var samples: [String] = []
         var previousTime = 0.0
+        let step = max(stride, 1)
         for sample in timeSeries.times.indices {
             let time = Double(timeSeries.times[sample].rawValue)
             for port in ports.indices where timeSeries.paused[port][sample] { pausedMicroseconds[port] += (time - previousTime) / 1000 }
             previousTime = time
-            guard sample % max(stride, 1) == stride - 1 || sample == timeSeries.times.count - 1 else { continue }
+            guard sample % step == step - 1 || sample == timeSeries.times.count - 1 else { continue }
             let entries = ports.indices.map { index -> String in
                 let port = ports[index], peer = peerPort[index]
                 let rxPaused = timeSeries.paused[index][sample]
