@@ -99,6 +99,11 @@ struct SwitchQueueFeed {
         let events = watchdog.observe(feed.step(milliseconds: 100, pausedShare: 1, frames: 800))
         #expect(events.map(\.kind) == [.stormDetected])
         #expect(events.first?.queue.role == .nicTransmitter)
+        // A receiver NIC has nothing in its own egress queue: that must not veto the storm.
+        var receiver = PFCStormWatchdog(configuration: .init(detectionTime: .milliseconds(100)))
+        var receiverFeed = SwitchQueueFeed(kind: .ethernet, direction: "tx")
+        _ = receiverFeed.step(milliseconds: 0, pausedShare: 0, frames: 0, queueBytes: 0)
+        #expect(receiver.observe(receiverFeed.step(milliseconds: 100, pausedShare: 1, frames: 800, queueBytes: 0)).map(\.kind) == [.stormDetected])
         // The NIC's own storm-prevention counter raises an event at once.
         let before = port("eth0", kind: .ethernet, ["tx_pause_storm_error_events": 0])
         let after = port("eth0", kind: .ethernet, ["tx_pause_storm_error_events": 1])

@@ -80,4 +80,13 @@ import Testing
         #expect(events.map(\.kind) == [.stormDetected, .stormRestored])
         #expect(try #require(reports.last).stormingQueues.isEmpty)
     }
+
+    @Test func theExportKeepsEverySampleForAStrideBelowOneAndEveryNthOtherwise() throws {
+        var simulator = FabricSimulator(scenario: .incast(senderCount: 2, duration: .microseconds(200)))
+        let result = simulator.run()
+        let samples = result.timeSeries.times.count
+        #expect(try SnapshotFile.decode(Data(result.monitorSnapshotJSON(stride: 0).utf8)).samples.count == samples)
+        #expect(try SnapshotFile.decode(Data(result.monitorSnapshotJSON(stride: 1).utf8)).samples.count == samples)
+        #expect(try SnapshotFile.decode(Data(result.monitorSnapshotJSON(stride: 10).utf8)).samples.count == (samples + 9) / 10)
+    }
 }
