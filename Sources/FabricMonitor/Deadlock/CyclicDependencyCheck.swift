@@ -26,12 +26,10 @@ public struct CyclicDependencyCheck: Sendable {
 
     public func run() -> Report {
         let count = graph.directedLinkCount
-        let successor: (Int, inout Int) -> Int? = { graph.successor(of: $0, cursor: &$1) }
-        let components = StronglyConnectedComponents.cyclic(
-            vertexCount: count, vertices: (0..<count).lazy.filter { graph.isBuffer($0) }, successor: successor)
+        let components = StronglyConnectedComponents.cyclic(graph, vertexCount: count, vertices: (0..<count).lazy.filter { graph.isBuffer($0) })
         let priority = graph.topology.losslessPriorities.first ?? 3
         let cycles = components.map { component in
-            StronglyConnectedComponents.shortestCycle(through: component[0], members: Set(component), successor: successor)
+            StronglyConnectedComponents.shortestCycle(graph, through: component[0], members: Set(component))
                 .map { graph.buffer($0, priority: priority) }
         }
         return Report(buffers: (0..<count).reduce(0) { $0 + (graph.isBuffer($1) ? 1 : 0) },

@@ -18,24 +18,12 @@ public struct DeadlockDetector: Sendable {
         var deadlocks: [Deadlock] = []
         for priority in paused.byPriority.keys.sorted() {
             guard let members = paused.byPriority[priority], !members.isEmpty else { continue }
-            // The subgraph of full buffers, renumbered 0..<n so the search costs what is paused,
-            // not what the fabric has.
-            let buffers = members.filter { graph.isBuffer($0) }.sorted()
-            var local: [Int: Int] = [:]
-            local.reserveCapacity(buffers.count)
-            for (index, buffer) in buffers.enumerated() { local[buffer] = index }
-            let successor: (Int, inout Int) -> Int? = { vertex, cursor in
-                while let next = graph.successor(of: buffers[vertex], cursor: &cursor) {
-                    if let index = local[next] { return index }
-                }
-                return nil
-            }
-            let components = StronglyConnectedComponents.cyclic(vertexCount: buffers.count, vertices: 0..<buffers.count, successor: successor)
+            let subgraph = PausedSubgraph(graph: graph, members: members)
+            let components = StronglyConnectedComponents.cyclic(subgraph, vertexCount: subgraph.buffers.count, vertices: subgraph.buffers.indices)
             for component in components {
-                let found = StronglyConnectedComponents.elementaryCycles(of: component, limit: cycleLimitPerComponent,
-                                                                         stepBudget: 1_000_000, successor: successor)
+                let found = StronglyConnectedComponents.elementaryCycles(subgraph, of: component, limit: cycleLimitPerComponent, stepBudget: 1_000_000)
                 for localCycle in found.cycles {
-                    let cycle = localCycle.map { buffers[$0] }
+                    let cycle = localCycle.map { subgraph.buffers[$0] }
                     deadlocks.append(Deadlock(priority: priority, buffers: cycle.map { graph.buffer($0, priority: priority) },
                                               breakPoint: breakPoint(cycle, priority: priority),
                                               componentSize: component.count, listComplete: found.complete))
@@ -70,6 +58,30 @@ public struct DeadlockDetector: Sendable {
                                    fromNode: nodes[graph.source(of: first)].name, ingressPort: graph.arrivalPort(of: first),
                                    toNode: nodes[graph.destination(of: second)].name, egressPort: graph.departurePort(of: second),
                                    priority: priority, reason: chosen.reason)
+    }
+}
+
+/// The subgraph of full buffers, renumbered 0..<n so the search costs what is paused, not
+/// what the fabric has.
+struct PausedSubgraph: SuccessorGraph {
+    let graph: BufferDependencyGraph
+    let buffers: [Int]
+    private let local: [Int: Int]
+
+    init(graph: BufferDependencyGraph, members: Set<Int>) {
+        self.graph = graph
+        buffers = members.filter { graph.isBuffer($0) }.sorted()
+        var local: [Int: Int] = [:]
+        local.reserveCapacity(buffers.count)
+        for (index, buffer) in buffers.enumerated() { local[buffer] = index }
+        self.local = local
+    }
+
+    func successor(of vertex: Int, cursor: inout Int) -> Int? {
+        while let next = graph.successor(of: buffers[vertex], cursor: &cursor) {
+            if let index = local[next] { return index }
+        }
+        return nil
     }
 }
 

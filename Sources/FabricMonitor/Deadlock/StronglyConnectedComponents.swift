@@ -1,9 +1,17 @@
+/// A directed graph walked by cursor: `successor(of:cursor:)` returns the next successor
+/// from `cursor` (start at 0) and advances it, nil when there are no more. Generic rather
+/// than a closure so the 40-million-edge static check is specialised and inlined.
+protocol SuccessorGraph {
+    func successor(of vertex: Int, cursor: inout Int) -> Int?
+}
+
+extension BufferDependencyGraph: SuccessorGraph {}
+
 /// Tarjan's algorithm, iterative (a recursive one overflows the stack on a 700,000-vertex
 /// fabric), over a graph given by a successor cursor. Returns only the components that can
 /// hold a cycle: more than one vertex, or one vertex with an edge to itself.
 enum StronglyConnectedComponents {
-    static func cyclic(vertexCount: Int, vertices: some Sequence<Int>,
-                       successor: (Int, inout Int) -> Int?) -> [[Int]] {
+    static func cyclic<Graph: SuccessorGraph>(_ graph: Graph, vertexCount: Int, vertices: some Sequence<Int>) -> [[Int]] {
         let unvisited: Int32 = -1
         var index = [Int32](repeating: unvisited, count: vertexCount)
         var lowLink = [Int32](repeating: 0, count: vertexCount)
@@ -21,7 +29,7 @@ enum StronglyConnectedComponents {
                 let top = frames.count - 1
                 let vertex = frames[top].vertex
                 var cursor = frames[top].cursor
-                let next = successor(vertex, &cursor)
+                let next = graph.successor(of: vertex, cursor: &cursor)
                 frames[top].cursor = cursor
                 if let next {
                     if index[next] == unvisited {
@@ -43,27 +51,27 @@ enum StronglyConnectedComponents {
                     component.append(member)
                     if member == vertex { break }
                 }
-                if component.count > 1 || hasSelfLoop(vertex, successor) { components.append(component.sorted()) }
+                if component.count > 1 || hasSelfLoop(vertex, graph) { components.append(component.sorted()) }
             }
         }
         return components
     }
 
-    private static func hasSelfLoop(_ vertex: Int, _ successor: (Int, inout Int) -> Int?) -> Bool {
+    private static func hasSelfLoop<Graph: SuccessorGraph>(_ vertex: Int, _ graph: Graph) -> Bool {
         var cursor = 0
-        while let next = successor(vertex, &cursor) { if next == vertex { return true } }
+        while let next = graph.successor(of: vertex, cursor: &cursor) { if next == vertex { return true } }
         return false
     }
 
     /// A shortest cycle through `start` inside `members` (breadth-first), in edge order.
-    static func shortestCycle(through start: Int, members: Set<Int>, successor: (Int, inout Int) -> Int?) -> [Int] {
+    static func shortestCycle<Graph: SuccessorGraph>(_ graph: Graph, through start: Int, members: Set<Int>) -> [Int] {
         var previous: [Int: Int] = [:]
         var frontier = [start]
         while !frontier.isEmpty {
             var nextFrontier: [Int] = []
             for vertex in frontier {
                 var cursor = 0
-                while let next = successor(vertex, &cursor) {
+                while let next = graph.successor(of: vertex, cursor: &cursor) {
                     guard members.contains(next) else { continue }
                     if next == start {
                         var cycle = [vertex]
@@ -84,8 +92,7 @@ enum StronglyConnectedComponents {
     /// Elementary cycles of one component (each once, starting at its smallest vertex), by
     /// depth-first search from each vertex through larger ones only; stops at `limit` cycles
     /// or `stepBudget` edges looked at, so a dense component cannot run away.
-    static func elementaryCycles(of members: [Int], limit: Int, stepBudget: Int,
-                                 successor: (Int, inout Int) -> Int?) -> (cycles: [[Int]], complete: Bool) {
+    static func elementaryCycles<Graph: SuccessorGraph>(_ graph: Graph, of members: [Int], limit: Int, stepBudget: Int) -> (cycles: [[Int]], complete: Bool) {
         let memberSet = Set(members)
         var cycles: [[Int]] = []
         var steps = 0
@@ -96,7 +103,7 @@ enum StronglyConnectedComponents {
             while !path.isEmpty {
                 let vertex = path[path.count - 1]
                 var cursor = cursors[cursors.count - 1]
-                let next = successor(vertex, &cursor)
+                let next = graph.successor(of: vertex, cursor: &cursor)
                 cursors[cursors.count - 1] = cursor
                 steps += 1
                 if steps > stepBudget || cycles.count >= limit { return (cycles, false) }
