@@ -69,7 +69,7 @@ let package = Package(
         .executableTarget(name: "rdma-pingpong", dependencies: ["RDMAPerf"]),
         .executableTarget(name: "rdma-throughput", dependencies: ["RDMAPerf"]),
         .testTarget(name: "RDMAPerfTests", dependencies: ["RDMAPerf"]),
-    
+
         // MARK: fabric monitor (issue 15)
         // FabricMonitor is the analysis (sources, rates, watchdog, deadlocks) and stays free of
         // server packages; FabricMonitorExporter adds Prometheus, the HTTP server and logging.

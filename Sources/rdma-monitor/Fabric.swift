@@ -1,9 +1,7 @@
 import ArgumentParser
 import FabricMonitor
+import FabricMonitorExporter
 import Foundation
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
 
 struct Fabric: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -43,8 +41,9 @@ struct Fabric: ParsableCommand {
         }
         let flags: [PauseFlag]
         if let prometheusURL {
-            let body = try query(prometheusURL)
-            flags = try failing { () throws(MonitorError) in try FleetView.pauseFlags(prometheusResponse: body) }
+            flags = try failing { () throws(MonitorError) in
+                try FleetView.pauseFlags(prometheusResponse: try PrometheusQuery(baseURL: prometheusURL).instant("rdma_monitor_pause_active"))
+            }
         } else {
             flags = FleetView.pauseFlags(snapshots: files)
         }
@@ -72,55 +71,5 @@ struct Fabric: ParsableCommand {
             print(result.deadlocks.isEmpty ? "PFC deadlocks: none" : result.deadlocks.map { "DEADLOCK \($0)" }.joined(separator: "\n"))
         }
         if !result.deadlocks.isEmpty { throw ExitCode(3) }
-    }
-
-    /// GET <url>/api/v1/query?query=rdma_monitor_pause_active, bounded to 10 s.
-    func query(_ base: String) throws -> Data {
-        let trimmed = base.hasSuffix("/") ? String(base.dropLast()) : base
-        guard let url = URL(string: "\(trimmed)/api/v1/query?query=rdma_monitor_pause_active"), url.scheme == "http" || url.scheme == "https" else {
-            throw ValidationErrorLine(message: "--prometheus-url \(base): expected http://HOST:PORT")
-        }
-        var request = URLRequest(url: url)
-        request.timeoutInterval = 10
-        final class Outcome: @unchecked Sendable { var data: Data?; var error: String? }
-        let outcome = Outcome()
-        let done = DispatchSemaphore(value: 0)
-        URLSession.shared.dataTask(with: request) { data, response, error in
-            if let error { outcome.error = error.localizedDescription }
-            else if let http = response as? HTTPURLResponse, http.statusCode != 200 { outcome.error = "HTTP \(http.statusCode)"; outcome.data = data }
-            else { outcome.data = data }
-            done.signal()
-        }.resume()
-        guard done.wait(timeout: .now() + 15) == .success else { throw ValidationErrorLine(message: "Prometheus at \(base): no answer within 15 s") }
-        if let error = outcome.error { throw ValidationErrorLine(message: "Prometheus at \(base): \(error)") }
-        return outcome.data ?? Data()
-    }
-}
-
-struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Static check: does the routing admit a cyclic buffer dependency?",
-        discussion: "Exit status: 0 free, 3 a cyclic buffer dependency exists, 1 error.\nExample: rdma-monitor check scenarios-topology.json"
-    )
-
-    @Argument(help: ArgumentHelp("A topology file, or a snapshot file carrying one.", valueName: "file"))
-    var file: String
-
-    func run() throws {
-        let topology = try failing { () throws(MonitorError) -> FabricTopology in
-            let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
-            guard text.contains(SnapshotFile.formatName) else { return try FabricTopology.load(path: file) }
-            guard let topology = try SnapshotFile.load(path: file).topology else {
-                throw MonitorError("snapshot \(file)", "carries no topology; give a topology file")
-            }
-            return topology
-        }
-        let report = CyclicDependencyCheck(topology: topology).run()
-        print("\(report.buffers) buffers per lossless priority (\(topology.losslessPriorities.map(String.init).joined(separator: ","))): " +
-              (report.isFree ? "no cyclic buffer dependency" : "\(report.cycles.count) cyclic buffer dependenc\(report.cycles.count == 1 ? "y" : "ies")"))
-        for (cycle, size) in zip(report.cycles, report.componentSizes) {
-            print("  \(size) buffers wait on each other, e.g. " + cycle.map(\.description).joined(separator: " → "))
-        }
-        if !report.isFree { throw ExitCode(3) }
     }
 }

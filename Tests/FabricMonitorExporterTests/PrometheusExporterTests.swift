@@ -116,6 +116,20 @@ func value(of series: String, in text: String) -> Double? {
     }
 }
 
+@Suite struct PrometheusQueryTests {
+    @Test func refusesWhatIsNotAnHTTPServerAndNamesTheStatus() throws {
+        #expect(throws: MonitorError("Prometheus URL ftp://127.0.0.1:1", "expected http://HOST:PORT")) {
+            _ = try PrometheusQuery(baseURL: "ftp://127.0.0.1:1").instant("up")
+        }
+        // Our own metrics server answers 404 on Prometheus' API path.
+        let server = try MetricsHTTPServer.start(host: "127.0.0.1", port: 0, registry: PrometheusExporter().registry)
+        defer { server.close() }
+        #expect(throws: MonitorError("Prometheus at http://127.0.0.1:\(server.port)/", "HTTP 404")) {
+            _ = try PrometheusQuery(baseURL: "http://127.0.0.1:\(server.port)/").instant("rdma_monitor_pause_active")
+        }
+    }
+}
+
 @Suite struct AlertLogTests {
     final class Recorder: LogHandler, @unchecked Sendable {
         var messages: [(Logger.Level, String)] = []
