@@ -87,3 +87,71 @@ import Testing
         #expect(times == [0, 100_000_000, 200_000_000, 300_000_000, 400_000_000])
     }
 }
+
+/// Hostile input: seeded mutations of valid documents (bytes flipped, cut, duplicated) are
+/// either read or refused with a MonitorError — never a crash. Deterministic: a fixed seed.
+@Suite struct HostileInputTests {
+    struct SplitMix: RandomNumberGenerator {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
+        }
+    }
+
+    static func mutations(of text: String, count: Int) -> [Data] {
+        var random = SplitMix(state: 42)
+        let original = Array(text.utf8)
+        let alphabet = Array(#"{}[]":,0123456789-.eE truefalsnul\"#.utf8)
+        return (0..<count).map { _ in
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...4, using: &random) {
+                let position = Int.random(in: 0..<bytes.count, using: &random)
+                switch Int.random(in: 0..<4, using: &random) {
+                case 0: bytes[position] = alphabet.randomElement(using: &random)!
+                case 1: bytes.removeSubrange(position..<min(bytes.count, position + Int.random(in: 1...8, using: &random)))
+                case 2: bytes.insert(alphabet.randomElement(using: &random)!, at: position)
+                default: bytes = Array(bytes[..<position])
+                }
+                if bytes.isEmpty { bytes = [UInt8(ascii: "{")] }
+            }
+            return Data(bytes)
+        }
+    }
+
+    @Test func mutatedSnapshotsAreReadOrRefusedNeverACrash() {
+        var refused = 0
+        for data in Self.mutations(of: Fixtures.ringSnapshot(paused: [true, false, true]), count: 3000) {
+            do {
+                let file = try SnapshotFile.decode(data)
+                if let topology = file.topology {
+                    let detector = DeadlockDetector(graph: BufferDependencyGraph(topology: topology))
+                    _ = detector.detect(PausedBuffers(snapshot: file.samples[0], graph: detector.graph))
+                    _ = CyclicDependencyCheck(graph: detector.graph).run()
+                }
+            } catch {
+                refused += 1
+                #expect(!error.description.isEmpty)
+            }
+        }
+        #expect(refused > 1000)      // most mutations break something, and each says what
+    }
+
+    @Test func mutatedPrometheusAnswersAreReadOrRefusedNeverACrash() {
+        let answer = String(decoding: FleetViewTests.response([("S2", "S1", "tx", "1"), ("S3", "S2", "rx", "0")]
+            .map { (node: $0.0, device: $0.1, direction: $0.2, value: $0.3) }), as: UTF8.self)
+        for data in Self.mutations(of: answer, count: 2000) {
+            _ = try? FleetView.pauseFlags(prometheusResponse: data)
+        }
+    }
+}
+
+extension HostileInputTests {
+    @Test func deeplyNestedDocumentsAreRefused() {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        #expect(throws: MonitorError.self) { _ = try SnapshotFile.decode(Data(#"{"format": "rdma-monitor-snapshot/1", "samples": \#(deep)}"#.utf8)) }
+    }
+}
