@@ -105,7 +105,10 @@ struct Watch: ParsableCommand {
             try failing { () throws(MonitorError) in try MetricsHTTPServer.start(host: address.host, port: address.port, registry: exporter!.registry) }
         }
         defer { server?.close() }
-        if let server { logger.info("serving Prometheus metrics on http://\(server.host):\(server.port)/metrics") }
+        if let server {
+            let host = server.host.contains(":") ? "[\(server.host)]" : server.host
+            logger.info("serving Prometheus metrics on http://\(host):\(server.port)/metrics")
+        }
 
         let terminal = isatty(STDOUT_FILENO) == 1 && !json && !once && server == nil
         // --once on live counters takes two readings, so the one shown has rates.
