@@ -93,7 +93,7 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "FabricMonitorTests", dependencies: ["FabricMonitor", "FabricSim"]),
+        .testTarget(name: "FabricMonitorTests", dependencies: ["FabricMonitor", "FabricSim", "Congestion"]),
         .testTarget(name: "FabricMonitorExporterTests", dependencies: ["FabricMonitorExporter"]),
     ]
 )

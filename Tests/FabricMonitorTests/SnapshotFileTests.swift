@@ -1,3 +1,4 @@
+import Congestion
 import Foundation
 import Testing
 @testable import FabricMonitor
@@ -91,19 +92,8 @@ import Testing
 /// Hostile input: seeded mutations of valid documents (bytes flipped, cut, duplicated) are
 /// either read or refused with a MonitorError — never a crash. Deterministic: a fixed seed.
 @Suite struct HostileInputTests {
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     static func mutations(of text: String, count: Int) -> [Data] {
-        var random = SplitMix(state: 42)
+        var random = SplitMix64(seed: 42)
         let original = Array(text.utf8)
         let alphabet = Array(#"{}[]":,0123456789-.eE truefalsnul\"#.utf8)
         return (0..<count).map { _ in
