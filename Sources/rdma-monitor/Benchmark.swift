@@ -20,6 +20,9 @@ struct Benchmark: ParsableCommand {
     @Option(help: "Repetitions (the best is reported).")
     var repetitions = 5
 
+    @Option(help: ArgumentHelp("Also write the fat-tree and its paused buffers as a snapshot file (for `rdma-monitor fabric --snapshot`).", valueName: "file"))
+    var writeSnapshot: String?
+
     func validate() throws {
         guard fatTreeK >= 4, fatTreeK % 2 == 0, fatTreeK <= 128 else { throw ValidationError("--fat-tree-k must be even, 4…128") }
         guard (0...1).contains(pausedShare) else { throw ValidationError("--paused-share must be 0…1") }
@@ -60,6 +63,17 @@ struct Benchmark: ParsableCommand {
         print("  build wait-for graph:   \(ms(build))")
         print("  deadlock detection:     \(ms(detect))  (\(paused.count) paused buffers, \(deadlocks.count) deadlock found: \(deadlocks.first.map { $0.buffers.map(\.node).joined(separator: "→") } ?? "none"))")
         print("  static CBD check:       \(ms(check))  (\(report.cycles.count) cyclic dependenc\(report.cycles.count == 1 ? "y" : "ies"))")
+
+        if let writeSnapshot {
+            // Each paused buffer as its switch port's tx_prio3_paused gauge.
+            let ports = paused.sorted().map { link in
+                PortCounters(key: PortKey(node: topology.nodes[graph.destination(of: link)].name, device: graph.arrivalPort(of: link)),
+                             kind: .switch, counters: [:], gauges: ["tx_prio3_paused": 1])
+            }
+            let text = SnapshotFile(samples: [CounterSnapshot(time: .zero, ports: ports)], topology: topology).encoded()
+            try text.write(toFile: writeSnapshot, atomically: true, encoding: .utf8)
+            print("  wrote \(writeSnapshot) (\(text.utf8.count / 1_000_000) MB)")
+        }
 
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("rdma-monitor-bench-\(getpid())").path
         defer { try? FileManager.default.removeItem(atPath: root) }
