@@ -13,10 +13,15 @@ let package = Package(
         .executable(name: "fabric-sim", targets: ["fabric-sim"]),
         .executable(name: "rdma-pingpong", targets: ["rdma-pingpong"]),
         .executable(name: "rdma-throughput", targets: ["rdma-throughput"]),
+        .library(name: "FabricMonitor", targets: ["FabricMonitor"]),
+        .executable(name: "rdma-monitor", targets: ["rdma-monitor"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift.git", from: "0.2.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // MARK: verbs (issue 2)
@@ -64,5 +69,31 @@ let package = Package(
         .executableTarget(name: "rdma-pingpong", dependencies: ["RDMAPerf"]),
         .executableTarget(name: "rdma-throughput", dependencies: ["RDMAPerf"]),
         .testTarget(name: "RDMAPerfTests", dependencies: ["RDMAPerf"]),
+
+        // MARK: fabric monitor (issue 15)
+        // FabricMonitor is the analysis (sources, rates, watchdog, deadlocks) and stays free of
+        // server packages; FabricMonitorExporter adds Prometheus, the HTTP server and logging.
+        .target(name: "CEthtool"),
+        .target(name: "FabricMonitor", dependencies: ["RDMA", "CEthtool"]),
+        .target(
+            name: "FabricMonitorExporter",
+            dependencies: [
+                "FabricMonitor",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "rdma-monitor",
+            dependencies: [
+                "FabricMonitorExporter",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "FabricMonitorTests", dependencies: ["FabricMonitor", "FabricSim", "Congestion"]),
+        .testTarget(name: "FabricMonitorExporterTests", dependencies: ["FabricMonitorExporter"]),
     ]
 )

@@ -45,6 +45,12 @@ struct Run: ParsableCommand {
     @Flag(help: "Print events processed, wall time and events per second.")
     var stats = false
 
+    @Option(help: "Write the per-port pause state as an rdma-monitor snapshot file (every 10th sample).")
+    var monitorSnapshot: String?
+
+    @Option(help: ArgumentHelp("The seed paper's NIC pause storm: HOST pauses its switch for good from MICROSECONDS on.", valueName: "host:microseconds"))
+    var pauseStorm: String?
+
     func run() throws {
         let data: Data
         do {
@@ -64,6 +70,13 @@ struct Run: ParsableCommand {
             loaded.duration = .roundedMicroseconds(durationMilliseconds * 1000)
         }
         var simulator = FabricSimulator(scenario: loaded)
+        if let pauseStorm {
+            let parts = pauseStorm.split(separator: ":")
+            guard parts.count == 2, let host = loaded.nodeIndex(named: String(parts[0])), let start = Double(parts[1]), start >= 0,
+                  simulator.injectPauseStorm(fromHost: host, at: .roundedMicroseconds(start)) else {
+                throw ValidationError("--pause-storm expects HOST:MICROSECONDS with a host linked to a switch, got \(pauseStorm)")
+            }
+        }
         let started = ContinuousClock.now
         let result = simulator.run()
         let wall = ContinuousClock.now - started
@@ -75,6 +88,11 @@ struct Run: ParsableCommand {
         }
         if let out {
             try write(report, to: out)
+        }
+        if let monitorSnapshot {
+            do { try result.monitorSnapshotJSON(stride: 10).write(toFile: monitorSnapshot, atomically: true, encoding: .utf8) } catch {
+                throw Failure("cannot write \(monitorSnapshot): \(error.localizedDescription)")
+            }
         }
     }
 }
