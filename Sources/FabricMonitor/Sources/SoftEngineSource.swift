@@ -30,12 +30,10 @@ public struct SoftEngineSource: CounterSource {
     }
 }
 
-/// The one place that knows how a `Context` hands out the soft engine's counters (that API
-/// is being reworked; only this function follows it).
+/// The one place that knows how a `Context` hands out the soft engine's counters.
 enum SoftCounterAdapter {
     /// (name, value) pairs, or nil for a context that is not soft or is closed.
     static func namedCounters(of context: Context) -> [(name: String, value: UInt64)]? {
-        guard !context.isClosed, let device = context.softDevice else { return nil }
-        return device.snapshotCounters().named
+        context.softCounters?.named
     }
 }
