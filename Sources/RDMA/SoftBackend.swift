@@ -12,6 +12,7 @@ import Synchronization
 public typealias SoftDeviceConfiguration = SoftRoCE.SoftDeviceConfiguration
 public typealias SoftFaultInjection = SoftRoCE.SoftFaultInjection
 public typealias SoftCounters = SoftRoCE.SoftCounters
+public typealias ICRCVerification = SoftRoCE.ICRCVerification
 
 extension RDMAError {
     init(soft error: SoftRoCEError) {

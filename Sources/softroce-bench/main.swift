@@ -14,6 +14,8 @@ let clientDone = Flag()
 
 let iterations = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 20_000 : 20_000
 let warmup = 2_000
+/// SOFTROCE_ICRC: automatic (default), strict, assume-id0 or off.
+let icrcMode = getenv("SOFTROCE_ICRC").flatMap { ICRCVerification(rawValue: String(cString: $0)) } ?? .automatic
 
 typealias Counter = @convention(c) () -> UInt64
 let mallocCounter: Counter? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_count_total").map { unsafeBitCast($0, to: Counter.self) }
@@ -31,7 +33,7 @@ final class Side: @unchecked Sendable {
     let pair: QueuePair
     let region: MemoryRegion
     init(address: String, port: UInt16) throws {
-        context = try Context(soft: SoftDeviceConfiguration(address: address, port: port))
+        context = try Context(soft: SoftDeviceConfiguration(address: address, port: port, icrc: icrcMode))
         domain = try ProtectionDomain(context: context)
         queue = try CompletionQueue(context: context, minimumEntries: 256)
         pair = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queue, receiveCompletionQueue: queue,
