@@ -13,6 +13,7 @@ public typealias SoftDeviceConfiguration = SoftRoCE.SoftDeviceConfiguration
 public typealias SoftFaultInjection = SoftRoCE.SoftFaultInjection
 public typealias SoftCounters = SoftRoCE.SoftCounters
 public typealias ICRCVerification = SoftRoCE.ICRCVerification
+public typealias PacketCapture = SoftRoCE.PacketCapture
 
 extension RDMAError {
     init(soft error: SoftRoCEError) {

@@ -40,14 +40,17 @@ public struct SoftDeviceConfiguration: Sendable {
     /// the kernel writes for the engine's socket (IPv4: ID 0 with DF, `IP_PMTUDISC_DO`).
     public var icrc: ICRCVerification
     public var faults: SoftFaultInjection
+    /// Write every datagram sent and received to a pcap file (nil: no capture).
+    public var capture: PacketCapture?
 
     public init(address: String = "127.0.0.1", port: UInt16 = 4791, peerPort: UInt16? = nil, name: String? = nil,
-                icrc: ICRCVerification = .automatic, faults: SoftFaultInjection = .none) {
+                icrc: ICRCVerification = .automatic, faults: SoftFaultInjection = .none, capture: PacketCapture? = nil) {
         self.address = address
         self.port = port
         self.peerPort = peerPort
         self.name = name
         self.icrc = icrc
+        self.capture = capture
         self.faults = faults
     }
 }

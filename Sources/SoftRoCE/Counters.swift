@@ -38,6 +38,7 @@ public struct SoftCounters: Sendable, Equatable {
     public var sendRefused: UInt64 = 0              // soft_send_econnrefused
     public var sendFailed: UInt64 = 0               // soft_send_err: any other send failure
     public var receiveErrors: UInt64 = 0            // soft_recv_err: a receive call failed
+    public var captureDropped: UInt64 = 0           // soft_pcap_dropped: not written, the capture was full
 
     public init() {}
 
@@ -58,6 +59,6 @@ public struct SoftCounters: Sendable, Equatable {
          ("soft_bad_src_addr", unexpectedSource), ("soft_stale_response", staleResponses),
          ("soft_read_replay_refused", refusedReadReplays), ("soft_send_eagain", sendWouldBlock),
          ("soft_send_enobufs", sendNoBuffers), ("soft_send_econnrefused", sendRefused),
-         ("soft_send_err", sendFailed), ("soft_recv_err", receiveErrors)]
+         ("soft_send_err", sendFailed), ("soft_recv_err", receiveErrors), ("soft_pcap_dropped", captureDropped)]
     }
 }

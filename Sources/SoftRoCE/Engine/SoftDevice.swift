@@ -33,8 +33,9 @@ package final class SoftDevice: @unchecked Sendable {
     var counters = SoftCounters()
     let lock: UnsafeMutablePointer<pthread_mutex_t>
 
-    /// The socket (or in-memory) wire, and what is sent through: itself, or a fault injector
-    /// around it while faults are configured.
+    /// The socket (or in-memory) wire — wrapped in a `CapturingWire` when capturing — and
+    /// what is sent through: itself, or a fault injector around it while faults are
+    /// configured (so a capture shows what really left: no drops, corruptions visible).
     let baseWire: any Wire
     var wire: any Wire
     /// Injections of fault wires that were replaced (`setFaults`), so counters never go back.
@@ -75,7 +76,10 @@ package final class SoftDevice: @unchecked Sendable {
         case .automatic: .ifPermitted
         case .assumeZeroIdentification, .off: .never
         }
-        let wire = try UDPWire(address: address, port: configuration.port, rawReceive: rawReceive)
+        var wire: any Wire = try UDPWire(address: address, port: configuration.port, rawReceive: rawReceive)
+        if let capture = configuration.capture {
+            do { wire = try CapturingWire(wrapping: wire, capture: capture) } catch { wire.close(); throw error }
+        }
         self.init(wire: wire, configuration: configuration)
     }
 
@@ -132,6 +136,7 @@ package final class SoftDevice: @unchecked Sendable {
             snapshot.injectedReorders = tally.reorders
             snapshot.injectedCorruptions = tally.corruptions
             snapshot.injectedDelays = tally.delays
+            snapshot.captureDropped = (baseWire as? CapturingWire)?.droppedRecords ?? 0
             return snapshot
         }
     }

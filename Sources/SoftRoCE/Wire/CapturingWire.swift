@@ -1,0 +1,169 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Where and how much a soft device captures: every datagram it sends and receives, as a
+/// pcap file (link type raw IP) with the real IP and UDP headers around each RoCEv2 packet,
+/// so Wireshark and tshark decode it as RoCE (UDP 4791).
+///
+/// ```swift
+/// var configuration = SoftDeviceConfiguration(address: "127.0.0.2")
+/// configuration.capture = PacketCapture(path: "/tmp/engine.pcap")   // tshark -r /tmp/engine.pcap
+/// ```
+public struct PacketCapture: Sendable, Equatable {
+    public var path: String
+    /// The file stops growing at this size: the first packets are kept, later ones are
+    /// counted (`soft_pcap_dropped`), not written. Default 64 MiB.
+    public var maxBytes: Int
+    public init(path: String, maxBytes: Int = 64 << 20) {
+        self.path = path
+        self.maxBytes = maxBytes
+    }
+}
+
+/// A wire that writes what another wire sends and receives to a pcap file (`PacketCapture`).
+/// Records are built in a preallocated buffer and written with `write(2)` when it fills and
+/// on close: nothing is allocated per packet. Timestamps are CLOCK_REALTIME.
+package final class CapturingWire: Wire {
+    package let inner: any Wire
+    private var descriptor: Int32
+    private let limit: Int
+    private var written = 0
+    package private(set) var droppedRecords: UInt64 = 0
+    private let buffer: UnsafeMutableRawPointer
+    private static let bufferSize = 1 << 20
+    private var buffered = 0
+
+    /// Creates (truncates) the file and writes the pcap global header.
+    package init(wrapping inner: any Wire, capture: PacketCapture) throws(SoftRoCEError) {
+        self.inner = inner
+        limit = max(capture.maxBytes, 24)
+        let fd = open(capture.path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw SoftRoCEError("open \(capture.path)", errno: errno, "cannot create the packet capture file") }
+        descriptor = fd
+        buffer = .allocate(byteCount: Self.bufferSize, alignment: 16)
+        // pcap global header: magic, version 2.4, zone 0, sigfigs 0, snaplen, LINKTYPE_RAW (101).
+        let header: [UInt32] = [0xA1B2_C3D4, 0x0004_0002, 0, 0, 65535, 101]
+        header.withUnsafeBytes { bytes in
+            // The version is two 16-bit fields (major 2, minor 4) in host order.
+            buffer.copyMemory(from: bytes.baseAddress!, byteCount: 24)
+            buffer.storeBytes(of: UInt16(2), toByteOffset: 4, as: UInt16.self)
+            buffer.storeBytes(of: UInt16(4), toByteOffset: 6, as: UInt16.self)
+        }
+        buffered = 24
+        written = 24
+    }
+
+    deinit {
+        close()
+        buffer.deallocate()
+    }
+
+    package var local: WireEndpoint { inner.local }
+    package var pollDescriptor: Int32? { inner.pollDescriptor }
+    package var deliversRealHeaders: Bool { inner.deliversRealHeaders }
+    package func service(now: UInt64) { inner.service(now: now) }
+
+    package func send(_ datagram: UnsafeRawBufferPointer, to destination: WireEndpoint) -> WireSendResult {
+        let result = inner.send(datagram, to: destination)
+        if result == .sent { record(datagram, from: local, to: destination, ipv4: .softSender) }
+        return result
+    }
+
+    package func receive(into batch: ReceiveBatch) {
+        inner.receive(into: batch)
+        for index in 0..<batch.count {
+            record(batch.datagram(index), from: batch.source(index), to: local, ipv4: batch.ipv4Header(index))
+        }
+    }
+
+    /// Flushes and closes the file. Idempotent.
+    package func close() {
+        inner.close()
+        guard descriptor >= 0 else { return }
+        flush()
+        _ = Glibc.close(descriptor)
+        descriptor = -1
+    }
+
+    private func flush() {
+        var offset = 0
+        while offset < buffered {
+            let result = write(descriptor, buffer + offset, buffered - offset)
+            if result <= 0 { break }   // a full disk loses the tail of the capture, never the engine
+            offset += result
+        }
+        buffered = 0
+    }
+
+    /// One pcap record: timestamp, lengths, then an IPv4 or IPv6 header, a UDP header and
+    /// the RoCEv2 datagram.
+    private func record(_ datagram: UnsafeRawBufferPointer, from source: WireEndpoint, to destination: WireEndpoint, ipv4: IPv4HeaderFields) {
+        guard descriptor >= 0 else { return }
+        let ipHeaderLength: Int
+        switch source.address {
+        case .ipv4: ipHeaderLength = 20
+        case .ipv6: ipHeaderLength = 40
+        }
+        let packetLength = ipHeaderLength + 8 + datagram.count
+        let recordLength = 16 + packetLength
+        guard written + recordLength <= limit, recordLength <= Self.bufferSize else { droppedRecords += 1; return }
+        if buffered + recordLength > Self.bufferSize { flush() }
+        var time = timespec()
+        clock_gettime(CLOCK_REALTIME, &time)
+        let out = buffer + buffered
+        out.storeBytes(of: UInt32(truncatingIfNeeded: time.tv_sec), as: UInt32.self)
+        out.storeBytes(of: UInt32(truncatingIfNeeded: time.tv_nsec / 1000), toByteOffset: 4, as: UInt32.self)
+        out.storeBytes(of: UInt32(packetLength), toByteOffset: 8, as: UInt32.self)
+        out.storeBytes(of: UInt32(packetLength), toByteOffset: 12, as: UInt32.self)
+        let ip = out + 16
+        switch (source.address, destination.address) {
+        case (.ipv4(let from), .ipv4(let to)):
+            Self.writeIPv4Header(ip, totalLength: packetLength, fields: ipv4, source: from, destination: to)
+        default:
+            Self.writeIPv6Header(ip, payloadLength: 8 + datagram.count, source: source.address, destination: destination.address)
+        }
+        let udp = ip + ipHeaderLength
+        udp.storeBytes(of: source.port.bigEndian, as: UInt16.self)
+        udp.storeBytes(of: destination.port.bigEndian, toByteOffset: 2, as: UInt16.self)
+        udp.storeBytes(of: UInt16(8 + datagram.count).bigEndian, toByteOffset: 4, as: UInt16.self)
+        udp.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)   // no UDP checksum, as rxe sends on IPv4
+        if let bytes = datagram.baseAddress { (udp + 8).copyMemory(from: bytes, byteCount: datagram.count) }
+        buffered += recordLength
+        written += recordLength
+    }
+
+    private static func writeIPv4Header(_ ip: UnsafeMutableRawPointer, totalLength: Int, fields: IPv4HeaderFields, source: UInt32, destination: UInt32) {
+        var sum: UInt32 = 0
+        func put(_ word: UInt16, at offset: Int) {
+            ip.storeBytes(of: word.bigEndian, toByteOffset: offset, as: UInt16.self)
+            sum += UInt32(word)
+        }
+        put(0x4500, at: 0)                                   // version 4, 20 bytes, TOS 0
+        put(UInt16(totalLength), at: 2)
+        put(fields.identification, at: 4)
+        put(fields.flagsAndFragmentOffset, at: 6)
+        put(0x4011, at: 8)                                   // TTL 64, UDP
+        put(0, at: 10)
+        put(UInt16(source >> 16), at: 12)
+        put(UInt16(source & 0xFFFF), at: 14)
+        put(UInt16(destination >> 16), at: 16)
+        put(UInt16(destination & 0xFFFF), at: 18)
+        while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+        ip.storeBytes(of: (~UInt16(sum)).bigEndian, toByteOffset: 10, as: UInt16.self)
+    }
+
+    private static func writeIPv6Header(_ ip: UnsafeMutableRawPointer, payloadLength: Int, source: SoftAddress, destination: SoftAddress) {
+        ip.storeBytes(of: UInt32(0x6000_0000).bigEndian, as: UInt32.self)
+        ip.storeBytes(of: UInt16(payloadLength).bigEndian, toByteOffset: 4, as: UInt16.self)
+        ip.storeBytes(of: UInt8(17), toByteOffset: 6, as: UInt8.self)
+        ip.storeBytes(of: UInt8(64), toByteOffset: 7, as: UInt8.self)
+        let from = source.ipv6Value, to = destination.ipv6Value
+        ip.storeBytes(of: from.high.bigEndian, toByteOffset: 8, as: UInt64.self)
+        ip.storeBytes(of: from.low.bigEndian, toByteOffset: 16, as: UInt64.self)
+        ip.storeBytes(of: to.high.bigEndian, toByteOffset: 24, as: UInt64.self)
+        ip.storeBytes(of: to.low.bigEndian, toByteOffset: 32, as: UInt64.self)
+    }
+}
