@@ -52,9 +52,9 @@ package final class SoftCompletionChannel: @unchecked Sendable {
 package final class SoftCompletionQueue: @unchecked Sendable {
     package let capacity: Int
     private let ring: UnsafeMutablePointer<SoftCompletion>
-    private var head = 0
-    private(set) var count = 0
-    var armed = false
+    @exclusivity(unchecked) private var head = 0
+    @exclusivity(unchecked) private(set) var count = 0
+    @exclusivity(unchecked) var armed = false
     var solicitedOnly = false
     package let channel: SoftCompletionChannel?
     /// Free for the owner (the RDMA module keeps its CompletionQueue here, like cq_context).

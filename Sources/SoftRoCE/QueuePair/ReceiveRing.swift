@@ -13,10 +13,10 @@ final class ReceiveRing {
     let maxScatterGather: Int
     private let slots: UnsafeMutablePointer<Slot>
     private let elements: UnsafeMutablePointer<SoftScatterGather>
-    private var head = 0
-    private(set) var count = 0
+    @exclusivity(unchecked) private var head = 0
+    @exclusivity(unchecked) private(set) var count = 0
     /// Receives taken by a responder and not yet completed.
-    private(set) var inUse = 0
+    @exclusivity(unchecked) private(set) var inUse = 0
 
     init(capacity: Int, maxScatterGather: Int) {
         self.capacity = max(capacity, 1)

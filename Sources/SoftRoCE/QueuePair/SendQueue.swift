@@ -28,8 +28,8 @@ final class SendQueue {
     private let entries: UnsafeMutablePointer<Entry>
     private let elements: UnsafeMutablePointer<SoftScatterGather>
     private let inlineBytes: UnsafeMutableRawPointer
-    var head = 0
-    var tail = 0
+    @exclusivity(unchecked) var head = 0
+    @exclusivity(unchecked) var tail = 0
 
     init(capacity: Int, maxScatterGather: Int, maxInline: Int) {
         self.capacity = max(capacity, 1)

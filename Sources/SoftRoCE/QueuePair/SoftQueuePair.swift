@@ -15,14 +15,14 @@ package final class SoftQueuePair: @unchecked Sendable {
     let sharedReceiveQueue: SoftSharedReceiveQueue?
     let signalAll: Bool
 
-    package internal(set) var state: SoftQueuePairState = .reset
-    var access: SoftAccess = []
-    var qkey: UInt32 = 0
-    var mtu = 1024
+    @exclusivity(unchecked) package internal(set) var state: SoftQueuePairState = .reset
+    @exclusivity(unchecked) var access: SoftAccess = []
+    @exclusivity(unchecked) var qkey: UInt32 = 0
+    @exclusivity(unchecked) var mtu = 1024
     /// The connected peer (RC): where requests and responses go, and the only source an RC
     /// packet is accepted from.
-    var peer: WireEndpoint?
-    var destinationQueuePair: QueuePairNumber = .generalServices
+    @exclusivity(unchecked) var peer: WireEndpoint?
+    @exclusivity(unchecked) var destinationQueuePair: QueuePairNumber = .generalServices
     var minRNRTimer: UInt8 = 0
     var timeoutCode: UInt8 = 14
     var retryCount: UInt8 = 7
@@ -33,9 +33,9 @@ package final class SoftQueuePair: @unchecked Sendable {
     /// The scatter list of `responder.activeReceive` (copied out of its ring).
     let activeReceiveElements: UnsafeMutablePointer<SoftScatterGather>
 
-    var requester = RequesterState()
-    var completer = CompleterState()
-    var responder = ResponderState()
+    @exclusivity(unchecked) var requester = RequesterState()
+    @exclusivity(unchecked) var completer = CompleterState()
+    @exclusivity(unchecked) var responder = ResponderState()
 
     init(number: QueuePairNumber, type: SoftQueuePairType, domain: UInt32, sendQueue: SoftCompletionQueue,
          receiveQueue: SoftCompletionQueue, sharedReceiveQueue: SoftSharedReceiveQueue?, signalAll: Bool,

@@ -63,9 +63,9 @@ package final class ReceiveBatch {
     private let offsets: UnsafeMutablePointer<Int>
     private let headers: UnsafeMutablePointer<IPv4HeaderFields>
     /// How many datagrams the last receive returned.
-    package internal(set) var count = 0
+    @exclusivity(unchecked) package internal(set) var count = 0
     /// The errno of a receive failure other than "nothing waiting" (0 when none).
-    package var error: Int32 = 0
+    @exclusivity(unchecked) package var error: Int32 = 0
 
     package init(capacity: Int = 64, bufferSize: Int = 4096 + 512) {
         self.capacity = capacity
