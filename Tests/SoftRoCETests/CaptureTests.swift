@@ -63,11 +63,11 @@ struct CaptureTests {
         deviceA.close()
         deviceB.close()
 
-        let sentByA = network.log.filter { $0.source == a }.map(Self.summary)
-        let receivedByA = network.log.filter { $0.destination == a }.map(Self.summary)
+        let sentByA = network.log.filter { $0.source.address == a.address }.map(Self.summary)
+        let receivedByA = network.log.filter { $0.destination.address == a.address }.map(Self.summary)
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
-        process.arguments = ["-r", path, "-T", "fields", "-E", "separator=,", "-e", "ip.src", "-e", "infiniband.bth.opcode",
+        process.arguments = ["-r", path, "-T", "fields", "-E", "separator=,", "-e", "udp.srcport", "-e", "ip.src", "-e", "infiniband.bth.opcode",
                              "-e", "infiniband.bth.destqp", "-e", "infiniband.bth.psn", "-e", "data.len"]
         let output = Pipe()
         process.standardOutput = output
@@ -75,22 +75,30 @@ struct CaptureTests {
         try process.run()
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
         process.waitUntilExit()
-        var decodedSent = [Summary](), decodedReceived = [Summary]()
+        var decodedSent = [Summary](), decodedReceived = [Summary](), sourcePortsOfA = Set<UInt16>()
         for line in text.split(separator: "\n") {
-            let fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            var fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            let sourcePort = UInt16(fields.removeFirst())
             guard fields.count == 5, let opcode = UInt8(fields[1]), let qp = UInt32(fields[2].dropFirst(2), radix: 16) ?? UInt32(fields[2]),
                   let psn = UInt32(fields[3]) else {
                 Issue.record("tshark did not decode a packet as RoCE: \(line)")
                 continue
             }
             let summary = Summary(opcode: opcode, destinationQP: qp, psn: psn, payloadLength: Int(fields[4]) ?? 0)
-            if fields[0] == "127.0.0.1" { decodedSent.append(summary) } else { decodedReceived.append(summary) }
+            if fields[0] == "127.0.0.1" {
+                decodedSent.append(summary)
+                sourcePortsOfA.insert(sourcePort ?? 0)
+            } else {
+                decodedReceived.append(summary)
+            }
         }
         #expect(decodedSent.count == 8, "SEND 3 + WRITE 3 + READ 1 + FAA 1")
         #expect(decodedReceived.count >= 4, "ACKs, READ responses, the atomic ACK")
         #expect(decodedSent == sentByA)
         #expect(decodedReceived == receivedByA)
         #expect(decodedSent.map(\.psn).contains(0), "the PSN wrapped from 0xFFFFFF to 0")
+        // rxe's choice of UDP source port: 0xC000 + hash_32(QPN, 14).
+        #expect(sourcePortsOfA == [0xC000 | UInt16((qpA.number &* 0x61C8_8647) >> 18)])
     }
 
     static func summary(_ datagram: InMemoryNetwork.Datagram) -> Summary {

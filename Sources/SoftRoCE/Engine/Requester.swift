@@ -61,7 +61,7 @@ extension SoftDevice {
             }
             if qp.requester.highestPSN.isBefore(qp.requester.nextPSN) { qp.requester.highestPSN = qp.requester.nextPSN }
             if qp.completer.timerDeadline == 0 { armRetransmitTimer(qp, now: now) }
-            emit(headers, payloadLength: payloadLength, to: peer)
+            emit(headers, payloadLength: payloadLength, from: qp, to: peer)
         }
     }
 
@@ -193,7 +193,7 @@ extension SoftDevice {
             }
             qp.requester.nextPSN += 1
             qp.requester.cursor += 1
-            emit(headers, payloadLength: entry.length, to: WireEndpoint(destination, port: peerPort))
+            emit(headers, payloadLength: entry.length, from: qp, to: WireEndpoint(destination, port: peerPort))
             completeOldest(qp, status: .success)
         }
     }

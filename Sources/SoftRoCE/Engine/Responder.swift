@@ -262,7 +262,7 @@ extension SoftDevice {
             if let source, chunk > 0 {
                 (sendBuffer + opcode.headerLength).copyMemory(from: source + index * qp.mtu, byteCount: chunk)
             }
-            emit(headers, payloadLength: max(chunk, 0), to: peer)
+            emit(headers, payloadLength: max(chunk, 0), from: qp, to: peer)
         }
     }
 
@@ -272,7 +272,7 @@ extension SoftDevice {
         headers.acknowledge = AETH(syndrome: .ack(), messageSequenceNumber: qp.responder.messageSequenceNumber)
         headers.atomicAcknowledge = AtomicAckETH(originalRemoteData: original)
         qp.responder.acknowledgementDue = false
-        emit(headers, payloadLength: 0, to: peer)
+        emit(headers, payloadLength: 0, from: qp, to: peer)
     }
 
     /// Sends an ACK, NAK or RNR NAK for `psn` at once.
@@ -281,7 +281,7 @@ extension SoftDevice {
         guard let peer = qp.peer else { return }
         var headers = TransportHeaders(BaseTransportHeader(opcode: .rcAcknowledge, destinationQP: qp.destinationQueuePair, psn: psn))
         headers.acknowledge = AETH(syndrome: syndrome, messageSequenceNumber: qp.responder.messageSequenceNumber)
-        emit(headers, payloadLength: 0, to: peer)
+        emit(headers, payloadLength: 0, from: qp, to: peer)
     }
 
     /// ACK coalescing: a QP acknowledges once per receive batch, after it, whatever number of

@@ -6,9 +6,10 @@ import RoCEWire
 
 extension SoftDevice {
     /// Sends `headers` + the `payloadLength` bytes already at `sendBuffer + headers.byteCount`
-    /// to `destination`. Returns false when the wire refused it (counted by kind).
+    /// to `destination`, from `qp`'s UDP source port where the wire can choose it. Returns
+    /// false when the wire refused it (counted by kind).
     @discardableResult
-    func emit(_ headers: TransportHeaders, payloadLength: Int, to destination: WireEndpoint) -> Bool {
+    func emit(_ headers: TransportHeaders, payloadLength: Int, from qp: SoftQueuePair, to destination: WireEndpoint) -> Bool {
         let buffer = UnsafeMutableRawBufferPointer(start: sendBuffer, count: Self.maxPacket)
         let payload = UnsafeRawBufferPointer(start: sendBuffer + headers.byteCount, count: payloadLength)
         guard let total = try? RoCEPacket.serialize(headers: headers, payload: payload, into: buffer) else {
@@ -16,12 +17,13 @@ extension SoftDevice {
             return false
         }
         let packet = UnsafeMutableRawBufferPointer(start: sendBuffer, count: total)
-        let flow = Self.encapsulation(from: wire.local, to: destination)
+        let sourcePort = wire.choosesSourcePort ? qp.udpSourcePort : wire.local.port
+        let flow = Self.encapsulation(from: WireEndpoint(wire.local.address, port: sourcePort), to: destination)
         guard (try? ICRC.seal(transportPacket: packet, encapsulation: flow)) != nil else {
             counters.sendFailed += 1
             return false
         }
-        switch wire.send(UnsafeRawBufferPointer(packet), to: destination) {
+        switch wire.send(UnsafeRawBufferPointer(packet), from: sourcePort, to: destination) {
         case .sent: counters.sentPackets += 1; return true
         case .wouldBlock: counters.sendWouldBlock += 1
         case .noBuffers: counters.sendNoBuffers += 1

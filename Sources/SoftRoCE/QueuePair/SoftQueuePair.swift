@@ -14,6 +14,9 @@ package final class SoftQueuePair: @unchecked Sendable {
     let receiveCompletionQueue: SoftCompletionQueue
     let sharedReceiveQueue: SoftSharedReceiveQueue?
     let signalAll: Bool
+    /// The UDP source port of this QP's packets, as kernel rxe chooses it:
+    /// 0xC000 + hash_32(QPN, 14) (the kernel's golden-ratio hash), so ECMP spreads QPs.
+    let udpSourcePort: UInt16
 
     @exclusivity(unchecked) package internal(set) var state: SoftQueuePairState = .reset
     @exclusivity(unchecked) var access: SoftAccess = []
@@ -48,6 +51,7 @@ package final class SoftQueuePair: @unchecked Sendable {
         receiveCompletionQueue = receiveQueue
         self.sharedReceiveQueue = sharedReceiveQueue
         self.signalAll = signalAll
+        udpSourcePort = 0xC000 | UInt16((number.rawValue &* 0x61C8_8647) >> 18)
         self.sendQueue = SendQueue(capacity: sendCapacity, maxScatterGather: maxScatterGather, maxInline: maxInline)
         receiveRing = ReceiveRing(capacity: receiveCapacity, maxScatterGather: maxScatterGather)
         let elements = max(receiveRing.maxScatterGather, sharedReceiveQueue?.ring.maxScatterGather ?? 1)

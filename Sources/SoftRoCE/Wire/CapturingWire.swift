@@ -66,9 +66,12 @@ package final class CapturingWire: Wire {
     package var deliversRealHeaders: Bool { inner.deliversRealHeaders }
     package func service(now: UInt64) { inner.service(now: now) }
 
-    package func send(_ datagram: UnsafeRawBufferPointer, to destination: WireEndpoint) -> WireSendResult {
-        let result = inner.send(datagram, to: destination)
-        if result == .sent { record(datagram, from: local, to: destination, ipv4: .softSender) }
+    package var choosesSourcePort: Bool { inner.choosesSourcePort }
+
+    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint) -> WireSendResult {
+        let result = inner.send(datagram, from: sourcePort, to: destination)
+        let port = inner.choosesSourcePort ? sourcePort : local.port
+        if result == .sent { record(datagram, from: WireEndpoint(local.address, port: port), to: destination, ipv4: .softSender) }
         return result
     }
 
@@ -119,40 +122,18 @@ package final class CapturingWire: Wire {
         out.storeBytes(of: UInt32(packetLength), toByteOffset: 8, as: UInt32.self)
         out.storeBytes(of: UInt32(packetLength), toByteOffset: 12, as: UInt32.self)
         let ip = out + 16
+        let udp = ip + ipHeaderLength
         switch (source.address, destination.address) {
         case (.ipv4(let from), .ipv4(let to)):
-            Self.writeIPv4Header(ip, totalLength: packetLength, fields: ipv4, source: from, destination: to)
+            IPv4UDPHeader.write(into: ip, totalLength: packetLength, fields: ipv4, source: from, destination: to,
+                                sourcePort: source.port, destinationPort: destination.port)
         default:
             Self.writeIPv6Header(ip, payloadLength: 8 + datagram.count, source: source.address, destination: destination.address)
+            IPv4UDPHeader.writeUDP(into: udp, length: 8 + datagram.count, sourcePort: source.port, destinationPort: destination.port)
         }
-        let udp = ip + ipHeaderLength
-        udp.storeBytes(of: source.port.bigEndian, as: UInt16.self)
-        udp.storeBytes(of: destination.port.bigEndian, toByteOffset: 2, as: UInt16.self)
-        udp.storeBytes(of: UInt16(8 + datagram.count).bigEndian, toByteOffset: 4, as: UInt16.self)
-        udp.storeBytes(of: UInt16(0), toByteOffset: 6, as: UInt16.self)   // no UDP checksum, as rxe sends on IPv4
         if let bytes = datagram.baseAddress { (udp + 8).copyMemory(from: bytes, byteCount: datagram.count) }
         buffered += recordLength
         written += recordLength
-    }
-
-    private static func writeIPv4Header(_ ip: UnsafeMutableRawPointer, totalLength: Int, fields: IPv4HeaderFields, source: UInt32, destination: UInt32) {
-        var sum: UInt32 = 0
-        func put(_ word: UInt16, at offset: Int) {
-            ip.storeBytes(of: word.bigEndian, toByteOffset: offset, as: UInt16.self)
-            sum += UInt32(word)
-        }
-        put(0x4500, at: 0)                                   // version 4, 20 bytes, TOS 0
-        put(UInt16(totalLength), at: 2)
-        put(fields.identification, at: 4)
-        put(fields.flagsAndFragmentOffset, at: 6)
-        put(0x4011, at: 8)                                   // TTL 64, UDP
-        put(0, at: 10)
-        put(UInt16(source >> 16), at: 12)
-        put(UInt16(source & 0xFFFF), at: 14)
-        put(UInt16(destination >> 16), at: 16)
-        put(UInt16(destination & 0xFFFF), at: 18)
-        while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
-        ip.storeBytes(of: (~UInt16(sum)).bigEndian, toByteOffset: 10, as: UInt16.self)
     }
 
     private static func writeIPv6Header(_ ip: UnsafeMutableRawPointer, payloadLength: Int, source: SoftAddress, destination: SoftAddress) {

@@ -29,6 +29,7 @@ package final class FaultInjectingWire: Wire {
     private struct Held {
         var length = 0
         var release: UInt64 = 0     // 0 = free
+        var sourcePort: UInt16 = 0
         var destination = WireEndpoint(.ipv4(0), port: 0)
     }
 
@@ -50,6 +51,7 @@ package final class FaultInjectingWire: Wire {
     package var local: WireEndpoint { inner.local }
     package var pollDescriptor: Int32? { inner.pollDescriptor }
     package var deliversRealHeaders: Bool { inner.deliversRealHeaders }
+    package var choosesSourcePort: Bool { inner.choosesSourcePort }
     package func receive(into batch: ReceiveBatch) { inner.receive(into: batch) }
     package func close() { inner.close() }
 
@@ -60,7 +62,7 @@ package final class FaultInjectingWire: Wire {
         return Double(random >> 11) * (1.0 / 9_007_199_254_740_992.0)
     }
 
-    package func send(_ datagram: UnsafeRawBufferPointer, to destination: WireEndpoint) -> WireSendResult {
+    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint) -> WireSendResult {
         // A dropped datagram is "sent" as far as the sender can tell: loss happens on the path.
         if nextRandom() < faults.drop { tally.drops += 1; return .sent }
         var outgoing = datagram
@@ -77,14 +79,14 @@ package final class FaultInjectingWire: Wire {
             if reorder { tally.reorders += 1 } else { tally.delays += 1 }
             (heldBytes + slot * Self.slotSize).copyMemory(from: outgoing.baseAddress!, byteCount: outgoing.count)
             let wait: UInt64 = reorder ? 100_000 : UInt64(max(faults.delayMicroseconds, 0)) * 1000
-            held[slot] = Held(length: outgoing.count, release: max(clock.now() + wait, 1), destination: destination)
+            held[slot] = Held(length: outgoing.count, release: max(clock.now() + wait, 1), sourcePort: sourcePort, destination: destination)
             heldCount += 1
             return .sent
         }
-        let result = inner.send(outgoing, to: destination)
+        let result = inner.send(outgoing, from: sourcePort, to: destination)
         if nextRandom() < faults.duplicate {
             tally.duplicates += 1
-            _ = inner.send(outgoing, to: destination)
+            _ = inner.send(outgoing, from: sourcePort, to: destination)
         }
         return result
     }
@@ -99,7 +101,8 @@ package final class FaultInjectingWire: Wire {
         inner.service(now: now)
         guard heldCount > 0 else { return }
         for slot in 0..<Self.slotCount where held[slot].release != 0 && held[slot].release <= now {
-            _ = inner.send(UnsafeRawBufferPointer(start: heldBytes + slot * Self.slotSize, count: held[slot].length), to: held[slot].destination)
+            _ = inner.send(UnsafeRawBufferPointer(start: heldBytes + slot * Self.slotSize, count: held[slot].length),
+                           from: held[slot].sourcePort, to: held[slot].destination)
             held[slot].release = 0
             heldCount -= 1
         }

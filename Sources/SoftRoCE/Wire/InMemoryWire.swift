@@ -90,9 +90,11 @@ package final class InMemoryWire: Wire {
         self.local = local
     }
 
-    package func send(_ datagram: UnsafeRawBufferPointer, to destination: WireEndpoint) -> WireSendResult {
+    package var choosesSourcePort: Bool { true }
+
+    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint) -> WireSendResult {
         guard !closed, let network else { return .failed(errno: 9) }   // EBADF
-        network.deliver(.init(bytes: Array(datagram), source: local, destination: destination))
+        network.deliver(.init(bytes: Array(datagram), source: WireEndpoint(local.address, port: sourcePort), destination: destination))
         return .sent
     }
 

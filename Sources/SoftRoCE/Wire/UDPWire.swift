@@ -18,6 +18,12 @@ package final class UDPWire: Wire {
     private var descriptor: Int32
     /// The raw IPPROTO_UDP socket receiving for `local` (−1: receive on the UDP socket).
     private var rawDescriptor: Int32 = -1
+    /// The IP_HDRINCL raw socket sending from per-QP source ports (−1: every datagram
+    /// leaves from the UDP socket's port). Opened with the raw receive socket (IPv4 only).
+    private var rawSendDescriptor: Int32 = -1
+    /// Where a datagram sent through `rawSendDescriptor` gets its IPv4 and UDP headers.
+    private var rawSendBuffer: UnsafeMutableRawPointer? = nil
+    package var choosesSourcePort: Bool { rawSendDescriptor >= 0 }
     package var pollDescriptor: Int32? {
         let active = rawDescriptor >= 0 ? rawDescriptor : descriptor
         return active >= 0 ? active : nil
@@ -61,8 +67,14 @@ package final class UDPWire: Wire {
                 rawDescriptor = try Self.openRawReceive(address: value, port: local.port)
                 // The raw socket now receives everything for us: the UDP socket keeps nothing.
                 try SocketCall.attachFilter(descriptor, PacketFilter.dropAll, "SO_ATTACH_FILTER (UDP socket)")
+                let type = Int32(SOCK_RAW.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+                rawSendDescriptor = try SocketCall.descriptor("socket(AF_INET, SOCK_RAW, IPPROTO_RAW)", Glibc.socket(AF_INET, type, Int32(IPPROTO_RAW)),
+                                                              "cannot open the raw socket that sends from per-QP UDP source ports")
+                SocketCall.enlargeBuffers(rawSendDescriptor)
+                rawSendBuffer = .allocate(byteCount: 65536, alignment: 64)
             } catch {
                 if rawDescriptor >= 0 { _ = Glibc.close(rawDescriptor); rawDescriptor = -1 }
+                if rawSendDescriptor >= 0 { _ = Glibc.close(rawSendDescriptor); rawSendDescriptor = -1 }
                 if rawReceive == .required {
                     _ = Glibc.close(descriptor)
                     throw error
@@ -97,9 +109,22 @@ package final class UDPWire: Wire {
 
     deinit { close() }
 
-    /// `sendto(2)` of one datagram.
-    package func send(_ datagram: UnsafeRawBufferPointer, to destination: WireEndpoint) -> WireSendResult {
+    /// `sendto(2)` of one datagram: from the UDP socket, or — for another source port — from
+    /// the IP_HDRINCL raw socket with an IPv4 header of ID 0 and DF (what the ICRC was sealed
+    /// over; the kernel keeps a zero ID on DF packets) and a UDP header without checksum, as
+    /// kernel rxe sends on IPv4.
+    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint) -> WireSendResult {
         guard descriptor >= 0 else { return .failed(errno: EBADF) }
+        if sourcePort != local.port, rawSendDescriptor >= 0, let buffer = rawSendBuffer,
+           case .ipv4(let from) = local.address, case .ipv4(let to) = destination.address, datagram.count + 28 <= 65535 {
+            let total = 28 + datagram.count
+            IPv4UDPHeader.write(into: buffer, totalLength: total, fields: .softSender, source: from, destination: to,
+                                sourcePort: sourcePort, destinationPort: destination.port)
+            if let bytes = datagram.baseAddress { (buffer + 28).copyMemory(from: bytes, byteCount: datagram.count) }
+            var address = SocketAddress(WireEndpoint(destination.address, port: 0))
+            let result = address.withSockaddr { sendto(rawSendDescriptor, buffer, total, 0, $0, $1) }
+            return SocketCall.sendResult(result)
+        }
         var address = SocketAddress(destination)
         let result = address.withSockaddr { sendto(descriptor, datagram.baseAddress, datagram.count, 0, $0, $1) }
         return SocketCall.sendResult(result)
@@ -141,36 +166,15 @@ package final class UDPWire: Wire {
         }
     }
 
-    /// `close(2)` of both sockets. Idempotent.
+    /// `close(2)` of the sockets. Idempotent.
     package func close() {
         if rawDescriptor >= 0 { _ = Glibc.close(rawDescriptor); rawDescriptor = -1 }
+        if rawSendDescriptor >= 0 { _ = Glibc.close(rawSendDescriptor); rawSendDescriptor = -1 }
+        rawSendBuffer?.deallocate()
+        rawSendBuffer = nil
         guard descriptor >= 0 else { return }
         _ = Glibc.close(descriptor)
         descriptor = -1
-    }
-}
-
-/// The IPv4 and UDP headers in front of a datagram read from a raw socket, checked.
-struct IPv4UDPHeader {
-    var source: UInt32
-    var sourcePort: UInt16
-    var fields: IPv4HeaderFields
-    var payloadOffset: Int
-    var payloadLength: Int
-
-    init?(_ bytes: UnsafeRawBufferPointer) {
-        guard bytes.count >= 28, bytes[0] >> 4 == 4, bytes[9] == UInt8(IPPROTO_UDP) else { return nil }
-        let headerLength = Int(bytes[0] & 0x0F) * 4
-        func word(_ offset: Int) -> UInt16 { UInt16(bytes[offset]) << 8 | UInt16(bytes[offset + 1]) }
-        let totalLength = Int(word(2))
-        guard headerLength >= 20, totalLength <= bytes.count, headerLength + 8 <= totalLength else { return nil }
-        let udpLength = Int(word(headerLength + 4))
-        guard udpLength >= 8, headerLength + udpLength <= totalLength else { return nil }
-        source = UInt32(word(12)) << 16 | UInt32(word(14))
-        sourcePort = word(headerLength)
-        fields = IPv4HeaderFields(identification: word(4), flagsAndFragmentOffset: word(6))
-        payloadOffset = headerLength + 8
-        payloadLength = udpLength - 8
     }
 }
 

@@ -134,8 +134,12 @@ package protocol Wire: AnyObject {
     /// True when the batch carries each datagram's real IPv4 Identification and flags (or
     /// the path is IPv6, which has none), so the ICRC can be checked over everything it covers.
     var deliversRealHeaders: Bool { get }
-    /// Sends one datagram (BTH onward, ICRC sealed). Never blocks.
-    func send(_ datagram: UnsafeRawBufferPointer, to destination: WireEndpoint) -> WireSendResult
+    /// True when `send` can use any UDP source port (rxe gives each QP its own, so ECMP
+    /// fabrics spread flows); false when every datagram leaves from `local.port`.
+    var choosesSourcePort: Bool { get }
+    /// Sends one datagram (BTH onward, ICRC sealed over `sourcePort`) from `sourcePort`
+    /// (ignored unless `choosesSourcePort`). Never blocks.
+    func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint) -> WireSendResult
     /// Resets `batch` and fills it with what has arrived, up to its capacity. Never blocks.
     func receive(into batch: ReceiveBatch)
     /// Lets a wire that holds datagrams back (fault injection) release the ones now due.
