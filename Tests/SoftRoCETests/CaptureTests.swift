@@ -99,6 +99,19 @@ struct CaptureTests {
         #expect(decodedSent.map(\.psn).contains(0), "the PSN wrapped from 0xFFFFFF to 0")
         // rxe's choice of UDP source port: 0xC000 + hash_32(QPN, 14).
         #expect(sourcePortsOfA == [0xC000 | UInt16((qpA.number &* 0x61C8_8647) >> 18)])
+
+        // Every ICRC recomputed by scapy's RoCE layer (tools/check-capture-icrc), not by us.
+        let checker = Process()
+        checker.executableURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("tools/check-capture-icrc")
+        checker.arguments = [path]
+        let verdict = Pipe()
+        checker.standardOutput = verdict
+        try checker.run()
+        let report = String(decoding: verdict.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        checker.waitUntilExit()
+        #expect(checker.terminationStatus == 0, "\(report)")
+        #expect(report.contains("\(decodedSent.count + decodedReceived.count) packets, \(decodedSent.count + decodedReceived.count) ICRCs match"), "\(report)")
     }
 
     static func summary(_ datagram: InMemoryNetwork.Datagram) -> Summary {
