@@ -21,7 +21,7 @@ package final class UDPWire: Wire {
     /// The IP_HDRINCL raw socket sending from per-QP source ports (−1: every datagram
     /// leaves from the UDP socket's port). Opened with the raw receive socket (IPv4 only).
     private var rawSendDescriptor: Int32 = -1
-    /// Where a datagram sent through `rawSendDescriptor` gets its IPv4 and UDP headers.
+    /// The IPv4 and UDP headers of a datagram sent through `rawSendDescriptor`.
     private var rawSendBuffer: UnsafeMutableRawPointer? = nil
     package var choosesSourcePort: Bool { rawSendDescriptor >= 0 }
     package var pollDescriptor: Int32? {
@@ -71,7 +71,7 @@ package final class UDPWire: Wire {
                 rawSendDescriptor = try SocketCall.descriptor("socket(AF_INET, SOCK_RAW, IPPROTO_RAW)", Glibc.socket(AF_INET, type, Int32(IPPROTO_RAW)),
                                                               "cannot open the raw socket that sends from per-QP UDP source ports")
                 SocketCall.enlargeBuffers(rawSendDescriptor)
-                rawSendBuffer = .allocate(byteCount: 65536, alignment: 64)
+                rawSendBuffer = .allocate(byteCount: 64, alignment: 64)
             } catch {
                 if rawDescriptor >= 0 { _ = Glibc.close(rawDescriptor); rawDescriptor = -1 }
                 if rawSendDescriptor >= 0 { _ = Glibc.close(rawSendDescriptor); rawSendDescriptor = -1 }
@@ -109,20 +109,27 @@ package final class UDPWire: Wire {
 
     deinit { close() }
 
-    /// `sendto(2)` of one datagram: from the UDP socket, or — for another source port — from
-    /// the IP_HDRINCL raw socket with an IPv4 header of ID 0 and DF (what the ICRC was sealed
+    /// `sendto(2)` of one datagram from the UDP socket, or — for another source port —
+    /// `sendmsg(2)` on the IP_HDRINCL raw socket with an IPv4 header of ID 0 and DF (what the ICRC was sealed
     /// over; the kernel keeps a zero ID on DF packets) and a UDP header without checksum, as
     /// kernel rxe sends on IPv4.
     package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint) -> WireSendResult {
         guard descriptor >= 0 else { return .failed(errno: EBADF) }
-        if sourcePort != local.port, rawSendDescriptor >= 0, let buffer = rawSendBuffer,
+        if sourcePort != local.port, rawSendDescriptor >= 0, let header = rawSendBuffer,
            case .ipv4(let from) = local.address, case .ipv4(let to) = destination.address, datagram.count + 28 <= 65535 {
-            let total = 28 + datagram.count
-            IPv4UDPHeader.write(into: buffer, totalLength: total, fields: .softSender, source: from, destination: to,
+            IPv4UDPHeader.write(into: header, totalLength: 28 + datagram.count, fields: .softSender, source: from, destination: to,
                                 sourcePort: sourcePort, destinationPort: destination.port)
-            if let bytes = datagram.baseAddress { (buffer + 28).copyMemory(from: bytes, byteCount: datagram.count) }
+            // The header and the packet as two iovecs: the packet is not copied here.
+            var vectors = (iovec(iov_base: header, iov_len: 28), iovec(iov_base: UnsafeMutableRawPointer(mutating: datagram.baseAddress), iov_len: datagram.count))
             var address = SocketAddress(WireEndpoint(destination.address, port: 0))
-            let result = address.withSockaddr { sendto(rawSendDescriptor, buffer, total, 0, $0, $1) }
+            let result = address.withSockaddr { name, length in
+                withUnsafeMutableBytes(of: &vectors) { iov -> Int in
+                    var message = msghdr(msg_name: UnsafeMutableRawPointer(mutating: name), msg_namelen: length,
+                                         msg_iov: iov.baseAddress!.assumingMemoryBound(to: iovec.self), msg_iovlen: 2,
+                                         msg_control: nil, msg_controllen: 0, msg_flags: 0)
+                    return sendmsg(rawSendDescriptor, &message, 0)
+                }
+            }
             return SocketCall.sendResult(result)
         }
         var address = SocketAddress(destination)
