@@ -86,7 +86,7 @@ enum LatencyLoops {
         let lastSent = mine + (size - 1)
         let lastLanded = mine + (slot + size - 1)
         let total = parameters.iterations.map { $0 + parameters.warmup } ?? Int.max
-        let end = parameters.duration.map { MonotonicClock.nanoseconds() + UInt64($0 * 1e9) } ?? .max
+        let end = parameters.duration.map { MonotonicClock.deadline(after: $0) } ?? .max
         var truncated = false
         var nextAlive = MonotonicClock.nanoseconds() + 1_000_000_000
         pump.activity = "waiting for the \(parameters.operation) response (size \(size))"
@@ -136,7 +136,7 @@ enum LatencyLoops {
             if now >= nextAlive {
                 nextAlive = now + 1_000_000_000
                 // The server of a READ/atomic run is passive: tell it we are alive.
-                if !parameters.operation.isPingPong { try pump.control.send(ControlMessage(cmd: "alive")) }
+                if !parameters.operation.isPingPong { try pump.control.send(.alive) }
                 progress.tick(now: now, "\(parameters.operation) \(size) B: \(samples.count) samples")
             }
         }
@@ -170,7 +170,7 @@ enum LatencyLoops {
         pump.progressed(at: MonotonicClock.nanoseconds())
         var iteration = 0
         while true {
-            if let limit, iteration >= limit { return ControlMessage(cmd: "done") }
+            if let limit, iteration >= limit { return .done(count: iteration, latency: nil) }
             let marker = UInt8(iteration % 255 + 1)
             var pinged = false
             while !pinged {
@@ -182,7 +182,11 @@ enum LatencyLoops {
                 }
                 if !pinged, count == 0, let message = pump.controlMessage {
                     pump.controlMessage = nil
-                    if message.cmd == "done" { return message }
+                    switch message {
+                    case .done, .bye: return message
+                    case .alive: break
+                    default: throw .refused("cmd", "unexpected \(message.name) during the run")
+                    }
                 }
             }
             if operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }

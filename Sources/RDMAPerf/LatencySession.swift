@@ -2,8 +2,6 @@ import RDMA
 
 /// The two roles of `rdma-pingpong` over one exchange connection.
 public enum LatencySession {
-    static let protocolVersion = 1
-
     static func slot(for sizes: [Int]) -> Int {
         let largest = max(8, sizes.max() ?? 8)
         return (largest + 63) & ~63
@@ -29,11 +27,11 @@ public enum LatencySession {
                                   receiveDepth: 64, inlineSize: parameters.inlineSize)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
-        var hello = ControlMessage.hello(tool: "rdma-pingpong", operation: parameters.operation.rawValue, sizes: parameters.sizes,
-                                         iterations: parameters.iterations, duration: parameters.duration,
-                                         endpoints: local, memory: queues.remoteDescriptor)
-        hello.warmup = parameters.warmup
-        let (remoteEndpoints, remote) = try control.greet(hello, timeout: parameters.progressTimeout)
+        let hello = Hello(shape: .latency(parameters.operation, warmup: parameters.warmup), sizes: parameters.sizes,
+                          iterations: parameters.iterations, duration: parameters.duration,
+                          endpoints: local, memory: queues.remoteDescriptor)
+        let welcome = try control.greet(hello, timeout: parameters.progressTimeout)
+        let (remoteEndpoints, remote) = (welcome.endpoints, welcome.memory)
         try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex,
                            mtu: parameters.mtu, timeout: parameters.qpTimeout)
         let pair = queues.queuePairs[0]
@@ -52,11 +50,9 @@ public enum LatencySession {
         for size in parameters.sizes {
             if stopRequested() { break }
             queues.memory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
-            var go = ControlMessage(cmd: "go")
-            go.size = size
-            try control.send(go)
+            try control.send(.go(size: size))
             let ready = try control.receive(timeout: parameters.progressTimeout, waitingFor: "ready (size \(size))")
-            guard ready.cmd == "ready" else { throw .peer("expected ready, got \(ready.cmd)") }
+            guard ready == .ready else { throw .peer("expected ready, got \(ready.name)") }
             samples.count = 0
             var truncated = false
             var interruption: PerfError?
@@ -68,92 +64,92 @@ public enum LatencySession {
                 interruption = error
             }
             let halve = parameters.operation.isPingPong
-            var done = ControlMessage(cmd: "done")
-            done.size = size
-            done.count = samples.count
+            var figures: LatencyStatistics?
             if let statistics = LatencyStatistics(samples: samples.filled, halve: halve) {
                 let result = LatencyResult(size: size, operation: parameters.operation, statistics: statistics,
                                            histogram: LatencyStatistics.histogram(of: samples.filled, halve: halve),
                                            truncated: truncated)
                 results.append(result)
-                done.latency = statistics
+                figures = statistics
                 report(result)
             }
-            try? control.send(done)
+            try? control.send(.done(count: samples.count, latency: figures))
             if interruption != nil || stopRequested() { break }
         }
-        try? control.send(ControlMessage(cmd: "bye"))
+        try? control.send(.bye)
         return results
     }
 
-    /// Server: waits for one client's `hello`, answers the run, and returns the client's
-    /// figures per size (it calls `report` with them as they arrive).
-    public static func serve(opened: OpenedDevice, control: ControlConnection, progressTimeout: Double,
+    /// Server: answers one client's run, after checking every field of its hello (and of
+    /// each later message) against `limits`; calls `report` with the client's figures per
+    /// size. Marks the client admitted once its QPs are connected and it was welcomed.
+    public static func serve(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
+                             limits: RunLimits = .standard, progressTimeout: Double,
                              inlineSize: Int?, mtu: Int?, qpTimeout: UInt8, spin: Bool = false,
                              log: (String) -> Void, report: (Int, LatencyOperation, LatencyStatistics) -> Void) throws(PerfError) {
-        let hello = try control.receive(timeout: progressTimeout, waitingFor: "hello")
-        guard hello.cmd == "hello", hello.tool == "rdma-pingpong", let sizes = hello.sizes,
-              let operation = hello.op.flatMap(LatencyOperation.init(rawValue:)), let remoteEndpoints = hello.endpoints,
-              let remote = hello.memory else {
-            throw .peer("the client's hello is not an rdma-pingpong hello (tool \(hello.tool ?? "?"))",
-                        hint: "run rdma-pingpong on both sides")
-        }
-        do { try checkSizes(sizes, opened: opened, operation: operation) } catch {
-            var refusal = ControlMessage(cmd: "error")
-            refusal.error = "server: \(error)"
-            try? control.send(refusal)
-            throw error
-        }
+        let first = try control.receive(timeout: progressTimeout, waitingFor: "hello")
+        guard case .hello(let hello) = first else { throw .refused("cmd", "\(first.name) before hello") }
+        let limits = limits.capped(toMessageSize: opened.maxMessageSize)
+        try limits.check(hello, server: "rdma-pingpong")
+        guard case .latency(let operation, _) = hello.shape else { throw .refused("hello.tool", "not a latency run") }
+        let sizes = hello.sizes
         log("client \(control.peerDescription): \(operation) latency, sizes \(sizes.count == 1 ? "\(sizes[0])" : "\(sizes.first!)…\(sizes.last!)")")
         let slot = slot(for: sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
-        try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex, mtu: mtu, timeout: qpTimeout)
+        try queues.connect(local: local, remote: hello.endpoints, port: opened.port, gidIndex: opened.gidIndex, mtu: mtu, timeout: qpTimeout)
         let pair = queues.queuePairs[0]
         for _ in 0..<queues.receiveDepth {
             try rdma("posting receives") { () throws(RDMAError) in
                 try pair.postReceive(id: receiveTag, scatterGather: queues.memory.scatterGather(offset: slot, length: slot))
             }
         }
-        var welcome = ControlMessage(cmd: "welcome")
-        welcome.endpoints = local
-        welcome.memory = queues.remoteDescriptor
-        welcome.path = opened.path
-        try control.send(welcome)
+        try control.send(.welcome(Welcome(endpoints: local, memory: queues.remoteDescriptor, path: opened.path)))
+        admission.admitted = true
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: progressTimeout, control: control)
         pump.yieldWhenIdle = !spin
         while true {
             let message = try control.receive(timeout: progressTimeout, waitingFor: "the next size (go) or bye")
-            switch message.cmd {
-            case "bye":
+            switch message {
+            case .bye:
                 return
-            case "go":
-                guard let size = message.size, size <= slot else { throw .peer("go without a valid size") }
+            case .go(let size):
+                try limits.check(go: size, of: hello)
                 queues.memory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
-                try control.send(ControlMessage(cmd: "ready"))
-                let done: ControlMessage
+                try control.send(.ready)
+                let end: ControlMessage
                 if operation.isPingPong {
-                    done = try LatencyLoops.echo(queues: queues, remote: remote, operation: operation, size: size, pump: pump)
+                    end = try LatencyLoops.echo(queues: queues, remote: hello.memory, operation: operation, size: size, pump: pump)
                 } else {
                     opened.backgroundProgress(true)
                     defer { opened.backgroundProgress(false) }
-                    done = try waitPassively(control: control, timeout: progressTimeout)
+                    end = try waitPassively(control: control, timeout: progressTimeout)
                 }
-                if let statistics = done.latency { report(size, operation, statistics) }
+                switch end {
+                case .done(_, let statistics?): report(size, operation, statistics)
+                case .bye:
+                    log("client \(control.peerDescription) stopped the run")
+                    return
+                default: break
+                }
             default:
-                throw .peer("unexpected \(message.cmd) from the client")
+                throw .refused("cmd", "unexpected \(message.name) (expected go or bye)")
             }
         }
     }
 
     /// The passive side (READ/atomic target, WRITE/READ bandwidth target): the client's
     /// `alive` messages keep the wait bounded by the progress timeout, not the run length.
+    /// Returns the client's `done`, or `bye` when it stopped the run (Ctrl-C).
     static func waitPassively(control: ControlConnection, timeout: Double) throws(PerfError) -> ControlMessage {
         while true {
             let message = try control.receive(timeout: timeout, waitingFor: "the client's progress (alive/done)")
-            if message.cmd == "done" { return message }
-            if message.cmd != "alive" { throw .peer("unexpected \(message.cmd) during the run") }
+            switch message {
+            case .done, .bye: return message
+            case .alive: continue
+            default: throw .refused("cmd", "unexpected \(message.name) during the run")
+            }
         }
     }
 }

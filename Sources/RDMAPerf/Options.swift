@@ -110,6 +110,9 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Flag(name: .customLong("spin"), help: "Busy-poll without ever yielding the CPU (perftest's behaviour); by default the loops call sched_yield() after 256 empty polls so a kernel rxe sharing the cores is not starved.")
     public var spin = false
 
+    @Option(name: .customLong("bind"), help: ArgumentHelp("The server listens on this IPv4 address only (default: the --soft address; otherwise all addresses, like perftest; 0.0.0.0 says so explicitly).", valueName: "ADDRESS"))
+    public var bindAddress: String?
+
     @Option(name: .customLong("timeout"), help: "Seconds without progress before a run is abandoned (peer gone).")
     public var progressTimeout: Double = 10
 
@@ -126,6 +129,12 @@ public struct CommonOptions: ParsableArguments, Sendable {
         if let device { return .verbs(name: device) }
         if let softAddress { return .soft(address: softAddress) }
         return .automatic
+    }
+
+    /// Where a server listens: `--bind`, else the soft engine's address (a client of a
+    /// soft engine must reach that address anyway), else every address.
+    func listenAddress(_ opened: OpenedDevice) -> String {
+        bindAddress ?? opened.softAddress ?? "0.0.0.0"
     }
 
     /// Sizes to measure: `-s`, or the perftest sweep 2 … 2^23 with `-a`.

@@ -99,14 +99,20 @@ public struct PerftestExchange {
     }
 
     /// Versions, system data and MTU; returns the peer's version and the path MTU to use.
-    func preamble(localMTU: PathMTU) throws(PerfError) -> (version: String, mtu: PathMTU) {
+    /// A server's `admission` is marked perftest once the version string is one.
+    func preamble(localMTU: PathMTU, admission: ServerLoop.Admission = .init()) throws(PerfError) -> (version: String, mtu: PathMTU) {
         var version = Array(Self.version.utf8)
         version += [UInt8](repeating: 0, count: 16 - version.count)
         let theirVersion = try swap(version, count: 16, what: "perftest's version")
         let versionText = String(decoding: theirVersion.prefix { $0 != 0 }, as: UTF8.self)
         guard let number = Double(versionText.prefix { $0.isNumber || $0 == "." }), number >= 5.70 else {
-            throw .peer("the peer's version \"\(versionText)\" is not perftest ≥ 5.70", hint: "is the peer rdma-pingpong? then drop --perftest")
+            let shown = String(versionText.unicodeScalars.prefix(16).map { $0.isASCII && $0.value >= 32 ? Character($0) : "." })
+            if isClient {
+                throw .peer("the server's version \"\(shown)\" is not perftest ≥ 5.70", hint: "is the server rdma-pingpong/rdma-throughput? then drop --perftest")
+            }
+            throw .refused("version", "the client sent \"\(shown)\": neither our JSON exchange nor perftest ≥ 5.70's version string")
         }
+        admission.perftest = true
         func bigEndian(_ value: UInt32) -> [UInt8] { [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)] }
         _ = try swap(bigEndian(4096), count: 4, what: "perftest's cycle-buffer size")
         _ = try swap(bigEndian(64), count: 4, what: "perftest's cache-line size")
@@ -153,7 +159,8 @@ public enum PerftestLatency {
 
     /// Runs one size for `iterations` (perftest counts and has no warm-up: none here
     /// either) and returns our figures. `isClient`: we named the server.
-    public static func run(opened: OpenedDevice, control: ControlConnection, isClient: Bool, operation: LatencyOperation = .send,
+    public static func run(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
+                           isClient: Bool, operation: LatencyOperation = .send,
                            size: Int, iterations: Int,
                            inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
                            log: (String) -> Void) throws(PerfError) -> LatencyResult? {
@@ -162,7 +169,8 @@ public enum PerftestLatency {
         }
         try LatencySession.checkSizes([size], opened: opened, operation: operation)
         let exchange = PerftestExchange(control: control, isClient: isClient, timeout: timeout)
-        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
+        admission.admitted = true
         let tool = operation == .write ? "ib_write_lat" : "ib_send_lat"
         log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(iterations) iterations of \(size) B — give the same -s/-n on both sides)")
         let slot = LatencySession.slot(for: [size])
@@ -372,10 +380,12 @@ public enum PerftestBandwidth {
     /// WRITEs. Returns the client's report (perftest measured it), which the server prints.
     /// perftest's client says nothing during the run: the wait for its end is bounded by
     /// `runTimeout`, not by the progress timeout.
-    public static func serve(opened: OpenedDevice, control: ControlConnection, inlineSize: Int?, qpTimeout: UInt8,
+    public static func serve(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
+                             inlineSize: Int?, qpTimeout: UInt8,
                              timeout: Double, runTimeout: Double, log: (String) -> Void) throws(PerfError) -> PerftestBandwidthReport? {
         let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
-        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
+        admission.admitted = true
         log("peer is perftest \(version) (ib_write_bw's client; we are the target of its WRITEs — at most \(min(opened.maxMessageSize, targetRoom)) B each; its figures come at the end)")
         // Its size is not exchanged (below 6.28) and its client may step its remote address
         // through its cycle buffer: a target region for the largest size `-a` reaches.

@@ -37,7 +37,7 @@ final class CompletionPump {
         self.queue = queue
         completions = .allocate(capacity: 32)
         completions.initialize(repeating: WorkCompletion())
-        self.progressTimeout = UInt64(progressTimeout * 1e9)
+        self.progressTimeout = MonotonicClock.span(seconds: progressTimeout, cap: 1 << 62)
         self.control = control
     }
 
