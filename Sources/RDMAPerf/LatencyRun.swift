@@ -86,7 +86,8 @@ enum LatencyLoops {
         let lastSent = mine + (size - 1)
         let lastLanded = mine + (slot + size - 1)
         let total = parameters.iterations.map { $0 + parameters.warmup } ?? Int.max
-        let end = parameters.duration.map { MonotonicClock.deadline(after: $0) } ?? .max
+        // A -D run measures for that long after its warm-up.
+        var end = parameters.warmup == 0 ? parameters.duration.map { MonotonicClock.deadline(after: $0) } ?? .max : .max
         var truncated = false
         var nextAlive = MonotonicClock.nanoseconds() + 1_000_000_000
         pump.activity = "waiting for the \(parameters.operation) response (size \(size))"
@@ -131,6 +132,7 @@ enum LatencyLoops {
             }
             pump.tick()
             iteration += 1
+            if iteration == parameters.warmup, let duration = parameters.duration { end = MonotonicClock.deadline(after: duration) }
             if now >= end { break }
             if stopRequested() { truncated = true; break }
             if now >= nextAlive {

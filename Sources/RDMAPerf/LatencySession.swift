@@ -30,7 +30,8 @@ public enum LatencySession {
         let hello = Hello(shape: .latency(parameters.operation, warmup: parameters.warmup), sizes: parameters.sizes,
                           iterations: parameters.iterations, duration: parameters.duration,
                           endpoints: local, memory: queues.remoteDescriptor)
-        let welcome = try control.greet(hello, timeout: parameters.progressTimeout)
+        let timeout = progressBound(parameters.progressTimeout, size: parameters.sizes.max() ?? 0)
+        let welcome = try control.greet(hello, timeout: timeout)
         let (remoteEndpoints, remote) = (welcome.endpoints, welcome.memory)
         try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex,
                            mtu: parameters.mtu, timeout: parameters.qpTimeout)
@@ -40,7 +41,7 @@ public enum LatencySession {
                 try pair.postReceive(id: receiveTag, scatterGather: queues.memory.scatterGather(offset: slot, length: slot))
             }
         }
-        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control)
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
         pump.yieldWhenIdle = !parameters.spin
         var results: [LatencyResult] = []
         var progress = ProgressLine()
@@ -51,7 +52,7 @@ public enum LatencySession {
             if stopRequested() { break }
             queues.memory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
             try control.send(.go(size: size))
-            let ready = try control.receive(timeout: parameters.progressTimeout, waitingFor: "ready (size \(size))")
+            let ready = try control.receive(timeout: timeout, waitingFor: "ready (size \(size))")
             guard ready == .ready else { throw .peer("expected ready, got \(ready.name)") }
             samples.count = 0
             var truncated = false
@@ -75,6 +76,10 @@ public enum LatencySession {
             }
             try? control.send(.done(count: samples.count, latency: figures))
             if interruption != nil || stopRequested() { break }
+            if figures == nil {
+                throw PerfError("size \(size): \(samples.count) samples after the warm-up, too few for figures (3 at least)",
+                                hint: parameters.duration.map { "-D \($0) s is shorter than three round trips; give a longer -D" } ?? "give a larger -n")
+            }
         }
         try? control.send(.bye)
         return results
@@ -93,6 +98,7 @@ public enum LatencySession {
         try limits.check(hello, server: "rdma-pingpong")
         guard case .latency(let operation, _) = hello.shape else { throw .refused("hello.tool", "not a latency run") }
         let sizes = hello.sizes
+        let timeout = progressBound(progressTimeout, size: sizes.max() ?? 0)
         log("client \(control.peerDescription): \(operation) latency, sizes \(sizes.count == 1 ? "\(sizes[0])" : "\(sizes.first!)…\(sizes.last!)")")
         let slot = slot(for: sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize)
@@ -107,10 +113,10 @@ public enum LatencySession {
         }
         try control.send(.welcome(Welcome(endpoints: local, memory: queues.remoteDescriptor, path: opened.path)))
         admission.admitted = true
-        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: progressTimeout, control: control)
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
         pump.yieldWhenIdle = !spin
         while true {
-            let message = try control.receive(timeout: progressTimeout, waitingFor: "the next size (go) or bye")
+            let message = try control.receive(timeout: timeout, waitingFor: "the next size (go) or bye")
             switch message {
             case .bye:
                 return
@@ -124,7 +130,7 @@ public enum LatencySession {
                 } else {
                     opened.backgroundProgress(true)
                     defer { opened.backgroundProgress(false) }
-                    end = try waitPassively(control: control, timeout: progressTimeout)
+                    end = try waitPassively(control: control, timeout: timeout)
                 }
                 switch end {
                 case .done(_, let statistics?): report(size, operation, statistics)

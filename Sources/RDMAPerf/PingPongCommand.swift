@@ -51,8 +51,9 @@ public struct PingPongCommand: ParsableCommand {
     }
 
     func parameters() throws(PerfError) -> LatencyParameters {
-        try common.validate(explicitSize: size)
-        if let warmup, warmup < 0 { throw .usage("--warmup \(warmup): must be ≥ 0") }
+        let limits = RunLimits.standard
+        try common.validate(explicitSize: size, maximumIterations: limits.maximumLatencyIterations)
+        if let warmup, !(0...limits.maximumWarmup).contains(warmup) { throw .usage("--warmup \(warmup): give 0…\(limits.maximumWarmup)") }
         if perftestPeer {
             guard operation == .send || operation == .write, !common.all, common.duration == nil, common.server != nil else {
                 throw .usage("--perftest speaks ib_send_lat's and ib_write_lat's exchange: --op send or write, one size, -n iterations, as a client (name the server)")

@@ -16,7 +16,8 @@ public struct RunLimits: Sendable, Equatable {
     public var maximumSizeCount = 32
     /// Latency iterations per size: the samples are kept (8 B each: 128 MiB at most).
     public var maximumLatencyIterations = 1 << 24
-    /// Bandwidth messages per QP per size (only the first `ThroughputParameters.stampCap` are timed).
+    /// Bandwidth messages per size, all QPs together (`-n` × `-q`; only the first
+    /// `ThroughputParameters.stampCap` are timed one by one).
     public var maximumBandwidthIterations = 1 << 32
     /// Warm-up round trips.
     public var maximumWarmup = 1 << 24
@@ -80,9 +81,9 @@ public struct RunLimits: Sendable, Equatable {
         }
         switch (hello.iterations, hello.duration) {
         case (let iterations?, nil):
-            let most = latency ? maximumLatencyIterations : maximumBandwidthIterations
+            let most = latency ? maximumLatencyIterations : maximumBandwidthIterations / queuePairs
             guard (minimumIterations...most).contains(iterations) else {
-                throw .refused("hello.iterations", "\(iterations) (\(minimumIterations)…\(most))")
+                throw .refused("hello.iterations", "\(iterations) (\(minimumIterations)…\(most)\(latency ? "" : " with \(queuePairs) QP(s)"))")
             }
         case (nil, let duration?):
             guard duration > 0, duration <= maximumDuration else {
@@ -134,7 +135,7 @@ public struct RunLimits: Sendable, Equatable {
     /// The largest `done` count a bandwidth peer may announce: every message of the run,
     /// plus the one signaled request per QP a stopped run adds.
     public func doneCountLimit(iterations: Int?, queuePairs: Int) -> Int {
-        guard let iterations else { return maximumBandwidthIterations * maximumQueuePairs }
+        guard let iterations else { return Int.max }
         return iterations * queuePairs + queuePairs
     }
 }

@@ -57,10 +57,21 @@ public struct ThroughputCommand: ParsableCommand {
     }
 
     func parameters() throws(PerfError) -> ThroughputParameters {
-        try common.validate(explicitSize: size)
-        guard (1...1024).contains(queuePairs) else { throw .usage("-q \(queuePairs): give 1…1024 QPs") }
-        guard (1...8192).contains(sendDepth) else { throw .usage("-t \(sendDepth): give a depth of 1…8192") }
-        guard (1...0xFFFF).contains(completionModeration) else { throw .usage("-Q \(completionModeration): give 1…65535") }
+        let limits = RunLimits.standard
+        try common.validate(explicitSize: size, maximumIterations: limits.maximumBandwidthIterations)
+        guard (1...limits.maximumQueuePairs).contains(queuePairs) else { throw .usage("-q \(queuePairs): give 1…\(limits.maximumQueuePairs) QPs") }
+        guard (1...limits.maximumSendDepth).contains(sendDepth) else { throw .usage("-t \(sendDepth): give a depth of 1…\(limits.maximumSendDepth)") }
+        guard queuePairs * sendDepth <= limits.maximumOutstanding else {
+            throw .usage("-q \(queuePairs) -t \(sendDepth): \(queuePairs * sendDepth) outstanding requests (at most \(limits.maximumOutstanding))",
+                         hint: "lower -t or -q")
+        }
+        guard (1...limits.maximumCompletionModeration).contains(completionModeration) else {
+            throw .usage("-Q \(completionModeration): give 1…\(limits.maximumCompletionModeration)")
+        }
+        if let iterations = common.iterations, iterations > limits.maximumBandwidthIterations / queuePairs {
+            throw .usage("-n \(iterations) -q \(queuePairs): \(iterations) messages on each of \(queuePairs) QP(s) (at most \(limits.maximumBandwidthIterations) in all)",
+                         hint: "lower -n, or use -D to run for a time")
+        }
         let iterations = common.duration == nil ? (common.iterations ?? 5000) : nil
         if perftestPeer, operation != .write || common.all || common.duration != nil || queuePairs != 1 || bidirectional
             || common.server == nil || common.loopback {
@@ -143,7 +154,7 @@ extension ThroughputCommand {
                                                      qpTimeout: common.qpTimeout, timeout: common.progressTimeout,
                                                      runTimeout: max(common.progressTimeout, 600), log: log)
             guard let report, report.size > 0, report.size <= UInt64(RunLimits.standard.maximumSize),
-                  report.iterations <= UInt64(RunLimits.standard.maximumBandwidthIterations * RunLimits.standard.maximumQueuePairs),
+                  report.iterations <= UInt64(RunLimits.standard.maximumBandwidthIterations),
                   report.averageMiBps > 0, report.averageMiBps.isFinite, report.peakMiBps.isFinite else {
                 if let report { log("perftest's client sent a report out of bounds (size \(report.size), iterations \(report.iterations), average \(report.averageMiBps) MiB/s): not printed") }
                 return

@@ -202,8 +202,8 @@ enum ThroughputLoop {
                     peerCount = count
                 case .alive:
                     break
-                case .bye where !sending:
-                    // The client stopped the run (Ctrl-C): what was received stands.
+                case .bye:
+                    // The client stopped the run (Ctrl-C): what moved so far stands.
                     return ThroughputOutcome(sent: completed, elapsed: lastCompletion &- start, peak: 0, received: received,
                                              truncated: true, stoppedByPeer: true)
                 default:
@@ -275,12 +275,13 @@ public enum ThroughputSession {
                                             sendDepth: parameters.sendDepth, completionModeration: parameters.completionModeration),
                           sizes: parameters.sizes, iterations: parameters.iterations, duration: parameters.duration,
                           endpoints: local, memory: queues.remoteDescriptor)
-        let welcome = try control.greet(hello, timeout: parameters.progressTimeout)
+        let timeout = progressBound(parameters.progressTimeout, size: parameters.sizes.max() ?? 0)
+        let welcome = try control.greet(hello, timeout: timeout)
         let (remoteEndpoints, remote) = (welcome.endpoints, welcome.memory)
         try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex,
                            mtu: parameters.mtu, timeout: parameters.qpTimeout)
         try postReceives(queues)
-        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control)
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
         pump.yieldWhenIdle = !parameters.spin
         let stamps = StampBuffers(capacity: ThroughputParameters.stampCapacity(parameters), queuePairs: parameters.queuePairs)
         var progress = ProgressLine()
@@ -289,7 +290,7 @@ public enum ThroughputSession {
         for size in parameters.sizes {
             if stopRequested() { break }
             try control.send(.go(size: size))
-            let ready = try control.receive(timeout: parameters.progressTimeout, waitingFor: "ready (size \(size))")
+            let ready = try control.receive(timeout: timeout, waitingFor: "ready (size \(size))")
             guard ready == .ready else { throw .peer("expected ready, got \(ready.name)") }
             let outcome: ThroughputOutcome
             do {
@@ -303,7 +304,7 @@ public enum ThroughputSession {
                                                  peakBytesPerSecond: outcome.peak)
             try control.send(.result(statistics))
             if parameters.bidirectional {
-                let theirs = try control.receive(timeout: parameters.progressTimeout, waitingFor: "the server's result")
+                let theirs = try control.receive(timeout: timeout, waitingFor: "the server's result")
                 guard case .result(let other) = theirs else { throw .peer("expected the server's result, got \(theirs.name)") }
                 statistics = combine(statistics, other)
             }
@@ -344,6 +345,7 @@ public enum ThroughputSession {
                                               queuePairs: qps, bidirectional: bidirectional, sendDepth: depth,
                                               completionModeration: moderation, inlineSize: inlineSize, mtu: mtu, qpTimeout: qpTimeout,
                                               progressTimeout: progressTimeout, spin: spin)
+        let timeout = progressBound(progressTimeout, size: hello.sizes.max() ?? 0)
         log("client \(control.peerDescription): \(operation) bandwidth, \(qps) QP(s)\(bidirectional ? ", bidirectional" : "")")
         let queues = try prepare(opened: opened, queuePairs: qps, sizes: hello.sizes, depth: depth, inlineSize: inlineSize)
         defer { queues.close() }
@@ -352,12 +354,12 @@ public enum ThroughputSession {
         try postReceives(queues)
         try control.send(.welcome(Welcome(endpoints: local, memory: queues.remoteDescriptor, path: opened.path)))
         admission.admitted = true
-        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: progressTimeout, control: control)
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
         pump.yieldWhenIdle = !spin
         let stamps = StampBuffers(capacity: bidirectional ? ThroughputParameters.stampCapacity(parameters) : 1, queuePairs: qps)
         var progress = ProgressLine()
         while true {
-            let message = try control.receive(timeout: progressTimeout, waitingFor: "the next size (go) or bye")
+            let message = try control.receive(timeout: timeout, waitingFor: "the next size (go) or bye")
             switch message {
             case .bye:
                 return
@@ -370,7 +372,7 @@ public enum ThroughputSession {
                     // its work on the host's cores) — as perftest's server does.
                     opened.backgroundProgress(true)
                     defer { opened.backgroundProgress(false) }
-                    if try LatencySession.waitPassively(control: control, timeout: progressTimeout) == .bye {
+                    if try LatencySession.waitPassively(control: control, timeout: timeout) == .bye {
                         log("client \(control.peerDescription) stopped the run")
                         return
                     }
@@ -387,7 +389,7 @@ public enum ThroughputSession {
                                                                      peakBytesPerSecond: outcome.peak)))
                     }
                 }
-                let theirs = try control.receive(timeout: progressTimeout, waitingFor: "the client's result")
+                let theirs = try control.receive(timeout: timeout, waitingFor: "the client's result")
                 switch theirs {
                 case .result(let statistics): report(statistics)
                 case .bye:

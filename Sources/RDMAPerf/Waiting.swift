@@ -7,6 +7,13 @@ func rdma<T>(_ what: @autoclosure () -> String, _ body: () throws(RDMAError) -> 
     do { return try body() } catch { throw PerfError("\(what()): \(error)") }
 }
 
+/// The no-progress bound for a run whose largest message is `size` bytes: `timeout` plus
+/// the time such a message takes at 8 MiB/s (the slowest path we support: the soft engine
+/// of a debug build, retransmitting), so a 1 GiB ping-pong gets 128 s more per step.
+func progressBound(_ timeout: Double, size: Int) -> Double {
+    timeout + Double(max(0, size)) / Double(8 << 20)
+}
+
 /// Receive work-request ids carry this bit; send ids do not.
 let receiveTag: UInt64 = 1 << 32
 
