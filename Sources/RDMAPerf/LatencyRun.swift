@@ -93,10 +93,14 @@ enum LatencyLoops {
         pump.activity = "waiting for the \(parameters.operation) response (size \(size))"
         pump.progressed(at: MonotonicClock.nanoseconds())
         var iteration = 0
-        // One clock read per iteration, taken right after posting, while the request is on
-        // the wire: a sample is the period between consecutive posts — perftest's
-        // tposted[i+1] − tposted[i] — and the read itself stays off the critical path (in a
-        // VM whose clocksource is hpet every read is a system call and an MMIO exit).
+        // One clock read per iteration, taken right before posting: a sample is the period
+        // between the starts of consecutive posts — perftest's tposted[i+1] − tposted[i] —
+        // so it contains its whole round trip. (Read after the post, as this loop once did,
+        // a round trip that progresses inside the post call — kernel rxe runs its requester,
+        // the loopback wire and often the responder and completer in the post_send system
+        // call; a thread preempted right after its sendto wakes the peer — was counted in
+        // the sample before it, and the next sample shrank to a poll plus a post: READ and
+        // atomic t_min of ~2 µs on a path whose round trip is 8 µs.)
         var pendingStart: UInt64 = 0
         var pending = false
         while iteration < total {
@@ -108,8 +112,9 @@ enum LatencyLoops {
             let marker = UInt8(iteration % 255 + 1)
             if parameters.operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
             request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
-            try rdma("posting the \(parameters.operation) request") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
             let now = MonotonicClock.nanoseconds()
+            try rdma("posting the \(parameters.operation) request") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
+            pump.afterPost?(iteration)
             if pending, iteration - 1 >= parameters.warmup {
                 samples.storage[samples.count] = now &- pendingStart
                 samples.count += 1

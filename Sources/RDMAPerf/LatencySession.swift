@@ -21,6 +21,12 @@ public enum LatencySession {
     /// finishes. Returns the results (also on Ctrl-C: what was measured so far).
     public static func runClient(opened: OpenedDevice, control: ControlConnection, parameters: LatencyParameters,
                                  report: (LatencyResult) -> Void) throws(PerfError) -> [LatencyResult] {
+        try runClient(opened: opened, control: control, parameters: parameters, afterPost: nil, report: report)
+    }
+
+    /// `afterPost`: the test seam of `CompletionPump.afterPost`.
+    static func runClient(opened: OpenedDevice, control: ControlConnection, parameters: LatencyParameters,
+                          afterPost: ((Int) -> Void)?, report: (LatencyResult) -> Void) throws(PerfError) -> [LatencyResult] {
         try checkSizes(parameters.sizes, opened: opened, operation: parameters.operation)
         let slot = slot(for: parameters.sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128,
@@ -43,6 +49,7 @@ public enum LatencySession {
         }
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
         pump.yieldWhenIdle = !parameters.spin
+        pump.afterPost = afterPost
         var results: [LatencyResult] = []
         var progress = ProgressLine()
         defer { progress.finish() }

@@ -263,8 +263,8 @@ public enum PerftestLatency {
             if !(postsFirst && sent == 0) { try waitFor(postsFirst ? sent : sent + 1) }
             lastSent.storeBytes(of: writeMarker(sent + 1), as: UInt8.self)
             request.flags = sent % signalEvery == signalEvery - 1 ? flags : quietFlags
+            let now = MonotonicClock.nanoseconds()   // before the post: see LatencyLoops.client
             try rdma("posting the WRITE") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
-            let now = MonotonicClock.nanoseconds()
             if sent > 0, samples.count < samples.storage.count {
                 samples.storage[samples.count] = now &- previous
                 samples.count += 1

@@ -37,6 +37,9 @@ final class CompletionPump {
     var yieldWhenIdle = true
     /// False with a perftest peer: its exchange is silent during the run and is not JSON.
     var watchControl = true
+    /// Test seam: called right after each measured post with the iteration number, to
+    /// model a post call inside which the round trip progresses (see `LatencyLoops.client`).
+    var afterPost: ((Int) -> Void)?
     /// A message the peer sent while we were busy (e.g. `done`).
     var controlMessage: ControlMessage?
 
