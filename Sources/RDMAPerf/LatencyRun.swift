@@ -15,10 +15,14 @@ public struct LatencyParameters: Sendable, Equatable {
     public var progressTimeout: Double
     /// Never yield while polling (--spin).
     public var spin: Bool
+    /// Fill and check every payload byte (--verify).
+    public var verify: Bool
 
     public init(operation: LatencyOperation, sizes: [Int], iterations: Int?, duration: Double?, warmup: Int,
-                inlineSize: Int? = nil, mtu: Int? = nil, qpTimeout: UInt8 = 14, progressTimeout: Double = 10, spin: Bool = false) {
+                inlineSize: Int? = nil, mtu: Int? = nil, qpTimeout: UInt8 = 14, progressTimeout: Double = 10, spin: Bool = false,
+                verify: Bool = false) {
         self.spin = spin
+        self.verify = verify
         self.operation = operation
         self.sizes = sizes
         self.iterations = iterations
@@ -43,6 +47,8 @@ public struct LatencyResult: Sendable {
     public var histogram: Histogram<UInt64>
     /// Ctrl-C or the sample cap ended the run early.
     public var truncated: Bool
+    /// Payload bytes checked with --verify (warm-up included); nil without it.
+    public var verifiedBytes: Int? = nil
 }
 
 /// Samples of one size, in the client's preallocated buffer.
@@ -60,8 +66,11 @@ final class SampleBuffer {
 enum LatencyLoops {
     /// The client's measured loop for one size. Allocates nothing per iteration: one
     /// stack-built work request, the preallocated completion buffer and sample array.
+    /// With `check` (--verify) each message is filled and its reply checked outside the
+    /// timed region, and a sample runs from just before the post to the reply being seen.
     static func client(queues: QueueSet, remote: RemoteMemory, parameters: LatencyParameters, size: Int,
-                       samples: SampleBuffer, pump: CompletionPump, progress: inout ProgressLine) throws(PerfError) -> Bool {
+                       samples: SampleBuffer, pump: CompletionPump, check: inout PayloadCheck?,
+                       progress: inout ProgressLine) throws(PerfError) -> Bool {
         let pair = queues.queuePairs[0]
         let base = queues.memory
         let slot = queues.slot
@@ -103,13 +112,15 @@ enum LatencyLoops {
         // atomic t_min of ~2 µs on a path whose round trip is 8 µs.)
         var pendingStart: UInt64 = 0
         var pending = false
+        let verifying = check != nil
         while iteration < total {
-            if pending, iteration - 1 >= parameters.warmup, samples.count == samples.storage.count {
+            if pending || verifying, iteration - (verifying ? 0 : 1) >= parameters.warmup, samples.count == samples.storage.count {
                 truncated = true
                 pending = false
                 break
             }
             let marker = UInt8(iteration % 255 + 1)
+            check?.prepare(message: iteration)
             if parameters.operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
             request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
             let now = MonotonicClock.nanoseconds()
@@ -120,7 +131,7 @@ enum LatencyLoops {
                 samples.count += 1
             }
             pendingStart = now
-            pending = true
+            pending = !verifying
             var done = false
             while !done {
                 if parameters.operation == .write, lastLanded.load(as: UInt8.self) == marker { done = true }
@@ -134,6 +145,14 @@ enum LatencyLoops {
                         done = true
                     }
                 }
+            }
+            if verifying {
+                let seen = MonotonicClock.nanoseconds()
+                if iteration >= parameters.warmup {
+                    samples.storage[samples.count] = seen &- now
+                    samples.count += 1
+                }
+                try check?.verify(message: iteration)
             }
             pump.tick()
             iteration += 1
@@ -157,12 +176,14 @@ enum LatencyLoops {
 
     /// The server's side of a SEND/WRITE ping-pong: answer each ping until the client
     /// says `done` over the exchange connection.
+    /// `echoReceived` (the client verifies): reply with the bytes received, from the
+    /// landing area, so the client's check covers both directions.
     static func echo(queues: QueueSet, remote: RemoteMemory, operation: LatencyOperation, size: Int,
-                     pump: CompletionPump, limit: Int? = nil) throws(PerfError) -> ControlMessage {
+                     pump: CompletionPump, limit: Int? = nil, echoReceived: Bool = false) throws(PerfError) -> ControlMessage {
         let pair = queues.queuePairs[0]
         let base = queues.memory
         let slot = queues.slot
-        let sendElement = base.scatterGather(offset: 0, length: size)
+        let sendElement = base.scatterGather(offset: echoReceived ? slot : 0, length: size)
         let receiveElement = base.scatterGather(offset: slot, length: slot)
         let flags: SendFlags = size <= queues.maxInline ? [.signaled, .inline] : .signaled
         var request = operation == .send
@@ -196,7 +217,7 @@ enum LatencyLoops {
                     }
                 }
             }
-            if operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
+            if operation == .write, !echoReceived { lastSent.storeBytes(of: marker, as: UInt8.self) }
             request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
             try rdma("posting the \(operation) reply") { () throws(RDMAError) in try pair.post(request, scatterGather: sendElement) }
             pump.tick()

@@ -35,7 +35,7 @@ public enum LatencySession {
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
         let hello = Hello(shape: .latency(parameters.operation, warmup: parameters.warmup), sizes: parameters.sizes,
                           iterations: parameters.iterations, duration: parameters.duration,
-                          endpoints: local, memory: queues.remoteDescriptor)
+                          endpoints: local, memory: queues.remoteDescriptor, verify: parameters.verify)
         let timeout = progressBound(parameters.progressTimeout, size: parameters.sizes.max() ?? 0)
         let welcome = try control.greet(hello, timeout: timeout)
         let (remoteEndpoints, remote) = (welcome.endpoints, welcome.memory)
@@ -64,9 +64,10 @@ public enum LatencySession {
             samples.count = 0
             var truncated = false
             var interruption: PerfError?
+            var check = parameters.verify ? PayloadCheck(operation: parameters.operation, size: size, base: queues.memory.bytes.baseAddress!, slot: slot) : nil
             do {
                 truncated = try LatencyLoops.client(queues: queues, remote: remote, parameters: parameters, size: size,
-                                                    samples: samples, pump: pump, progress: &progress)
+                                                    samples: samples, pump: pump, check: &check, progress: &progress)
             } catch where error.exitCode == 130 {
                 truncated = true
                 interruption = error
@@ -76,7 +77,7 @@ public enum LatencySession {
             if let statistics = LatencyStatistics(samples: samples.filled, halve: halve) {
                 let result = LatencyResult(size: size, operation: parameters.operation, statistics: statistics,
                                            histogram: LatencyStatistics.histogram(of: samples.filled, halve: halve),
-                                           truncated: truncated)
+                                           truncated: truncated, verifiedBytes: check?.verifiedBytes)
                 results.append(result)
                 figures = statistics
                 report(result)
@@ -130,10 +131,12 @@ public enum LatencySession {
             case .go(let size):
                 try limits.check(go: size, of: hello)
                 queues.memory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
+                if hello.verify, operation == .read { PayloadCheck.offerForRead(queues.memory.bytes.baseAddress!, size: size) }
                 try control.send(.ready)
                 let end: ControlMessage
                 if operation.isPingPong {
-                    end = try LatencyLoops.echo(queues: queues, remote: hello.memory, operation: operation, size: size, pump: pump)
+                    end = try LatencyLoops.echo(queues: queues, remote: hello.memory, operation: operation, size: size, pump: pump,
+                                                echoReceived: hello.verify)
                 } else {
                     opened.backgroundProgress(true)
                     defer { opened.backgroundProgress(false) }

@@ -219,8 +219,9 @@ public enum PerftestLatency {
                                                inlineSize: inlineSize, progressTimeout: timeout)
             let samples = SampleBuffer(capacity: iterations)
             var progress = ProgressLine()
+            var noCheck: PayloadCheck?
             let truncated = try LatencyLoops.client(queues: queues, remote: remoteMemory, parameters: parameters, size: size,
-                                                    samples: samples, pump: pump, progress: &progress)
+                                                    samples: samples, pump: pump, check: &noCheck, progress: &progress)
             progress.finish()
             if let statistics = LatencyStatistics(samples: samples.filled, halve: true) {
                 result = LatencyResult(size: size, operation: .send, statistics: statistics,

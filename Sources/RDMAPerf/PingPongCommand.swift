@@ -41,6 +41,9 @@ public struct PingPongCommand: ParsableCommand {
     @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat (--op send) or ib_write_lat (--op write): speak its exchange (one -s, same -s/-n on both sides, no warm-up).")
     public var perftestPeer = false
 
+    @Flag(name: .customLong("verify"), help: "Fill every message with a per-iteration pattern and check every received byte, outside the timed region (a sample then runs from the post to the reply being seen); the server echoes what it received. Reports the bytes verified; a mismatch is an error naming the message and byte.")
+    public var verify = false
+
     @Option(name: .customLong("histogram"), help: ArgumentHelp("Write the HdrHistogram percentile distribution (µs).", valueName: "FILE"))
     public var histogramFile: String?
 
@@ -59,13 +62,15 @@ public struct PingPongCommand: ParsableCommand {
                 throw .usage("--perftest speaks ib_send_lat's and ib_write_lat's exchange: --op send or write, one size, -n iterations, as a client (name the server)")
             }
         }
+        if verify, perftestPeer { throw .usage("--verify needs our server (it echoes what it received); perftest's does not") }
         let sizes = operation == .atomic ? [size?.value ?? 8] : common.sizes(defaultSize: 2, explicit: size)
         if operation == .atomic, common.all { throw .usage("-a with --op atomic: atomics are always 8 bytes") }
         let iterations = common.duration == nil ? (common.iterations ?? 1000) : nil
         let warm = warmup ?? (iterations.map { min(1000, $0 / 10) } ?? 100)
         return LatencyParameters(operation: operation, sizes: sizes, iterations: iterations, duration: common.duration,
                                  warmup: warm, inlineSize: common.inlineSize, mtu: common.mtu,
-                                 qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout, spin: common.spin)
+                                 qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout, spin: common.spin,
+                                 verify: verify)
     }
 
     func execute() throws(PerfError) {
@@ -183,6 +188,9 @@ final class LatencyPrinter: @unchecked Sendable {
         Swift.print(PerftestFormat.tailHeader)
         Swift.print(PerftestFormat.tailRow(size: result.size, result.statistics))
         if result.truncated { Swift.print("# size \(result.size): run cut short (Ctrl-C or sample cap): \(result.statistics.sampleCount) samples") }
+        if let verified = result.verifiedBytes {
+            Swift.print("# size \(result.size): --verify: \(verified) bytes received and checked (warm-up included), no mismatch")
+        }
         Swift.print(PerftestFormat.resultLine)
         fflush(nil)
     }
