@@ -70,7 +70,7 @@ import Testing
         #expect(error { $0["flows"] = [["from": "A", "to": "S1"]] } == "flows[0].to: \"S1\" is a switch; flows run between hosts")
         #expect(error { $0["dcqcn"] = ["preset": "fast"] }?.hasPrefix("dcqcn.preset: unknown preset \"fast\"") == true)
         #expect(error { $0["dcqcn"] = ["preset": "mlx5Like", "alphaGain": 0] } == "dcqcn.alphaGain: must be in (0, 1]")
-        #expect(error { $0["dcqcn"] = ["preset": "mlx5Like", "rateIncreaseTimerMicroseconds": 0] } == "dcqcn.rateIncreaseTimerMicroseconds: must be positive")
+        #expect(error { $0["dcqcn"] = ["preset": "mlx5Like", "rateIncreaseTimerMicroseconds": 0] }?.hasPrefix("dcqcn.rateIncreaseTimerMicroseconds: 0.0 µs: must be more than 0") == true)
         #expect(error { $0["pfc"] = ["xoffBytes": 10_000, "xonBytes": 20_000] } == "pfc.xonBytes: must be in 0…xoffBytes")
         #expect(error { $0["ecnMarking"] = ["kMinBytes": 10] } == "ecnMarking.kMaxBytes: missing (give it, or a preset)")
         #expect(error { $0["flows"] = [["from": "A", "to": "B", "startMicroseconds": 500]] }?.hasPrefix("flows[0].startMicroseconds:") == true)
