@@ -38,7 +38,7 @@ public struct PingPongCommand: ParsableCommand {
     @Option(name: .customLong("warmup"), help: "Warm-up iterations before measuring (default: 10% of -n, at most 1000).")
     public var warmup: Int?
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat (--op send) or ib_write_lat (--op write): speak its exchange (one -s, same -s/-n on both sides, no warm-up).")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat, ib_write_lat, ib_read_lat or ib_atomic_lat (--op send/write/read/atomic): speak its exchange (one -s, same -s/-n on both sides, no warm-up).")
     public var perftestPeer = false
 
     @Flag(name: .customLong("verify"), help: "Fill every message with a per-iteration pattern and check every received byte, outside the timed region (a sample then runs from the post to the reply being seen); the server echoes what it received. Reports the bytes verified; a mismatch is an error naming the message and byte.")
@@ -58,8 +58,8 @@ public struct PingPongCommand: ParsableCommand {
         try common.validate(explicitSize: size, maximumIterations: limits.maximumLatencyIterations)
         if let warmup, !(0...limits.maximumWarmup).contains(warmup) { throw .usage("--warmup \(warmup): give 0…\(limits.maximumWarmup)") }
         if perftestPeer {
-            guard operation == .send || operation == .write, !common.all, common.duration == nil, common.server != nil else {
-                throw .usage("--perftest speaks ib_send_lat's and ib_write_lat's exchange: --op send or write, one size, -n iterations, as a client (name the server)")
+            guard !common.all, common.duration == nil, common.server != nil else {
+                throw .usage("--perftest speaks ib_send_lat's, ib_write_lat's, ib_read_lat's and ib_atomic_lat's exchange: one size, -n iterations, as a client (name the server)")
             }
         }
         if verify, perftestPeer { throw .usage("--verify needs our server (it echoes what it received); perftest's does not") }
@@ -133,8 +133,8 @@ public struct PingPongCommand: ParsableCommand {
             }
             // perftest's client opens with its version string, ours with JSON.
             admission.perftest = true
-            guard operation == .send || operation == .write, !common.all, common.duration == nil else {
-                throw .usage("a perftest client connected: answer it with --op send (ib_send_lat) or --op write (ib_write_lat), one -s, -n")
+            guard !common.all, common.duration == nil else {
+                throw .usage("a perftest client connected: answer it with the --op of its binary (ib_send_lat: send, ib_write_lat: write, ib_read_lat: read, ib_atomic_lat: atomic), one -s, -n")
             }
             let result = try PerftestLatency.run(opened: opened, control: control, admission: admission, isClient: false, operation: operation,
                                                  size: parameters.sizes[0], iterations: parameters.iterations ?? 1000,
@@ -145,7 +145,7 @@ public struct PingPongCommand: ParsableCommand {
                 printer.print(result, path: opened.path)
                 try finish([result], sweep: false)
             } else {
-                log("answered \(parameters.iterations ?? 1000) pings of \(parameters.sizes[0]) B from perftest's client (its figures are on its side)")
+                log("answered \(PerftestLatency.tool(for: operation))'s client, \(parameters.sizes[0]) B (its figures are on its side)")
             }
         }
     }

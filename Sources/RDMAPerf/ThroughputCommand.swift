@@ -47,7 +47,7 @@ public struct ThroughputCommand: ParsableCommand {
     @Flag(name: .customLong("report_gbits"), help: "Report Gb/s (10^9 bit) instead of MiB/s.")
     public var reportGbits = false
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw: speak its exchange (--op write, one -s, -q 1, -n; its table prints our figures). Our server answers ib_write_bw's client without it.")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw or ib_read_bw: speak its exchange (--op write or read, one -s, -q 1, -n; its table prints our figures). Our server answers their clients without it.")
     public var perftestPeer = false
 
     public init() {}
@@ -73,9 +73,9 @@ public struct ThroughputCommand: ParsableCommand {
                          hint: "lower -n, or use -D to run for a time")
         }
         let iterations = common.duration == nil ? (common.iterations ?? 5000) : nil
-        if perftestPeer, operation != .write || common.all || common.duration != nil || queuePairs != 1 || bidirectional
+        if perftestPeer, operation == .send || common.all || common.duration != nil || queuePairs != 1 || bidirectional
             || common.server == nil || common.loopback {
-            throw .usage("--perftest speaks ib_write_bw's exchange: --op write, one -s, -q 1, -n, as a client (name the server)")
+            throw .usage("--perftest speaks ib_write_bw's and ib_read_bw's exchange: --op write or read, one -s, -q 1, -n, as a client (name the server)")
         }
         return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: 65536, explicit: size),
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,
@@ -145,8 +145,8 @@ extension ThroughputCommand {
             }
             // perftest's client opens with its version string, ours with JSON.
             admission.perftest = true
-            guard operation == .write else {
-                throw .usage("a perftest client connected: answer ib_write_bw's with --op write")
+            guard operation != .send else {
+                throw .usage("a perftest client connected: answer ib_write_bw's or ib_read_bw's with --op write or read (ib_send_bw's exchange is not spoken)")
             }
             // perftest's client is silent during its run: the wait for its end is bounded
             // by the time its largest run may take, not only by --timeout.
