@@ -146,6 +146,14 @@ struct PerftestWireTests {
 
 @Suite("Device selection")
 struct DeviceSelectionTests {
+    @Test("a kernel rxe goes on the default-route interface, as tools/rxe-setup puts it")
+    func netdevRule() {
+        #expect(KernelRXE.defaultRouteInterface("default via 10.0.2.2 dev eth0 proto dhcp src 10.0.2.15 metric 100\n") == "eth0")
+        #expect(KernelRXE.defaultRouteInterface("default dev wg0 scope link\ndefault via 10.0.0.1 dev eth1\n") == "wg0")
+        #expect(KernelRXE.defaultRouteInterface("10.0.0.0/24 dev eth0 proto kernel scope link\n") == nil)
+        #expect(KernelRXE.defaultRouteInterface("") == nil)
+    }
+
     @Test("automatic without any backend names every step it tried and exits 2")
     func automaticWithoutBackend() throws {
         guard (try? Device.all())?.isEmpty ?? true, ProcessInfo.processInfo.environment["RDMA_TEST_DEVICE"] == nil,
