@@ -118,8 +118,12 @@ public final class ControlConnection: @unchecked Sendable {
             throw .peer("exchange connection to \(peerDescription) failed: \(String(cString: strerror(errno)))")
         }
         pending += buffer[0..<count]
-        if pending.count > ControlMessage.maximumLineLength, !pending.contains(0x0A) {
-            throw .refused("message", "more than \(ControlMessage.maximumLineLength) bytes without a newline: not rdma-pingpong/rdma-throughput?")
+        // Bounded whatever the peer sends: one overlong line, or many lines faster than
+        // they are read (an honest peer has a message or two in flight).
+        if pending.count > ControlMessage.maximumLineLength {
+            throw .refused("message", pending.contains(0x0A)
+                ? "more than \(ControlMessage.maximumLineLength) bytes of messages queued unread"
+                : "more than \(ControlMessage.maximumLineLength) bytes without a newline: not rdma-pingpong/rdma-throughput?")
         }
     }
 

@@ -1,9 +1,10 @@
 /// The server role both tools share: clients are taken one after another. A client that is
 /// refused — a bad or hostile hello, garbage, silence, a field out of bounds at any point —
-/// is told why (an `error` message) and the server waits for the next one. The first
-/// client admitted to a run that then ends (normally, by Ctrl-C on either side, or with a
-/// failure that is not a refusal) ends the loop with that outcome, as a perftest server
-/// serves one run.
+/// or whose run fails by the peer's doing (it stalls, floods, disconnects: exit status 3)
+/// is told why (an `error` message) and the server waits for the next one, so no client
+/// can take the server down. A run that ends normally (or by Ctrl-C on either side) ends
+/// the loop, as a perftest server serves one run; so does a local failure of an admitted
+/// run (the device, not the peer).
 ///
 /// ```swift
 /// try ServerLoop.serve(listener: listener, connectTimeout: 10, log: printError) { control, admission in
@@ -15,14 +16,15 @@
 public enum ServerLoop {
     /// What a session tells the loop about its client.
     public final class Admission {
-        /// The client passed the checks and its run started.
+        /// The client passed the checks and its run started: a local failure from here on
+        /// ends the server.
         public var admitted = false
         /// The client speaks perftest's exchange: no JSON error message to it.
         public var perftest = false
         public init() {}
     }
 
-    /// Serves clients until one admitted run ends; returns how many clients were refused.
+    /// Serves clients until one run ends; returns how many clients were refused or dropped.
     /// Each wait for a client is bounded by `connectTimeout`; the error after the last
     /// wait names the last refusal too.
     @discardableResult
@@ -45,10 +47,10 @@ public enum ServerLoop {
                 return refused
             } catch {
                 if !admission.perftest { try? control.send(.error("server: \(error)")) }
-                if error.exitCode == 130 || (admission.admitted && error.refusedField == nil) { throw error }
+                if error.exitCode == 130 || (admission.admitted && error.exitCode != 3) { throw error }
                 refused += 1
                 lastRefusal = error
-                log("refused client \(control.peerDescription): \(error)")
+                log("\(error.refusedField == nil ? "dropped" : "refused") client \(control.peerDescription): \(error)")
             }
         }
     }

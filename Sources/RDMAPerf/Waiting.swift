@@ -81,7 +81,12 @@ final class CompletionPump {
                 } else if now > deadline {
                     throw stalled(activity)
                 }
-                if watchControl, controlMessage == nil, let message = try control.poll() { controlMessage = message }
+                if watchControl, controlMessage == nil {
+                    // `alive` only keeps a passive wait bounded: skip any number of them here.
+                    while let message = try control.poll() {
+                        if message != .alive { controlMessage = message; break }
+                    }
+                }
             }
         }
         return count

@@ -128,7 +128,7 @@ final class ServerUnderTest: @unchecked Sendable {
     }
 }
 
-@Suite("Hostile peers: every bad field refused by name, the next honest client served", .serialized)
+@Suite("Hostile peers: every bad field refused by name, floods and stalls dropped, the next honest client served", .serialized)
 struct HostilePeerTests {
     static func latencyHello(_ endpoint: Endpoint, operation: LatencyOperation = .send) -> ControlMessage {
         .hello(Hello(shape: .latency(operation, warmup: 5), sizes: [64], iterations: 100, duration: nil, endpoints: [endpoint],
@@ -201,6 +201,7 @@ struct HostilePeerTests {
     }
 
     func serveHostileThenHonest(_ tool: ServerUnderTest.Tool, softAddress: String, cases: [([UInt8], String)],
+                                hello: (ServerUnderTest) -> ControlMessage, floodSize: Int,
                                 honest: (ServerUnderTest, ControlConnection) throws -> Void) throws {
         let server = try ServerUnderTest(tool, softAddress: softAddress)
         for (bytes, field) in cases {
@@ -210,6 +211,12 @@ struct HostilePeerTests {
                 #expect(answer.contains("\"cmd\":\"error\"") && answer.contains(field), "answer: \(answer.prefix(300))")
             }
         }
+        // Admitted, then a flood of small valid messages and no pings: read through and
+        // dropped when the peer goes, the server still serving.
+        let flood = hello(server).line + ControlMessage.go(size: floodSize).line
+            + Array([[UInt8]](repeating: ControlMessage.alive.line, count: ControlMessage.maximumLineLength / 16 + 1000).joined())
+        let (_, dropped) = try server.refusal(of: flood)
+        #expect(dropped.contains("dropped client"), "\(dropped.prefix(300))")
         let blobs = HostileLine.blobs(count: 12, seed: 0x5EED)
         for blob in blobs {
             let (_, logged) = try server.refusal(of: blob)
@@ -223,13 +230,14 @@ struct HostilePeerTests {
         let control = try connectControl(host: "127.0.0.1", port: server.listener.port, timeout: 10)
         try honest(server, control)
         control.close()
-        #expect(try server.finish() == cases.count + blobs.count)
+        #expect(try server.finish() == cases.count + blobs.count + 1)
     }
 
     @Test("rdma-pingpong server (soft engine): each bad hello/go field refused, random blobs refused, then an honest client runs")
     func pingpongServer() throws {
         let cases = Self.latencyCases(Endpoint(queuePairNumber: 0x123, packetSequenceNumber: 7, gid: GID(ipv4: (127, 0, 16, 2)), mtu: .mtu1024))
-        try serveHostileThenHonest(.pingpong, softAddress: "127.0.16.1", cases: cases) { server, control in
+        try serveHostileThenHonest(.pingpong, softAddress: "127.0.16.1", cases: cases,
+                                   hello: { Self.latencyHello($0.honestEndpoint()) }, floodSize: 64) { server, control in
             let results = try LatencySession.runClient(opened: server.client, control: control,
                                                        parameters: LatencyParameters(operation: .write, sizes: [64], iterations: 50,
                                                                                      duration: nil, warmup: 5)) { _ in }
@@ -240,7 +248,8 @@ struct HostilePeerTests {
     @Test("rdma-throughput server (soft engine): each bad hello/go/done field refused, random blobs refused, then an honest client runs")
     func throughputServer() throws {
         let cases = Self.bandwidthCases(Endpoint(queuePairNumber: 0x123, packetSequenceNumber: 7, gid: GID(ipv4: (127, 0, 17, 2)), mtu: .mtu1024))
-        try serveHostileThenHonest(.throughput, softAddress: "127.0.17.1", cases: cases) { server, control in
+        try serveHostileThenHonest(.throughput, softAddress: "127.0.17.1", cases: cases,
+                                   hello: { Self.bandwidthHello($0.honestEndpoint(), operation: .send) }, floodSize: 4096) { server, control in
             let results = try ThroughputSession.runClient(opened: server.client, control: control,
                                                           parameters: ThroughputParameters(operation: .send, sizes: [4096], iterations: 200,
                                                                                            duration: nil, queuePairs: 2, bidirectional: true)) { _ in }
