@@ -22,9 +22,10 @@ public struct PingPongCommand: ParsableCommand {
           rdma-pingpong --loopback --op read -a --json - # READ sweep, JSON
           rdma-pingpong --loopback -n 100000 --histogram lat.hgrm --plot lat.svg
           rdma-pingpong -d rxe0 -n 1000 --perftest 10.0.0.1
-              # client of `ib_send_lat -d rxe0 -n 1000` (--op write: of
-              # ib_write_lat); our server also answers ib_send_lat's and
-              # ib_write_lat's clients (it recognises perftest's exchange)
+              # client of `ib_send_lat -d rxe0 -n 1000` (--op write|read|atomic:
+              # of ib_write_lat, ib_read_lat, ib_atomic_lat); our server also
+              # answers their clients (it recognises perftest's exchange)
+          rdma-pingpong --loopback --op write -s 4K --verify  # check every byte
         """)
 
     @OptionGroup public var common: CommonOptions

@@ -20,8 +20,8 @@ public struct ThroughputCommand: ParsableCommand {
           rdma-throughput -d rxe0 --op send -q 4 -b 10.0.0.1 # client
           rdma-throughput --loopback -a --report_gbits --plot bw.svg --json bw.jsonl
           rdma-throughput -d rxe0 -n 5000 --perftest 10.0.0.1
-              # client of `ib_write_bw -d rxe0`; our server (--op write)
-              # also answers ib_write_bw's client
+              # client of `ib_write_bw -d rxe0` (--op read: of ib_read_bw);
+              # our server (--op write|read) also answers their clients
         """)
 
     @OptionGroup public var common: CommonOptions
