@@ -9,6 +9,7 @@ let package = Package(
         .library(name: "RoCEWire", targets: ["RoCEWire"]),
         .library(name: "Congestion", targets: ["Congestion"]),
         .library(name: "FabricSim", targets: ["FabricSim"]),
+        .library(name: "RDMAPerf", targets: ["RDMAPerf"]),
         .executable(name: "rdma-devices", targets: ["rdma-devices"]),
         .executable(name: "fabric-sim", targets: ["fabric-sim"]),
         .executable(name: "rdma-pingpong", targets: ["rdma-pingpong"]),

@@ -1,6 +1,6 @@
 // swift-tools-version: 6.1
 // libFuzzer targets, in a nested package so that the main package's build is unaffected.
-// Build and run: tools/fuzz-rocewire (needs -sanitize=fuzzer, which only this package uses).
+// Build and run: tools/fuzz-rocewire, tools/fuzz-tools (need -sanitize=fuzzer, which only this package uses).
 import PackageDescription
 
 let package = Package(
@@ -17,6 +17,14 @@ let package = Package(
         .executableTarget(
             name: "RoCEWireFuzzer",
             dependencies: ["CFuzzerDriver", .product(name: "RoCEWire", package: "swift-rdma")]
+        ),
+        .executableTarget(
+            name: "ControlMessageFuzzer",
+            dependencies: ["CFuzzerDriver", .product(name: "RDMAPerf", package: "swift-rdma"), .product(name: "RDMA", package: "swift-rdma")]
+        ),
+        .executableTarget(
+            name: "ScenarioFuzzer",
+            dependencies: ["CFuzzerDriver", .product(name: "FabricSim", package: "swift-rdma"), .product(name: "Congestion", package: "swift-rdma")]
         ),
     ]
 )

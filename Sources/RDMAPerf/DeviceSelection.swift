@@ -227,13 +227,9 @@ enum KernelRXE {
         let hasModule = FileManager.default.fileExists(atPath: "/sys/module/rdma_rxe")
             || run("/sbin/modprobe", ["rdma_rxe"]).status == 0
         guard hasModule else { return .impossible("the kernel has no rdma_rxe module") }
-        let addresses = run("/sbin/ip", ["-o", "-4", "addr", "show", "up"]).output
-        let netdev = addresses.split(separator: "\n").compactMap { line -> String? in
-            let fields = line.split(separator: " ")
-            guard fields.count > 1, fields[1] != "lo" else { return nil }
-            return String(fields[1])
-        }.first
-        guard let netdev else { return .impossible("no non-loopback interface with an IPv4 address to put rxe on") }
+        guard let netdev = defaultRouteInterface(run("/sbin/ip", ["-4", "route", "show", "default"]).output) else {
+            return .impossible("no IPv4 default route to pick an interface from (tools/rxe-setup --netdev IF picks one by hand)")
+        }
         let name = "perfrxe\(getpid() % 1000)"
         let result = run("/usr/bin/rdma", ["link", "add", name, "type", "rxe", "netdev", netdev])
         guard result.status == 0 else {
@@ -241,6 +237,18 @@ enum KernelRXE {
         }
         log("created kernel rxe \(name) on \(netdev) (removed at exit)")
         return .created(name: name, netdev: netdev)
+    }
+
+    /// The interface carrying the IPv4 default route (`dev X` in `ip -4 route show
+    /// default`): the same rule as `tools/rxe-setup`, so the tools and the setup script put
+    /// rxe on the same netdev.
+    static func defaultRouteInterface(_ routes: String) -> String? {
+        for line in routes.split(separator: "\n") {
+            let words = line.split(separator: " ")
+            guard words.first == "default", let index = words.firstIndex(of: "dev"), index + 1 < words.count else { continue }
+            return String(words[index + 1])
+        }
+        return nil
     }
 
     static func remove(_ name: String) {

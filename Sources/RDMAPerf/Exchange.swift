@@ -1,59 +1,6 @@
 import Foundation
 import RDMA
-
-/// The out-of-band exchange: a TCP connection carrying JSON lines.
-///
-/// Sequence (client → server unless marked ←):
-/// 1. `hello` — the run's parameters, the client's QP endpoints and memory descriptor;
-///    ← `welcome` — the server's endpoints and memory (or `error`).
-/// 2. per size: `go` ← `ready` … the RDMA run … `done` (with the client's figures);
-///    in bidirectional bandwidth runs ← `done` too.
-/// 3. `bye`.
-/// Every read is bounded by a deadline; a closed connection is reported as the peer gone.
-///
-/// Not perftest's format: perftest's exchange (after the `KEY_PRINT_FMT_GID` key line) also
-/// swaps a version string, page and cache-line sizes and its `perftest_parameters`
-/// negotiation as raw C structs, which we do not reproduce.
-public struct ControlMessage: Codable, Sendable, Equatable {
-    public var cmd: String
-    public var tool: String?
-    public var version: Int?
-    public var op: String?
-    public var sizes: [Int]?
-    public var size: Int?
-    public var iterations: Int?
-    public var duration: Double?
-    public var warmup: Int?
-    public var qps: Int?
-    public var bidirectional: Bool?
-    public var txDepth: Int?
-    public var cqMod: Int?
-    public var endpoints: [Endpoint]?
-    public var memory: RemoteMemory?
-    public var count: Int?
-    public var latency: LatencyStatistics?
-    public var bandwidth: BandwidthStatistics?
-    public var error: String?
-    public var path: String?
-
-    public init(cmd: String) { self.cmd = cmd }
-
-    /// A client's opening message with what both tools send: who it is, the protocol
-    /// version, the run's shape, and its queue pairs and memory.
-    static func hello(tool: String, operation: String, sizes: [Int], iterations: Int?, duration: Double?,
-                      endpoints: [Endpoint], memory: RemoteMemory) -> ControlMessage {
-        var hello = ControlMessage(cmd: "hello")
-        hello.tool = tool
-        hello.version = LatencySession.protocolVersion
-        hello.op = operation
-        hello.sizes = sizes
-        hello.iterations = iterations
-        hello.duration = duration
-        hello.endpoints = endpoints
-        hello.memory = memory
-        return hello
-    }
-}
+import Synchronization
 
 /// One TCP connection of the exchange. Reads are bounded; writes are small.
 public final class ControlConnection: @unchecked Sendable {
@@ -77,25 +24,14 @@ public final class ControlConnection: @unchecked Sendable {
     }
 
     public func send(_ message: ControlMessage) throws(PerfError) {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        guard var data = try? encoder.encode(message) else { throw PerfError("cannot encode \(message.cmd)") }
-        data.append(0x0A)
-        let ok = data.withUnsafeBytes { raw -> Bool in
-            var offset = 0
-            while offset < raw.count {
-                let written = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-                if written <= 0 { if errno == EINTR { continue }; return false }
-                offset += written
-            }
-            return true
+        do { try sendRaw(message.line) } catch {
+            throw .peer("the peer \(peerDescription) closed the exchange connection", hint: "it exited or was killed (\(String(cString: strerror(errno))))")
         }
-        if !ok { throw .peer("the peer \(peerDescription) closed the exchange connection", hint: "it exited or was killed (\(String(cString: strerror(errno))))") }
     }
 
     /// The next message, waiting at most `timeout` seconds.
     public func receive(timeout: Double, waitingFor what: String) throws(PerfError) -> ControlMessage {
-        let deadline = MonotonicClock.nanoseconds() + UInt64(max(0, timeout) * 1e9)
+        let deadline = MonotonicClock.deadline(after: timeout)
         while true {
             if let message = try parsePending() { return message }
             let now = MonotonicClock.nanoseconds()
@@ -109,14 +45,15 @@ public final class ControlConnection: @unchecked Sendable {
     }
 
     /// The client's half of the handshake both tools share: send `hello` (carrying our
-    /// endpoints and memory), wait for the server's welcome, return its endpoints and memory.
-    public func greet(_ hello: ControlMessage, timeout: Double) throws(PerfError) -> (endpoints: [Endpoint], memory: RemoteMemory) {
-        try send(hello)
-        let welcome = try receive(timeout: timeout, waitingFor: "welcome")
-        guard welcome.cmd == "welcome", let endpoints = welcome.endpoints, let memory = welcome.memory else {
-            throw .peer("the server answered \(welcome.cmd), expected welcome")
+    /// endpoints and memory), wait for the server's welcome.
+    public func greet(_ hello: Hello, timeout: Double) throws(PerfError) -> Welcome {
+        try send(.hello(hello))
+        let answer = try receive(timeout: timeout, waitingFor: "welcome")
+        guard case .welcome(let welcome) = answer else {
+            throw .peer("the server answered \(answer.name), expected welcome")
         }
-        return (endpoints, memory)
+        try RunLimits.check(welcome, answering: hello)
+        return welcome
     }
 
     /// Writes raw bytes (perftest's fixed-size exchange messages).
@@ -135,7 +72,7 @@ public final class ControlConnection: @unchecked Sendable {
 
     /// Reads exactly `count` raw bytes, waiting at most `timeout` seconds.
     public func receiveRaw(count: Int, timeout: Double, waitingFor what: String) throws(PerfError) -> [UInt8] {
-        let deadline = MonotonicClock.nanoseconds() + UInt64(max(0, timeout) * 1e9)
+        let deadline = MonotonicClock.deadline(after: timeout)
         while pending.count < count {
             let now = MonotonicClock.nanoseconds()
             if now >= deadline { throw .peer("no \(what) from \(peerDescription) within \(timeout) s") }
@@ -150,7 +87,7 @@ public final class ControlConnection: @unchecked Sendable {
     /// The first byte the peer sent, without consuming it: `{` is our JSON exchange,
     /// a digit is perftest's version string.
     public func peekFirstByte(timeout: Double) throws(PerfError) -> UInt8 {
-        let deadline = MonotonicClock.nanoseconds() + UInt64(max(0, timeout) * 1e9)
+        let deadline = MonotonicClock.deadline(after: timeout)
         while pending.isEmpty {
             let now = MonotonicClock.nanoseconds()
             if now >= deadline { throw .peer("the client \(peerDescription) sent nothing within \(timeout) s") }
@@ -181,20 +118,22 @@ public final class ControlConnection: @unchecked Sendable {
             throw .peer("exchange connection to \(peerDescription) failed: \(String(cString: strerror(errno)))")
         }
         pending += buffer[0..<count]
-        if pending.count > 1 << 20 { throw .peer("the peer sent more than 1 MiB without a newline: not rdma-pingpong/rdma-throughput?") }
+        // Bounded whatever the peer sends: one overlong line, or many lines faster than
+        // they are read (an honest peer has a message or two in flight).
+        if pending.count > ControlMessage.maximumLineLength {
+            throw .refused("message", pending.contains(0x0A)
+                ? "more than \(ControlMessage.maximumLineLength) bytes of messages queued unread"
+                : "more than \(ControlMessage.maximumLineLength) bytes without a newline: not rdma-pingpong/rdma-throughput?")
+        }
     }
 
     private func parsePending() throws(PerfError) -> ControlMessage? {
         guard let newline = pending.firstIndex(of: 0x0A) else { return nil }
-        let line = Array(pending[..<newline])
-        pending.removeSubrange(...newline)
-        guard let message = try? JSONDecoder().decode(ControlMessage.self, from: Data(line)) else {
-            let text = String(decoding: line.prefix(80), as: UTF8.self)
-            throw .peer("unexpected exchange message from \(peerDescription): \"\(text)\"",
-                        hint: "the peer is not rdma-pingpong/rdma-throughput (perftest's exchange is not compatible)")
-        }
-        if message.cmd == "error" {
-            throw .peer("the peer reported: \(message.error ?? "an error")")
+        let line = pending[..<newline]
+        defer { pending.removeSubrange(...newline) }
+        let message = try ControlMessage(line: line)
+        if case .error(let text) = message {
+            throw .peer("the peer reported: \(text)")
         }
         return message
     }
@@ -206,28 +145,40 @@ public final class ControlListener: @unchecked Sendable {
     /// The bound port (useful with port 0).
     public let port: UInt16
 
-    /// Listens on `port` on every IPv4 address (`loopbackOnly`: 127.0.0.1).
-    public init(port: UInt16, loopbackOnly: Bool = false) throws(PerfError) {
+    /// The address listened on, as given (`0.0.0.0`: every IPv4 address).
+    public let address: String
+    private let stopped = Atomic<Bool>(false)
+
+    /// Listens on `port` (0: any free one) at `address`, an IPv4 address of this host;
+    /// `0.0.0.0` listens on every address.
+    public init(port: UInt16, address: String = "127.0.0.1") throws(PerfError) {
+        var binary = in_addr()
+        guard inet_pton(AF_INET, address, &binary) == 1 else {
+            throw .usage("--bind \(address): not an IPv4 address", hint: "give one of this host's IPv4 addresses, or 0.0.0.0 for all")
+        }
         let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socketFD >= 0 else { throw PerfError("socket(): \(String(cString: strerror(errno)))") }
         // A server restarted right after a run must not trip over its own TIME_WAIT; Linux
         // still refuses a port another socket is listening on, so "port in use" stays exact.
         var reuse: Int32 = 1
         setsockopt(socketFD, SOL_SOCKET, SO_REUSEADDR, &reuse, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        address.sin_addr.s_addr = loopbackOnly ? UInt32(0x7F00_0001).bigEndian : 0
-        let bound = withUnsafePointer(to: &address) {
+        var socketAddress = sockaddr_in()
+        socketAddress.sin_family = sa_family_t(AF_INET)
+        socketAddress.sin_port = port.bigEndian
+        socketAddress.sin_addr = binary
+        let bound = withUnsafePointer(to: &socketAddress) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         if bound != 0 {
             let code = errno
             _ = Glibc.close(socketFD)
             if code == EADDRINUSE {
-                throw .usage("TCP port \(port) is in use", hint: "another rdma-pingpong/rdma-throughput or perftest server is listening there; stop it or pick another with -p (on both sides)")
+                throw .usage("TCP port \(port) is in use on \(address)", hint: "another rdma-pingpong/rdma-throughput or perftest server is listening there; stop it or pick another with -p (on both sides)")
             }
-            throw .usage("cannot listen on TCP port \(port): \(String(cString: strerror(code)))")
+            if code == EADDRNOTAVAIL {
+                throw .usage("cannot listen on \(address): it is not an address of this host", hint: "give one of this host's IPv4 addresses with --bind, or 0.0.0.0 for all")
+            }
+            throw .usage("cannot listen on \(address) TCP port \(port): \(String(cString: strerror(code)))")
         }
         guard listen(socketFD, 4) == 0 else {
             let code = errno
@@ -240,6 +191,7 @@ public final class ControlListener: @unchecked Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socketFD, $0, &length) }
         }
         fd = socketFD
+        self.address = address
         self.port = UInt16(bigEndian: actual.sin_port)
     }
 
@@ -249,9 +201,12 @@ public final class ControlListener: @unchecked Sendable {
         if fd >= 0 { _ = Glibc.close(fd); fd = -1 }
     }
 
+    /// Makes a wait in `accept` (on another thread) end within 200 ms.
+    public func stop() { stopped.store(true, ordering: .relaxed) }
+
     /// Waits at most `timeout` seconds for a client.
     public func accept(timeout: Double) throws(PerfError) -> ControlConnection {
-        let deadline = MonotonicClock.nanoseconds() + UInt64(max(0, timeout) * 1e9)
+        let deadline = MonotonicClock.deadline(after: timeout)
         while true {
             var descriptor = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             if Glibc.poll(&descriptor, 1, 200) > 0 {
@@ -265,6 +220,7 @@ public final class ControlListener: @unchecked Sendable {
                 }
             }
             if stopRequested() { throw PerfError("interrupted while waiting for a client", exitCode: 130) }
+            if stopped.load(ordering: .relaxed) { throw PerfError("stopped waiting for a client", exitCode: 130) }
             if MonotonicClock.nanoseconds() >= deadline {
                 throw .peer("no client connected to TCP port \(port) within \(timeout) s", hint: "start the client with this host's address, or raise --connect-timeout")
             }
@@ -291,7 +247,7 @@ public func connectControl(host: String, port: UInt16, timeout: Double) throws(P
         throw .usage("cannot resolve server \"\(host)\": \(String(cString: gai_strerror(code)))")
     }
     defer { freeaddrinfo(result) }
-    let deadline = MonotonicClock.nanoseconds() + UInt64(max(0, timeout) * 1e9)
+    let deadline = MonotonicClock.deadline(after: timeout)
     var lastError: Int32 = 0
     while true {
         let fd = socket(info.pointee.ai_family, info.pointee.ai_socktype, info.pointee.ai_protocol)

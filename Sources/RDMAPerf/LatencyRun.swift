@@ -15,10 +15,14 @@ public struct LatencyParameters: Sendable, Equatable {
     public var progressTimeout: Double
     /// Never yield while polling (--spin).
     public var spin: Bool
+    /// Fill and check every payload byte (--verify).
+    public var verify: Bool
 
     public init(operation: LatencyOperation, sizes: [Int], iterations: Int?, duration: Double?, warmup: Int,
-                inlineSize: Int? = nil, mtu: Int? = nil, qpTimeout: UInt8 = 14, progressTimeout: Double = 10, spin: Bool = false) {
+                inlineSize: Int? = nil, mtu: Int? = nil, qpTimeout: UInt8 = 14, progressTimeout: Double = 10, spin: Bool = false,
+                verify: Bool = false) {
         self.spin = spin
+        self.verify = verify
         self.operation = operation
         self.sizes = sizes
         self.iterations = iterations
@@ -43,6 +47,8 @@ public struct LatencyResult: Sendable {
     public var histogram: Histogram<UInt64>
     /// Ctrl-C or the sample cap ended the run early.
     public var truncated: Bool
+    /// Payload bytes checked with --verify (warm-up included); nil without it.
+    public var verifiedBytes: Int? = nil
 }
 
 /// Samples of one size, in the client's preallocated buffer.
@@ -60,8 +66,11 @@ final class SampleBuffer {
 enum LatencyLoops {
     /// The client's measured loop for one size. Allocates nothing per iteration: one
     /// stack-built work request, the preallocated completion buffer and sample array.
+    /// With `check` (--verify) each message is filled and its reply checked outside the
+    /// timed region, and a sample runs from just before the post to the reply being seen.
     static func client(queues: QueueSet, remote: RemoteMemory, parameters: LatencyParameters, size: Int,
-                       samples: SampleBuffer, pump: CompletionPump, progress: inout ProgressLine) throws(PerfError) -> Bool {
+                       samples: SampleBuffer, pump: CompletionPump, check: inout PayloadCheck?,
+                       progress: inout ProgressLine) throws(PerfError) -> Bool {
         let pair = queues.queuePairs[0]
         let base = queues.memory
         let slot = queues.slot
@@ -86,35 +95,43 @@ enum LatencyLoops {
         let lastSent = mine + (size - 1)
         let lastLanded = mine + (slot + size - 1)
         let total = parameters.iterations.map { $0 + parameters.warmup } ?? Int.max
-        let end = parameters.duration.map { MonotonicClock.nanoseconds() + UInt64($0 * 1e9) } ?? .max
+        // A -D run measures for that long after its warm-up.
+        var end = parameters.warmup == 0 ? parameters.duration.map { MonotonicClock.deadline(after: $0) } ?? .max : .max
         var truncated = false
         var nextAlive = MonotonicClock.nanoseconds() + 1_000_000_000
         pump.activity = "waiting for the \(parameters.operation) response (size \(size))"
         pump.progressed(at: MonotonicClock.nanoseconds())
         var iteration = 0
-        // One clock read per iteration, taken right after posting, while the request is on
-        // the wire: a sample is the period between consecutive posts — perftest's
-        // tposted[i+1] − tposted[i] — and the read itself stays off the critical path (in a
-        // VM whose clocksource is hpet every read is a system call and an MMIO exit).
+        // One clock read per iteration, taken right before posting: a sample is the period
+        // between the starts of consecutive posts — perftest's tposted[i+1] − tposted[i] —
+        // so it contains its whole round trip. (Read after the post, as this loop once did,
+        // a round trip that progresses inside the post call — kernel rxe runs its requester,
+        // the loopback wire and often the responder and completer in the post_send system
+        // call; a thread preempted right after its sendto wakes the peer — was counted in
+        // the sample before it, and the next sample shrank to a poll plus a post: READ and
+        // atomic t_min of ~2 µs on a path whose round trip is 8 µs.)
         var pendingStart: UInt64 = 0
         var pending = false
+        let verifying = check != nil
         while iteration < total {
-            if pending, iteration - 1 >= parameters.warmup, samples.count == samples.storage.count {
+            if pending || verifying, iteration - (verifying ? 0 : 1) >= parameters.warmup, samples.count == samples.storage.count {
                 truncated = true
                 pending = false
                 break
             }
             let marker = UInt8(iteration % 255 + 1)
+            check?.prepare(message: iteration)
             if parameters.operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
             request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
-            try rdma("posting the \(parameters.operation) request") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
             let now = MonotonicClock.nanoseconds()
+            try rdma("posting the \(parameters.operation) request") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
+            pump.afterPost?(iteration)
             if pending, iteration - 1 >= parameters.warmup {
                 samples.storage[samples.count] = now &- pendingStart
                 samples.count += 1
             }
             pendingStart = now
-            pending = true
+            pending = !verifying
             var done = false
             while !done {
                 if parameters.operation == .write, lastLanded.load(as: UInt8.self) == marker { done = true }
@@ -129,14 +146,23 @@ enum LatencyLoops {
                     }
                 }
             }
+            if verifying {
+                let seen = MonotonicClock.nanoseconds()
+                if iteration >= parameters.warmup {
+                    samples.storage[samples.count] = seen &- now
+                    samples.count += 1
+                }
+                try check?.verify(message: iteration)
+            }
             pump.tick()
             iteration += 1
+            if iteration == parameters.warmup, let duration = parameters.duration { end = MonotonicClock.deadline(after: duration) }
             if now >= end { break }
             if stopRequested() { truncated = true; break }
             if now >= nextAlive {
                 nextAlive = now + 1_000_000_000
                 // The server of a READ/atomic run is passive: tell it we are alive.
-                if !parameters.operation.isPingPong { try pump.control.send(ControlMessage(cmd: "alive")) }
+                if !parameters.operation.isPingPong, pump.watchControl { try pump.control.send(.alive) }
                 progress.tick(now: now, "\(parameters.operation) \(size) B: \(samples.count) samples")
             }
         }
@@ -150,12 +176,14 @@ enum LatencyLoops {
 
     /// The server's side of a SEND/WRITE ping-pong: answer each ping until the client
     /// says `done` over the exchange connection.
+    /// `echoReceived` (the client verifies): reply with the bytes received, from the
+    /// landing area, so the client's check covers both directions.
     static func echo(queues: QueueSet, remote: RemoteMemory, operation: LatencyOperation, size: Int,
-                     pump: CompletionPump, limit: Int? = nil) throws(PerfError) -> ControlMessage {
+                     pump: CompletionPump, limit: Int? = nil, echoReceived: Bool = false) throws(PerfError) -> ControlMessage {
         let pair = queues.queuePairs[0]
         let base = queues.memory
         let slot = queues.slot
-        let sendElement = base.scatterGather(offset: 0, length: size)
+        let sendElement = base.scatterGather(offset: echoReceived ? slot : 0, length: size)
         let receiveElement = base.scatterGather(offset: slot, length: slot)
         let flags: SendFlags = size <= queues.maxInline ? [.signaled, .inline] : .signaled
         var request = operation == .send
@@ -170,7 +198,7 @@ enum LatencyLoops {
         pump.progressed(at: MonotonicClock.nanoseconds())
         var iteration = 0
         while true {
-            if let limit, iteration >= limit { return ControlMessage(cmd: "done") }
+            if let limit, iteration >= limit { return .done(count: iteration, latency: nil) }
             let marker = UInt8(iteration % 255 + 1)
             var pinged = false
             while !pinged {
@@ -182,10 +210,14 @@ enum LatencyLoops {
                 }
                 if !pinged, count == 0, let message = pump.controlMessage {
                     pump.controlMessage = nil
-                    if message.cmd == "done" { return message }
+                    switch message {
+                    case .done, .bye: return message
+                    case .alive: break
+                    default: throw .refused("cmd", "unexpected \(message.name) during the run")
+                    }
                 }
             }
-            if operation == .write { lastSent.storeBytes(of: marker, as: UInt8.self) }
+            if operation == .write, !echoReceived { lastSent.storeBytes(of: marker, as: UInt8.self) }
             request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
             try rdma("posting the \(operation) reply") { () throws(RDMAError) in try pair.post(request, scatterGather: sendElement) }
             pump.tick()

@@ -110,6 +110,9 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Flag(name: .customLong("spin"), help: "Busy-poll without ever yielding the CPU (perftest's behaviour); by default the loops call sched_yield() after 256 empty polls so a kernel rxe sharing the cores is not starved.")
     public var spin = false
 
+    @Option(name: .customLong("bind"), help: ArgumentHelp("The server listens on this IPv4 address only (default: the --soft address; otherwise all addresses, like perftest; 0.0.0.0 says so explicitly).", valueName: "ADDRESS"))
+    public var bindAddress: String?
+
     @Option(name: .customLong("timeout"), help: "Seconds without progress before a run is abandoned (peer gone).")
     public var progressTimeout: Double = 10
 
@@ -128,24 +131,53 @@ public struct CommonOptions: ParsableArguments, Sendable {
         return .automatic
     }
 
+    /// Where a server listens: `--bind`, else the soft engine's address (a client of a
+    /// soft engine must reach that address anyway), else every address.
+    func listenAddress(_ opened: OpenedDevice) -> String {
+        bindAddress ?? opened.softAddress ?? "0.0.0.0"
+    }
+
     /// Sizes to measure: `-s`, or the perftest sweep 2 … 2^23 with `-a`.
     public func sizes(defaultSize: Int, explicit: ByteCount?) -> [Int] {
         if all { return (1...23).map { 1 << $0 } }
         return [explicit?.value ?? defaultSize]
     }
 
-    /// Checks what can be checked before touching a device.
-    public func validate(explicitSize: ByteCount?) throws(PerfError) {
+    /// Checks every flag both tools share before anything is opened; each refusal names
+    /// the flag and its bounds (exit status 2). `maximumIterations` is the tool's `-n` bound.
+    public func validate(explicitSize: ByteCount?, maximumIterations: Int, limits: RunLimits = .standard) throws(PerfError) {
         if rdmaCM {
             throw .usage("-R (rdma_cm) is not available yet", hint: "the connection-manager API has not landed; use the TCP exchange (drop -R)")
         }
         if all, explicitSize != nil { throw .usage("-a and -s both choose sizes", hint: "give one of them") }
-        if let iterations, iterations < 5 { throw .usage("-n \(iterations): need at least 5 iterations") }
-        if let duration, !(duration > 0 && duration <= 86_400) { throw .usage("-D \(duration): give seconds in (0, 86400]") }
+        if let size = explicitSize?.value, size > limits.maximumSize {
+            throw .usage("-s \(size): at most \(limits.maximumSize) B (1G)",
+                         hint: "each side registers twice the size and a remote key covers at most 4 GiB")
+        }
+        if let iterations, !(limits.minimumIterations...maximumIterations).contains(iterations) {
+            throw .usage("-n \(iterations): give \(limits.minimumIterations)…\(maximumIterations) iterations")
+        }
+        if let duration, !(duration > 0 && duration <= limits.maximumDuration) {
+            throw .usage("-D \(duration): give seconds in (0, \(Int(limits.maximumDuration))]")
+        }
         if iterations != nil, duration != nil { throw .usage("-n and -D both bound the run", hint: "give one of them") }
         if let mtu, ![256, 512, 1024, 2048, 4096].contains(mtu) { throw .usage("-m \(mtu): MTU must be 256, 512, 1024, 2048 or 4096") }
         if let gidIndex, gidIndex < 0 || gidIndex > 255 { throw .usage("-x \(gidIndex): GID index must be 0…255") }
+        if ibPort == 0 { throw .usage("-i 0: ports are numbered from 1") }
+        if qpTimeout > 31 { throw .usage("-u \(qpTimeout): the QP timeout exponent is 0…31 (4.096 µs × 2^u; 0 waits forever)") }
+        if let inlineSize, !(0...Self.maximumInline).contains(inlineSize) {
+            throw .usage("-I \(inlineSize): give 0…\(Self.maximumInline) bytes of inline data")
+        }
         if loopback, server != nil { throw .usage("--loopback runs both sides here; do not name a server") }
-        if !(progressTimeout > 0), !(connectTimeout > 0) { throw .usage("timeouts must be positive") }
+        if server != nil, port == 0 { throw .usage("-p 0: a client needs the server's port") }
+        for (flag, value) in [("--timeout", progressTimeout), ("--connect-timeout", connectTimeout)]
+        where !(value >= Self.timeoutRange.lowerBound && value <= Self.timeoutRange.upperBound) {
+            throw .usage("\(flag) \(value): give seconds in \(Self.timeoutRange.lowerBound)…\(Int(Self.timeoutRange.upperBound))")
+        }
     }
+
+    /// `--timeout` and `--connect-timeout` bounds: a tenth of a second to a day.
+    public static let timeoutRange = 0.1...86_400.0
+    /// `-I` bound: more inline data than any device grants.
+    public static let maximumInline = 1024
 }

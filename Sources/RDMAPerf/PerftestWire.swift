@@ -99,14 +99,20 @@ public struct PerftestExchange {
     }
 
     /// Versions, system data and MTU; returns the peer's version and the path MTU to use.
-    func preamble(localMTU: PathMTU) throws(PerfError) -> (version: String, mtu: PathMTU) {
+    /// A server's `admission` is marked perftest once the version string is one.
+    func preamble(localMTU: PathMTU, admission: ServerLoop.Admission = .init()) throws(PerfError) -> (version: String, mtu: PathMTU) {
         var version = Array(Self.version.utf8)
         version += [UInt8](repeating: 0, count: 16 - version.count)
         let theirVersion = try swap(version, count: 16, what: "perftest's version")
         let versionText = String(decoding: theirVersion.prefix { $0 != 0 }, as: UTF8.self)
         guard let number = Double(versionText.prefix { $0.isNumber || $0 == "." }), number >= 5.70 else {
-            throw .peer("the peer's version \"\(versionText)\" is not perftest ≥ 5.70", hint: "is the peer rdma-pingpong? then drop --perftest")
+            let shown = String(versionText.unicodeScalars.prefix(16).map { $0.isASCII && $0.value >= 32 ? Character($0) : "." })
+            if isClient {
+                throw .peer("the server's version \"\(shown)\" is not perftest ≥ 5.70", hint: "is the server rdma-pingpong/rdma-throughput? then drop --perftest")
+            }
+            throw .refused("version", "the client sent \"\(shown)\": neither our JSON exchange nor perftest ≥ 5.70's version string")
         }
+        admission.perftest = true
         func bigEndian(_ value: UInt32) -> [UInt8] { [UInt8(value >> 24), UInt8(value >> 16 & 0xFF), UInt8(value >> 8 & 0xFF), UInt8(value & 0xFF)] }
         _ = try swap(bigEndian(4096), count: 4, what: "perftest's cycle-buffer size")
         _ = try swap(bigEndian(64), count: 4, what: "perftest's cache-line size")
@@ -142,8 +148,21 @@ public enum PerftestLatency {
     /// close. `ib_write_lat` (6.06, the lab's): the keys twice, then (connected) the
     /// remote-QP print and a barrier after RTR; no close (it just exits — we still offer
     /// one and take EOF as the end).
+    /// `ib_read_lat` and `ib_atomic_lat`: the keys twice, then (connected) the remote-QP
+    /// print and a barrier after RTR, like `ib_write_lat`; then each side's close (a key
+    /// line and "done") — the server's at once, the client's after its run.
     public static func keyExchanges(for operation: LatencyOperation) -> (beforeConnect: Int, afterConnect: Int) {
-        operation == .write ? (2, 2) : (1, 3)
+        operation == .send ? (1, 3) : (2, 2)
+    }
+
+    /// perftest's binary for each operation.
+    public static func tool(for operation: LatencyOperation) -> String {
+        switch operation {
+        case .send: "ib_send_lat"
+        case .write: "ib_write_lat"
+        case .read: "ib_read_lat"
+        case .atomic: "ib_atomic_lat"
+        }
     }
 
     /// The byte `ib_write_lat` stores in the last byte of its `n`-th write (1-based) and
@@ -153,24 +172,24 @@ public enum PerftestLatency {
 
     /// Runs one size for `iterations` (perftest counts and has no warm-up: none here
     /// either) and returns our figures. `isClient`: we named the server.
-    public static func run(opened: OpenedDevice, control: ControlConnection, isClient: Bool, operation: LatencyOperation = .send,
+    public static func run(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
+                           isClient: Bool, operation: LatencyOperation = .send,
                            size: Int, iterations: Int,
-                           inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
+                           inlineSize: Int?, qpTimeout: UInt8, timeout: Double, runTimeout: Double = 600, spin: Bool = false,
                            log: (String) -> Void) throws(PerfError) -> LatencyResult? {
-        guard operation == .send || operation == .write else {
-            throw .usage("perftest's exchange is spoken for SEND and WRITE latency only (ib_send_lat, ib_write_lat)")
-        }
         try LatencySession.checkSizes([size], opened: opened, operation: operation)
         let exchange = PerftestExchange(control: control, isClient: isClient, timeout: timeout)
-        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
-        let tool = operation == .write ? "ib_write_lat" : "ib_send_lat"
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
+        admission.admitted = true
+        let tool = tool(for: operation)
         log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(iterations) iterations of \(size) B — give the same -s/-n on both sides)")
         let slot = LatencySession.slot(for: [size])
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize)
         defer { queues.close() }
         queues.memory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
-        // The advertised address is our landing area: perftest writes there (WRITE).
+        // The advertised address is our landing area: perftest writes there (WRITE) or
+        // reads and adds there (READ, atomic: 64-byte aligned).
         let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
                                psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
                                virtualAddress: queues.memory.address + UInt64(slot), gid: local.gid)
@@ -207,22 +226,35 @@ public enum PerftestLatency {
                                        histogram: LatencyStatistics.histogram(of: samples.filled, halve: true), truncated: false)
             }
         } else if isClient {
-            let parameters = LatencyParameters(operation: .send, sizes: [size], iterations: iterations, duration: nil, warmup: 0,
+            // SEND ping-pong, or READ/atomic against perftest's passive server.
+            let parameters = LatencyParameters(operation: operation, sizes: [size], iterations: iterations, duration: nil, warmup: 0,
                                                inlineSize: inlineSize, progressTimeout: timeout)
             let samples = SampleBuffer(capacity: iterations)
             var progress = ProgressLine()
+            var noCheck: PayloadCheck?
             let truncated = try LatencyLoops.client(queues: queues, remote: remoteMemory, parameters: parameters, size: size,
-                                                    samples: samples, pump: pump, progress: &progress)
+                                                    samples: samples, pump: pump, check: &noCheck, progress: &progress)
             progress.finish()
-            if let statistics = LatencyStatistics(samples: samples.filled, halve: true) {
-                result = LatencyResult(size: size, operation: .send, statistics: statistics,
-                                       histogram: LatencyStatistics.histogram(of: samples.filled, halve: true), truncated: truncated)
+            let halve = operation.isPingPong
+            if let statistics = LatencyStatistics(samples: samples.filled, halve: halve) {
+                result = LatencyResult(size: size, operation: operation, statistics: statistics,
+                                       histogram: LatencyStatistics.histogram(of: samples.filled, halve: halve), truncated: truncated)
             }
-        } else {
+        } else if operation == .send {
             _ = try LatencyLoops.echo(queues: queues, remote: remoteMemory, operation: .send, size: size, pump: pump, limit: iterations)
+        } else {
+            // READ/atomic target: perftest's client runs silently, then closes. Its run
+            // length is not exchanged: the wait for its close is bounded by `runTimeout`.
+            opened.backgroundProgress(true)
+            defer { opened.backgroundProgress(false) }
+            _ = try PerftestExchange(control: control, isClient: false, timeout: max(timeout, runTimeout)).keys(mine)
+            try? control.sendRaw(Array("done".utf8) + [0])
+            return nil
         }
-        // perftest's close (ib_send_lat); ib_write_lat just exits: EOF ends the wait.
+        // perftest's close (ib_send_lat, ib_read_lat, ib_atomic_lat; ib_write_lat just
+        // exits: EOF ends the wait).
         _ = try? PerftestExchange(control: control, isClient: isClient, timeout: min(timeout, 5)).keys(mine)
+        if operation == .read || operation == .atomic { try? control.sendRaw(Array("done".utf8) + [0]) }
         return result
     }
 
@@ -255,8 +287,8 @@ public enum PerftestLatency {
             if !(postsFirst && sent == 0) { try waitFor(postsFirst ? sent : sent + 1) }
             lastSent.storeBytes(of: writeMarker(sent + 1), as: UInt8.self)
             request.flags = sent % signalEvery == signalEvery - 1 ? flags : quietFlags
+            let now = MonotonicClock.nanoseconds()   // before the post: see LatencyLoops.client
             try rdma("posting the WRITE") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
-            let now = MonotonicClock.nanoseconds()
             if sent > 0, samples.count < samples.storage.count {
                 samples.storage[samples.count] = now &- previous
                 samples.count += 1
@@ -312,7 +344,8 @@ public struct PerftestBandwidthReport: Equatable, Sendable {
     }
 }
 
-/// WRITE bandwidth against perftest's `ib_write_bw` (half duplex, 1 QP), either role.
+/// WRITE and READ bandwidth against perftest's `ib_write_bw` / `ib_read_bw` (half duplex,
+/// 1 QP), either role: both binaries exchange the same way, and their server is passive.
 public enum PerftestBandwidth {
     /// `ib_write_bw`'s key-line exchanges: the keys before connecting, then (connected)
     /// the remote-QP print and a barrier; after the run one more, the reports, and the
@@ -321,15 +354,16 @@ public enum PerftestBandwidth {
 
     public static func runClient(opened: OpenedDevice, control: ControlConnection, parameters: ThroughputParameters,
                                  log: (String) -> Void) throws(PerfError) -> BandwidthStatistics? {
-        guard parameters.operation == .write, parameters.sizes.count == 1, parameters.queuePairs == 1, !parameters.bidirectional,
+        guard parameters.operation != .send, parameters.sizes.count == 1, parameters.queuePairs == 1, !parameters.bidirectional,
               let iterations = parameters.iterations else {
-            throw .usage("--perftest speaks ib_write_bw's exchange: --op write, one size, -q 1, -n iterations, no -b/-D")
+            throw .usage("--perftest speaks ib_write_bw's and ib_read_bw's exchange: --op write or read, one size, -q 1, -n iterations, no -b/-D")
         }
+        let tool = parameters.operation == .read ? "ib_read_bw" : "ib_write_bw"
         let size = parameters.sizes[0]
         try ThroughputSession.checkSizes([size], opened: opened)
         let exchange = PerftestExchange(control: control, isClient: true, timeout: parameters.progressTimeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
-        log("peer is perftest \(version) (ib_write_bw's exchange; WRITE bandwidth, \(iterations) × \(size) B)")
+        log("peer is perftest \(version) (\(tool)'s exchange; \(parameters.operation) bandwidth, \(iterations) × \(size) B)")
         let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [size], depth: parameters.sendDepth,
                                                    inlineSize: parameters.inlineSize)
         defer { queues.close() }
@@ -346,10 +380,10 @@ public enum PerftestBandwidth {
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control)
         pump.watchControl = false
         pump.yieldWhenIdle = !parameters.spin
-        // The loop WRITEs at `slot` into the region it is given: start it `slot` below
-        // the address perftest advertised.
-        let slot = UInt64(queues.slot)
-        let region = RemoteMemory(address: theirs.virtualAddress &- slot, rkey: theirs.rkey, length: UInt32(clamping: queues.slot + size))
+        // The loop WRITEs at `slot` into the region it is given (start it `slot` below the
+        // address perftest advertised) and READs from its start.
+        let slot = parameters.operation == .write ? UInt64(queues.slot) : 0
+        let region = RemoteMemory(address: theirs.virtualAddress &- slot, rkey: theirs.rkey, length: UInt32(clamping: Int(slot) + size))
         let stamps = StampBuffers(capacity: iterations, queuePairs: 1)
         var progress = ProgressLine()
         let outcome = try ThroughputLoop.run(queues: queues, remote: region, parameters: parameters, size: size, sending: true,
@@ -368,15 +402,17 @@ public enum PerftestBandwidth {
         return statistics
     }
 
-    /// Answers `ib_write_bw`'s client (half duplex, 1 QP): the passive target of its
-    /// WRITEs. Returns the client's report (perftest measured it), which the server prints.
+    /// Answers `ib_write_bw`'s or `ib_read_bw`'s client (half duplex, 1 QP): the passive
+    /// target of its WRITEs or READs. Returns the client's report (perftest measured it), which the server prints.
     /// perftest's client says nothing during the run: the wait for its end is bounded by
     /// `runTimeout`, not by the progress timeout.
-    public static func serve(opened: OpenedDevice, control: ControlConnection, inlineSize: Int?, qpTimeout: UInt8,
+    public static func serve(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
+                             inlineSize: Int?, qpTimeout: UInt8,
                              timeout: Double, runTimeout: Double, log: (String) -> Void) throws(PerfError) -> PerftestBandwidthReport? {
         let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
-        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
-        log("peer is perftest \(version) (ib_write_bw's client; we are the target of its WRITEs — at most \(min(opened.maxMessageSize, targetRoom)) B each; its figures come at the end)")
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
+        admission.admitted = true
+        log("peer is perftest \(version) (ib_write_bw's or ib_read_bw's client; we are the target of its WRITEs or READs — at most \(min(opened.maxMessageSize, targetRoom)) B each; its figures come at the end)")
         // Its size is not exchanged (below 6.28) and its client may step its remote address
         // through its cycle buffer: a target region for the largest size `-a` reaches.
         let room = min(opened.maxMessageSize, targetRoom)

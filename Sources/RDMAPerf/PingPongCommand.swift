@@ -22,9 +22,10 @@ public struct PingPongCommand: ParsableCommand {
           rdma-pingpong --loopback --op read -a --json - # READ sweep, JSON
           rdma-pingpong --loopback -n 100000 --histogram lat.hgrm --plot lat.svg
           rdma-pingpong -d rxe0 -n 1000 --perftest 10.0.0.1
-              # client of `ib_send_lat -d rxe0 -n 1000` (--op write: of
-              # ib_write_lat); our server also answers ib_send_lat's and
-              # ib_write_lat's clients (it recognises perftest's exchange)
+              # client of `ib_send_lat -d rxe0 -n 1000` (--op write|read|atomic:
+              # of ib_write_lat, ib_read_lat, ib_atomic_lat); our server also
+              # answers their clients (it recognises perftest's exchange)
+          rdma-pingpong --loopback --op write -s 4K --verify  # check every byte
         """)
 
     @OptionGroup public var common: CommonOptions
@@ -38,8 +39,11 @@ public struct PingPongCommand: ParsableCommand {
     @Option(name: .customLong("warmup"), help: "Warm-up iterations before measuring (default: 10% of -n, at most 1000).")
     public var warmup: Int?
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat (--op send) or ib_write_lat (--op write): speak its exchange (one -s, same -s/-n on both sides, no warm-up).")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat, ib_write_lat, ib_read_lat or ib_atomic_lat (--op send/write/read/atomic): speak its exchange (one -s, same -s/-n on both sides, no warm-up).")
     public var perftestPeer = false
+
+    @Flag(name: .customLong("verify"), help: "Fill every message with a per-iteration pattern and check every received byte, outside the timed region (a sample then runs from the post to the reply being seen); the server echoes what it received. Reports the bytes verified; a mismatch is an error naming the message and byte.")
+    public var verify = false
 
     @Option(name: .customLong("histogram"), help: ArgumentHelp("Write the HdrHistogram percentile distribution (µs).", valueName: "FILE"))
     public var histogramFile: String?
@@ -51,20 +55,23 @@ public struct PingPongCommand: ParsableCommand {
     }
 
     func parameters() throws(PerfError) -> LatencyParameters {
-        try common.validate(explicitSize: size)
-        if let warmup, warmup < 0 { throw .usage("--warmup \(warmup): must be ≥ 0") }
+        let limits = RunLimits.standard
+        try common.validate(explicitSize: size, maximumIterations: limits.maximumLatencyIterations)
+        if let warmup, !(0...limits.maximumWarmup).contains(warmup) { throw .usage("--warmup \(warmup): give 0…\(limits.maximumWarmup)") }
         if perftestPeer {
-            guard operation == .send || operation == .write, !common.all, common.duration == nil, common.server != nil else {
-                throw .usage("--perftest speaks ib_send_lat's and ib_write_lat's exchange: --op send or write, one size, -n iterations, as a client (name the server)")
+            guard !common.all, common.duration == nil, common.server != nil else {
+                throw .usage("--perftest speaks ib_send_lat's, ib_write_lat's, ib_read_lat's and ib_atomic_lat's exchange: one size, -n iterations, as a client (name the server)")
             }
         }
+        if verify, perftestPeer { throw .usage("--verify needs our server (it echoes what it received); perftest's does not") }
         let sizes = operation == .atomic ? [size?.value ?? 8] : common.sizes(defaultSize: 2, explicit: size)
         if operation == .atomic, common.all { throw .usage("-a with --op atomic: atomics are always 8 bytes") }
         let iterations = common.duration == nil ? (common.iterations ?? 1000) : nil
         let warm = warmup ?? (iterations.map { min(1000, $0 / 10) } ?? 100)
         return LatencyParameters(operation: operation, sizes: sizes, iterations: iterations, duration: common.duration,
                                  warmup: warm, inlineSize: common.inlineSize, mtu: common.mtu,
-                                 qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout, spin: common.spin)
+                                 qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout, spin: common.spin,
+                                 verify: verify)
     }
 
     func execute() throws(PerfError) {
@@ -75,27 +82,20 @@ public struct PingPongCommand: ParsableCommand {
         let sweep = parameters.sizes.count > 1
         let printer = LatencyPrinter(json: try OutputSink.open(common.json), output: common.output, operation: operation)
         if common.loopback {
-            let listener = try ControlListener(port: 0, loopbackOnly: true)
-            let peer = try opened.openLoopbackPeer()
             let common = self.common
-            let server = BackgroundTask { () throws(PerfError) in
-                let control = try listener.accept(timeout: common.connectTimeout)
-                try LatencySession.serve(opened: peer, control: control, progressTimeout: common.progressTimeout,
+            let server = try LoopbackServer(opened: opened, connectTimeout: common.connectTimeout) { peer, control, admission throws(PerfError) in
+                try LatencySession.serve(opened: peer, control: control, admission: admission, progressTimeout: common.progressTimeout,
                                          inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
                                          log: { _ in }, report: { _, _, _ in })
             }
-            let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: common.connectTimeout)
-            let results: [LatencyResult]
-            do {
+            var results: [LatencyResult] = []
+            var clientError: PerfError?
+            do throws(PerfError) {
+                let control = try server.connect(timeout: common.connectTimeout)
+                defer { control.close() }
                 results = try LatencySession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0, path: opened.path) }
-            } catch {
-                control.close()
-                _ = server.wait(timeout: 5)
-                throw error
-            }
-            if let error = server.wait(timeout: common.progressTimeout + 5), error.exitCode != 130 {
-                printError("rdma-pingpong: loopback server side: \(error)")
-            }
+            } catch { clientError = error }
+            try server.finish(tool: "rdma-pingpong", clientError: clientError, wait: common.progressTimeout + 5)
             try finish(results, sweep: sweep)
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
@@ -110,35 +110,45 @@ public struct PingPongCommand: ParsableCommand {
             let results = try LatencySession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0, path: opened.path) }
             try finish(results, sweep: sweep)
         } else {
-            let listener = try ControlListener(port: common.port)
-            printError("rdma-pingpong: waiting for a client on TCP port \(listener.port) (at most \(common.connectTimeout) s)")
-            let control = try listener.accept(timeout: common.connectTimeout)
-            listener.close()
-            if try control.peekFirstByte(timeout: common.progressTimeout) != UInt8(ascii: "{") {
-                // perftest's client opens with its version string, ours with JSON.
-                guard operation == .send || operation == .write, !common.all, common.duration == nil else {
-                    throw .usage("a perftest client connected: answer it with --op send (ib_send_lat) or --op write (ib_write_lat), one -s, -n")
-                }
-                let result = try PerftestLatency.run(opened: opened, control: control, isClient: false, operation: operation, size: parameters.sizes[0],
-                                            iterations: parameters.iterations ?? 1000, inlineSize: common.inlineSize,
-                                            qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
-                                            log: { printError("rdma-pingpong: \($0)") })
-                if let result {
-                    // WRITE: we time our own posts too (perftest's server role opens the ping-pong).
-                    printer.print(result, path: opened.path)
-                    try finish([result], sweep: false)
-                } else {
-                    printError("rdma-pingpong: answered \(parameters.iterations ?? 1000) pings of \(parameters.sizes[0]) B from perftest's client (its figures are on its side)")
+            let listener = try ControlListener(port: common.port, address: common.listenAddress(opened))
+            defer { listener.close() }
+            printError("rdma-pingpong: waiting for a client on \(listener.address) TCP port \(listener.port) (at most \(common.connectTimeout) s)")
+            try serve(opened: opened, listener: listener, parameters: parameters, printer: printer)
+        }
+        if stopRequested() { throw PerfError("interrupted (the figures above are what was measured)", exitCode: 130) }
+    }
+
+    /// The server role: clients one after another until one run (ours or perftest's) ends.
+    /// Returns how many clients were refused before it.
+    @discardableResult
+    func serve(opened: OpenedDevice, listener: ControlListener, parameters: LatencyParameters, printer: LatencyPrinter,
+               log: @escaping (String) -> Void = { printError("rdma-pingpong: \($0)") }) throws(PerfError) -> Int {
+        return try ServerLoop.serve(listener: listener, connectTimeout: common.connectTimeout, log: log) { control, admission throws(PerfError) in
+            guard try control.peekFirstByte(timeout: common.progressTimeout) != UInt8(ascii: "{") else {
+                try LatencySession.serve(opened: opened, control: control, admission: admission, progressTimeout: common.progressTimeout,
+                                         inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
+                                         log: log) { size, operation, statistics in
+                    printer.printServer(size: size, statistics: statistics)
                 }
                 return
             }
-            try LatencySession.serve(opened: opened, control: control, progressTimeout: common.progressTimeout,
-                                     inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
-                                     log: { printError("rdma-pingpong: \($0)") }) { size, operation, statistics in
-                printer.printServer(size: size, statistics: statistics)
+            // perftest's client opens with its version string, ours with JSON.
+            admission.perftest = true
+            guard !common.all, common.duration == nil else {
+                throw .usage("a perftest client connected: answer it with the --op of its binary (ib_send_lat: send, ib_write_lat: write, ib_read_lat: read, ib_atomic_lat: atomic), one -s, -n")
+            }
+            let result = try PerftestLatency.run(opened: opened, control: control, admission: admission, isClient: false, operation: operation,
+                                                 size: parameters.sizes[0], iterations: parameters.iterations ?? 1000,
+                                                 inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
+                                                 timeout: common.progressTimeout, spin: common.spin, log: log)
+            if let result {
+                // WRITE: we time our own posts too (perftest's server role opens the ping-pong).
+                printer.print(result, path: opened.path)
+                try finish([result], sweep: false)
+            } else {
+                log("answered \(PerftestLatency.tool(for: operation))'s client, \(parameters.sizes[0]) B (its figures are on its side)")
             }
         }
-        if stopRequested() { throw PerfError("interrupted (the figures above are what was measured)", exitCode: 130) }
     }
 
     func finish(_ results: [LatencyResult], sweep: Bool) throws(PerfError) {
@@ -179,6 +189,9 @@ final class LatencyPrinter: @unchecked Sendable {
         Swift.print(PerftestFormat.tailHeader)
         Swift.print(PerftestFormat.tailRow(size: result.size, result.statistics))
         if result.truncated { Swift.print("# size \(result.size): run cut short (Ctrl-C or sample cap): \(result.statistics.sampleCount) samples") }
+        if let verified = result.verifiedBytes {
+            Swift.print("# size \(result.size): --verify: \(verified) bytes received and checked (warm-up included), no mismatch")
+        }
         Swift.print(PerftestFormat.resultLine)
         fflush(nil)
     }
@@ -225,28 +238,5 @@ final class OutputSink: @unchecked Sendable {
 func writeFile(_ path: String, _ text: String) throws(PerfError) {
     do { try text.write(toFile: path, atomically: true, encoding: .utf8) } catch {
         throw .usage("cannot write \(path): \(error.localizedDescription)")
-    }
-}
-
-/// A thread running one side of a loopback run; its error (if any) is collected.
-final class BackgroundTask: @unchecked Sendable {
-    private let done = DispatchSemaphore(value: 0)
-    private var failure: PerfError?
-
-    init(_ body: @escaping @Sendable () throws(PerfError) -> Void) {
-        let thread = Thread { [self] in
-            do throws(PerfError) { try body() } catch { self.failure = error }
-            self.done.signal()
-        }
-        thread.stackSize = 1 << 22
-        thread.start()
-    }
-
-    /// The task's error; a timeout is reported as one too.
-    func wait(timeout: Double) -> PerfError? {
-        if done.wait(timeout: .now() + timeout) == .timedOut {
-            return .peer("the loopback server side did not finish within \(timeout) s")
-        }
-        return failure
     }
 }

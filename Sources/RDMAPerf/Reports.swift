@@ -56,7 +56,7 @@ public enum PerftestFormat {
 public enum JSONReport {
     public static func latency(_ result: LatencyResult, path: String) -> String {
         let s = result.statistics
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "tool": "rdma-pingpong", "op": result.operation.rawValue, "bytes": result.size,
             "iterations": s.sampleCount, "halved": s.halved, "backend_path": path, "truncated": result.truncated,
             "t_min_us": round2(s.minMicroseconds), "t_max_us": round2(s.maxMicroseconds),
@@ -66,6 +66,7 @@ public enum JSONReport {
             "p50_us": round2(s.p50Microseconds), "p90_us": round2(s.p90Microseconds), "p99_us": round2(s.p99Microseconds),
             "p99_9_us": round2(s.p99_9Microseconds), "p99_99_us": round2(s.p99_99Microseconds), "max_us": round2(s.hdrMaxMicroseconds),
         ]
+        if let verified = result.verifiedBytes { object["verified_bytes"] = verified }
         return encode(object)
     }
 

@@ -20,8 +20,8 @@ public struct ThroughputCommand: ParsableCommand {
           rdma-throughput -d rxe0 --op send -q 4 -b 10.0.0.1 # client
           rdma-throughput --loopback -a --report_gbits --plot bw.svg --json bw.jsonl
           rdma-throughput -d rxe0 -n 5000 --perftest 10.0.0.1
-              # client of `ib_write_bw -d rxe0`; our server (--op write)
-              # also answers ib_write_bw's client
+              # client of `ib_write_bw -d rxe0` (--op read: of ib_read_bw);
+              # our server (--op write|read) also answers their clients
         """)
 
     @OptionGroup public var common: CommonOptions
@@ -47,7 +47,7 @@ public struct ThroughputCommand: ParsableCommand {
     @Flag(name: .customLong("report_gbits"), help: "Report Gb/s (10^9 bit) instead of MiB/s.")
     public var reportGbits = false
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw: speak its exchange (--op write, one -s, -q 1, -n; its table prints our figures). Our server answers ib_write_bw's client without it.")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw or ib_read_bw: speak its exchange (--op write or read, one -s, -q 1, -n; its table prints our figures). Our server answers their clients without it.")
     public var perftestPeer = false
 
     public init() {}
@@ -57,14 +57,25 @@ public struct ThroughputCommand: ParsableCommand {
     }
 
     func parameters() throws(PerfError) -> ThroughputParameters {
-        try common.validate(explicitSize: size)
-        guard (1...1024).contains(queuePairs) else { throw .usage("-q \(queuePairs): give 1…1024 QPs") }
-        guard (1...8192).contains(sendDepth) else { throw .usage("-t \(sendDepth): give a depth of 1…8192") }
-        guard (1...0xFFFF).contains(completionModeration) else { throw .usage("-Q \(completionModeration): give 1…65535") }
+        let limits = RunLimits.standard
+        try common.validate(explicitSize: size, maximumIterations: limits.maximumBandwidthIterations)
+        guard (1...limits.maximumQueuePairs).contains(queuePairs) else { throw .usage("-q \(queuePairs): give 1…\(limits.maximumQueuePairs) QPs") }
+        guard (1...limits.maximumSendDepth).contains(sendDepth) else { throw .usage("-t \(sendDepth): give a depth of 1…\(limits.maximumSendDepth)") }
+        guard queuePairs * sendDepth <= limits.maximumOutstanding else {
+            throw .usage("-q \(queuePairs) -t \(sendDepth): \(queuePairs * sendDepth) outstanding requests (at most \(limits.maximumOutstanding))",
+                         hint: "lower -t or -q")
+        }
+        guard (1...limits.maximumCompletionModeration).contains(completionModeration) else {
+            throw .usage("-Q \(completionModeration): give 1…\(limits.maximumCompletionModeration)")
+        }
+        if let iterations = common.iterations, iterations > limits.maximumBandwidthIterations / queuePairs {
+            throw .usage("-n \(iterations) -q \(queuePairs): \(iterations) messages on each of \(queuePairs) QP(s) (at most \(limits.maximumBandwidthIterations) in all)",
+                         hint: "lower -n, or use -D to run for a time")
+        }
         let iterations = common.duration == nil ? (common.iterations ?? 5000) : nil
-        if perftestPeer, operation != .write || common.all || common.duration != nil || queuePairs != 1 || bidirectional
+        if perftestPeer, operation == .send || common.all || common.duration != nil || queuePairs != 1 || bidirectional
             || common.server == nil || common.loopback {
-            throw .usage("--perftest speaks ib_write_bw's exchange: --op write, one -s, -q 1, -n, as a client (name the server)")
+            throw .usage("--perftest speaks ib_write_bw's and ib_read_bw's exchange: --op write or read, one -s, -q 1, -n, as a client (name the server)")
         }
         return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: 65536, explicit: size),
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,
@@ -82,26 +93,19 @@ public struct ThroughputCommand: ParsableCommand {
                                        operation: operation, queuePairs: queuePairs, bidirectional: bidirectional, path: opened.path)
         var results: [BandwidthStatistics] = []
         if common.loopback {
-            let listener = try ControlListener(port: 0, loopbackOnly: true)
-            let peer = try opened.openLoopbackPeer()
             let common = self.common
-            let server = BackgroundTask { () throws(PerfError) in
-                let control = try listener.accept(timeout: common.connectTimeout)
-                try ThroughputSession.serve(opened: peer, control: control, progressTimeout: common.progressTimeout,
+            let server = try LoopbackServer(opened: opened, connectTimeout: common.connectTimeout) { peer, control, admission throws(PerfError) in
+                try ThroughputSession.serve(opened: peer, control: control, admission: admission, progressTimeout: common.progressTimeout,
                                             inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
                                             log: { _ in }, report: { _ in })
             }
-            let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: common.connectTimeout)
-            do {
+            var clientError: PerfError?
+            do throws(PerfError) {
+                let control = try server.connect(timeout: common.connectTimeout)
+                defer { control.close() }
                 results = try ThroughputSession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0) }
-            } catch {
-                control.close()
-                _ = server.wait(timeout: 5)
-                throw error
-            }
-            if let error = server.wait(timeout: common.progressTimeout + 5), error.exitCode != 130 {
-                printError("rdma-throughput: loopback server side: \(error)")
-            }
+            } catch { clientError = error }
+            try server.finish(tool: "rdma-throughput", clientError: clientError, wait: common.progressTimeout + 5)
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
             let result = try PerftestBandwidth.runClient(opened: opened, control: control, parameters: parameters,
@@ -112,38 +116,55 @@ public struct ThroughputCommand: ParsableCommand {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
             results = try ThroughputSession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0) }
         } else {
-            let listener = try ControlListener(port: common.port)
-            printError("rdma-throughput: waiting for a client on TCP port \(listener.port) (at most \(common.connectTimeout) s)")
-            let control = try listener.accept(timeout: common.connectTimeout)
-            listener.close()
-            if try control.peekFirstByte(timeout: common.progressTimeout) != UInt8(ascii: "{") {
-                // perftest's client opens with its version string, ours with JSON.
-                guard operation == .write else {
-                    throw .usage("a perftest client connected: answer ib_write_bw's with --op write")
-                }
-                let report = try PerftestBandwidth.serve(opened: opened, control: control, inlineSize: common.inlineSize,
-                                                         qpTimeout: common.qpTimeout, timeout: common.progressTimeout,
-                                                         runTimeout: max(common.progressTimeout, 600),
-                                                         log: { printError("rdma-throughput: \($0)") })
-                if let report, report.size > 0, report.averageMiBps > 0 {
-                    let seconds = Double(report.size) * Double(report.iterations) / (report.averageMiBps * 1_048_576)
-                    let statistics = BandwidthStatistics(messageSize: Int(report.size), messages: Int(report.iterations),
-                                                         elapsedNanoseconds: UInt64(seconds * 1e9),
-                                                         peakBytesPerSecond: report.peakMiBps * 1_048_576)
-                    printer.print(statistics, note: "   (client's figures)")
-                }
-                return
-            }
-            try ThroughputSession.serve(opened: opened, control: control, progressTimeout: common.progressTimeout,
-                                        inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
-                                        log: { printError("rdma-throughput: \($0)") }) { statistics in
-                printer.print(statistics, note: "   (client's figures)")
-            }
+            let listener = try ControlListener(port: common.port, address: common.listenAddress(opened))
+            defer { listener.close() }
+            printError("rdma-throughput: waiting for a client on \(listener.address) TCP port \(listener.port) (at most \(common.connectTimeout) s)")
+            try serve(opened: opened, listener: listener, printer: printer)
         }
         if let plot = common.plot, !results.isEmpty {
             try writeFile(plot, SVGPlot.bandwidth(results, gigabits: reportGbits, title: "rdma-throughput: \(operation) bandwidth by message size"))
         }
         if stopRequested() { throw PerfError("interrupted (the figures above are what was measured)", exitCode: 130) }
+    }
+}
+
+extension ThroughputCommand {
+    /// The server role: clients one after another until one run (ours or perftest's) ends.
+    /// Returns how many clients were refused before it.
+    @discardableResult
+    func serve(opened: OpenedDevice, listener: ControlListener, printer: BandwidthPrinter,
+               log: @escaping (String) -> Void = { printError("rdma-throughput: \($0)") }) throws(PerfError) -> Int {
+        return try ServerLoop.serve(listener: listener, connectTimeout: common.connectTimeout, log: log) { control, admission throws(PerfError) in
+            guard try control.peekFirstByte(timeout: common.progressTimeout) != UInt8(ascii: "{") else {
+                try ThroughputSession.serve(opened: opened, control: control, admission: admission, progressTimeout: common.progressTimeout,
+                                            inlineSize: common.inlineSize, mtu: common.mtu, qpTimeout: common.qpTimeout, spin: common.spin,
+                                            log: log) { statistics in
+                    printer.print(statistics, note: "   (client's figures)")
+                }
+                return
+            }
+            // perftest's client opens with its version string, ours with JSON.
+            admission.perftest = true
+            guard operation != .send else {
+                throw .usage("a perftest client connected: answer ib_write_bw's or ib_read_bw's with --op write or read (ib_send_bw's exchange is not spoken)")
+            }
+            // perftest's client is silent during its run: the wait for its end is bounded
+            // by the time its largest run may take, not only by --timeout.
+            let report = try PerftestBandwidth.serve(opened: opened, control: control, admission: admission, inlineSize: common.inlineSize,
+                                                     qpTimeout: common.qpTimeout, timeout: common.progressTimeout,
+                                                     runTimeout: max(common.progressTimeout, 600), log: log)
+            guard let report, report.size > 0, report.size <= UInt64(RunLimits.standard.maximumSize),
+                  report.iterations <= UInt64(RunLimits.standard.maximumBandwidthIterations),
+                  report.averageMiBps > 0, report.averageMiBps.isFinite, report.peakMiBps.isFinite else {
+                if let report { log("perftest's client sent a report out of bounds (size \(report.size), iterations \(report.iterations), average \(report.averageMiBps) MiB/s): not printed") }
+                return
+            }
+            let seconds = Double(report.size) * Double(report.iterations) / (report.averageMiBps * 1_048_576)
+            let statistics = BandwidthStatistics(messageSize: Int(report.size), messages: Int(report.iterations),
+                                                 elapsedNanoseconds: MonotonicClock.span(seconds: seconds),
+                                                 peakBytesPerSecond: report.peakMiBps * 1_048_576)
+            printer.print(statistics, note: "   (client's figures)")
+        }
     }
 }
 

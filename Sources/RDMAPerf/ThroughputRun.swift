@@ -38,8 +38,14 @@ public struct ThroughputParameters: Sendable, Equatable {
         self.progressTimeout = progressTimeout
     }
 
-    /// Per-message timestamps kept at most in a `-D` run (for the peak figure).
-    public static let durationStampCap = 1 << 22
+    /// Per-message timestamps kept at most (for the peak figure): 64 MiB of them. A run
+    /// with more messages times the first ones only; its average counts them all.
+    public static let stampCap = 1 << 22
+
+    /// How many timestamps a run keeps: one per message up to `stampCap`.
+    static func stampCapacity(_ parameters: ThroughputParameters) -> Int {
+        min(stampCap, parameters.iterations.map { $0 * parameters.queuePairs } ?? stampCap)
+    }
 }
 
 /// Per-message timestamps for the peak figure, preallocated.
@@ -83,6 +89,8 @@ struct ThroughputOutcome {
     var peak: Double
     var received: Int
     var truncated: Bool
+    /// The peer said `bye` mid-run (its Ctrl-C).
+    var stoppedByPeer = false
 }
 
 enum ThroughputLoop {
@@ -98,6 +106,7 @@ enum ThroughputLoop {
     static func run(queues: QueueSet, remote: RemoteMemory, parameters: ThroughputParameters, size: Int,
                     sending: Bool, receiving: Bool, expectPeerDone: Bool, stamps: StampBuffers,
                     pump: CompletionPump, progress: inout ProgressLine) throws(PerfError) -> ThroughputOutcome {
+        let peerCountLimit = RunLimits.standard.doneCountLimit(iterations: parameters.iterations, queuePairs: parameters.queuePairs)
         let pairs = queues.queuePairs
         let qpCount = pairs.count
         let slot = queues.slot
@@ -133,7 +142,7 @@ enum ThroughputLoop {
         var stopping = !sending || parameters.duration == nil
         var truncated = false
         let start = MonotonicClock.nanoseconds()
-        let end = parameters.duration.map { start + UInt64($0 * 1e9) } ?? .max
+        let end = parameters.duration.map { start &+ MonotonicClock.span(seconds: $0, cap: .max &- start) } ?? .max
         var lastCompletion = start
         var nextAlive = start + 1_000_000_000
         pump.activity = "moving \(parameters.operation) \(size) B"
@@ -181,13 +190,25 @@ enum ThroughputLoop {
                 pump.progressed(at: now)
                 if now >= nextAlive {
                     nextAlive = now + 1_000_000_000
-                    if sending, pump.watchControl { try pump.control.send(ControlMessage(cmd: "alive")) }
+                    if sending, pump.watchControl { try pump.control.send(.alive) }
                     progress.tick(now: now, "\(parameters.operation) \(size) B: \(completed) sent, \(received) received")
                 }
             } else if let message = pump.controlMessage {
                 pump.controlMessage = nil
-                if message.cmd == "done" { peerDone = true; peerCount = message.count }
-                else if message.cmd != "alive" { throw .peer("unexpected \(message.cmd) during the run") }
+                switch message {
+                case .done(let count, _):
+                    guard (0...peerCountLimit).contains(count) else { throw .refused("done.count", "\(count) (0…\(peerCountLimit))") }
+                    peerDone = true
+                    peerCount = count
+                case .alive:
+                    break
+                case .bye:
+                    // The client stopped the run (Ctrl-C): what moved so far stands.
+                    return ThroughputOutcome(sent: completed, elapsed: lastCompletion &- start, peak: 0, received: received,
+                                             truncated: true, stoppedByPeer: true)
+                default:
+                    throw .refused("cmd", "unexpected \(message.name) during the run")
+                }
             }
             let interrupted = stopRequested()
             if sending, !announced, interrupted || (!stopping && MonotonicClock.nanoseconds() >= end) {
@@ -204,9 +225,7 @@ enum ThroughputLoop {
             if !announced, completed == total {
                 announced = true
                 if pump.watchControl {   // a perftest peer's exchange is silent during the run
-                    var done = ControlMessage(cmd: "done")
-                    done.count = completed
-                    try pump.control.send(done)
+                    try pump.control.send(.done(count: completed, latency: nil))
                 }
             }
             if announced, peerDone, !receiving || received >= (peerCount ?? 0) { break }
@@ -252,31 +271,27 @@ public enum ThroughputSession {
                                  depth: parameters.sendDepth, inlineSize: parameters.inlineSize)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
-        var hello = ControlMessage.hello(tool: "rdma-throughput", operation: parameters.operation.rawValue, sizes: parameters.sizes,
-                                         iterations: parameters.iterations, duration: parameters.duration,
-                                         endpoints: local, memory: queues.remoteDescriptor)
-        hello.qps = parameters.queuePairs
-        hello.bidirectional = parameters.bidirectional
-        hello.txDepth = parameters.sendDepth
-        hello.cqMod = parameters.completionModeration
-        let (remoteEndpoints, remote) = try control.greet(hello, timeout: parameters.progressTimeout)
+        let hello = Hello(shape: .bandwidth(parameters.operation, queuePairs: parameters.queuePairs, bidirectional: parameters.bidirectional,
+                                            sendDepth: parameters.sendDepth, completionModeration: parameters.completionModeration),
+                          sizes: parameters.sizes, iterations: parameters.iterations, duration: parameters.duration,
+                          endpoints: local, memory: queues.remoteDescriptor)
+        let timeout = progressBound(parameters.progressTimeout, size: parameters.sizes.max() ?? 0)
+        let welcome = try control.greet(hello, timeout: timeout)
+        let (remoteEndpoints, remote) = (welcome.endpoints, welcome.memory)
         try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex,
                            mtu: parameters.mtu, timeout: parameters.qpTimeout)
         try postReceives(queues)
-        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control)
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
         pump.yieldWhenIdle = !parameters.spin
-        let capacity = parameters.iterations.map { $0 * parameters.queuePairs } ?? ThroughputParameters.durationStampCap
-        let stamps = StampBuffers(capacity: capacity, queuePairs: parameters.queuePairs)
+        let stamps = StampBuffers(capacity: ThroughputParameters.stampCapacity(parameters), queuePairs: parameters.queuePairs)
         var progress = ProgressLine()
         defer { progress.finish() }
         var results: [BandwidthStatistics] = []
         for size in parameters.sizes {
             if stopRequested() { break }
-            var go = ControlMessage(cmd: "go")
-            go.size = size
-            try control.send(go)
-            let ready = try control.receive(timeout: parameters.progressTimeout, waitingFor: "ready (size \(size))")
-            guard ready.cmd == "ready" else { throw .peer("expected ready, got \(ready.cmd)") }
+            try control.send(.go(size: size))
+            let ready = try control.receive(timeout: timeout, waitingFor: "ready (size \(size))")
+            guard ready == .ready else { throw .peer("expected ready, got \(ready.name)") }
             let outcome: ThroughputOutcome
             do {
                 outcome = try ThroughputLoop.run(queues: queues, remote: remote, parameters: parameters, size: size, sending: true,
@@ -287,18 +302,17 @@ public enum ThroughputSession {
             }
             var statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
                                                  peakBytesPerSecond: outcome.peak)
-            var result = ControlMessage(cmd: "result")
-            result.bandwidth = statistics
-            try control.send(result)
+            try control.send(.result(statistics))
             if parameters.bidirectional {
-                let theirs = try control.receive(timeout: parameters.progressTimeout, waitingFor: "the server's result")
-                if let other = theirs.bandwidth { statistics = combine(statistics, other) }
+                let theirs = try control.receive(timeout: timeout, waitingFor: "the server's result")
+                guard case .result(let other) = theirs else { throw .peer("expected the server's result, got \(theirs.name)") }
+                statistics = combine(statistics, other)
             }
             results.append(statistics)
             report(statistics)
             if outcome.truncated { break }
         }
-        try? control.send(ControlMessage(cmd: "bye"))
+        try? control.send(.bye)
         return results
     }
 
@@ -313,76 +327,78 @@ public enum ThroughputSession {
         return sum
     }
 
-    /// Server: answers one client's run; calls `report` with the client's figures.
-    public static func serve(opened: OpenedDevice, control: ControlConnection, progressTimeout: Double,
+    /// Server: answers one client's run, after checking every field of its hello (and of
+    /// each later message) against `limits`; calls `report` with the client's figures.
+    /// Marks the client admitted once its QPs are connected and it was welcomed.
+    public static func serve(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
+                             limits: RunLimits = .standard, progressTimeout: Double,
                              inlineSize: Int?, mtu: Int?, qpTimeout: UInt8, spin: Bool = false,
                              log: (String) -> Void, report: (BandwidthStatistics) -> Void) throws(PerfError) {
-        let hello = try control.receive(timeout: progressTimeout, waitingFor: "hello")
-        guard hello.cmd == "hello", hello.tool == "rdma-throughput", let sizes = hello.sizes,
-              let operation = hello.op.flatMap(BandwidthOperation.init(rawValue:)), let remoteEndpoints = hello.endpoints,
-              let remote = hello.memory else {
-            throw .peer("the client's hello is not an rdma-throughput hello (tool \(hello.tool ?? "?"))",
-                        hint: "run rdma-throughput on both sides")
+        let first = try control.receive(timeout: progressTimeout, waitingFor: "hello")
+        guard case .hello(let hello) = first else { throw .refused("cmd", "\(first.name) before hello") }
+        let limits = limits.capped(toMessageSize: opened.maxMessageSize)
+        try limits.check(hello, server: "rdma-throughput")
+        guard case .bandwidth(let operation, let qps, let bidirectional, let depth, let moderation) = hello.shape else {
+            throw .refused("hello.tool", "not a bandwidth run")
         }
-        let qps = max(1, hello.qps ?? 1)
-        let parameters = ThroughputParameters(operation: operation, sizes: sizes, iterations: hello.iterations, duration: hello.duration,
-                                              queuePairs: qps, bidirectional: hello.bidirectional ?? false,
-                                              sendDepth: hello.txDepth ?? 128, completionModeration: hello.cqMod ?? 100, inlineSize: inlineSize, mtu: mtu, qpTimeout: qpTimeout,
+        let parameters = ThroughputParameters(operation: operation, sizes: hello.sizes, iterations: hello.iterations, duration: hello.duration,
+                                              queuePairs: qps, bidirectional: bidirectional, sendDepth: depth,
+                                              completionModeration: moderation, inlineSize: inlineSize, mtu: mtu, qpTimeout: qpTimeout,
                                               progressTimeout: progressTimeout, spin: spin)
-        do { try checkSizes(sizes, opened: opened) } catch {
-            var refusal = ControlMessage(cmd: "error")
-            refusal.error = "server: \(error)"
-            try? control.send(refusal)
-            throw error
-        }
-        log("client \(control.peerDescription): \(operation) bandwidth, \(qps) QP(s)\(parameters.bidirectional ? ", bidirectional" : "")")
-        let queues = try prepare(opened: opened, queuePairs: qps, sizes: sizes, depth: parameters.sendDepth, inlineSize: inlineSize)
+        let timeout = progressBound(progressTimeout, size: hello.sizes.max() ?? 0)
+        log("client \(control.peerDescription): \(operation) bandwidth, \(qps) QP(s)\(bidirectional ? ", bidirectional" : "")")
+        let queues = try prepare(opened: opened, queuePairs: qps, sizes: hello.sizes, depth: depth, inlineSize: inlineSize)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
-        try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex, mtu: mtu, timeout: qpTimeout)
+        try queues.connect(local: local, remote: hello.endpoints, port: opened.port, gidIndex: opened.gidIndex, mtu: mtu, timeout: qpTimeout)
         try postReceives(queues)
-        var welcome = ControlMessage(cmd: "welcome")
-        welcome.endpoints = local
-        welcome.memory = queues.remoteDescriptor
-        welcome.path = opened.path
-        try control.send(welcome)
-        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: progressTimeout, control: control)
+        try control.send(.welcome(Welcome(endpoints: local, memory: queues.remoteDescriptor, path: opened.path)))
+        admission.admitted = true
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
         pump.yieldWhenIdle = !spin
-        let capacity = parameters.iterations.map { $0 * qps } ?? ThroughputParameters.durationStampCap
-        let stamps = StampBuffers(capacity: parameters.bidirectional ? capacity : 1, queuePairs: qps)
+        let stamps = StampBuffers(capacity: bidirectional ? ThroughputParameters.stampCapacity(parameters) : 1, queuePairs: qps)
         var progress = ProgressLine()
         while true {
-            let message = try control.receive(timeout: progressTimeout, waitingFor: "the next size (go) or bye")
-            switch message.cmd {
-            case "bye":
+            let message = try control.receive(timeout: timeout, waitingFor: "the next size (go) or bye")
+            switch message {
+            case .bye:
                 return
-            case "go":
-                guard let size = message.size else { throw .peer("go without a size") }
-                try control.send(ControlMessage(cmd: "ready"))
-                if !parameters.bidirectional, operation != .send {
+            case .go(let size):
+                try limits.check(go: size, of: hello)
+                try control.send(.ready)
+                if !bidirectional, operation != .send {
                     // The target of WRITE/READ has no completions to poll: block on the
                     // exchange instead of spinning, so the CPU goes to the device (rxe does
                     // its work on the host's cores) — as perftest's server does.
                     opened.backgroundProgress(true)
                     defer { opened.backgroundProgress(false) }
-                    _ = try LatencySession.waitPassively(control: control, timeout: progressTimeout)
-                    let theirs = try control.receive(timeout: progressTimeout, waitingFor: "the client's result")
-                    if let statistics = theirs.bandwidth { report(statistics) }
-                    continue
+                    if try LatencySession.waitPassively(control: control, timeout: timeout) == .bye {
+                        log("client \(control.peerDescription) stopped the run")
+                        return
+                    }
+                } else {
+                    let outcome = try ThroughputLoop.run(queues: queues, remote: hello.memory, parameters: parameters, size: size,
+                                                         sending: bidirectional, receiving: operation == .send,
+                                                         expectPeerDone: true, stamps: stamps, pump: pump, progress: &progress)
+                    if outcome.stoppedByPeer {
+                        log("client \(control.peerDescription) stopped the run (\(outcome.received) messages received)")
+                        return
+                    }
+                    if bidirectional {
+                        try control.send(.result(BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
+                                                                     peakBytesPerSecond: outcome.peak)))
+                    }
                 }
-                let outcome = try ThroughputLoop.run(queues: queues, remote: remote, parameters: parameters, size: size,
-                                                     sending: parameters.bidirectional, receiving: operation == .send,
-                                                     expectPeerDone: true, stamps: stamps, pump: pump, progress: &progress)
-                if parameters.bidirectional {
-                    var result = ControlMessage(cmd: "result")
-                    result.bandwidth = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
-                                                           peakBytesPerSecond: outcome.peak)
-                    try control.send(result)
+                let theirs = try control.receive(timeout: timeout, waitingFor: "the client's result")
+                switch theirs {
+                case .result(let statistics): report(statistics)
+                case .bye:
+                    log("client \(control.peerDescription) stopped the run")
+                    return
+                default: throw .refused("cmd", "unexpected \(theirs.name) (expected the client's result)")
                 }
-                let theirs = try control.receive(timeout: progressTimeout, waitingFor: "the client's result")
-                if let statistics = theirs.bandwidth { report(statistics) }
             default:
-                throw .peer("unexpected \(message.cmd) from the client")
+                throw .refused("cmd", "unexpected \(message.name) (expected go or bye)")
             }
         }
     }

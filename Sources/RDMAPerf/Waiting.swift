@@ -7,6 +7,13 @@ func rdma<T>(_ what: @autoclosure () -> String, _ body: () throws(RDMAError) -> 
     do { return try body() } catch { throw PerfError("\(what()): \(error)") }
 }
 
+/// The no-progress bound for a run whose largest message is `size` bytes: `timeout` plus
+/// the time such a message takes at 8 MiB/s (the slowest path we support: the soft engine
+/// of a debug build, retransmitting), so a 1 GiB ping-pong gets 128 s more per step.
+func progressBound(_ timeout: Double, size: Int) -> Double {
+    timeout + Double(max(0, size)) / Double(8 << 20)
+}
+
 /// Receive work-request ids carry this bit; send ids do not.
 let receiveTag: UInt64 = 1 << 32
 
@@ -30,6 +37,9 @@ final class CompletionPump {
     var yieldWhenIdle = true
     /// False with a perftest peer: its exchange is silent during the run and is not JSON.
     var watchControl = true
+    /// Test seam: called right after each measured post with the iteration number, to
+    /// model a post call inside which the round trip progresses (see `LatencyLoops.client`).
+    var afterPost: ((Int) -> Void)?
     /// A message the peer sent while we were busy (e.g. `done`).
     var controlMessage: ControlMessage?
 
@@ -37,7 +47,7 @@ final class CompletionPump {
         self.queue = queue
         completions = .allocate(capacity: 32)
         completions.initialize(repeating: WorkCompletion())
-        self.progressTimeout = UInt64(progressTimeout * 1e9)
+        self.progressTimeout = MonotonicClock.span(seconds: progressTimeout, cap: 1 << 62)
         self.control = control
     }
 
@@ -71,7 +81,12 @@ final class CompletionPump {
                 } else if now > deadline {
                     throw stalled(activity)
                 }
-                if watchControl, controlMessage == nil, let message = try control.poll() { controlMessage = message }
+                if watchControl, controlMessage == nil {
+                    // `alive` only keeps a passive wait bounded: skip any number of them here.
+                    while let message = try control.poll() {
+                        if message != .alive { controlMessage = message; break }
+                    }
+                }
             }
         }
         return count

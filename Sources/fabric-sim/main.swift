@@ -66,8 +66,14 @@ struct Run: ParsableCommand {
         }
         if noDcqcn { loaded.dcqcnEnabled = false }
         if let durationMilliseconds {
-            guard durationMilliseconds > 0 else { throw ValidationError("--duration-milliseconds must be positive") }
+            let most = ScenarioLimits.standard.maximumDurationMicroseconds / 1000
+            guard durationMilliseconds > 0, durationMilliseconds <= most else {
+                throw ValidationError("--duration-milliseconds \(durationMilliseconds): give more than 0 and at most \(most) ms")
+            }
             loaded.duration = .roundedMicroseconds(durationMilliseconds * 1000)
+            do { try ScenarioLimits.standard.check(recordingOf: loaded) } catch let error as ScenarioError {
+                throw Failure("--duration-milliseconds \(durationMilliseconds): \(error)")
+            }
         }
         var simulator = FabricSimulator(scenario: loaded)
         if let pauseStorm {

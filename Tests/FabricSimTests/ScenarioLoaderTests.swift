@@ -70,11 +70,53 @@ import Testing
         #expect(error { $0["flows"] = [["from": "A", "to": "S1"]] } == "flows[0].to: \"S1\" is a switch; flows run between hosts")
         #expect(error { $0["dcqcn"] = ["preset": "fast"] }?.hasPrefix("dcqcn.preset: unknown preset \"fast\"") == true)
         #expect(error { $0["dcqcn"] = ["preset": "mlx5Like", "alphaGain": 0] } == "dcqcn.alphaGain: must be in (0, 1]")
-        #expect(error { $0["dcqcn"] = ["preset": "mlx5Like", "rateIncreaseTimerMicroseconds": 0] } == "dcqcn.rateIncreaseTimerMicroseconds: must be positive")
+        #expect(error { $0["dcqcn"] = ["preset": "mlx5Like", "rateIncreaseTimerMicroseconds": 0] }?.hasPrefix("dcqcn.rateIncreaseTimerMicroseconds: 0.0 µs: must be more than 0") == true)
         #expect(error { $0["pfc"] = ["xoffBytes": 10_000, "xonBytes": 20_000] } == "pfc.xonBytes: must be in 0…xoffBytes")
         #expect(error { $0["ecnMarking"] = ["kMinBytes": 10] } == "ecnMarking.kMaxBytes: missing (give it, or a preset)")
         #expect(error { $0["flows"] = [["from": "A", "to": "B", "startMicroseconds": 500]] }?.hasPrefix("flows[0].startMicroseconds:") == true)
         #expect(error { $0["hosts"] = ["A", "B", "A"] } == "hosts[2]: \"A\" is already named by hosts[0]")
+    }
+
+    /// Whatever a file says, loading refuses by field name instead of trapping (1e300 times
+    /// and rates), growing without bound (20,000 hosts, 10^12 µs, a sample per nanosecond)
+    /// or running a route that loops.
+    @Test func absurdValuesAreRefusedByField() {
+        let cases: [(String, (inout [String: Any]) -> Void)] = [
+            ("durationMicroseconds", { $0["durationMicroseconds"] = 1e300 }),
+            ("durationMicroseconds", { $0["durationMicroseconds"] = 1e12 }),
+            ("durationMicroseconds", { $0["durationMicroseconds"] = -1e300 }),
+            ("links[0].delayMicroseconds", { $0["linkDefaults"] = ["rateGigabitsPerSecond": 10, "delayMicroseconds": 1e300] }),
+            ("links[0].rateGigabitsPerSecond", { $0["linkDefaults"] = ["rateGigabitsPerSecond": 1e300, "delayMicroseconds": 1] }),
+            ("links[0].rateGigabitsPerSecond", { $0["linkDefaults"] = ["rateGigabitsPerSecond": 1e-300, "delayMicroseconds": 1] }),
+            ("flows[0].startMicroseconds", { $0["flows"] = [["from": "A", "to": "B", "startMicroseconds": 1e300]] }),
+            ("flows[0].startMicroseconds", { $0["flows"] = [["from": "A", "to": "B", "startMicroseconds": -1e300]] }),
+            ("flows[0].stopMicroseconds", { $0["flows"] = [["from": "A", "to": "B", "stopMicroseconds": 1e300]] }),
+            ("flows[0].sizeBytes", { $0["flows"] = [["from": "A", "to": "B", "sizeBytes": 1 << 62]] }),
+            ("dcqcn.alphaUpdatePeriodMicroseconds", { $0["dcqcn"] = ["preset": "mlx5Like", "alphaUpdatePeriodMicroseconds": 1e300] }),
+            ("dcqcn.minimumCNPIntervalMicroseconds", { $0["dcqcn"] = ["preset": "mlx5Like", "minimumCNPIntervalMicroseconds": -1e300] }),
+            ("dcqcn.additiveIncreaseMegabitsPerSecond", { $0["dcqcn"] = ["preset": "mlx5Like", "additiveIncreaseMegabitsPerSecond": 1e300] }),
+            ("dcqcn.byteCounterBytes", { $0["dcqcn"] = ["preset": "mlx5Like", "byteCounterBytes": 1 << 62] }),
+            ("pfc.xoffBytes", { $0["pfc"] = ["xoffBytes": 1 << 62, "xonBytes": 0] }),
+            ("ecnMarking.kMaxBytes", { $0["ecnMarking"] = ["kMinBytes": 0, "kMaxBytes": 1 << 62, "maximumMarkingProbability": 1] }),
+            ("sampling.intervalMicroseconds", { $0["sampling"] = ["intervalMicroseconds": 1e300] }),
+            ("sampling.intervalMicroseconds", {
+                $0["durationMicroseconds"] = 1e7
+                $0["sampling"] = ["intervalMicroseconds": 0.001, "fairnessWindowMicroseconds": 1]
+            }),
+            ("hosts", { $0["hosts"] = (0..<20_000).map { "H\($0)" } }),
+            ("flows[0].route[2]", { $0["flows"] = [["from": "A", "to": "B", "route": ["A", "S1", "S1", "B"]]] }),
+        ]
+        for (field, change) in cases {
+            let message = error(change)
+            #expect(message?.hasPrefix("\(field):") == true, "\(field): \(message ?? "accepted")")
+        }
+    }
+
+    @Test func theBoundsThemselvesLoad() throws {
+        var document = valid
+        document["durationMicroseconds"] = 1e7   // 10 s of simulated time, sampled every 10 µs
+        let scenario = try ScenarioLoader.load(json: JSONSerialization.data(withJSONObject: document))
+        #expect(scenario.duration.seconds == 10)
     }
 
     @Test func invalidJSONIsReportedAsSuch() {

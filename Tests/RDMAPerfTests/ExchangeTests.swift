@@ -7,10 +7,10 @@ import Testing
 struct ExchangeTests {
     @Test("a port in use is a clear usage error")
     func portInUse() throws {
-        let first = try ControlListener(port: 0, loopbackOnly: true)
+        let first = try ControlListener(port: 0)
         defer { first.close() }
         do {
-            _ = try ControlListener(port: first.port, loopbackOnly: true)
+            _ = try ControlListener(port: first.port)
             Issue.record("a second listener on the same port succeeded")
         } catch {
             #expect(error.exitCode == 2)
@@ -20,7 +20,7 @@ struct ExchangeTests {
 
     @Test("a server that is not listening fails within the connect timeout")
     func notListening() throws {
-        let probe = try ControlListener(port: 0, loopbackOnly: true)
+        let probe = try ControlListener(port: 0)
         let port = probe.port
         probe.close()
         let start = Date()
@@ -36,12 +36,11 @@ struct ExchangeTests {
 
     @Test("messages round-trip; a silent peer times out; a closed peer is reported")
     func roundTripAndTimeouts() throws {
-        let listener = try ControlListener(port: 0, loopbackOnly: true)
+        let listener = try ControlListener(port: 0)
         let client = try connectControl(host: "127.0.0.1", port: listener.port, timeout: 2)
         let server = try listener.accept(timeout: 2)
-        var hello = ControlMessage(cmd: "hello")
-        hello.sizes = [2, 4]
-        hello.tool = "rdma-pingpong"
+        let hello = ControlMessage.hello(Hello(shape: .latency(.read, warmup: 3), sizes: [2, 4], iterations: 100, duration: nil,
+                                               endpoints: [], memory: RemoteMemory(address: 0x1000, rkey: 7, length: 128)))
         try client.send(hello)
         let received = try server.receive(timeout: 2, waitingFor: "hello")
         #expect(received == hello)
@@ -60,7 +59,7 @@ struct ExchangeTests {
 
     @Test("a peer that is not ours (e.g. perftest) is named as such")
     func foreignPeer() throws {
-        let listener = try ControlListener(port: 0, loopbackOnly: true)
+        let listener = try ControlListener(port: 0)
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
@@ -75,7 +74,8 @@ struct ExchangeTests {
             _ = try server.receive(timeout: 2, waitingFor: "hello")
             Issue.record("parsed a perftest key line as ours")
         } catch {
-            #expect(error.message.contains("unexpected exchange message"))
+            #expect(error.refusedField == "message")
+            #expect(error.message.contains("not a JSON exchange message"))
         }
         close(fd)
     }
@@ -146,6 +146,14 @@ struct PerftestWireTests {
 
 @Suite("Device selection")
 struct DeviceSelectionTests {
+    @Test("a kernel rxe goes on the default-route interface, as tools/rxe-setup puts it")
+    func netdevRule() {
+        #expect(KernelRXE.defaultRouteInterface("default via 10.0.2.2 dev eth0 proto dhcp src 10.0.2.15 metric 100\n") == "eth0")
+        #expect(KernelRXE.defaultRouteInterface("default dev wg0 scope link\ndefault via 10.0.0.1 dev eth1\n") == "wg0")
+        #expect(KernelRXE.defaultRouteInterface("10.0.0.0/24 dev eth0 proto kernel scope link\n") == nil)
+        #expect(KernelRXE.defaultRouteInterface("") == nil)
+    }
+
     @Test("automatic without any backend names every step it tried and exits 2")
     func automaticWithoutBackend() throws {
         guard (try? Device.all())?.isEmpty ?? true, ProcessInfo.processInfo.environment["RDMA_TEST_DEVICE"] == nil,

@@ -4,9 +4,13 @@ import Congestion
 /// the ``FabricScenario`` the simulator runs.
 struct ScenarioResolver {
     let file: ScenarioFile
+    var limits = ScenarioLimits.standard
 
     func resolve() throws -> FabricScenario {
-        let duration = try positiveTime(file.durationMicroseconds, "durationMicroseconds")
+        let duration = try positiveTime(file.durationMicroseconds, "durationMicroseconds", maximum: limits.maximumDurationMicroseconds)
+        _ = try limits.count(file.switches.count + file.hosts.count, "hosts", 1...limits.maximumNodes)
+        _ = try limits.count(file.links.count, "links", 0...limits.maximumLinks)
+        _ = try limits.count(file.flows.count, "flows", 0...limits.maximumFlows)
         let nodes = try resolveNodes()
         let links = try resolveLinks(nodes: nodes)
         let flows = try resolveFlows(nodes: nodes, links: links, duration: duration)
@@ -28,7 +32,7 @@ struct ScenarioResolver {
         guard (64...1500).contains(cnpSize) else {
             throw ScenarioError(field: "cnpSizeBytes", problem: "must be in 64…1500")
         }
-        return FabricScenario(
+        let scenario = FabricScenario(
             name: file.name,
             summary: file.description ?? "",
             duration: duration,
@@ -46,11 +50,13 @@ struct ScenarioResolver {
             links: links,
             flows: flows
         )
+        try limits.check(recordingOf: scenario)
+        return scenario
     }
 
-    private func positiveTime(_ microseconds: Double, _ field: String) throws -> Nanoseconds {
-        let time = Nanoseconds.roundedMicroseconds(microseconds)
-        guard microseconds.isFinite, time > .zero else { throw ScenarioError(field: field, problem: "must be positive") }
+    private func positiveTime(_ microseconds: Double, _ field: String, maximum: Double? = nil) throws -> Nanoseconds {
+        let time = Nanoseconds.roundedMicroseconds(try limits.time(microseconds, field, maximum: maximum))
+        guard time > .zero else { throw ScenarioError(field: field, problem: "\(microseconds) µs rounds to 0 ns: must be positive") }
         return time
     }
 
@@ -92,11 +98,14 @@ struct ScenarioResolver {
             guard let gigabits = entry.rateGigabitsPerSecond ?? file.linkDefaults?.rateGigabitsPerSecond else {
                 throw ScenarioError(field: "\(field).rateGigabitsPerSecond", problem: "missing, and linkDefaults.rateGigabitsPerSecond is not set")
             }
-            guard gigabits.isFinite, gigabits > 0 else { throw ScenarioError(field: "\(field).rateGigabitsPerSecond", problem: "must be positive") }
+            guard gigabits.isFinite, limits.rateGigabitsPerSecond.contains(gigabits) else {
+                throw ScenarioError(field: "\(field).rateGigabitsPerSecond",
+                                    problem: "\(gigabits): must be in \(limits.rateGigabitsPerSecond.lowerBound)…\(limits.rateGigabitsPerSecond.upperBound) Gb/s")
+            }
             guard let delay = entry.delayMicroseconds ?? file.linkDefaults?.delayMicroseconds else {
                 throw ScenarioError(field: "\(field).delayMicroseconds", problem: "missing, and linkDefaults.delayMicroseconds is not set")
             }
-            guard delay.isFinite, delay >= 0 else { throw ScenarioError(field: "\(field).delayMicroseconds", problem: "must not be negative") }
+            _ = try limits.time(delay, "\(field).delayMicroseconds", allowZero: true)
             links.append(.init(
                 nodeA: ends[0], nodeB: ends[1],
                 rateBitsPerSecond: Int64((gigabits * 1e9).rounded()),
@@ -132,12 +141,11 @@ struct ScenarioResolver {
             }
             let name = entry.name ?? "\(entry.from)->\(entry.to)"
             guard names.insert(name).inserted else { throw ScenarioError(field: "\(field).name", problem: "\"\(name)\" names another flow too; give each flow a name") }
-            let start = Nanoseconds.roundedMicroseconds(entry.startMicroseconds ?? 0)
-            guard start >= .zero else { throw ScenarioError(field: "\(field).startMicroseconds", problem: "must not be negative") }
+            let start = Nanoseconds.roundedMicroseconds(try limits.time(entry.startMicroseconds ?? 0, "\(field).startMicroseconds", allowZero: true))
             guard start < duration else { throw ScenarioError(field: "\(field).startMicroseconds", problem: "the flow would start after the run ends (durationMicroseconds)") }
-            let stop = entry.stopMicroseconds.map(Nanoseconds.roundedMicroseconds)
+            let stop = try entry.stopMicroseconds.map { Nanoseconds.roundedMicroseconds(try limits.time($0, "\(field).stopMicroseconds")) }
             if let stop, stop <= start { throw ScenarioError(field: "\(field).stopMicroseconds", problem: "must be after startMicroseconds") }
-            if let size = entry.sizeBytes, size <= 0 { throw ScenarioError(field: "\(field).sizeBytes", problem: "must be positive") }
+            if let size = entry.sizeBytes { _ = try limits.count(size, "\(field).sizeBytes", 1...limits.maximumFlowBytes) }
             flows.append(.init(name: name, route: route, start: start, stop: stop, sizeBytes: entry.sizeBytes))
         }
         return flows
@@ -149,8 +157,12 @@ struct ScenarioResolver {
     ) throws -> [Int] {
         guard names.count >= 2 else { throw ScenarioError(field: field, problem: "a route lists at least the source and the destination") }
         var route: [Int] = []
+        var visited = Set<Int>()
         for (hop, name) in names.enumerated() {
             guard let node = index[name] else { throw ScenarioError(field: "\(field)[\(hop)]", problem: "unknown node \"\(name)\"") }
+            guard visited.insert(node).inserted else {
+                throw ScenarioError(field: "\(field)[\(hop)]", problem: "\"\(name)\" is visited twice: a route must not loop")
+            }
             if hop > 0 && hop < names.count - 1 && nodes[node].kind != .switch {
                 throw ScenarioError(field: "\(field)[\(hop)]", problem: "\"\(name)\" is a host; only switches forward")
             }
@@ -170,16 +182,25 @@ struct ScenarioResolver {
             let known = DCQCNParameters.presets.map(\.name).joined(separator: ", ")
             throw ScenarioError(field: "dcqcn.preset", problem: "unknown preset \"\(section.preset)\" (known: \(known))")
         }
+        func time(_ value: Double, _ key: ScenarioFile.DCQCNSection.CodingKeys, allowZero: Bool = false) throws -> Nanoseconds {
+            .roundedMicroseconds(try limits.time(value, "dcqcn.\(key.rawValue)", allowZero: allowZero))
+        }
+        func rate(_ value: Double, _ key: ScenarioFile.DCQCNSection.CodingKeys) throws -> Double {
+            guard value.isFinite, value <= limits.maximumMegabitsPerSecond else {
+                throw ScenarioError(field: "dcqcn.\(key.rawValue)", problem: "\(value): must be finite and at most \(limits.maximumMegabitsPerSecond) Mb/s")
+            }
+            return value * 1e6
+        }
         if let value = section.alphaGain { parameters.alphaGain = value }
         if let value = section.initialAlpha { parameters.initialAlpha = value }
-        if let value = section.alphaUpdatePeriodMicroseconds { parameters.alphaUpdatePeriod = .roundedMicroseconds(value) }
-        if let value = section.rateIncreaseTimerMicroseconds { parameters.rateIncreaseTimer = .roundedMicroseconds(value) }
-        if let value = section.byteCounterBytes { parameters.byteCounterBytes = value }
-        if let value = section.fastRecoveryThreshold { parameters.fastRecoveryThreshold = value }
-        if let value = section.additiveIncreaseMegabitsPerSecond { parameters.additiveIncreaseBitsPerSecond = value * 1e6 }
-        if let value = section.hyperIncreaseMegabitsPerSecond { parameters.hyperIncreaseBitsPerSecond = value * 1e6 }
-        if let value = section.minimumRateMegabitsPerSecond { parameters.minimumRateBitsPerSecond = value * 1e6 }
-        if let value = section.minimumCNPIntervalMicroseconds { parameters.minimumCNPInterval = .roundedMicroseconds(value) }
+        if let value = section.alphaUpdatePeriodMicroseconds { parameters.alphaUpdatePeriod = try time(value, .alphaUpdatePeriodMicroseconds) }
+        if let value = section.rateIncreaseTimerMicroseconds { parameters.rateIncreaseTimer = try time(value, .rateIncreaseTimerMicroseconds) }
+        if let value = section.byteCounterBytes { parameters.byteCounterBytes = try limits.count(value, "dcqcn.byteCounterBytes", 1...limits.maximumBufferBytes) }
+        if let value = section.fastRecoveryThreshold { parameters.fastRecoveryThreshold = try limits.count(value, "dcqcn.fastRecoveryThreshold", 0...1 << 20) }
+        if let value = section.additiveIncreaseMegabitsPerSecond { parameters.additiveIncreaseBitsPerSecond = try rate(value, .additiveIncreaseMegabitsPerSecond) }
+        if let value = section.hyperIncreaseMegabitsPerSecond { parameters.hyperIncreaseBitsPerSecond = try rate(value, .hyperIncreaseMegabitsPerSecond) }
+        if let value = section.minimumRateMegabitsPerSecond { parameters.minimumRateBitsPerSecond = try rate(value, .minimumRateMegabitsPerSecond) }
+        if let value = section.minimumCNPIntervalMicroseconds { parameters.minimumCNPInterval = try time(value, .minimumCNPIntervalMicroseconds, allowZero: true) }
         if let first = parameters.problems.first {
             let keys: [String: ScenarioFile.DCQCNSection.CodingKeys] = [
                 "alphaGain": .alphaGain, "initialAlpha": .initialAlpha,
@@ -216,12 +237,13 @@ struct ScenarioResolver {
             parameters = ECNMarkingParameters(kMinBytes: kMin, kMaxBytes: kMax, maximumMarkingProbability: pMax)
         }
         if let first = parameters.problems.first { throw ScenarioError(field: "ecnMarking.\(first.field)", problem: first.problem) }
+        _ = try limits.count(parameters.kMaxBytes, "ecnMarking.kMaxBytes", 0...limits.maximumBufferBytes)
         return parameters
     }
 
     private func resolvePFC() throws -> FabricScenario.PFC {
         let section = file.pfc
-        guard section.xoffBytes > 0 else { throw ScenarioError(field: "pfc.xoffBytes", problem: "must be positive") }
+        _ = try limits.count(section.xoffBytes, "pfc.xoffBytes", 1...limits.maximumBufferBytes)
         guard section.xonBytes >= 0 && section.xonBytes <= section.xoffBytes else {
             throw ScenarioError(field: "pfc.xonBytes", problem: "must be in 0…xoffBytes")
         }
