@@ -68,7 +68,7 @@ public final class Context: @unchecked Sendable {
     }
 
     /// The soft engine behind this context, nil on verbs or once closed.
-    private var softEngine: SoftDevice? { isClosed ? nil : (operations as? SoftBackendDevice)?.device }
+    package var softEngine: SoftDevice? { isClosed ? nil : (operations as? SoftBackendDevice)?.device }
 
     /// The soft engine's counters (named as rxe's hw_counters: `counters.named`); nil on
     /// verbs, where the kernel shows them under /sys/class/infiniband/*/ports/*/hw_counters.

@@ -24,7 +24,7 @@ struct SampleInvariantTests {
     func noSampleBelowTheWire(operation: LatencyOperation, address: String) throws {
         let opened = try DeviceSelection.open(.soft(address: address), port: 1, gidIndex: nil) { _ in }
         defer { opened.close() }
-        let engine = try #require(opened.context.softDevice)
+        let engine = try #require(opened.context.softEngine)
         let server = try LoopbackServer(opened: opened, connectTimeout: 60) { peer, control, admission throws(PerfError) in
             try LatencySession.serve(opened: peer, control: control, admission: admission, progressTimeout: 20,
                                      inlineSize: nil, mtu: nil, qpTimeout: 14, log: { _ in }, report: { _, _, _ in })

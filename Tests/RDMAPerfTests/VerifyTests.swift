@@ -13,7 +13,7 @@ struct VerifyTests {
     static func pair(_ address: String) throws -> (server: OpenedDevice, client: OpenedDevice) {
         let server = try DeviceSelection.open(.soft(address: address), port: 1, gidIndex: nil) { _ in }
         let next = try #require(DeviceSelection.nextLoopbackAddress(after: address))
-        let context = try Context(soft: SoftDeviceConfiguration(address: next, port: 4791, verifyICRC: false))
+        let context = try Context(soft: SoftDeviceConfiguration(address: next, port: 4791, icrc: .off))
         let client = OpenedDevice(context: context, port: server.port, gidIndex: server.gidIndex, path: "test client, ICRC unchecked",
                                   maxMessageSize: server.maxMessageSize, activeMTU: server.activeMTU, cleanup: nil)
         client.softAddress = next
@@ -60,19 +60,19 @@ struct VerifyTests {
     func corruption() throws {
         let (server, client) = try Self.pair("127.0.27.1")
         defer { client.close(); server.close() }
-        let engine = try #require(server.context.softDevice)
+        let engine = try #require(server.context.softEngine)
         // READ 64 KiB: 64 response packets per READ from the server, nearly all payload.
         let parameters = LatencyParameters(operation: .read, sizes: [65536], iterations: 100, duration: nil, warmup: 2)
         engine.setFaults(SoftFaultInjection(seed: 11, corrupt: 0.002))
         let unchecked = try Self.run(server, client, parameters)
         #expect(unchecked.count == 1, "the run without --verify completes: nothing else looks at the data")
-        let flipped = engine.counters.injectedCorruptions
+        let flipped = engine.snapshotCounters().injectedCorruptions
         #expect(flipped > 0)
         var verifying = parameters
         verifying.verify = true
         do {
             _ = try Self.run(server, client, verifying)
-            Issue.record("--verify passed although the engine flipped \(engine.counters.injectedCorruptions - flipped) more bytes")
+            Issue.record("--verify passed although the engine flipped \(engine.snapshotCounters().injectedCorruptions - flipped) more bytes")
         } catch {
             #expect(error.message.contains("--verify: read message") && error.message.contains("byte"), "\(error)")
         }
