@@ -87,6 +87,14 @@ public final class Context: @unchecked Sendable {
     /// ```
     public var softUDPPort: UInt16? { softEngine?.port }
 
+    /// How the soft engine checks received ICRCs — what `.automatic` resolved to (strict
+    /// where raw sockets are permitted); nil on verbs.
+    ///
+    /// ```swift
+    /// print(context.softICRCVerification ?? "verbs")   // strict (real IP header from a raw socket)
+    /// ```
+    public var softICRCVerification: ICRCVerification? { softEngine?.icrcVerification }
+
     /// Runs the soft engine's progress on a background thread, so that completion channels
     /// are signalled without anyone polling. No-op on verbs (the kernel/NIC progresses).
     ///

@@ -54,7 +54,7 @@ public final class OpenedDevice: @unchecked Sendable {
     public func openLoopbackPeer() throws(PerfError) -> OpenedDevice {
         let peerContext: Context
         if let address = softAddress, let next = DeviceSelection.nextLoopbackAddress(after: address) {
-            do { peerContext = try Context(soft: SoftDeviceConfiguration(address: next, port: 4791)) } catch {
+            do { peerContext = try Context(soft: softSettings.configuration(address: next, capturing: false)) } catch {
                 throw PerfError("cannot start the loopback peer's soft engine on \(next): \(error)")
             }
         } else {
@@ -68,6 +68,9 @@ public final class OpenedDevice: @unchecked Sendable {
 
     /// The soft engine's address, nil on verbs.
     public var softAddress: String?
+    /// How the soft engine was opened (its loopback peer checks the same way; the capture,
+    /// which sees both directions already, stays with the first engine).
+    public var softSettings = SoftEngineSettings()
 
     /// The soft engine progresses only when someone polls; a side that waits on the
     /// exchange instead (the target of WRITE/READ) lets a background thread drive it.
@@ -93,7 +96,7 @@ public enum DeviceSelection {
     /// `softFallback`: where the automatic choice puts the soft engine (127.0.0.1 for a
     /// server or a loopback run, 127.0.0.2 for a client, so both fit on one host).
     public static func open(_ choice: BackendChoice, port: UInt8, gidIndex: Int?, softFallback: String = "127.0.0.1",
-                            log: (String) -> Void) throws(PerfError) -> OpenedDevice {
+                            soft settings: SoftEngineSettings = SoftEngineSettings(), log: (String) -> Void) throws(PerfError) -> OpenedDevice {
         switch choice {
         case .verbs(let name):
             let context: Context
@@ -102,7 +105,7 @@ public enum DeviceSelection {
             }
             return try finish(context, port: port, gidIndex: gidIndex, why: "named with -d", cleanup: nil)
         case .soft(let address):
-            return try openSoft(address: address, gidIndex: gidIndex, why: "named with --soft")
+            return try openSoft(address: address, gidIndex: gidIndex, settings: settings, why: "named with --soft")
         case .automatic:
             var reasons: [String] = []
             if let (context, why) = firstActiveVerbsDevice(port: port, reasons: &reasons) {
@@ -127,7 +130,7 @@ public enum DeviceSelection {
                 reasons.append("kernel rxe: \(why)")
             }
             if softEngineAvailable {
-                return try openSoft(address: softFallback, gidIndex: gidIndex,
+                return try openSoft(address: softFallback, gidIndex: gidIndex, settings: settings,
                                     why: "no verbs device and no kernel rxe (\(reasons.joined(separator: "; "))): the userspace engine on loopback")
             }
             throw PerfError("no RDMA device to run on",
@@ -136,14 +139,18 @@ public enum DeviceSelection {
         }
     }
 
-    static func openSoft(address: String, gidIndex: Int?, why: String) throws(PerfError) -> OpenedDevice {
+    static func openSoft(address: String, gidIndex: Int?, settings: SoftEngineSettings, why: String) throws(PerfError) -> OpenedDevice {
         let context: Context
-        do { context = try Context(soft: SoftDeviceConfiguration(address: address, port: 4791)) } catch {
+        do { context = try Context(soft: settings.configuration(address: address)) } catch {
             throw .usage("--soft \(address): cannot start the userspace engine: \(error)",
                          hint: "give an address of this host that no other soft engine uses (UDP 4791)")
         }
-        let opened = try finish(context, port: 1, gidIndex: gidIndex, why: why, cleanup: nil, kind: "userspace RoCEv2 engine (soft) on \(address):4791")
+        let checking = context.softICRCVerification.map { "ICRC \($0)" } ?? ""
+        let capturing = settings.capture.map { ", capturing to \($0.path)" } ?? ""
+        let opened = try finish(context, port: 1, gidIndex: gidIndex, why: why, cleanup: nil,
+                                kind: "userspace RoCEv2 engine (soft) on \(address):4791, \(checking)\(capturing)")
         opened.softAddress = address
+        opened.softSettings = settings
         return opened
     }
 
@@ -280,7 +287,7 @@ extension CommonOptions {
     func openDevice(tool: String) throws(PerfError) -> OpenedDevice {
         let opened = try DeviceSelection.open(try backendChoice(), port: ibPort, gidIndex: gidIndex,
                                               softFallback: server != nil && !loopback ? "127.0.0.2" : "127.0.0.1",
-                                              log: printError)
+                                              soft: try softEngineSettings(), log: printError)
         printError("\(tool): \(opened.path)")
         return opened
     }

@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import RDMA
 
 /// What a latency run measures (`--op`).
 public enum LatencyOperation: String, CaseIterable, Sendable, Codable, ExpressibleByArgument {
@@ -61,6 +63,16 @@ public struct CommonOptions: ParsableArguments, Sendable {
 
     @Option(name: .customLong("soft"), help: "Use the userspace RoCEv2 engine bound to this IPv4 address.")
     public var softAddress: String?
+
+    @Option(name: .customLong("icrc"), help: ArgumentHelp(
+        "How the userspace engine checks received ICRCs: automatic (strict where raw sockets are permitted), strict (the real IPv4 header, needs CAP_NET_RAW), assume-id0 (kernel rxe's packets fail) or off. Default: $SOFTROCE_ICRC, else automatic.",
+        valueName: "MODE"))
+    public var icrc: ICRCVerification?
+
+    @Option(name: .customLong("pcap"), help: ArgumentHelp(
+        "Write every packet the userspace engine sends and receives to FILE as a pcap with real IP/UDP headers (the first 64 MiB). Default: $SOFTROCE_PCAP.",
+        valueName: "FILE"))
+    public var pcap: String?
 
     @Option(name: [.customShort("i"), .customLong("ib-port")], help: "Device port.")
     public var ibPort: UInt8 = 1
@@ -180,4 +192,41 @@ public struct CommonOptions: ParsableArguments, Sendable {
     public static let timeoutRange = 0.1...86_400.0
     /// `-I` bound: more inline data than any device grants.
     public static let maximumInline = 1024
+}
+
+extension ICRCVerification: ExpressibleByArgument {}
+
+/// What the tools pass to every soft engine they open: ICRC checking and packet capture,
+/// from `--icrc`/`--pcap`, else `SOFTROCE_ICRC`/`SOFTROCE_PCAP`.
+public struct SoftEngineSettings: Sendable, Equatable {
+    public var icrc: ICRCVerification
+    public var capture: PacketCapture?
+    /// `icrc` nil: automatic.
+    public init(icrc: ICRCVerification? = nil, capture: PacketCapture? = nil) {
+        self.icrc = icrc ?? .automatic
+        self.capture = capture
+    }
+
+    func configuration(address: String, capturing: Bool = true) -> SoftDeviceConfiguration {
+        SoftDeviceConfiguration(address: address, port: 4791, icrc: icrc, capture: capturing ? capture : nil)
+    }
+}
+
+extension CommonOptions {
+    /// `--icrc`/`--pcap`, else the environment; a bad `SOFTROCE_ICRC` is refused by name.
+    public func softEngineSettings(environment: [String: String] = ProcessInfo.processInfo.environment) throws(PerfError) -> SoftEngineSettings {
+        var settings = SoftEngineSettings()
+        if let icrc {
+            settings.icrc = icrc
+        } else if let text = environment["SOFTROCE_ICRC"], !text.isEmpty {
+            guard let mode = ICRCVerification(rawValue: text) else {
+                throw .usage("SOFTROCE_ICRC=\(text) is not an ICRC mode", hint: "automatic, strict, assume-id0 or off")
+            }
+            settings.icrc = mode
+        }
+        if let path = pcap ?? environment["SOFTROCE_PCAP"], !path.isEmpty {
+            settings.capture = PacketCapture(path: path)
+        }
+        return settings
+    }
 }
