@@ -47,6 +47,7 @@ let package = Package(
         .target(name: "SoftRoCE", dependencies: ["RoCEWire"]),
         .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire"]),
         .executableTarget(name: "softroce-bench", dependencies: ["RDMA"]),
+        .executableTarget(name: "rdma-interop", dependencies: ["RDMA"]),
 
         // MARK: congestion control and fabric simulation (issue 7)
         .target(name: "Congestion"),
