@@ -8,6 +8,8 @@
 //
 //   rdma-interop -d rxe0 --name rxe --listen 18600                   # inside the lab guest
 //   rdma-interop --soft 10.239.0.1 --name engine --connect 10.239.0.2:18600
+//   rdma-interop --soft 10.239.0.1 --name engine --faults 0.02:0.01 --connect …   # 2 % of the
+//       engine's packets dropped, 1 % corrupted after the ICRC: the peer must recover both
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,6 +18,7 @@ import RDMA
 
 struct Arguments {
     var device: String?, soft: String?, name = "peer", listen: UInt16?, connect: String?
+    var faults = SoftFaultInjection.none
     init() {
         var it = CommandLine.arguments.dropFirst().makeIterator()
         while let flag = it.next() {
@@ -26,6 +29,10 @@ struct Arguments {
             case "--name": name = value
             case "--listen": listen = UInt16(value)
             case "--connect": connect = value
+            case "--faults":
+                let parts = value.split(separator: ":").compactMap { Double($0) }
+                guard parts.count == 2, parts.allSatisfy({ (0...0.5).contains($0) }) else { fail("--faults wants DROP:CORRUPT, each 0…0.5, got \(value)") }
+                faults = SoftFaultInjection(seed: 7, drop: parts[0], corrupt: parts[1])
             default: fail("unknown option \(flag) (see the comment at the top of main.swift)")
             }
         }
@@ -201,7 +208,7 @@ func respond(_ c: Case, on peer: Peer, control: Control) {
 
 let arguments = Arguments()
 let context: Context
-do { context = try arguments.soft.map { try Context(soft: SoftDeviceConfiguration(address: $0, port: 4791)) } ?? Context(deviceNamed: arguments.device!) }
+do { context = try arguments.soft.map { try Context(soft: SoftDeviceConfiguration(address: $0, port: 4791, faults: arguments.faults)) } ?? Context(deviceNamed: arguments.device!) }
 catch { fail("cannot open the device: \(error)") }
 // The engine progresses only when driven: while this side waits on the control channel,
 // a background thread answers the peer's packets (kernel rxe needs no such help).
@@ -264,6 +271,12 @@ do {
             }
         }
         peers.forEach { $0.close() }
+    }
+    if let counters = context.softCounters {
+        // What the engine saw and did: rxe's peers of these counters are in its hw_counters.
+        let wanted = ["sent_pkts", "rcvd_pkts", "duplicate_request", "out_of_seq_request", "rcvd_seq_err", "completer_retry_err",
+                      "retry_exceeded_err", "soft_icrc_err", "soft_fault_drop", "soft_fault_corrupt"]
+        print("ENGINE-COUNTERS " + counters.named.filter { wanted.contains($0.name) }.map { "\($0.name) \($0.value)" }.joined(separator: " "))
     }
     try domain.close()
     try context.close()
