@@ -3,7 +3,8 @@
 // each side in turn is the requester of every case while the other verifies every byte:
 // SEND, SEND with immediate, WRITE, WRITE with immediate, READ at 1 B, MTU−1, MTU, MTU+1 and
 // 1 MiB; CAS and FAA; at path MTU 1024 and 4096; then a WRITE with a wrong rkey, which must
-// complete with REM_ACCESS_ERR. The server listens on TCP, the client connects; every wait is
+// complete with REM_ACCESS_ERR; then UD SENDs of 1 and 1,000 B each way through an address
+// handle (the receiver checks the GRH flag, 40 + n bytes, the source QPN and the payload). The server listens on TCP, the client connects; every wait is
 // bounded. Prints one PASS/FAIL line per case and direction; exits 1 if any failed.
 //
 //   rdma-interop -d rxe0 --name rxe --listen 18600                   # inside the lab guest
@@ -117,9 +118,9 @@ let target = 2 << 20, atomicTarget = 3 << 20, regionLength = 4 << 20
 /// One RC queue pair and the region both directions use.
 final class Peer {
     let queue: CompletionQueue, pair: QueuePair, region: MemoryRegion
-    init(_ domain: ProtectionDomain, _ context: Context) throws {
+    init(_ domain: ProtectionDomain, _ context: Context, kind: QueuePairKind = .reliableConnected) throws {
         queue = try CompletionQueue(context: context, minimumEntries: 64)
-        pair = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queue, receiveCompletionQueue: queue)
+        pair = try QueuePair(protectionDomain: domain, kind: kind, sendCompletionQueue: queue, receiveCompletionQueue: queue)
         region = try MemoryRegion(protectionDomain: domain, length: regionLength, access: .allRemote)
     }
     func close() {
@@ -206,6 +207,58 @@ func respond(_ c: Case, on peer: Peer, control: Control) {
     control.send(problem.map { "FAIL \(c.index) \($0)" } ?? "OK \(c.index)")
 }
 
+/// UD both ways: each side in turn sends two datagrams that the other verifies.
+@MainActor func datagrams(domain: ProtectionDomain) throws -> Int {
+    let peer = try Peer(domain, context, kind: .unreliableDatagram)
+    defer { peer.close() }
+    let local = try peer.pair.localEndpoint(gidIndex: gid, psn: 0x2000)
+    try peer.pair.connect(to: local, local: local, options: ConnectionOptions(gidIndex: UInt8(gid)))
+    control.send("UD " + String(decoding: try encoder.encode(local), as: UTF8.self))
+    let line = control.receive()
+    guard line.hasPrefix("UD ") else { fail("bad UD endpoint line from the peer") }
+    let theirs = try decoder.decode(Endpoint.self, from: Data(line.dropFirst(3).utf8))
+    let handle = try AddressHandle(protectionDomain: domain, addressVector: AddressVector(destinationGID: theirs.gid, sourceGIDIndex: UInt8(gid), port: 1))
+    defer { try? handle.close() }
+    var failed = 0
+    for requesterIsServer in [false, true] {
+        for (index, size) in [1, 1000].enumerated() {
+            if requesterIsServer == isServer {
+                control.send("UDCASE \(index)")
+                guard control.receive() == "READY \(index)" else { fail("the peer's UD matrix is out of step") }
+                for i in 0..<size { peer.bytes[i] = pattern(100 + index, i) }
+                var problem: String?
+                do {
+                    let destination = DatagramDestination(addressHandle: handle, remoteQueuePairNumber: theirs.queuePairNumber, remoteQKey: 0x1111_1111)
+                    try peer.pair.post(SendWorkRequest(id: UInt64(index), datagram: destination), scatterGather: peer.region.scatterGather(length: size))
+                    let completion = try peer.one("the UD send")
+                    if completion.status != .success { problem = "send status \(completion.status)" }
+                } catch { problem = "\(error)" }
+                control.send("CHECK \(index)")
+                let verdict = control.receive()
+                if problem == nil, verdict != "OK \(index)" { problem = verdict }
+                if problem != nil { failed += 1 }
+                print("\(problem == nil ? "PASS" : "FAIL") \(arguments.name) → \(peerName) UD send \(size) B\(problem.map { ": \($0)" } ?? "")")
+            } else {
+                guard control.receive() == "UDCASE \(index)" else { fail("the peer's UD matrix is out of step") }
+                try peer.pair.postReceive(id: UInt64(index), scatterGather: peer.region.scatterGather(offset: target, length: 40 + 1024))
+                control.send("READY \(index)")
+                guard control.receive() == "CHECK \(index)" else { fail("the peer's UD matrix is out of step") }
+                var problem: String?
+                do {
+                    let completion = try peer.one("the UD receive")
+                    if completion.status != .success { problem = "receive status \(completion.status)" }
+                    else if !completion.hasGlobalRouteHeader { problem = "no GRH flag" }
+                    else if Int(completion.byteLength) != 40 + size { problem = "length \(completion.byteLength), expected \(40 + size)" }
+                    else if completion.sourceQueuePairNumber != theirs.queuePairNumber { problem = "source QPN \(completion.sourceQueuePairNumber)" }
+                    else if let bad = (0..<size).first(where: { peer.bytes[target + 40 + $0] != pattern(100 + index, $0) }) { problem = "data differs at byte \(bad)" }
+                } catch { problem = "\(error)" }
+                control.send(problem.map { "FAIL \(index) \($0)" } ?? "OK \(index)")
+            }
+        }
+    }
+    return failed
+}
+
 let arguments = Arguments()
 let context: Context
 do { context = try arguments.soft.map { try Context(soft: SoftDeviceConfiguration(address: $0, port: 4791, faults: arguments.faults)) } ?? Context(deviceNamed: arguments.device!) }
@@ -272,6 +325,8 @@ do {
         }
         peers.forEach { $0.close() }
     }
+    // UD is unreliable by design: a lossy session checks RC recovery only.
+    if arguments.faults == .none { failures += try datagrams(domain: domain) }
     if let counters = context.softCounters {
         // What the engine saw and did: rxe's peers of these counters are in its hw_counters.
         let wanted = ["sent_pkts", "rcvd_pkts", "duplicate_request", "out_of_seq_request", "rcvd_seq_err", "completer_retry_err",
