@@ -18,16 +18,12 @@ package enum SoftAddress: Hashable, Sendable, CustomStringConvertible {
         var high: UInt64 = 0, low: UInt64 = 0
         for i in 0..<8 { high = high << 8 | UInt64(bytes[i]) }
         for i in 8..<16 { low = low << 8 | UInt64(bytes[i]) }
-        if high == 0 && low >> 32 == 0xFFFF { self = .ipv4(UInt32(truncatingIfNeeded: low)) } else { self = .ipv6(high: high, low: low) }
+        self.init(gidHigh: high, low: low)
     }
 
     /// The RoCEv2 GID of this address (IPv4-mapped for IPv4).
     package var gid: [UInt8] {
-        let (high, low): (UInt64, UInt64)
-        switch self {
-        case .ipv4(let value): (high, low) = (0, 0xFFFF_0000_0000 | UInt64(value))
-        case .ipv6(let h, let l): (high, low) = (h, l)
-        }
+        let (high, low) = (ipv6Value.high, ipv6Value.low)
         return (0..<8).map { UInt8(truncatingIfNeeded: high >> (56 - 8 * $0)) } + (0..<8).map { UInt8(truncatingIfNeeded: low >> (56 - 8 * $0)) }
     }
 
