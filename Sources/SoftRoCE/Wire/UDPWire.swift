@@ -41,8 +41,7 @@ package final class UDPWire: Wire {
         case .ipv4: family = AF_INET
         case .ipv6: family = AF_INET6
         }
-        let type = Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-        let fd = try SocketCall.descriptor("socket", Glibc.socket(family, type, 0), "cannot create a UDP socket")
+        let fd = try SocketCall.descriptor("socket", Glibc.socket(family, SocketCall.nonBlocking(SOCK_DGRAM), 0), "cannot create a UDP socket")
         SocketCall.enlargeBuffers(fd)
         if case .ipv4 = address {
             // DF set and ID 0, as the ICRC we seal assumes (an unconnected DF socket's IDs are 0).
@@ -67,8 +66,8 @@ package final class UDPWire: Wire {
                 rawDescriptor = try Self.openRawReceive(address: value, port: local.port)
                 // The raw socket now receives everything for us: the UDP socket keeps nothing.
                 try SocketCall.attachFilter(descriptor, PacketFilter.dropAll, "SO_ATTACH_FILTER (UDP socket)")
-                let type = Int32(SOCK_RAW.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-                rawSendDescriptor = try SocketCall.descriptor("socket(AF_INET, SOCK_RAW, IPPROTO_RAW)", Glibc.socket(AF_INET, type, Int32(IPPROTO_RAW)),
+                rawSendDescriptor = try SocketCall.descriptor("socket(AF_INET, SOCK_RAW, IPPROTO_RAW)",
+                                                              Glibc.socket(AF_INET, SocketCall.nonBlocking(SOCK_RAW), Int32(IPPROTO_RAW)),
                                                               "cannot open the raw socket that sends from per-QP UDP source ports")
                 SocketCall.enlargeBuffers(rawSendDescriptor)
                 rawSendBuffer = .allocate(byteCount: 64, alignment: 64)
@@ -84,8 +83,7 @@ package final class UDPWire: Wire {
     }
 
     private static func openRawReceive(address: UInt32, port: UInt16) throws(SoftRoCEError) -> Int32 {
-        let type = Int32(SOCK_RAW.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-        let raw = Glibc.socket(AF_INET, type, Int32(IPPROTO_UDP))
+        let raw = Glibc.socket(AF_INET, SocketCall.nonBlocking(SOCK_RAW), Int32(IPPROTO_UDP))
         guard raw >= 0 else {
             throw SoftRoCEError("socket(AF_INET, SOCK_RAW, IPPROTO_UDP)", errno: errno,
                                 "strict ICRC checking reads the real IPv4 header from a raw socket, which needs CAP_NET_RAW: "
@@ -213,6 +211,11 @@ enum PacketFilter {
 
 /// The one place that turns socket return conventions into the engine's results.
 enum SocketCall {
+    /// A socket type that never blocks and is closed across exec, as every engine socket is.
+    static func nonBlocking(_ type: __socket_type) -> Int32 {
+        Int32(type.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+    }
+
     /// A call returning a descriptor or −1 with errno.
     static func descriptor(_ operation: String, _ result: Int32, _ message: String) throws(SoftRoCEError) -> Int32 {
         guard result >= 0 else { throw SoftRoCEError(operation, errno: errno, message) }
