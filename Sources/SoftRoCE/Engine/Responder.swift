@@ -17,6 +17,18 @@ struct ResponderState {
     var write = WriteTarget()
     var atomicReplies = AtomicReplyCache()
     var readRequests = ReadRequestCache()
+
+    /// A message (SEND, WRITE, READ, atomic) was executed: the MSN advances, modulo 2²⁴.
+    mutating func completeMessage() {
+        messageSequenceNumber = (messageSequenceNumber + 1) & 0xFF_FFFF
+    }
+}
+
+extension Opcode.Position {
+    /// The packet opens a message (first or only).
+    var startsMessage: Bool { self == .first || self == .only }
+    /// The packet closes a message (last or only).
+    var endsMessage: Bool { self == .last || self == .only }
 }
 
 enum InboundMessage { case none, send, write }
@@ -132,7 +144,7 @@ extension SoftDevice {
     private func receiveSendPacket(_ qp: SoftQueuePair, _ headers: TransportHeaders, _ payload: UnsafeRawBufferPointer) -> Bool {
         let psn = headers.bth.psn
         let position = headers.bth.opcode.position
-        let starts = position == .first || position == .only, ends = position == .last || position == .only
+        let starts = position.startsMessage, ends = position.endsMessage
         guard starts == (qp.responder.inbound == .none), qp.responder.inbound != .write,
               ends || payload.count == qp.mtu else {
             nak(qp, .invalidRequest, psn: psn)
@@ -156,7 +168,7 @@ extension SoftDevice {
         if ends {
             counters.rdmaReceives += 1
             finishActiveReceive(qp, status: .success, length: active.offset + payload.count, immediate: headers.immediateData?.value)
-            qp.responder.messageSequenceNumber = (qp.responder.messageSequenceNumber + 1) & 0xFF_FFFF
+            qp.responder.completeMessage()
         }
         return true
     }
@@ -165,7 +177,7 @@ extension SoftDevice {
     private func receiveWritePacket(_ qp: SoftQueuePair, _ headers: TransportHeaders, _ payload: UnsafeRawBufferPointer) -> Bool {
         let psn = headers.bth.psn
         let opcode = headers.bth.opcode
-        let starts = opcode.position == .first || opcode.position == .only, ends = opcode.position == .last || opcode.position == .only
+        let starts = opcode.position.startsMessage, ends = opcode.position.endsMessage
         guard starts == (qp.responder.inbound == .none), qp.responder.inbound != .send,
               ends || payload.count == qp.mtu else {
             nak(qp, .invalidRequest, psn: psn)
@@ -201,7 +213,7 @@ extension SoftDevice {
                 finishActiveReceive(qp, status: .success, length: qp.responder.write.total, opcode: .receiveRDMAWriteWithImmediate,
                                     immediate: headers.immediateData?.value)
             }
-            qp.responder.messageSequenceNumber = (qp.responder.messageSequenceNumber + 1) & 0xFF_FFFF
+            qp.responder.completeMessage()
         }
         return true
     }
@@ -214,7 +226,7 @@ extension SoftDevice {
             return
         }
         let packets = max(1, (length + qp.mtu - 1) / qp.mtu)
-        qp.responder.messageSequenceNumber = (qp.responder.messageSequenceNumber + 1) & 0xFF_FFFF
+        qp.responder.completeMessage()
         qp.responder.expectedPSN = psn + packets
         qp.responder.readRequests.record(.init(firstPSN: psn, packetCount: packets, address: reth.virtualAddress, key: reth.remoteKey, length: length))
         respondToRead(qp, reth, psn: psn)
@@ -236,7 +248,7 @@ extension SoftDevice {
             target.storeBytes(of: original &+ atomic.swapOrAdd, as: UInt64.self)
         }
         qp.responder.atomicReplies.record(psn: psn, original: original)
-        qp.responder.messageSequenceNumber = (qp.responder.messageSequenceNumber + 1) & 0xFF_FFFF
+        qp.responder.completeMessage()
         qp.responder.expectedPSN = psn + 1
         sendAtomicAcknowledge(qp, psn: psn, original: original)
     }
