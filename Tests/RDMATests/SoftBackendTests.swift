@@ -85,6 +85,7 @@ struct SoftBackendTests {
         try pair.pairB.postReceive(id: 1, scatterGather: pair.regionB.scatterGather(length: 64))
         try pair.pairA.post(SendWorkRequest(id: 1), scatterGather: pair.regionA.scatterGather(length: 4))
         _ = try pair.completions(pair.queueB)
+        _ = try pair.completions(pair.queueA)   // needs B's ACK, sent at the engine's next entry
         let counters = try #require(context.softCounters)
         let names = Dictionary(uniqueKeysWithValues: counters.named.map { ($0.name, $0.value) })
         #expect(names["sent_pkts"]! >= 2 && names["rcvd_pkts"]! >= 1 && names["rdma_sends"] != nil && names["rdma_recvs"]! >= 1)

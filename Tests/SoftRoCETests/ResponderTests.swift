@@ -57,6 +57,27 @@ struct ResponderTests {
         #expect(test.memory[0] == 9)
     }
 
+    /// A poll that hands its caller a completion defers the ACK the batch earned: the caller's
+    /// reply leaves first and the ACK right behind it; a poll that finds nothing acknowledges
+    /// at once.
+    @Test func aReplyLeavesAheadOfTheAcknowledgement() throws {
+        let test = try ScriptedPeer()
+        try test.postReceive(id: 1, test.element(0, 64))
+        test.request(.rcSendOnly, psn: test.receivePSN, payload: [7, 7], round: false)
+        let buffer = UnsafeMutableBufferPointer<SoftCompletion>.allocate(capacity: 4)
+        defer { buffer.deallocate() }
+        #expect(test.device.poll(test.cq, into: buffer) == 1)
+        #expect(test.sent().isEmpty, "the ACK waits for the caller's next entry")
+        try test.post(SoftSendRequest(id: 2), test.element(128, 2))
+        #expect(test.sent().map(\.opcode) == [.rcSendOnly, .rcAcknowledge])
+        // Nothing for the caller: the ACK goes out in the same poll.
+        try test.postReceive(id: 3, test.element(256, 64))
+        test.request(.rcSendOnly, psn: test.receivePSN + 1, payload: [8], round: false)
+        let empty = test.device.createCompletionQueue(capacity: 4, channel: nil)
+        #expect(test.device.poll(empty, into: buffer) == 0)
+        #expect(test.sent().map(\.opcode) == [.rcAcknowledge])
+    }
+
     /// A SEND with no receive posted draws an RNR NAK carrying the QP's minimum RNR timer,
     /// and is accepted once a receive is there.
     @Test func aSendWithoutAReceiveDrawsAnRNRNAK() throws {

@@ -15,8 +15,12 @@ extension SoftDevice {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
         if let error = enqueueSend(qp, request, list) { throw error }
-        guard !closed, qp.isSending else { return }
-        if qp.type == .reliableConnected { transmit(qp, now: clock.now()) } else { transmitDatagrams(qp) }
+        guard !closed else { return }
+        if qp.isSending {
+            if qp.type == .reliableConnected { transmit(qp, now: clock.now()) } else { transmitDatagrams(qp) }
+        }
+        // ACKs a poll deferred go out behind this request, not ahead of it.
+        sendAcknowledgementsDue()
     }
 
     private func enqueueSend(_ qp: SoftQueuePair, _ request: SoftSendRequest, _ list: UnsafeBufferPointer<SoftScatterGather>) -> SoftRoCEError? {
@@ -93,8 +97,10 @@ extension SoftDevice {
     package func poll(_ queue: SoftCompletionQueue, into buffer: UnsafeMutableBufferPointer<SoftCompletion>) -> Int {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
-        if queue.count < buffer.count { progressLocked() }
-        return queue.pop(into: buffer)
+        if queue.count < buffer.count { progressLocked(deferringAcknowledgements: true) }
+        let taken = queue.pop(into: buffer)
+        if taken == 0 { sendAcknowledgementsDue() }
+        return taken
     }
 
     /// Arms `queue`: its channel gets one event at the next completion.

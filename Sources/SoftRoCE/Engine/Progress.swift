@@ -4,13 +4,21 @@ import Glibc
 import Musl
 #endif
 
-// One round of the engine: receive a batch (responder and completer run on each packet),
-// send the acknowledgements the batch earned, run each QP's timers, transmit what the
-// windows allow. Rounds run in the poller's thread, or on the background progress thread.
+// One round of the engine: send the acknowledgements an earlier round left due, receive a
+// batch (responder and completer run on each packet), run each QP's timers, transmit what
+// the windows allow, and — unless the caller defers them — send the acknowledgements the
+// batch earned. Rounds run in the poller's thread, or on the background progress thread.
+//
+// A poll that found completions for its caller defers the batch's ACKs: they go out at the
+// caller's next entry into the engine (its reply's post, its next poll), so a ping-pong's
+// reply leaves before the ACK instead of behind it. A poll that found nothing sends them at
+// once, and so does every other entry point: an ACK waits at most until the caller's next
+// call into the engine.
 
 extension SoftDevice {
-    func progressLocked() {
+    func progressLocked(deferringAcknowledgements: Bool = false) {
         guard !closed else { return }
+        sendAcknowledgementsDue()
         let now = clock.now()
         wire.service(now: now)
         receiveBatch(now: now)
@@ -20,6 +28,7 @@ extension SoftDevice {
             checkRetransmitTimer(qp, now: now)
             transmit(qp, now: now)
         }
+        if !deferringAcknowledgements { sendAcknowledgementsDue() }
     }
 
     /// The earliest time a timer of this device fires (retransmit, RNR wait, a held-back

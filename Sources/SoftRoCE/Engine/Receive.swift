@@ -5,8 +5,9 @@ import RoCEWire
 // before any role sees it. What fails a check is dropped and counted, never trusted.
 
 extension SoftDevice {
-    /// Takes one batch from the wire and runs each datagram through the checks; then sends
-    /// the acknowledgements the batch earned (one per QP per batch: ACK coalescing).
+    /// Takes one batch from the wire and runs each datagram through the checks. The
+    /// acknowledgements the batch earned (one per QP: ACK coalescing) wait in
+    /// `acknowledgementsDue` for the end of the round (`Progress.swift`).
     func receiveBatch(now: UInt64) {
         wire.receive(into: batch)
         if batch.error != 0 { counters.receiveErrors += 1 }
@@ -14,7 +15,6 @@ extension SoftDevice {
             counters.receivedPackets += 1
             receive(batch.datagram(index), from: batch.source(index), ipv4: batch.ipv4Header(index), now: now)
         }
-        sendAcknowledgementsDue()
     }
 
     func receive(_ bytes: UnsafeRawBufferPointer, from source: WireEndpoint, ipv4: IPv4HeaderFields, now: UInt64) {
