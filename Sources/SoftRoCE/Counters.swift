@@ -39,6 +39,7 @@ public struct SoftCounters: Sendable, Equatable {
     public var sendFailed: UInt64 = 0               // soft_send_err: any other send failure
     public var receiveErrors: UInt64 = 0            // soft_recv_err: a receive call failed
     public var captureDropped: UInt64 = 0           // soft_pcap_dropped: not written, the capture was full
+    public var acknowledgementsFlushedByTimer: UInt64 = 0 // soft_ack_timer_flush: deferred ACKs the flusher had to send
 
     public init() {}
 
@@ -59,6 +60,6 @@ public struct SoftCounters: Sendable, Equatable {
          ("soft_bad_src_addr", unexpectedSource), ("soft_stale_response", staleResponses),
          ("soft_read_replay_refused", refusedReadReplays), ("soft_send_eagain", sendWouldBlock),
          ("soft_send_enobufs", sendNoBuffers), ("soft_send_econnrefused", sendRefused),
-         ("soft_send_err", sendFailed), ("soft_recv_err", receiveErrors), ("soft_pcap_dropped", captureDropped)]
+         ("soft_send_err", sendFailed), ("soft_recv_err", receiveErrors), ("soft_pcap_dropped", captureDropped), ("soft_ack_timer_flush", acknowledgementsFlushedByTimer)]
     }
 }

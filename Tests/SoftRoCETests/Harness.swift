@@ -184,10 +184,12 @@ final class ScriptedPeer {
     private let peerWire: InMemoryWire
 
     init(sendPSN: PacketSequenceNumber = 0x00_0010, receivePSN: PacketSequenceNumber = 0x00_0500, mtu: Int = 1024,
-         timeout: UInt8 = 14, retryCount: UInt8 = 7, rnrRetry: UInt8 = 7, depth: Int = 16, signalAll: Bool = true) throws {
+         timeout: UInt8 = 14, retryCount: UInt8 = 7, rnrRetry: UInt8 = 7, depth: Int = 16, signalAll: Bool = true,
+         monotonicClock: Bool = false) throws {
         self.sendPSN = sendPSN
         self.receivePSN = receivePSN
-        device = SoftDevice(wire: network.attach(engine), configuration: SoftDeviceConfiguration(address: "127.0.0.1"), clock: .manual(clock))
+        device = SoftDevice(wire: network.attach(engine), configuration: SoftDeviceConfiguration(address: "127.0.0.1"),
+                            clock: monotonicClock ? .monotonic : .manual(clock))
         peerWire = network.attach(peer)
         let domain = device.allocateProtectionDomain()
         memory = .allocate(byteCount: 1 << 20, alignment: 4096)

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import RoCEWire
 import Testing
 @testable import SoftRoCE
@@ -76,6 +79,29 @@ struct ResponderTests {
         let empty = test.device.createCompletionQueue(capacity: 4, channel: nil)
         #expect(test.device.poll(empty, into: buffer) == 0)
         #expect(test.sent().map(\.opcode) == [.rcAcknowledge])
+    }
+
+    /// A deferred ACK leaves within its bound even when the caller never calls again (it waits
+    /// on a TCP socket, as perftest does after its last iteration): the flusher sends it, so
+    /// the peer is not left retransmitting its last message (kernel rxe with retry_cnt 7
+    /// retransmits forever). The wait is bounded at 5 s; the bound itself is 2 ms.
+    @Test func aDeferredAcknowledgementLeavesWithoutAFurtherCall() throws {
+        let test = try ScriptedPeer(monotonicClock: true)
+        try test.postReceive(id: 1, test.element(0, 64))
+        test.request(.rcSendOnly, psn: test.receivePSN, payload: [7], round: false)
+        let buffer = UnsafeMutableBufferPointer<SoftCompletion>.allocate(capacity: 4)
+        defer { buffer.deallocate() }
+        #expect(test.device.poll(test.cq, into: buffer) == 1)
+        var sent = test.device.locked { test.sent() }
+        #expect(sent.isEmpty, "deferred behind the caller's reply")
+        let limit = EngineClock.monotonicNanoseconds() + 5_000_000_000
+        while sent.isEmpty && EngineClock.monotonicNanoseconds() < limit {
+            usleep(1_000)
+            sent = test.device.locked { test.sent() }
+        }
+        #expect(sent.map(\.opcode) == [.rcAcknowledge])
+        #expect(sent.first?.psn == test.receivePSN)
+        #expect(test.device.snapshotCounters().acknowledgementsFlushedByTimer == 1)
     }
 
     /// A SEND with no receive posted draws an RNR NAK carrying the QP's minimum RNR timer,

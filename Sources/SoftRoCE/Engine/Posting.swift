@@ -97,9 +97,13 @@ extension SoftDevice {
     package func poll(_ queue: SoftCompletionQueue, into buffer: UnsafeMutableBufferPointer<SoftCompletion>) -> Int {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
-        if queue.count < buffer.count { progressLocked(deferringAcknowledgements: true) }
+        let now = queue.count < buffer.count ? progressLocked(deferringAcknowledgements: true) : 0
         let taken = queue.pop(into: buffer)
-        if taken == 0 { sendAcknowledgementsDue() }
+        if taken == 0 {
+            sendAcknowledgementsDue()
+        } else if !acknowledgementsDue.isEmpty {
+            deferAcknowledgements(now: now != 0 ? now : clock.now())
+        }
         return taken
     }
 

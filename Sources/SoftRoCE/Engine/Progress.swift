@@ -9,15 +9,14 @@ import Musl
 // the windows allow, and — unless the caller defers them — send the acknowledgements the
 // batch earned. Rounds run in the poller's thread, or on the background progress thread.
 //
-// A poll that found completions for its caller defers the batch's ACKs: they go out at the
-// caller's next entry into the engine (its reply's post, its next poll), so a ping-pong's
-// reply leaves before the ACK instead of behind it. A poll that found nothing sends them at
-// once, and so does every other entry point: an ACK waits at most until the caller's next
-// call into the engine.
+// A poll that found completions for its caller defers the batch's ACKs so a ping-pong's
+// reply leaves before the ACK; the rule and its time bound are in `AcknowledgementFlush.swift`.
 
 extension SoftDevice {
-    func progressLocked(deferringAcknowledgements: Bool = false) {
-        guard !closed else { return }
+    /// Returns the round's clock reading (0 when the device is closed).
+    @discardableResult
+    func progressLocked(deferringAcknowledgements: Bool = false) -> UInt64 {
+        guard !closed else { return 0 }
         sendAcknowledgementsDue()
         let now = clock.now()
         wire.service(now: now)
@@ -29,6 +28,7 @@ extension SoftDevice {
             transmit(qp, now: now)
         }
         if !deferringAcknowledgements { sendAcknowledgementsDue() }
+        return now
     }
 
     /// The earliest time a timer of this device fires (retransmit, RNR wait, a held-back
@@ -40,6 +40,7 @@ extension SoftDevice {
             func consider(_ time: UInt64) {
                 if time != 0 && time < earliest ?? .max { earliest = time }
             }
+            if acknowledgementsDeferredSince != 0 { consider(acknowledgementsDeferredSince + Self.acknowledgementDelayBound) }
             for qp in queuePairList where qp.isSending {
                 consider(qp.completer.timerDeadline)
                 consider(qp.requester.rnrUntil)

@@ -311,6 +311,7 @@ extension SoftDevice {
             sendAcknowledge(qp, syndrome: .ack(), psn: qp.responder.expectedPSN - 1)
         }
         acknowledgementsDue.removeAll(keepingCapacity: true)
+        acknowledgementsDeferredSince = 0
     }
 
     private func nak(_ qp: SoftQueuePair, _ code: AETH.NAKCode, psn: PacketSequenceNumber) {

@@ -55,6 +55,11 @@ package final class SoftDevice: @unchecked Sendable {
     @exclusivity(unchecked) var queuePairList: ContiguousArray<SoftQueuePair> = []
     /// QPs whose responder owes an ACK, sent once after the receive batch that earned it.
     @exclusivity(unchecked) var acknowledgementsDue: ContiguousArray<SoftQueuePair> = []
+    /// When a poll first deferred the ACKs now due (0: none deferred). See `AcknowledgementFlush.swift`.
+    @exclusivity(unchecked) var acknowledgementsDeferredSince: UInt64 = 0
+    @exclusivity(unchecked) var flusherAwake = false
+    var flusherIdleTicks = 0
+    let acknowledgementFlusher = AcknowledgementFlusher()
     var nextDomain: UInt32 = 1
     var nextKeyIndex: UInt32 = 1
     var nextQueuePairNumber: UInt32 = 0x11
@@ -164,6 +169,7 @@ package final class SoftDevice: @unchecked Sendable {
     /// Closes the wire and stops background progress. Idempotent.
     package func close() {
         stopBackgroundProgress()
+        acknowledgementFlusher.stop()
         locked {
             guard !closed else { return }
             closed = true
@@ -171,6 +177,7 @@ package final class SoftDevice: @unchecked Sendable {
             queuePairs.removeAll()
             queuePairList.removeAll()
             acknowledgementsDue.removeAll()
+            acknowledgementsDeferredSince = 0
             regions.removeAll()
         }
     }
