@@ -103,6 +103,9 @@ enum ThroughputLoop {
     /// its completion's id carries how many requests it accounts for. When a `-D` run or
     /// Ctrl-C stops it, each QP with unsignaled requests in flight posts one signaled
     /// request more so that every request is accounted for.
+    /// See `signalEvery` in `run`.
+    static let signalingBytes = 256 << 20
+
     static func run(queues: QueueSet, remote: RemoteMemory, parameters: ThroughputParameters, size: Int,
                     sending: Bool, receiving: Bool, expectPeerDone: Bool, stamps: StampBuffers,
                     pump: CompletionPump, progress: inout ProgressLine) throws(PerfError) -> ThroughputOutcome {
@@ -111,7 +114,11 @@ enum ThroughputLoop {
         let qpCount = pairs.count
         let slot = queues.slot
         let depth = min(parameters.sendDepth, queues.sendDepth)
-        let signalEvery = max(1, min(parameters.completionModeration, depth, 0xFFFF))
+        // Every QP signals at least once per `signalingBytes` moved by all QPs together: when
+        // the engine shares the link fairly, the first completions of -q 1024 -s 64K would
+        // otherwise come only when nearly everything has moved, past the no-progress bound.
+        let signalingBound = max(1, Self.signalingBytes / max(1, size * qpCount))
+        let signalEvery = max(1, min(parameters.completionModeration, depth, 0xFFFF, signalingBound))
         let quiet: SendFlags = size <= queues.maxInline && parameters.operation != .read ? [.inline] : []
         let loud = quiet.union(.signaled)
         let operation: SendOperation

@@ -49,7 +49,9 @@ extension SoftDevice {
         }
         qp.completer.retriesLeft -= 1
         goBack(qp, to: qp.completer.lastAckedPSN + 1)
-        armRetransmitTimer(qp, now: now)
+        // The next timeout counts from the retransmission, not from now: a retransmission
+        // the device's in-flight budget holds back must not burn the QP's retries unsent.
+        qp.completer.timerDeadline = 0
     }
 
     /// A response packet (ACK, NAK, RNR NAK, READ response, atomic ACK) for `qp`.

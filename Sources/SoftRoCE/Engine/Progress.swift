@@ -21,11 +21,22 @@ extension SoftDevice {
         let now = clock.now()
         wire.service(now: now)
         receiveBatch(now: now)
-        for qp in queuePairList {
-            guard qp.type == .reliableConnected else { transmitDatagrams(qp); continue }
-            guard qp.isSending else { continue }
-            checkRetransmitTimer(qp, now: now)
-            transmit(qp, now: now)
+        // The round starts at a different QP each time, so when the device's in-flight budget
+        // (`Requester.swift`) runs short, no QP is always last in line.
+        let count = queuePairList.count
+        if count > 0 {
+            roundStart = roundStart + 1 < count ? roundStart + 1 : 0
+            var inFlight = 0
+            for step in 0..<count {
+                let index = roundStart + step < count ? roundStart + step : roundStart + step - count
+                let qp = queuePairList[index]
+                guard qp.type == .reliableConnected else { transmitDatagrams(qp); continue }
+                guard qp.isSending else { continue }
+                checkRetransmitTimer(qp, now: now)
+                transmit(qp, now: now)
+                inFlight += bytesInFlight(qp)
+            }
+            inFlightBytes = inFlight
         }
         if !deferringAcknowledgements { sendAcknowledgementsDue() }
         return now

@@ -24,7 +24,15 @@ extension SoftDevice {
         qp.completer.lastAckedPSN = psn - 1
     }
 
-    /// Transmits what the window allows, at most 64 packets per call.
+    /// Transmits what the QP's window and the device's in-flight budget allow, at most 64
+    /// packets per call.
+    ///
+    /// The budget: `inFlightByteBudget` bytes of data (payload sent and READ responses asked
+    /// for, not yet acknowledged) across all QPs of the device, so that many QPs share the
+    /// peer's 8 MB receive buffer instead of overrunning it, losing packets and running out
+    /// of retries. `inFlightBytes` is recounted at every progress round and only grows between
+    /// rounds, so it never underestimates; a READ chunk or a single packet may overshoot it by
+    /// one request.
     func transmit(_ qp: SoftQueuePair, now: UInt64) {
         guard let peer = qp.peer else { return }
         if qp.requester.rnrUntil != 0 {
@@ -33,7 +41,7 @@ extension SoftDevice {
         }
         let queue = qp.sendQueue
         var budget = 64
-        while qp.requester.cursor < queue.tail && budget > 0 && packetsInFlight(qp) < Self.window {
+        while qp.requester.cursor < queue.tail && budget > 0 && packetsInFlight(qp) < Self.window && inFlightBytes < Self.inFlightByteBudget {
             budget -= 1
             let index = qp.requester.cursor
             let entry = queue.entry(index)
@@ -49,7 +57,7 @@ extension SoftDevice {
                 entry.pointee.assigned = true
                 entry.pointee.responsesReceived = 0
             }
-            let headers: TransportHeaders, payloadLength: Int
+            var headers: TransportHeaders, payloadLength: Int
             switch entry.pointee.request.opcode {
             case .send, .sendWithImmediate, .write, .writeWithImmediate:
                 guard let packet = nextMessagePacket(qp, index) else { fail(qp, status: .localProtectionError); return }
@@ -61,8 +69,17 @@ extension SoftDevice {
             }
             if qp.requester.highestPSN.isBefore(qp.requester.nextPSN) { qp.requester.highestPSN = qp.requester.nextPSN }
             if qp.completer.timerDeadline == 0 { armRetransmitTimer(qp, now: now) }
+            inFlightBytes += headers.bth.opcode == .rcRDMAReadRequest ? Int(headers.rdma?.dmaLength ?? 0) : max(payloadLength, 1)
+            // The last packet before the window or the device's budget stops this QP asks for
+            // an ACK: otherwise a burst cut mid-message waits for the retransmit timer.
+            if packetsInFlight(qp) >= Self.window || inFlightBytes >= Self.inFlightByteBudget { headers.bth.ackRequest = true }
             emit(headers, payloadLength: payloadLength, from: qp, to: peer)
         }
+    }
+
+    /// An upper estimate of the data `qp` has in flight: a full MTU per unacknowledged packet.
+    func bytesInFlight(_ qp: SoftQueuePair) -> Int {
+        packetsInFlight(qp) * qp.mtu
     }
 
     /// Packets sent and not yet acknowledged; the responses of the oldest READ received so

@@ -70,6 +70,13 @@ package final class SoftDevice: @unchecked Sendable {
 
     /// Packets in flight per QP before the requester waits for acknowledgements.
     package static let window = 64
+    /// Data in flight across all QPs of the device (see `transmit(_:now:)`): half of the
+    /// 8 MB receive buffer each engine asks for, since the kernel charges a datagram about
+    /// twice its payload.
+    package static let inFlightByteBudget = 4 << 20
+    /// The device's estimate of data in flight, and where the next progress round starts.
+    @exclusivity(unchecked) var inFlightBytes = 0
+    @exclusivity(unchecked) var roundStart = 0
     /// An AckReq every this many packets of a long message (and on every last packet).
     static let ackRequestInterval = 16
     /// Response packets one READ request asks for (a longer READ is several requests).

@@ -1,0 +1,49 @@
+import RoCEWire
+import Testing
+@testable import SoftRoCE
+
+/// Many QPs of one device share its in-flight budget instead of overrunning the peer's
+/// receive buffer (the cause of `rdma-throughput -q 1024` ending in RETRY_EXC_ERR).
+@Suite("SoftRoCE sharing between QPs (in memory, injected clock)")
+struct SharingTests {
+    /// 128 QPs each post a 64 KiB WRITE (8 MiB together, twice the budget): what the device
+    /// puts on the wire before any ACK stays within `inFlightByteBudget`, and every WRITE then
+    /// completes without a single retransmit timeout — a QP held back mid-message asked for
+    /// the ACK that lets it go on.
+    @Test func manyQueuePairsStayWithinTheDevicesInFlightBudget() throws {
+        let pair = try EnginePair()
+        let network = try #require(pair.network)
+        let queuePairs = 256, messageBytes = 60 << 10
+        var senders = [SoftQueuePair]()
+        for index in 0..<queuePairs {
+            let a = try pair.deviceA.createQueuePair(domain: pair.domainA, type: .reliableConnected, sendQueue: pair.cqA, receiveQueue: pair.cqA,
+                                                     sharedReceiveQueue: nil, signalAll: true, sendCapacity: 4, receiveCapacity: 4,
+                                                     maxScatterGather: 1, maxInline: 0)
+            let b = try pair.deviceB.createQueuePair(domain: pair.domainB, type: .reliableConnected, sendQueue: pair.cqB, receiveQueue: pair.cqB,
+                                                     sharedReceiveQueue: nil, signalAll: false, sendCapacity: 4, receiveCapacity: 4,
+                                                     maxScatterGather: 1, maxInline: 0)
+            try connect(pair.deviceA, a, to: EnginePair.addressB, qpn: b.number, sendPSN: UInt32(index) << 8, receivePSN: 0x100,
+                        mtu: 4096, timeout: 12, retry: 7, rnr: 7)
+            try connect(pair.deviceB, b, to: EnginePair.addressA, qpn: a.number, sendPSN: 0x100, receivePSN: UInt32(index) << 8,
+                        mtu: 4096, timeout: 12, retry: 7, rnr: 7)
+            senders.append(a)
+        }
+        // The region of B is 1 MiB: the QPs write 64 KiB slices of it in turn.
+        for (index, qp) in senders.enumerated() {
+            let request = SoftSendRequest(id: UInt64(index), opcode: .write,
+                                          remoteAddress: pair.address(pair.memoryB, index % 16 * (64 << 10)), remoteKey: pair.regionB.rkey)
+            let element = pair.sgeA(0, messageBytes)
+            try withUnsafePointer(to: element) { try pair.deviceA.postSend(qp, request, UnsafeBufferPointer(start: $0, count: 1)) }
+        }
+        let onTheWire = network.pending(for: WireEndpoint(EnginePair.addressB, port: 4791)) * 4096
+        #expect(onTheWire <= SoftDevice.inFlightByteBudget + 4096, "\(onTheWire) bytes sent before any ACK")
+        #expect(onTheWire >= SoftDevice.inFlightByteBudget / 2, "the budget is shared, not starved")
+
+        let completions = pair.completions(from: pair.cqA, count: queuePairs, seconds: 5)
+        #expect(completions.count == queuePairs)
+        #expect(completions.allSatisfy { $0.status == .success })
+        let counters = pair.deviceA.snapshotCounters()
+        #expect(counters.completerRetry == 0, "no QP waited for its retransmit timer")
+        #expect(counters.retryExceeded == 0)
+    }
+}
