@@ -3,6 +3,9 @@
 // half round trip (RTT/2, like perftest and qperf) percentiles and, when run under
 // tools/malloc-count (LD_PRELOAD), heap allocations per message in steady state.
 // Run via tools/bench-soft-pingpong, which builds it in release mode and runs qperf alongside.
+// Usage: softroce-bench [ITERATIONS] [IDLE_QPS] — IDLE_QPS connected RC QP pairs that carry
+// no traffic are created first (their memory per QP is printed), to show that a poll does
+// not cost more with many idle QPs. Example: softroce-bench 20000 1000
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -57,6 +60,37 @@ let endpointA = try a.pair.localEndpoint(gidIndex: 0, psn: 100)
 let endpointB = try b.pair.localEndpoint(gidIndex: 0, psn: 200)
 try a.pair.connect(to: endpointB, local: endpointA, options: ConnectionOptions(gidIndex: 0))
 try b.pair.connect(to: endpointA, local: endpointB, options: ConnectionOptions(gidIndex: 0))
+
+/// Resident memory in bytes: `/proc/self/statm`'s second field, in pages.
+func residentBytes() -> Int {
+    guard let file = fopen("/proc/self/statm", "r") else { return 0 }
+    defer { fclose(file) }
+    var line = [CChar](repeating: 0, count: 256)
+    guard fgets(&line, 256, file) != nil else { return 0 }
+    let fields = String(cString: line).split(separator: " ")
+    guard fields.count >= 2, let pages = Int(fields[1]) else { return 0 }
+    return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
+}
+
+let idleQueuePairCount = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 0 : 0
+var idleQueuePairs: [QueuePair] = []
+if idleQueuePairCount > 0 {
+    let before = residentBytes()
+    for index in 0..<idleQueuePairCount {
+        let capabilities = QueuePairCapabilities(maxSendWorkRequests: 64, maxReceiveWorkRequests: 64)
+        let first = try QueuePair(protectionDomain: a.domain, kind: .reliableConnected, sendCompletionQueue: a.queue, receiveCompletionQueue: a.queue,
+                                  capabilities: capabilities)
+        let second = try QueuePair(protectionDomain: b.domain, kind: .reliableConnected, sendCompletionQueue: b.queue, receiveCompletionQueue: b.queue,
+                                   capabilities: capabilities)
+        let firstEnd = try first.localEndpoint(gidIndex: 0, psn: UInt32(index))
+        let secondEnd = try second.localEndpoint(gidIndex: 0, psn: UInt32(index))
+        try first.connect(to: secondEnd, local: firstEnd, options: ConnectionOptions(gidIndex: 0))
+        try second.connect(to: firstEnd, local: secondEnd, options: ConnectionOptions(gidIndex: 0))
+        idleQueuePairs += [first, second]
+    }
+    let perQueuePair = (residentBytes() - before) / (2 * idleQueuePairCount)
+    print("idle RC QPs: \(idleQueuePairCount) connected pairs (\(2 * idleQueuePairCount) QPs, 64 send + 64 receive entries each): \(perQueuePair) B resident per QP")
+}
 
 let total = warmup + iterations
 

@@ -149,7 +149,8 @@ final class EnginePair {
             other.progress()
             let taken = device.poll(queue, into: UnsafeMutableBufferPointer(rebasing: buffer[0..<min(16, count - results.count)]))
             for i in 0..<taken { results.append(buffer[i]) }
-            if results.count < count && !advance() { break }
+            // A full poll may leave more completions queued: poll again before giving up.
+            if results.count < count && taken < 16 && !advance() { break }
         }
         return results
     }

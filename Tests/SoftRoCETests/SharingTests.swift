@@ -46,4 +46,47 @@ struct SharingTests {
         #expect(counters.completerRetry == 0, "no QP waited for its retransmit timer")
         #expect(counters.retryExceeded == 0)
     }
+
+    /// 1,000 QP pairs in one engine pair, each with a SEND, an 8 KiB WRITE and an 8 KiB READ:
+    /// every request completes successfully, and once they have, a progress round visits no QP.
+    @Test func aThousandQueuePairsEachCompleteAMixedWorkload() throws {
+        let pair = try EnginePair()
+        let queuePairs = 1_000, bytes = 8 << 10
+        var senders = [SoftQueuePair]()
+        for index in 0..<queuePairs {
+            let a = try pair.deviceA.createQueuePair(domain: pair.domainA, type: .reliableConnected, sendQueue: pair.cqA, receiveQueue: pair.cqA,
+                                                     sharedReceiveQueue: nil, signalAll: true, sendCapacity: 4, receiveCapacity: 4,
+                                                     maxScatterGather: 1, maxInline: 0)
+            let b = try pair.deviceB.createQueuePair(domain: pair.domainB, type: .reliableConnected, sendQueue: pair.cqB, receiveQueue: pair.cqB,
+                                                     sharedReceiveQueue: nil, signalAll: true, sendCapacity: 4, receiveCapacity: 4,
+                                                     maxScatterGather: 1, maxInline: 0)
+            try connect(pair.deviceA, a, to: EnginePair.addressB, qpn: b.number, sendPSN: UInt32(index), receivePSN: 0x100,
+                        mtu: 1024, timeout: 12, retry: 7, rnr: 7)
+            try connect(pair.deviceB, b, to: EnginePair.addressA, qpn: a.number, sendPSN: 0x100, receivePSN: UInt32(index),
+                        mtu: 1024, timeout: 12, retry: 7, rnr: 7)
+            let receive = pair.sgeB(index % 64 * 16, 16)
+            try withUnsafePointer(to: receive) { try pair.deviceB.postReceive(b, id: UInt64(index), UnsafeBufferPointer(start: $0, count: 1)) }
+            senders.append(a)
+        }
+        for (index, qp) in senders.enumerated() {
+            let slice = index % 64 * bytes
+            let requests = [
+                (SoftSendRequest(id: UInt64(index) << 2, opcode: .send), pair.sgeA(0, 16)),
+                (SoftSendRequest(id: UInt64(index) << 2 | 1, opcode: .write, remoteAddress: pair.address(pair.memoryB, slice),
+                                 remoteKey: pair.regionB.rkey), pair.sgeA(0, bytes)),
+                (SoftSendRequest(id: UInt64(index) << 2 | 2, opcode: .read, remoteAddress: pair.address(pair.memoryB, slice),
+                                 remoteKey: pair.regionB.rkey), pair.sgeA(bytes + slice, bytes)),
+            ]
+            for (request, element) in requests {
+                try withUnsafePointer(to: element) { try pair.deviceA.postSend(qp, request, UnsafeBufferPointer(start: $0, count: 1)) }
+            }
+        }
+        let completions = pair.completions(from: pair.cqA, count: 3 * queuePairs, seconds: 30)
+        #expect(completions.count == 3 * queuePairs)
+        #expect(completions.allSatisfy { $0.status == .success })
+        #expect(Set(completions.map(\.id)).count == 3 * queuePairs)
+        pair.deviceA.progress()
+        #expect(pair.deviceA.locked { pair.deviceA.activeQueuePairs.count } == 0, "idle QPs are off the round")
+        #expect(pair.deviceA.snapshotCounters().retryExceeded == 0)
+    }
 }

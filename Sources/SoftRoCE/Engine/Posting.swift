@@ -57,6 +57,7 @@ extension SoftDevice {
         entry.packetCount = request.opcode == .compareAndSwap || request.opcode == .fetchAndAdd ? 1 : max(1, (length + qp.mtu - 1) / qp.mtu)
         queue.entry(index).pointee = entry
         queue.tail += 1
+        activate(qp)
         if qp.state == .error {
             // Posting to a QP in error completes the request as flushed (as rxe does).
             completeOldest(qp, status: .flushed)

@@ -21,25 +21,45 @@ extension SoftDevice {
         let now = clock.now()
         wire.service(now: now)
         receiveBatch(now: now)
-        // The round starts at a different QP each time, so when the device's in-flight budget
-        // (`Requester.swift`) runs short, no QP is always last in line.
-        let count = queuePairList.count
+        // Only QPs with sends outstanding are visited. The round starts at a different one
+        // each time, so when the device's in-flight budget (`Requester.swift`) runs short, no
+        // QP is always last in line.
+        let count = activeQueuePairs.count
         if count > 0 {
             roundStart = roundStart + 1 < count ? roundStart + 1 : 0
             var inFlight = 0
+            var idle = 0
             for step in 0..<count {
                 let index = roundStart + step < count ? roundStart + step : roundStart + step - count
-                let qp = queuePairList[index]
-                guard qp.type == .reliableConnected else { transmitDatagrams(qp); continue }
-                guard qp.isSending else { continue }
-                checkRetransmitTimer(qp, now: now)
-                transmit(qp, now: now)
-                inFlight += bytesInFlight(qp)
+                let qp = activeQueuePairs[index]
+                if qp.type == .reliableConnected && qp.isSending {
+                    checkRetransmitTimer(qp, now: now)
+                    transmit(qp, now: now)
+                    inFlight += bytesInFlight(qp)
+                } else if qp.type == .unreliableDatagram {
+                    transmitDatagrams(qp)
+                }
+                if qp.sendQueue.outstanding == 0 { idle += 1 }
             }
             inFlightBytes = inFlight
+            if idle > 0 { retireIdleQueuePairs() }
         }
         if !deferringAcknowledgements { sendAcknowledgementsDue() }
         return now
+    }
+
+    /// Takes QPs whose sends all completed off the active list (a later post puts them back).
+    private func retireIdleQueuePairs() {
+        var index = activeQueuePairs.count - 1
+        while index >= 0 {
+            let qp = activeQueuePairs[index]
+            if qp.sendQueue.outstanding == 0 {
+                qp.isActive = false
+                activeQueuePairs.swapAt(index, activeQueuePairs.count - 1)
+                activeQueuePairs.removeLast()
+            }
+            index -= 1
+        }
     }
 
     /// The earliest time a timer of this device fires (retransmit, RNR wait, a held-back
@@ -52,7 +72,7 @@ extension SoftDevice {
                 if time != 0 && time < earliest ?? .max { earliest = time }
             }
             if acknowledgementsDeferredSince != 0 { consider(acknowledgementsDeferredSince + Self.acknowledgementDelayBound) }
-            for qp in queuePairList where qp.isSending {
+            for qp in activeQueuePairs where qp.isSending {
                 consider(qp.completer.timerDeadline)
                 consider(qp.requester.rnrUntil)
             }

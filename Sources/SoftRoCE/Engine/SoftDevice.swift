@@ -53,6 +53,9 @@ package final class SoftDevice: @unchecked Sendable {
     @exclusivity(unchecked) var regions: [UInt32: SoftMemoryRegion] = [:]
     @exclusivity(unchecked) var queuePairs: [UInt32: SoftQueuePair] = [:]
     @exclusivity(unchecked) var queuePairList: ContiguousArray<SoftQueuePair> = []
+    /// The QPs with sends outstanding: the only ones a progress round visits, so a device
+    /// with 1,000 idle QPs polls as fast as one with a single QP.
+    @exclusivity(unchecked) var activeQueuePairs: ContiguousArray<SoftQueuePair> = []
     /// QPs whose responder owes an ACK, sent once after the receive batch that earned it.
     @exclusivity(unchecked) var acknowledgementsDue: ContiguousArray<SoftQueuePair> = []
     /// When a poll first deferred the ACKs now due (0: none deferred). See `AcknowledgementFlush.swift`.
@@ -115,6 +118,7 @@ package final class SoftDevice: @unchecked Sendable {
         sendBuffer = .allocate(byteCount: Self.maxPacket, alignment: 64)
         batch = ReceiveBatch(capacity: 64, bufferSize: Self.maxPacket)
         queuePairList.reserveCapacity(64)
+        activeQueuePairs.reserveCapacity(64)
         acknowledgementsDue.reserveCapacity(64)
         installFaults(configuration.faults)
     }
@@ -183,6 +187,7 @@ package final class SoftDevice: @unchecked Sendable {
             wire.close()
             queuePairs.removeAll()
             queuePairList.removeAll()
+            activeQueuePairs.removeAll()
             acknowledgementsDue.removeAll()
             acknowledgementsDeferredSince = 0
             regions.removeAll()
@@ -279,6 +284,7 @@ package final class SoftDevice: @unchecked Sendable {
         locked {
             queuePairs[qp.number] = nil
             queuePairList.removeAll { $0 === qp }
+            deactivate(qp)
             acknowledgementsDue.removeAll { $0 === qp }
             qp.state = .reset
         }
@@ -324,7 +330,21 @@ package final class SoftDevice: @unchecked Sendable {
         if let ring = qp.responder.activeReceive?.ring { ring.release() }
         qp.responder = ResponderState()
         qp.receiveRing.removeAll()
+        deactivate(qp)
         acknowledgementsDue.removeAll { $0 === qp }
+    }
+
+    /// Puts `qp` on the list progress rounds visit (it has sends outstanding).
+    func activate(_ qp: SoftQueuePair) {
+        guard !qp.isActive else { return }
+        qp.isActive = true
+        activeQueuePairs.append(qp)
+    }
+
+    func deactivate(_ qp: SoftQueuePair) {
+        guard qp.isActive else { return }
+        qp.isActive = false
+        activeQueuePairs.removeAll { $0 === qp }
     }
 }
 

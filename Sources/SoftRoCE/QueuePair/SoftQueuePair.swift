@@ -36,6 +36,9 @@ package final class SoftQueuePair: @unchecked Sendable {
     /// The scatter list of `responder.activeReceive` (copied out of its ring).
     let activeReceiveElements: UnsafeMutablePointer<SoftScatterGather>
 
+    /// In the device's `activeQueuePairs`: it has sends posted and not yet completed.
+    @exclusivity(unchecked) var isActive = false
+
     @exclusivity(unchecked) var requester = RequesterState()
     @exclusivity(unchecked) var completer = CompleterState()
     @exclusivity(unchecked) var responder = ResponderState()
