@@ -39,8 +39,8 @@ let package = Package(
         .testTarget(name: "RDMATests", dependencies: ["RDMA", "CIBVerbs"]),
 
         // MARK: wire format (issue 3)
-        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
-        .target(name: "RoCEWire", dependencies: ["CZlib"]),
+        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
+        .target(name: "RoCEWire", dependencies: ["CDeflate"]),
         .testTarget(name: "RoCEWireTests", dependencies: ["RoCEWire"], resources: [.copy("Vectors")]),
 
         // MARK: soft RoCE engine (issue 5)
