@@ -8,7 +8,9 @@ extension DCQCNParameters {
     ///
     /// g 1/16, K 55 µs, T 1500 µs, B 150 KB (150 000 B), F 5, R_AI 5 Mb/s, R_HAI 50 Mb/s,
     /// N 50 µs. Not in the reference table, read from the same file: R_min 100 Mb/s
-    /// (`MinRate`) and initial α 0.5 (the constructor).
+    /// (`MinRate`), initial α 0.5 (the constructor), and the target-rate rule of
+    /// `rpr_cnm_received` with `ClampTargetRate` and `ClampTargetRateAfterTimeInc` false: a cut
+    /// sets R_T ← R_C only after a byte-counter increase (``TargetRateClamp/afterByteCounterIncrease``).
     ///
     /// ```swift
     /// let rp = ReactionPoint(parameters: .ns3FirstAuthorDefaults, lineRateBitsPerSecond: 40e9)
@@ -23,26 +25,31 @@ extension DCQCNParameters {
         additiveIncreaseBitsPerSecond: 5e6,
         hyperIncreaseBitsPerSecond: 50e6,
         minimumRateBitsPerSecond: 100e6,
-        minimumCNPInterval: .microseconds(50)
+        minimumCNPInterval: .microseconds(50),
+        targetRateClamp: .afterByteCounterIncrease
     )
 
-    /// The settings of the same repository's experiment file, bobzhuyb/ns3-rdma `mix/config.txt`.
+    /// The settings of the same repository's experiment file, bobzhuyb/ns3-rdma
+    /// `windows/ns-3-dev/x64/Release/mix/config.txt`, as `examples/tutorial/third.cc` reads it.
     ///
-    /// g 1/256 (`DCTCP_GAIN 0.00390625`), K 55 µs, T 60 µs, B 300 KB (300 000 B), F 5,
-    /// R_AI 40 Mb/s, R_HAI 200 Mb/s, N 50 µs. The file does not set R_min or the initial α,
-    /// so the code defaults apply: 100 Mb/s and 0.5. Its switch marking is
+    /// g 1/256 (`DCTCP_GAIN 0.00390625`), K 55 µs, T 60 µs, F 5, R_AI 40 Mb/s, R_HAI 200 Mb/s,
+    /// N 50 µs. B is `BYTE_COUNTER 300000000`: 300 MB, so the byte counter practically never
+    /// fires (the reference table's "300 KB" misreads it). `CLAMP_TARGET_RATE 1`: every cut
+    /// sets R_T ← R_C (``TargetRateClamp/everyCut``). The file does not set R_min or the
+    /// initial α, so the code defaults apply: 100 Mb/s and 0.5. Its switch marking is
     /// ``ECNMarkingParameters/ns3MixConfig``.
     public static let ns3MixConfig = DCQCNParameters(
         alphaGain: 1.0 / 256,
         initialAlpha: 0.5,
         alphaUpdatePeriod: .microseconds(55),
         rateIncreaseTimer: .microseconds(60),
-        byteCounterBytes: 300_000,
+        byteCounterBytes: 300_000_000,
         fastRecoveryThreshold: 5,
         additiveIncreaseBitsPerSecond: 40e6,
         hyperIncreaseBitsPerSecond: 200e6,
         minimumRateBitsPerSecond: 100e6,
-        minimumCNPInterval: .microseconds(50)
+        minimumCNPInterval: .microseconds(50),
+        targetRateClamp: .everyCut
     )
 
     /// NVIDIA mlx5 firmware defaults as mlxconfig reports them.
@@ -53,6 +60,11 @@ extension DCQCNParameters {
     /// N = `min_time_between_cnps`, which the table gives as 2–4 µs: 4 µs here.
     /// The table leaves K and R_min blank; NVIDIA's DCQCN parameter page gives the α update
     /// period (`dce_tcp_rtt`) as 1 µs and `rpg_min_rate` as 1 Mb/s, used here.
+    /// Target rate: `clamp_tgt_rate` 0 and `clamp_tgt_rate_after_time_inc` 1, so a cut sets
+    /// R_T ← R_C only when the rate rose since the previous cut (``TargetRateClamp/afterAnyIncrease``).
+    /// F: the firmware's first event after a cut is a fast-recovery step (HPCC's model checks
+    /// the stage before counting it); with F = 1 this type's first event is additive increase
+    /// instead, which differs only by R_AI added to R_T.
     public static let mlx5Like = DCQCNParameters(
         alphaGain: 5.0 / 1024,
         initialAlpha: 1023.0 / 1024,
@@ -63,8 +75,36 @@ extension DCQCNParameters {
         additiveIncreaseBitsPerSecond: 5e6,
         hyperIncreaseBitsPerSecond: 50e6,
         minimumRateBitsPerSecond: 1e6,
-        minimumCNPInterval: .microseconds(4)
+        minimumCNPInterval: .microseconds(4),
+        targetRateClamp: .afterAnyIncrease
     )
+}
+
+extension DCQCNParameters {
+    /// ``mlx5Like``'s numbers under the rules of the one independent simulator we could build
+    /// and run: the HPCC ns-3 simulator's model of Mellanox CX4 DCQCN
+    /// (alibaba-edu/High-Precision-Congestion-Control, `simulation/src/point-to-point/model/rdma-hw.cc`).
+    /// `tools/sim-fidelity` compares FabricSim with it on the shipped scenarios.
+    ///
+    /// - No byte counter: `RateIncEventTimerMlx` is the model's only increase event; B here is
+    ///   2^40 B, which no run reaches. With mlx5Like's B = 32 767 B every 32 KB sent moves R_C
+    ///   halfway to a target that a run of cuts did not lower, so a 16:1 incast keeps
+    ///   overshooting into PFC (queue p50 1.5 MB); without it the same incast settles.
+    /// - R_T ← R_C only on a cut after a timer increase (`CheckRateDecreaseMlx` with
+    ///   `CLAMP_TARGET_RATE 0`: no clamp `if (q->mlx.m_rpTimeStage == 0)`).
+    ///
+    /// Left as in this type: HPCC cuts on a 4 µs grid after the first CNP rather than on each
+    /// CNP, and its hyper increase adds a constant R_HAI rather than i·R_HAI.
+    ///
+    /// ```swift
+    /// let rp = ReactionPoint(parameters: .hpccMellanoxModel, lineRateBitsPerSecond: 40e9)
+    /// ```
+    public static let hpccMellanoxModel: DCQCNParameters = {
+        var parameters = DCQCNParameters.mlx5Like
+        parameters.byteCounterBytes = 1 << 40
+        parameters.targetRateClamp = .afterTimerIncrease
+        return parameters
+    }()
 }
 
 extension DCQCNParameters {
@@ -77,5 +117,6 @@ extension DCQCNParameters {
         ("ns3FirstAuthorDefaults", .ns3FirstAuthorDefaults),
         ("ns3MixConfig", .ns3MixConfig),
         ("mlx5Like", .mlx5Like),
+        ("hpccMellanoxModel", .hpccMellanoxModel),
     ]
 }

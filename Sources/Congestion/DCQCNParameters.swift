@@ -33,6 +33,8 @@ public struct DCQCNParameters: Hashable, Sendable {
     public var minimumRateBitsPerSecond: Double
     /// N: the notification point sends at most one CNP per flow per this interval.
     public var minimumCNPInterval: Nanoseconds
+    /// Whether a cut also lowers the target rate R_T to R_C; see ``TargetRateClamp``.
+    public var targetRateClamp: TargetRateClamp
 
     public init(
         alphaGain: Double,
@@ -44,7 +46,8 @@ public struct DCQCNParameters: Hashable, Sendable {
         additiveIncreaseBitsPerSecond: Double,
         hyperIncreaseBitsPerSecond: Double,
         minimumRateBitsPerSecond: Double,
-        minimumCNPInterval: Nanoseconds
+        minimumCNPInterval: Nanoseconds,
+        targetRateClamp: TargetRateClamp = .everyCut
     ) {
         self.alphaGain = alphaGain
         self.initialAlpha = initialAlpha
@@ -56,6 +59,7 @@ public struct DCQCNParameters: Hashable, Sendable {
         self.hyperIncreaseBitsPerSecond = hyperIncreaseBitsPerSecond
         self.minimumRateBitsPerSecond = minimumRateBitsPerSecond
         self.minimumCNPInterval = minimumCNPInterval
+        self.targetRateClamp = targetRateClamp
     }
 
     /// The fields that make the algorithm meaningless, with the reason; empty when usable.
@@ -74,4 +78,29 @@ public struct DCQCNParameters: Hashable, Sendable {
         if minimumCNPInterval < .zero { found.append(("minimumCNPInterval", "must not be negative")) }
         return found
     }
+}
+
+/// When a rate cut also sets the target rate R_T to the current rate R_C.
+///
+/// The paper's equations set R_T ← R_C on every cut. Every implementation we could read lets a
+/// run of cuts with no increase between them keep the target from before the run, so fast
+/// recovery climbs back towards the rate that preceded the congestion episode instead of the
+/// rate the last of many cuts left:
+///
+/// | case | source |
+/// |---|---|
+/// | ``everyCut`` | Zhu et al. (SIGCOMM 2015), the equations; QCN's `clamp_tgt_rate = 1` |
+/// | ``afterByteCounterIncrease`` | bobzhuyb/ns3-rdma `QbbNetDevice::rpr_cnm_received` with its defaults (`ClampTargetRate` and `ClampTargetRateAfterTimeInc` false): clamps only `if (m_rpByteStage != 0)` |
+/// | ``afterTimerIncrease`` | HPCC simulator `RdmaHw::CheckRateDecreaseMlx` with `CLAMP_TARGET_RATE 0`: no clamp `if (q->mlx.m_rpTimeStage == 0)` |
+/// | ``afterAnyIncrease`` | mlx5 firmware defaults `clamp_tgt_rate 0`, `clamp_tgt_rate_after_time_inc 1`; ns3-rdma with `ClampTargetRateAfterTimeInc` |
+///
+/// ```swift
+/// var parameters = DCQCNParameters.mlx5Like
+/// parameters.targetRateClamp = .everyCut   // the paper's equations
+/// ```
+public enum TargetRateClamp: String, Hashable, Sendable, CaseIterable {
+    case everyCut
+    case afterByteCounterIncrease
+    case afterTimerIncrease
+    case afterAnyIncrease
 }

@@ -6,7 +6,12 @@
 ///
 /// The rules are those of Zhu et al. (SIGCOMM 2015) as the project's reference states them:
 /// - on a CNP: R_T ← R_C; α ← (1−g)·α + g; R_C ← R_C·(1 − α/2), not below R_min (the cut
-///   uses the α just updated); the timer, the byte counter and both stage counters restart;
+///   uses the α just updated); the timer, the byte counter and both stage counters restart.
+///   Whether R_T ← R_C happens on every cut or only on the first cut after an increase is
+///   ``DCQCNParameters/targetRateClamp``: the paper's equations clamp on every cut, the ns-3
+///   simulators and the mlx5 firmware defaults do not, and the difference decides whether a
+///   flow recovers from a long congestion episode in one fast-recovery step or crawls back
+///   from R_min by additive increase;
 /// - α ← (1−g)·α for every K that passes without a CNP;
 /// - an increase event happens when the timer T expires or B bytes have been sent; it first
 ///   advances its own stage counter, then: both stages < F → fast recovery
@@ -80,7 +85,7 @@ public struct ReactionPoint: Hashable, Sendable {
         advanceTimers(to: now)
         let g = parameters.alphaGain
         let alpha = (1 - g) * alpha(at: now) + g
-        targetRateBitsPerSecond = currentRateBitsPerSecond
+        if clampsTargetRate { targetRateBitsPerSecond = currentRateBitsPerSecond }
         currentRateBitsPerSecond = max(
             parameters.minimumRateBitsPerSecond,
             currentRateBitsPerSecond * (1 - alpha / 2)
@@ -92,6 +97,17 @@ public struct ReactionPoint: Hashable, Sendable {
         byteCounterRemainingBytes = parameters.byteCounterBytes
         nextTimerExpiry = now + parameters.rateIncreaseTimer
         counters.cnpsHandled += 1
+    }
+
+    /// Whether the cut happening now also sets R_T ← R_C: the stage counters still hold the
+    /// increase events since the previous cut.
+    private var clampsTargetRate: Bool {
+        switch parameters.targetRateClamp {
+        case .everyCut: true
+        case .afterByteCounterIncrease: byteCounterStage != 0
+        case .afterTimerIncrease: timerStage != 0
+        case .afterAnyIncrease: byteCounterStage != 0 || timerStage != 0
+        }
     }
 
     /// Applies every expiry of the timer T at or before `now`.

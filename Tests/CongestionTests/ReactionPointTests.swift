@@ -209,15 +209,20 @@ private let lineRate = 40e9
         #expect(first.additiveIncreaseBitsPerSecond == 5e6 && first.hyperIncreaseBitsPerSecond == 50e6)
         #expect(first.minimumCNPInterval == .microseconds(50))
 
+        #expect(first.targetRateClamp == .afterByteCounterIncrease)
+
+        // windows/ns-3-dev/x64/Release/mix/config.txt: BYTE_COUNTER 300000000, CLAMP_TARGET_RATE 1.
         let mix = DCQCNParameters.ns3MixConfig
         #expect(mix.alphaGain == 0.00390625)
-        #expect(mix.rateIncreaseTimer == .microseconds(60) && mix.byteCounterBytes == 300_000)
+        #expect(mix.rateIncreaseTimer == .microseconds(60) && mix.byteCounterBytes == 300_000_000)
+        #expect(mix.targetRateClamp == .everyCut)
         #expect(mix.additiveIncreaseBitsPerSecond == 40e6 && mix.hyperIncreaseBitsPerSecond == 200e6)
 
         let mlx5 = DCQCNParameters.mlx5Like
         #expect(mlx5.alphaGain == 5.0 / 1024 && mlx5.initialAlpha == 1023.0 / 1024)
         #expect(mlx5.rateIncreaseTimer == .microseconds(300) && mlx5.byteCounterBytes == 32_767)
         #expect(mlx5.fastRecoveryThreshold == 1)
+        #expect(mlx5.targetRateClamp == .afterAnyIncrease)
 
         for (name, parameters) in DCQCNParameters.presets {
             #expect(parameters.problems.isEmpty, "\(name)")
@@ -231,5 +236,69 @@ private let lineRate = 40e9
         parameters.alphaGain = 0
         parameters.byteCounterBytes = -1
         #expect(parameters.problems.map(\.field) == ["alphaGain", "byteCounterBytes"])
+    }
+}
+
+/// Whether a cut lowers R_T: the rule that decides how a flow comes back from a long
+/// congestion episode (issue 17: mlx5Like's 16:1 incast used its bottleneck 48 %).
+@Suite struct TargetRateClampTests {
+    /// `count` CNPs 4 µs apart from t = 0: a run of cuts with no increase event between them.
+    private func cutRepeatedly(_ rp: inout ReactionPoint, count: Int) {
+        for index in 0..<count { rp.receiveCNP(at: .microseconds(Int64(4 * index))) }
+    }
+
+    @Test func mlx5LikeKeepsTheTargetThroughARunOfCutsAndRecoversInOneStep() {
+        var rp = ReactionPoint(parameters: .mlx5Like, lineRateBitsPerSecond: lineRate)
+        cutRepeatedly(&rp, count: 20)
+        #expect(rp.currentRateBitsPerSecond < 40e6)
+        // No increase happened between the cuts, so the firmware keeps the target it had.
+        #expect(rp.targetRateBitsPerSecond == lineRate)
+        // The first timer event (300 µs after the last cut) halves the distance to it.
+        rp.advanceTimers(to: .microseconds(76 + 300))
+        #expect(rp.currentRateBitsPerSecond > 0.49 * lineRate)
+        // The rate rose since the last cut, so the next cut clamps the target to it.
+        let beforeCut = rp.currentRateBitsPerSecond
+        rp.receiveCNP(at: .microseconds(400))
+        #expect(rp.targetRateBitsPerSecond == beforeCut)
+    }
+
+    @Test func ns3DefaultsClampOnlyAfterAByteCounterIncrease() {
+        var rp = ReactionPoint(parameters: .ns3FirstAuthorDefaults, lineRateBitsPerSecond: lineRate)
+        cutRepeatedly(&rp, count: 3)
+        #expect(rp.targetRateBitsPerSecond == lineRate)
+        // A timer event alone does not count (rpr_cnm_received tests m_rpByteStage only).
+        rp.advanceTimers(to: .microseconds(8 + 1500))
+        #expect(rp.timerStage == 1)
+        rp.receiveCNP(at: .microseconds(1600))
+        #expect(rp.targetRateBitsPerSecond == lineRate)
+        // A byte-counter event does.
+        rp.recordBytesSent(150_000, at: .microseconds(1700))
+        #expect(rp.byteCounterStage == 1)
+        let beforeCut = rp.currentRateBitsPerSecond
+        rp.receiveCNP(at: .microseconds(1800))
+        #expect(rp.targetRateBitsPerSecond == beforeCut)
+    }
+
+    @Test func hpccRuleClampsOnlyAfterATimerIncrease() {
+        var parameters = handParameters(byteCounterBytes: 1000)
+        parameters.targetRateClamp = .afterTimerIncrease
+        var rp = ReactionPoint(parameters: parameters, lineRateBitsPerSecond: lineRate)
+        cutRepeatedly(&rp, count: 2)
+        rp.recordBytesSent(1000, at: .microseconds(10))
+        rp.receiveCNP(at: .microseconds(20))
+        #expect(rp.targetRateBitsPerSecond == lineRate)
+        rp.advanceTimers(to: .microseconds(120))
+        let beforeCut = rp.currentRateBitsPerSecond
+        rp.receiveCNP(at: .microseconds(130))
+        #expect(rp.targetRateBitsPerSecond == beforeCut)
+    }
+
+    @Test func everyCutIsThePapersRule() {
+        var rp = ReactionPoint(parameters: handParameters(), lineRateBitsPerSecond: lineRate)
+        #expect(rp.parameters.targetRateClamp == .everyCut)
+        rp.receiveCNP(at: .microseconds(0))
+        let afterFirst = rp.currentRateBitsPerSecond
+        rp.receiveCNP(at: .microseconds(4))
+        #expect(rp.targetRateBitsPerSecond == afterFirst)
     }
 }

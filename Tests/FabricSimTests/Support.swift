@@ -1,3 +1,4 @@
+import Congestion
 import FabricSim
 import Foundation
 
@@ -22,6 +23,19 @@ let scenariosDirectory = URL(fileURLWithPath: #filePath)
 extension SimulationResult {
     func flow(named name: String) -> FlowReport { flows.first { $0.name == name }! }
     func port(named name: String) -> PortReport { ports.first { $0.name == name }! }
+
+    /// The sampled egress queue of a port from `start` on.
+    func queueSamples(of port: String, from start: Nanoseconds) -> [Int] {
+        let index = ports.firstIndex { $0.name == port }!
+        return timeSeries.times.indices.filter { timeSeries.times[$0] >= start }.map { timeSeries.egressQueueBytes[index][$0] }
+    }
+
+    /// True when some transmitter was paused in a sample after `time`.
+    func anyTransmitterPaused(after time: Nanoseconds) -> Bool {
+        timeSeries.times.indices.contains { sample in
+            timeSeries.times[sample] > time && timeSeries.paused.contains { $0[sample] }
+        }
+    }
 }
 
 extension SimulationSummary {

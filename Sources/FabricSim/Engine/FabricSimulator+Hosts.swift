@@ -30,10 +30,15 @@ extension FabricSimulator {
             }
             earliest = min(earliest, eligible)
         }
-        if earliest < ports[port].wakeupAt {
-            ports[port].wakeupAt = earliest
-            events.schedule(.hostWakeup(port: Int32(port)), at: earliest)
-        }
+        scheduleWakeup(port, at: earliest)
+    }
+
+    /// Keeps the earliest pending pacing wake-up of a host port; a later one still pending
+    /// fires harmlessly.
+    private mutating func scheduleWakeup(_ port: Int, at time: Int64) {
+        guard time < ports[port].wakeupAt else { return }
+        ports[port].wakeupAt = time
+        events.schedule(.hostWakeup(port: Int32(port)), at: time)
     }
 
     private mutating func nextPacket(of flow: Int) -> Packet {
@@ -48,7 +53,9 @@ extension FabricSimulator {
         } else {
             rate = flows[flow].lineRateBitsPerSecond
         }
-        flows[flow].nextEligible = now + Int64((Double(size) * 8e9 / rate).rounded())
+        flows[flow].lastPacketStart = now
+        flows[flow].lastPacketBytes = size
+        flows[flow].nextEligible = now + Self.pacingGap(bytes: size, rateBitsPerSecond: rate)
         return Packet(flow: Int32(flow), sizeBytes: size, hop: 1, kind: .data)
     }
 
@@ -58,6 +65,7 @@ extension FabricSimulator {
             flows[flow].cnpsReceived += 1
             flows[flow].reactionPoint.receiveCNP(at: Nanoseconds(now))
             armReactionPointTimer(flow)
+            repace(flow)
             return
         }
         flows[flow].bytesReceived += Int64(packet.sizeBytes)
@@ -84,5 +92,29 @@ extension FabricSimulator {
         guard flows[flow].sending else { return }
         flows[flow].reactionPoint.advanceTimers(to: Nanoseconds(now))
         armReactionPointTimer(flow)
+        repace(flow)
+    }
+
+    /// A NIC's rate limiter applies a new rate to the packet already waiting: the wait is
+    /// recomputed from the last packet's start at the new rate (HPCC's `RdmaHw::ChangeRate`
+    /// does the same). Without this, a flow cut to R_min = 1 Mb/s keeps waiting the 8 ms one
+    /// 1000 B packet takes at 1 Mb/s even after fast recovery has given it 20 Gb/s back.
+    private mutating func repace(_ flow: Int) {
+        guard flows[flow].sending, flows[flow].lastPacketBytes > 0 else { return }
+        let rate = flows[flow].reactionPoint.currentRateBitsPerSecond
+        let eligible = flows[flow].lastPacketStart + Self.pacingGap(bytes: flows[flow].lastPacketBytes, rateBitsPerSecond: rate)
+        let earlier = eligible < flows[flow].nextEligible
+        flows[flow].nextEligible = eligible
+        guard earlier else { return }
+        let port = Int(flows[flow].firstPort)
+        if eligible <= now {
+            serviceTransmitter(port)
+        } else {
+            scheduleWakeup(port, at: eligible)
+        }
+    }
+
+    private static func pacingGap(bytes: Int32, rateBitsPerSecond: Double) -> Int64 {
+        Int64((Double(bytes) * 8e9 / rateBitsPerSecond).rounded())
     }
 }

@@ -62,6 +62,10 @@ struct FlowState {
     /// Started, not stopped, and with bytes left to send.
     var sending = false
     var nextEligible: Int64 = 0
+    /// When the last packet started and its size: the pacer recomputes the wait from them
+    /// when the rate changes.
+    var lastPacketStart: Int64 = 0
+    var lastPacketBytes: Int32 = 0
     var remainingBytes: Int64
     var bytesSent: Int64 = 0
     var bytesReceived: Int64 = 0

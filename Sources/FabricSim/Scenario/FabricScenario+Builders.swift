@@ -16,7 +16,7 @@ extension FabricScenario {
 
         public init(
             dcqcnEnabled: Bool = true,
-            dcqcn: DCQCNParameters = .mlx5Like,
+            dcqcn: DCQCNParameters = .hpccMellanoxModel,
             marking: ECNMarkingParameters = .hpccDCQCNPaperProfile,
             pfc: PFC = PFC(xoffBytes: 500_000, xonBytes: 480_000),
             linkDelay: Nanoseconds = .microseconds(1),

@@ -36,12 +36,13 @@ struct ScenarioFile: Decodable {
         var hyperIncreaseMegabitsPerSecond: Double?
         var minimumRateMegabitsPerSecond: Double?
         var minimumCNPIntervalMicroseconds: Double?
+        var targetRateClamp: String?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case enabled, preset, alphaGain, initialAlpha, alphaUpdatePeriodMicroseconds
             case rateIncreaseTimerMicroseconds, byteCounterBytes, fastRecoveryThreshold
             case additiveIncreaseMegabitsPerSecond, hyperIncreaseMegabitsPerSecond
-            case minimumRateMegabitsPerSecond, minimumCNPIntervalMicroseconds
+            case minimumRateMegabitsPerSecond, minimumCNPIntervalMicroseconds, targetRateClamp
         }
     }
 

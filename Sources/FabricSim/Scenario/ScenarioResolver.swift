@@ -201,6 +201,13 @@ struct ScenarioResolver {
         if let value = section.hyperIncreaseMegabitsPerSecond { parameters.hyperIncreaseBitsPerSecond = try rate(value, .hyperIncreaseMegabitsPerSecond) }
         if let value = section.minimumRateMegabitsPerSecond { parameters.minimumRateBitsPerSecond = try rate(value, .minimumRateMegabitsPerSecond) }
         if let value = section.minimumCNPIntervalMicroseconds { parameters.minimumCNPInterval = try time(value, .minimumCNPIntervalMicroseconds, allowZero: true) }
+        if let value = section.targetRateClamp {
+            guard let clamp = TargetRateClamp(rawValue: value) else {
+                let known = TargetRateClamp.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ScenarioError(field: "dcqcn.targetRateClamp", problem: "unknown rule \"\(value)\" (known: \(known))")
+            }
+            parameters.targetRateClamp = clamp
+        }
         if let first = parameters.problems.first {
             let keys: [String: ScenarioFile.DCQCNSection.CodingKeys] = [
                 "alphaGain": .alphaGain, "initialAlpha": .initialAlpha,
