@@ -44,7 +44,8 @@ let package = Package(
         .testTarget(name: "RoCEWireTests", dependencies: ["RoCEWire"], resources: [.copy("Vectors")]),
 
         // MARK: soft RoCE engine (issue 5)
-        .target(name: "SoftRoCE", dependencies: ["RoCEWire"]),
+        .target(name: "CSocketBatch"),
+        .target(name: "SoftRoCE", dependencies: ["RoCEWire", "CSocketBatch"]),
         .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire"]),
         .executableTarget(name: "softroce-bench", dependencies: ["RDMA"]),
         .executableTarget(name: "rdma-interop", dependencies: ["RDMA"]),

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import CSocketBatch
 
 /// The real wire: one non-blocking UDP socket bound to the device's address and port, and —
 /// where permitted and asked for — a raw socket beside it that receives the same datagrams
@@ -23,6 +24,11 @@ package final class UDPWire: Wire {
     private var rawSendDescriptor: Int32 = -1
     /// The IPv4 and UDP headers of a datagram sent through `rawSendDescriptor`.
     private var rawSendBuffer: UnsafeMutableRawPointer? = nil
+    /// `recvmmsg`'s message headers and vectors for the raw receive socket, one per slot of a
+    /// receive batch (allocated once, pointed at the batch's buffers on each receive).
+    private var rawMessages: UnsafeMutablePointer<csocketbatch_message>? = nil
+    private var rawVectors: UnsafeMutablePointer<iovec>? = nil
+    private var rawMessageCapacity = 0
     package var choosesSourcePort: Bool { rawSendDescriptor >= 0 }
     package var pollDescriptor: Int32? {
         let active = rawDescriptor >= 0 ? rawDescriptor : descriptor
@@ -154,16 +160,35 @@ package final class UDPWire: Wire {
 
     /// The raw socket's datagrams start with their IPv4 and UDP headers: the engine gets the
     /// UDP payload in place, its source, and the Identification and flags the ICRC covers.
+    /// One `recvmmsg(2)` takes every datagram waiting (up to the batch's capacity), so a
+    /// ping-pong pays one receive call per packet instead of a `recv` and a trailing EAGAIN.
     private func receiveWithHeaders(into batch: ReceiveBatch) {
-        while batch.count < batch.capacity {
-            let target = batch.buffer(batch.count)
-            let length = recv(rawDescriptor, target.baseAddress, target.count, 0)
-            guard length >= 0 else {
-                if let failure = SocketCall.receiveFailure(errno) { batch.error = failure }
-                return
-            }
+        if rawMessageCapacity < batch.capacity {
+            rawMessages?.deallocate()
+            rawVectors?.deallocate()
+            rawMessages = .allocate(capacity: batch.capacity)
+            rawVectors = .allocate(capacity: batch.capacity)
+            rawMessageCapacity = batch.capacity
+        }
+        guard let messages = rawMessages, let vectors = rawVectors else { return }
+        for index in 0..<batch.capacity {
+            let target = batch.buffer(index)
+            vectors[index] = iovec(iov_base: target.baseAddress, iov_len: target.count)
+            messages[index] = csocketbatch_message(header: msghdr(msg_name: nil, msg_namelen: 0, msg_iov: vectors + index, msg_iovlen: 1,
+                                                                  msg_control: nil, msg_controllen: 0, msg_flags: 0), length: 0)
+        }
+        let received = Int(csocketbatch_recvmmsg(rawDescriptor, messages, UInt32(batch.capacity), Int32(MSG_DONTWAIT)))
+        guard received > 0 else {
+            if received < 0, let failure = SocketCall.receiveFailure(errno) { batch.error = failure }
+            return
+        }
+        for index in 0..<received {
+            let target = batch.buffer(index)
+            let length = min(Int(messages[index].length), target.count)
             guard let header = IPv4UDPHeader(UnsafeRawBufferPointer(rebasing: target[0..<length])) else {
+                // Keep slots aligned with buffers: an empty datagram the engine counts as malformed.
                 batch.error = EPROTO
+                batch.append(length: 0, from: WireEndpoint(.ipv4(0), port: 0))
                 continue
             }
             batch.append(length: header.payloadLength, offset: header.payloadOffset,
@@ -177,6 +202,11 @@ package final class UDPWire: Wire {
         if rawSendDescriptor >= 0 { _ = Glibc.close(rawSendDescriptor); rawSendDescriptor = -1 }
         rawSendBuffer?.deallocate()
         rawSendBuffer = nil
+        rawMessages?.deallocate()
+        rawMessages = nil
+        rawVectors?.deallocate()
+        rawVectors = nil
+        rawMessageCapacity = 0
         guard descriptor >= 0 else { return }
         _ = Glibc.close(descriptor)
         descriptor = -1
