@@ -14,6 +14,7 @@ extension SoftDevice {
         let now = clock.now()
         wire.service(now: now)
         receiveBatch(now: now)
+        if let management = connectionManagement, management.nextDeadline <= now { serviceConnectionTimers(management, now: now) }
         for qp in queuePairList {
             guard qp.type == .reliableConnected else { transmitDatagrams(qp); continue }
             guard qp.isSending else { continue }
@@ -31,6 +32,7 @@ extension SoftDevice {
             func consider(_ time: UInt64) {
                 if time != 0 && time < earliest ?? .max { earliest = time }
             }
+            if let management = connectionManagement, management.nextDeadline != .max { consider(management.nextDeadline) }
             for qp in queuePairList where qp.isSending {
                 consider(qp.completer.timerDeadline)
                 consider(qp.requester.rnrUntil)
