@@ -48,6 +48,8 @@ let package = Package(
         .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire"]),
         .executableTarget(name: "softroce-bench", dependencies: ["RDMA"]),
         .executableTarget(name: "rdma-interop", dependencies: ["RDMA"]),
+        // The engine's connection manager against kernel rdma_cm peers (rping) in the TAP lab.
+        .executableTarget(name: "rdma-cm-interop", dependencies: ["SoftRoCE"]),
 
         // MARK: congestion control and fabric simulation (issue 7)
         .target(name: "Congestion"),
