@@ -9,6 +9,11 @@
 //   rdma-cm-interop --soft 10.239.0.1 --rping-server 7174 --count 10              # vs `rping -c`
 //   rdma-cm-interop --soft 10.239.0.1 --connect-only 10.239.0.2:7174              # REQ/REP/RTU + DREQ/DREP
 //   rdma-cm-interop --soft 10.239.0.1 --expect-reject 10.239.0.2:7999             # no listener → REJ 8
+//   rdma-cm-interop --soft 10.239.0.1 --messages-client 10.239.0.2:7471 --count 1 --size 16   # vs rdma_server
+//   rdma-cm-interop --soft 10.239.0.1 --messages-server 7174 --count 10 --size 100           # vs ucmatose -s
+//       (after the handshake each side posts COUNT receives, sends COUNT SENDs of SIZE bytes and
+//       waits for both: what ucmatose and rdma_server/rdma_client do; then the client disconnects)
+//   rdma-cm-interop --soft 10.239.0.1 --idle 20     # the CM up with no listener: peers get REJ 8
 // Prints PASS/FAIL lines and the engine's CM counters; exits 0 when all passed, 1 if not.
 #if canImport(Glibc)
 import Glibc
@@ -17,7 +22,10 @@ import RoCEWire
 import SoftRoCE
 
 struct Arguments {
-    enum Mode { case rpingClient(SoftAddress, UInt16), rpingServer(UInt16), connectOnly(SoftAddress, UInt16), expectReject(SoftAddress, UInt16) }
+    enum Mode {
+        case rpingClient(SoftAddress, UInt16), rpingServer(UInt16), connectOnly(SoftAddress, UInt16), expectReject(SoftAddress, UInt16)
+        case messagesClient(SoftAddress, UInt16), messagesServer(UInt16), idle(Double)
+    }
     var address = "", mode: Mode?, count = 10, size = 64, seconds = 60.0, capture: String?, udpPort: UInt16 = 4791
 
     init() {
@@ -35,6 +43,9 @@ struct Arguments {
             case "--rping-server": mode = .rpingServer(UInt16(value) ?? 7174)
             case "--connect-only": let (a, p) = target(value); mode = .connectOnly(a, p)
             case "--expect-reject": let (a, p) = target(value); mode = .expectReject(a, p)
+            case "--messages-client": let (a, p) = target(value); mode = .messagesClient(a, p)
+            case "--messages-server": mode = .messagesServer(UInt16(value) ?? 7174)
+            case "--idle": mode = .idle(Double(value) ?? 10)
             case "--count": count = Int(value) ?? count
             case "--size": size = max(Int(value) ?? size, 32)
             case "--timeout": seconds = Double(value) ?? seconds
@@ -43,7 +54,9 @@ struct Arguments {
             default: fail("unknown option \(flag) (see the comment at the top of main.swift)")
             }
         }
-        guard !address.isEmpty, mode != nil else { fail("usage: rdma-cm-interop --soft ADDRESS (--rping-client|--connect-only|--expect-reject HOST[:PORT] | --rping-server PORT) [--count N] [--size B] [--timeout S] [--capture PCAP]") }
+        guard !address.isEmpty, mode != nil else {
+            fail("usage: rdma-cm-interop --soft ADDRESS (--rping-client|--messages-client|--connect-only|--expect-reject HOST[:PORT] | --rping-server|--messages-server PORT | --idle SECONDS) [--count N] [--size B] [--timeout S] [--capture PCAP] [--udp-port P]")
+        }
     }
 }
 
@@ -83,7 +96,7 @@ final class Peer {
         region = try device.registerMemory(domain: domain, bytes: memory, access: [.localWrite, .remoteRead, .remoteWrite])
         cq = device.createCompletionQueue(capacity: 64, channel: nil)
         qp = try device.createQueuePair(domain: domain, type: .reliableConnected, sendQueue: cq, receiveQueue: cq, sharedReceiveQueue: nil,
-                                        signalAll: true, sendCapacity: 16, receiveCapacity: 4, maxScatterGather: 1, maxInline: 0)
+                                        signalAll: true, sendCapacity: 64, receiveCapacity: 64, maxScatterGather: 1, maxInline: 0)
         deadline = EngineClock.monotonicNanoseconds() + UInt64(arguments.seconds * 1e9)
     }
 
@@ -226,6 +239,62 @@ func rpingServer(_ peer: Peer, port: UInt16) throws {
     peer.manager.destroy(listener)
 }
 
+/// ucmatose's and rdma_client/rdma_server's exchange: COUNT SENDs each way of SIZE bytes.
+func exchangeMessages(_ peer: Peer, count: Int, size: Int) throws {
+    let length = min(size, 4096)
+    for _ in 0..<count { try peer.post(SoftSendRequest(id: 9), peer.element(peer.startOffset, length)) }
+    var sends = 0, receives = 0
+    while sends < count || receives < count {
+        let completion = try peer.waitCompletion(receives < count && sends >= count ? .receive : .send)
+        if completion.opcode == .receive { receives += 1 } else { sends += 1 }
+        while let index = peer.completions.firstIndex(where: { $0.opcode == .receive }), receives < count {
+            peer.completions.remove(at: index)
+            receives += 1
+        }
+    }
+}
+
+func postMessageReceives(_ peer: Peer, count: Int, size: Int) throws {
+    for index in 0..<count {
+        try withUnsafePointer(to: peer.element(peer.sinkOffset, min(max(size, 16), 4096))) {
+            try peer.device.postReceive(peer.qp, id: UInt64(100 + index), UnsafeBufferPointer(start: $0, count: 1))
+        }
+    }
+}
+
+func messagesClient(_ peer: Peer, to address: SoftAddress, port: UInt16, count: Int) throws {
+    let id = try peer.manager.connect(queuePair: peer.qp, to: address, port: port, privateData: [], parameters: SoftConnectionParameters(), timeout: .seconds(30))
+    try postMessageReceives(peer, count: count, size: peer.size)
+    _ = try peer.waitEvent(.established)
+    print("PASS engine → \(address):\(port): connected (REQ, REP, RTU)")
+    try exchangeMessages(peer, count: count, size: peer.size)
+    print("PASS engine → \(address):\(port): \(count) SENDs of \(peer.size) B each way")
+    try peer.manager.disconnect(id)
+    _ = try peer.waitEvent(.disconnected)
+    print("PASS engine → \(address):\(port): disconnected (DREQ, DREP)")
+}
+
+func messagesServer(_ peer: Peer, port: UInt16, count: Int) throws {
+    let listener = try peer.manager.listen(address: nil, port: port, backlog: 4)
+    let request = try peer.waitEvent(.connectRequest)
+    try peer.manager.accept(request.id, queuePair: peer.qp, privateData: [], parameters: SoftConnectionParameters())
+    try postMessageReceives(peer, count: count, size: peer.size)
+    _ = try peer.waitEvent(.established)
+    print("PASS \(request.peer.map { "\($0)" } ?? "?") → engine: connected (REQ, REP, RTU)")
+    try exchangeMessages(peer, count: count, size: peer.size)
+    print("PASS \(request.peer.map { "\($0)" } ?? "?") → engine: \(count) SENDs of \(peer.size) B each way")
+    _ = try peer.waitEvent(.disconnected)
+    print("PASS \(request.peer.map { "\($0)" } ?? "?") → engine: the client's disconnect arrived (DREQ answered with DREP)")
+    peer.manager.destroy(listener)
+}
+
+func idle(_ peer: Peer, seconds: Double) throws {
+    let end = EngineClock.monotonicNanoseconds() + UInt64(seconds * 1e9)
+    try? peer.wait("\(seconds) s to pass") { _ in EngineClock.monotonicNanoseconds() >= end }
+    let counters = peer.device.snapshotCounters()
+    print("PASS idle \(seconds) s with no listener: \(counters.managementReceived) CM MADs received, \(counters.managementSent) sent (REJs)")
+}
+
 func connectOnly(_ peer: Peer, to address: SoftAddress, port: UInt16) throws {
     let id = try peer.manager.connect(queuePair: peer.qp, to: address, port: port, privateData: Array("hello".utf8),
                                       parameters: SoftConnectionParameters(), timeout: .seconds(30))
@@ -261,6 +330,9 @@ do {
         case .rpingServer(let port): try rpingServer(peer, port: port)
         case .connectOnly(let address, let port): try connectOnly(peer, to: address, port: port)
         case .expectReject(let address, let port): try expectReject(peer, to: address, port: port)
+        case .messagesClient(let address, let port): try messagesClient(peer, to: address, port: port, count: arguments.count)
+        case .messagesServer(let port): try messagesServer(peer, port: port, count: arguments.count)
+        case .idle(let seconds): try idle(peer, seconds: seconds)
         }
     } catch {
         print("FAIL \(error)")
