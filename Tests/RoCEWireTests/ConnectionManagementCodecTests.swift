@@ -34,11 +34,11 @@ struct ConnectionManagementCodecTests {
 
     @Test("rping's port 7174 is service ID 0x0000000001061C06, and back")
     func serviceID() throws {
-        #expect(RDMAServiceID(port: 7174).rawValue == 0x0000_0001_0106_1C06)
-        let parsed = try RDMAServiceID(rawValue: 0x0000_0001_0106_1C06)
+        #expect(RDMAServiceID(port: 7174).rawValue == 0x0000_0000_0106_1C06)
+        let parsed = try RDMAServiceID(rawValue: 0x0000_0000_0106_1C06)
         #expect(parsed.port == 7174 && parsed.portSpace == .tcp)
         #expect(throws: ConnectionManagementError.self) { try RDMAServiceID(rawValue: 0x0000_0002_0106_1C06) }
-        #expect(throws: ConnectionManagementError.self) { try RDMAServiceID(rawValue: 0x0000_0001_0999_1C06) }
+        #expect(throws: ConnectionManagementError.self) { try RDMAServiceID(rawValue: 0x0000_0000_0999_1C06) }
     }
 
     @Test("REQ: every field at the offset ibta_vol1_c12.h gives (24-byte MAD header first)")
@@ -50,7 +50,7 @@ struct ConnectionManagementCodecTests {
         #expect(Array(mad[16..<18]) == [0x00, 0x10])
         let base = 24
         #expect(Array(mad[base..<base + 4]) == [0x12, 0x34, 0x56, 0x78])
-        #expect(Array(mad[base + 8..<base + 16]) == [0, 0, 0, 1, 0x01, 0x06, 0x1C, 0x06])
+        #expect(Array(mad[base + 8..<base + 16]) == [0, 0, 0, 0, 0x01, 0x06, 0x1C, 0x06])
         #expect(Array(mad[base + 32..<base + 36]) == [0xAB, 0xCD, 0xEF, 1])   // QPN 24 bits + responder resources
         #expect(mad[base + 39] == 1)                                            // initiator depth
         #expect(mad[base + 43] == 20 << 3)                                      // remote CM timeout, RC, no EEFC

@@ -1,13 +1,13 @@
-/// rdma_cm's IP-based service ID: `0x0000000001` · port space (16 bits) · port (16 bits), so
-/// a TCP-style listener on port 7174 is service ID 0x0000000001061C06.
+/// rdma_cm's IP-based service ID (IBTA's RDMA IP CM Service annex): 0x0000000001, then
+/// the IP protocol byte, then the 16-bit port — which is `port space << 16 | port` with
+/// rdma_cm's 16-bit port spaces (TCP 0x0106 = 0x01 · protocol 6). A TCP-style listener on
+/// port 7174 is service ID 0x0000000001061C06 (`cma_get_service_id` in the kernel's cma.c).
 ///
 /// ```swift
 /// let service = RDMAServiceID(port: 7174)          // RDMA_PS_TCP
-/// #expect(service.rawValue == 0x0000_0001_0106_1C06)
+/// #expect(service.rawValue == 0x0000_0000_0106_1C06)
 /// ```
 public struct RDMAServiceID: Hashable, Sendable {
-    /// The fixed high 32 bits of every rdma_cm service ID.
-    public static let prefix: UInt64 = 0x0000_0001_0000_0000
     public var portSpace: PortSpace
     public var port: UInt16
 
@@ -23,7 +23,7 @@ public struct RDMAServiceID: Hashable, Sendable {
 
     /// Parses a REQ's service ID; refuses IDs outside rdma_cm's range or port spaces.
     public init(rawValue: UInt64) throws(ConnectionManagementError) {
-        guard rawValue & 0xFFFF_FFFF_0000_0000 == Self.prefix else { throw .unsupported(field: "service ID (not an rdma_cm IP service)", value: rawValue) }
+        guard rawValue >> 32 == 0 else { throw .unsupported(field: "service ID (not an rdma_cm IP service)", value: rawValue) }
         guard let space = PortSpace(rawValue: UInt16(truncatingIfNeeded: rawValue >> 16)) else {
             throw .unsupported(field: "service ID port space", value: rawValue >> 16 & 0xFFFF)
         }
@@ -31,7 +31,7 @@ public struct RDMAServiceID: Hashable, Sendable {
         port = UInt16(truncatingIfNeeded: rawValue)
     }
 
-    public var rawValue: UInt64 { Self.prefix | UInt64(portSpace.rawValue) << 16 | UInt64(port) }
+    public var rawValue: UInt64 { UInt64(portSpace.rawValue) << 16 | UInt64(port) }
 }
 
 /// `struct cma_hdr`: the 36 bytes rdma_cm puts first in a REQ's private data — version 0,
