@@ -217,6 +217,35 @@ struct ConnectionManagerTests {
         #expect(counters.managementMalformed == 0 && counters.managementUnmatched == 0 && counters.managementReceived == 3)
     }
 
+    @Test("PSNs as Linux's CM sets them: each side sends from the starting PSN the other's REQ/REP carried")
+    func startingPSNDirection() throws {
+        let bench = try ConnectionBench()
+        let a = try bench.endpoint(on: bench.client), b = try bench.endpoint(on: bench.server)
+        _ = try bench.establish(a, b)
+        try Self.sendAndCheck(bench, from: a, on: bench.client, to: b, on: bench.server)
+        try Self.sendAndCheck(bench, from: b, on: bench.server, to: a, on: bench.client)
+        var requestPSN: UInt32?, replyPSN: UInt32?
+        var firstSend: [WireEndpoint: UInt32] = [:]
+        for datagram in bench.network!.log {
+            datagram.bytes.withUnsafeBytes { bytes in
+                guard let packet = try? RoCEPacket(parsing: bytes) else { return }
+                if packet.headers.bth.destinationQP == .generalServices {
+                    switch (try? ConnectionManagementDatagram(parsing: packet.payload(in: bytes)))?.message {
+                    case .request(let request): requestPSN = request.startingPSN.rawValue
+                    case .reply(let reply): replyPSN = reply.startingPSN.rawValue
+                    default: break
+                    }
+                } else if packet.headers.bth.opcode == .rcSendOnly, firstSend[WireEndpoint(datagram.source.address, port: 0)] == nil {
+                    firstSend[WireEndpoint(datagram.source.address, port: 0)] = packet.headers.bth.psn.rawValue
+                }
+            }
+        }
+        // cm.c: rq_psn is the REQ's starting PSN on the active side, the REP's on the passive one.
+        #expect(firstSend[WireEndpoint(bench.clientAddress, port: 0)] == replyPSN)
+        #expect(firstSend[WireEndpoint(bench.serverAddress, port: 0)] == requestPSN)
+        #expect(requestPSN != nil && replyPSN != nil && requestPSN != replyPSN)
+    }
+
     @Test("soft ↔ soft on loopback UDP (127.0.0.1 ↔ 127.0.0.2): connect, a SEND, disconnect")
     func loopbackUDP() throws {
         let bench = try ConnectionBench(udp: true)

@@ -10,13 +10,10 @@ import RoCEWire
 /// the eventfd that is readable while events wait.
 final class ConnectionManagerCore {
     let configuration: SoftConnectionManagerConfiguration
-    /// The read end of a non-blocking pipe holding one byte exactly while `events` is not
-    /// empty (glibc's eventfd is not visible to Swift; a pipe polls the same).
-    let eventDescriptor: Int32
-    private let signalDescriptor: Int32
-    private var signalled = false
-    private(set) var events: [SoftConnectionEvent] = []
-    private var eventHead = 0
+    /// Where events of ids made without a queue of their own go.
+    let defaultQueue: SoftConnectionEventQueue
+    /// Ids made by `createIdentifier` that neither listen nor connect yet (rdma_create_id).
+    var idleIdentifiers: [UInt32: SoftConnectionEventQueue] = [:]
     var connections: [UInt32: ConnectionRecord] = [:]
     var listeners: [UInt32: ListenerRecord] = [:]
     /// The earliest `deadline` of any connection (`.max`: none), so a round checks one number.
@@ -31,7 +28,7 @@ final class ConnectionManagerCore {
 
     init(configuration: SoftConnectionManagerConfiguration, address: SoftAddress, seed: UInt64) throws(SoftRoCEError) {
         self.configuration = configuration
-        (eventDescriptor, signalDescriptor) = try SoftCompletionChannel.makePipe(for: "the connection manager's events")
+        defaultQueue = try SoftConnectionEventQueue()
         random = seed == 0 ? 0x9E37_79B9_7F4A_7C15 : seed
         // A node GUID per address: stable across runs, distinct per device, never 0.
         let value = address.ipv6Value
@@ -44,12 +41,10 @@ final class ConnectionManagerCore {
     func close() {
         guard !closed else { return }
         closed = true
-        _ = Glibc.close(eventDescriptor)
-        _ = Glibc.close(signalDescriptor)
+        defaultQueue.close()
         connections.removeAll()
         listeners.removeAll()
-        events.removeAll()
-        eventHead = 0
+        idleIdentifiers.removeAll()
     }
 
     func nextRandom() -> UInt64 {
@@ -62,6 +57,7 @@ final class ConnectionManagerCore {
     /// A fresh id (also our communication ID): never 0, never one in use.
     func allocateIdentifier() -> UInt32 {
         repeat { nextIdentifier &+= 1 } while nextIdentifier == 0 || connections[nextIdentifier] != nil || listeners[nextIdentifier] != nil
+            || idleIdentifiers[nextIdentifier] != nil
         return nextIdentifier
     }
 
@@ -71,33 +67,25 @@ final class ConnectionManagerCore {
         return nextPort
     }
 
-    func post(_ event: SoftConnectionEvent) {
+    func post(_ event: SoftConnectionEvent, to queue: SoftConnectionEventQueue) {
         guard !closed else { return }
-        if eventHead > 64 && eventHead * 2 > events.count {
-            events.removeFirst(eventHead)
-            eventHead = 0
-        }
-        events.append(event)
-        if !signalled {
-            var one: UInt8 = 1
-            signalled = write(signalDescriptor, &one, 1) == 1
-        }
+        queue.post(event)
     }
 
-    func takeEvent() -> SoftConnectionEvent? {
-        guard eventHead < events.count else { return nil }
-        let event = events[eventHead]
-        eventHead += 1
-        if eventHead == events.count {
-            events.removeAll(keepingCapacity: true)
-            eventHead = 0
-            var byte: UInt8 = 0
-            if signalled && read(eventDescriptor, &byte, 1) == 1 { signalled = false }   // drained: no longer readable
+    /// The queue of `reserved` (an idle id, which stops being idle), or the default queue
+    /// when the caller made no id first.
+    func takeIdle(_ reserved: UInt32?, _ operation: String) throws(SoftRoCEError) -> SoftConnectionEventQueue {
+        guard let reserved else { return defaultQueue }
+        guard let queue = idleIdentifiers.removeValue(forKey: reserved) else {
+            throw SoftRoCEError(operation, errno: EINVAL, "id \(reserved) is not an idle id (already listening, connecting or destroyed)")
         }
-        return event
+        return queue
     }
 
-    var pendingEvents: Int { events.count - eventHead }
+    /// The queue an id's events go to (nil for an unknown id).
+    func queue(of id: UInt32) -> SoftConnectionEventQueue? {
+        connections[id]?.events ?? listeners[id]?.events ?? idleIdentifiers[id]
+    }
 
     func recomputeDeadline() {
         nextDeadline = connections.values.lazy.map { $0.deadline == 0 ? UInt64.max : $0.deadline }.min() ?? .max

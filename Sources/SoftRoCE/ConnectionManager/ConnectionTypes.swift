@@ -110,7 +110,9 @@ final class ConnectionRecord {
     var remoteCommunicationID: UInt32 = 0
     var remoteQueuePairNumber: UInt32 = 0
     var remoteCAGUID: UInt64 = 0
+    /// The starting PSN the peer's REQ/REP carried: where we start sending.
     var remoteStartingPSN: UInt32 = 0
+    /// The starting PSN our REQ/REP carried: where we start receiving.
     var localStartingPSN: UInt32 = 0
     var transactionID: UInt64
     var parameters: SoftConnectionParameters
@@ -124,10 +126,13 @@ final class ConnectionRecord {
     var handshakeDeadline: UInt64 = 0
     /// The user destroyed the id: no more events, the record lives only for timewait.
     var destroyed = false
+    /// Where this connection's events go.
+    var events: SoftConnectionEventQueue
 
     init(id: UInt32, isActive: Bool, state: ConnectionState, peer: SoftAddress, peerPort: UInt16, localPort: UInt16,
-         transactionID: UInt64, parameters: SoftConnectionParameters, pathMTU: PathMTU) {
+         transactionID: UInt64, parameters: SoftConnectionParameters, pathMTU: PathMTU, events: SoftConnectionEventQueue) {
         self.id = id
+        self.events = events
         self.isActive = isActive
         self.state = state
         self.peer = peer
@@ -145,4 +150,6 @@ struct ListenerRecord {
     let address: SoftAddress?
     let port: UInt16
     let backlog: Int
+    /// Where its connect requests (and then those connections' events) go.
+    var events: SoftConnectionEventQueue
 }

@@ -40,6 +40,7 @@ extension SoftDevice {
     /// Destroys a listener (its unanswered requests are rejected) or a connection (a live one
     /// is disconnected first; the record stays for timewait, silently). Idempotent.
     func destroyLocked(_ id: UInt32, _ management: ConnectionManagerCore) {
+        if management.idleIdentifiers.removeValue(forKey: id) != nil { return }
         if management.listeners.removeValue(forKey: id) != nil {
             for connection in management.connections.values where connection.listenerID == id && connection.state == .requestReceived {
                 sendReject(connection, reason: .consumerDefined, management)
@@ -86,7 +87,7 @@ extension SoftDevice {
             enterTimewait(connection, now: now, management)
             resendManagement(connection.lastMessage, to: source, management)
             if !connection.destroyed {
-                management.post(SoftConnectionEvent(.disconnected, id: connection.id, peer: source, peerPort: connection.peerPort))
+                management.post(SoftConnectionEvent(.disconnected, id: connection.id, peer: source, peerPort: connection.peerPort), to: connection.events)
             }
         case .timewait:
             counters.managementDuplicates += 1
@@ -105,7 +106,7 @@ extension SoftDevice {
         guard connection.state == .disconnectRequestSent else { counters.managementDuplicates += 1; return }
         enterTimewait(connection, now: now, management)
         if !connection.destroyed {
-            management.post(SoftConnectionEvent(.disconnected, id: connection.id, peer: source, peerPort: connection.peerPort))
+            management.post(SoftConnectionEvent(.disconnected, id: connection.id, peer: source, peerPort: connection.peerPort), to: connection.events)
         }
     }
 
@@ -144,7 +145,8 @@ extension SoftDevice {
                 if connection.state == .disconnectRequestSent {
                     enterTimewait(connection, now: now, management)
                     if !connection.destroyed {
-                        management.post(SoftConnectionEvent(.disconnected, id: connection.id, peer: connection.peer, peerPort: connection.peerPort))
+                        management.post(SoftConnectionEvent(.disconnected, id: connection.id, peer: connection.peer, peerPort: connection.peerPort),
+                                        to: connection.events)
                     }
                 } else {
                     // cma reports a REQ or REP that was never answered as UNREACHABLE, -ETIMEDOUT.
@@ -152,7 +154,7 @@ extension SoftDevice {
                 }
             case .timewait:
                 management.connections[connection.id] = nil
-                if !connection.destroyed { management.post(SoftConnectionEvent(.timewaitExit, id: connection.id, peer: connection.peer)) }
+                if !connection.destroyed { management.post(SoftConnectionEvent(.timewaitExit, id: connection.id, peer: connection.peer), to: connection.events) }
             case .requestReceived, .established:
                 break
             }

@@ -12,19 +12,23 @@ import RoCEWire
 
 extension SoftDevice {
     func connectLocked(queuePair qp: SoftQueuePair, to peer: SoftAddress, port: UInt16, privateData: [UInt8],
-                       parameters: SoftConnectionParameters, timeoutNanoseconds: UInt64?,
+                       parameters: SoftConnectionParameters, timeoutNanoseconds: UInt64?, id reserved: UInt32?,
                        _ management: ConnectionManagerCore) throws(SoftRoCEError) -> UInt32 {
         try checkConnectable(qp, "connect")
         guard privateData.count <= RDMAConnectionManagerHeader.userPrivateDataCapacity else {
             throw SoftRoCEError("connect", errno: EINVAL, "private data of \(privateData.count) bytes exceeds the REQ's \(RDMAConnectionManagerHeader.userPrivateDataCapacity)")
         }
         let now = clock.now()
-        let id = management.allocateIdentifier()
+        let events = try management.takeIdle(reserved, "connect")
+        let id = reserved ?? management.allocateIdentifier()
         let connection = ConnectionRecord(id: id, isActive: true, state: .requestSent, peer: peer, peerPort: port,
                                           localPort: management.allocatePort(), transactionID: management.nextRandom(),
-                                          parameters: parameters, pathMTU: management.configuration.pathMTU)
+                                          parameters: parameters, pathMTU: management.configuration.pathMTU, events: events)
         connection.localStartingPSN = UInt32(truncatingIfNeeded: management.nextRandom()) & QueuePairNumber.mask
-        try initialize(qp, parameters: parameters)
+        do { try initialize(qp, parameters: parameters) } catch {
+            if let reserved { management.idleIdentifiers[reserved] = events }
+            throw error
+        }
         connection.queuePair = qp
         var request = ConnectRequest()
         request.localCommunicationID = id
@@ -90,7 +94,7 @@ extension SoftDevice {
         let mtu = PathMTU(rawValue: min(request.pathMTU.rawValue, management.configuration.pathMTU.rawValue)) ?? .bytes1024
         let connection = ConnectionRecord(id: management.allocateIdentifier(), isActive: false, state: .requestReceived, peer: source,
                                           peerPort: header.sourcePort, localPort: listener.port, transactionID: transactionID,
-                                          parameters: parameters, pathMTU: mtu)
+                                          parameters: parameters, pathMTU: mtu, events: listener.events)
         connection.listenerID = listener.id
         connection.remoteCommunicationID = request.localCommunicationID
         connection.remoteCAGUID = request.localCAGUID
@@ -99,7 +103,7 @@ extension SoftDevice {
         management.connections[connection.id] = connection
         management.post(SoftConnectionEvent(.connectRequest, id: connection.id, peer: source, peerPort: header.sourcePort,
                                             privateData: Array(request.privateData[RDMAConnectionManagerHeader.byteCount...]),
-                                            parameters: parameters, listenerID: listener.id))
+                                            parameters: parameters, listenerID: listener.id), to: listener.events)
     }
 
     func acceptLocked(_ id: UInt32, queuePair qp: SoftQueuePair, privateData: [UInt8], parameters: SoftConnectionParameters,
@@ -186,7 +190,7 @@ extension SoftDevice {
             let parameters = SoftConnectionParameters(responderResources: reply.responderResources, initiatorDepth: reply.initiatorDepth,
                                                       retryCount: connection.parameters.retryCount, rnrRetryCount: reply.rnrRetryCount)
             management.post(SoftConnectionEvent(.established, id: connection.id, peer: source, peerPort: connection.peerPort,
-                                                privateData: reply.privateData, parameters: parameters))
+                                                privateData: reply.privateData, parameters: parameters), to: connection.events)
         }
     }
 
@@ -202,7 +206,7 @@ extension SoftDevice {
         management.recomputeDeadline()
         if !connection.destroyed {
             management.post(SoftConnectionEvent(.established, id: connection.id, peer: source, peerPort: connection.peerPort,
-                                                parameters: connection.parameters))
+                                                parameters: connection.parameters), to: connection.events)
         }
     }
 
@@ -242,7 +246,7 @@ extension SoftDevice {
         management.recomputeDeadline()
         if !connection.destroyed {
             management.post(SoftConnectionEvent(kind, id: connection.id, peer: connection.peer, peerPort: connection.peerPort,
-                                                privateData: privateData, rejectReason: reason, status: status))
+                                                privateData: privateData, rejectReason: reason, status: status), to: connection.events)
         }
     }
 
@@ -266,18 +270,21 @@ extension SoftDevice {
         try modifyLocked(qp, initial)
     }
 
-    /// INIT → RTR → RTS towards the connection's peer.
+    /// INIT → RTR → RTS towards the connection's peer. A REQ's or REP's starting PSN is the
+    /// PSN its *sender* will receive from (cm.c: `rq_psn` is the REQ's starting PSN on the
+    /// active side and the REP's on the passive side): we receive from the PSN we sent and
+    /// send from the one the peer sent.
     private func makeReadyToSend(_ qp: SoftQueuePair, _ connection: ConnectionRecord, retryCount: UInt8, rnrRetryCount: UInt8,
                                  _ management: ConnectionManagerCore) throws(SoftRoCEError) {
         var ready = SoftQueuePairAttributes(state: .readyToReceive)
         ready.pathMTU = connection.pathMTU.byteCount
         ready.destination = connection.peer
         ready.destinationQueuePairNumber = connection.remoteQueuePairNumber
-        ready.receivePSN = connection.remoteStartingPSN
+        ready.receivePSN = connection.localStartingPSN
         ready.minRNRTimer = 12
         try modifyLocked(qp, ready)
         var send = SoftQueuePairAttributes(state: .readyToSend)
-        send.sendPSN = connection.localStartingPSN
+        send.sendPSN = connection.remoteStartingPSN
         send.timeout = management.configuration.ackTimeout
         send.retryCount = retryCount
         send.rnrRetry = rnrRetryCount

@@ -45,16 +45,63 @@ package final class SoftConnectionManager: @unchecked Sendable {
     }
 
     /// Readable while `nextEvent()` has an event (a pipe's read end; closed with the device).
-    package var eventFileDescriptor: Int32 { core.eventDescriptor }
+    package var eventFileDescriptor: Int32 { core.defaultQueue.fileDescriptor }
 
-    /// The oldest waiting event, or nil. Never blocks.
+    /// The oldest waiting event of the default queue, or nil. Never blocks.
     package func nextEvent() -> SoftConnectionEvent? {
-        device.locked { core.takeEvent() }
+        device.locked { core.defaultQueue.take() }
+    }
+
+    // MARK: - Event queues and idle ids (rdma_create_event_channel, rdma_create_id, rdma_migrate_id)
+
+    /// A queue of its own for the events of the ids given to it (its `fileDescriptor` is
+    /// readable while one waits). Close it with `closeEventQueue`.
+    package func makeEventQueue() throws(SoftRoCEError) -> SoftConnectionEventQueue {
+        try SoftConnectionEventQueue()
+    }
+
+    /// The oldest waiting event of `queue`, or nil. Never blocks.
+    package func nextEvent(from queue: SoftConnectionEventQueue) -> SoftConnectionEvent? {
+        device.locked { queue.take() }
+    }
+
+    /// Closes `queue`'s descriptors; events still meant for it are dropped. Idempotent.
+    package func closeEventQueue(_ queue: SoftConnectionEventQueue) {
+        device.locked { queue.close() }
+    }
+
+    /// An idle id whose events will go to `queue` (default: the manager's): pass it to
+    /// `listen(id:…)` or `connect(id:…)`.
+    package func createIdentifier(events queue: SoftConnectionEventQueue? = nil) -> UInt32 {
+        device.locked {
+            let id = core.allocateIdentifier()
+            core.idleIdentifiers[id] = queue ?? core.defaultQueue
+            return id
+        }
+    }
+
+    /// Later events of `id` (and, for a listener, of the requests it receives) go to `queue`.
+    package func migrate(_ id: UInt32, to queue: SoftConnectionEventQueue) throws(SoftRoCEError) {
+        try device.locked { () throws(SoftRoCEError) in
+            if let connection = core.connections[id], !connection.destroyed { connection.events = queue }
+            else if core.listeners[id] != nil { core.listeners[id]!.events = queue }
+            else if core.idleIdentifiers[id] != nil { core.idleIdentifiers[id] = queue }
+            else { throw SoftRoCEError("migrate", errno: EINVAL, "id \(id) is not a live id") }
+        }
+    }
+
+    /// Queues an event the caller produced itself for `id` (a backend that resolves
+    /// addresses without the wire reports `.addressResolved` this way).
+    package func post(_ kind: SoftConnectionEventKind, for id: UInt32, status: Int32 = 0) {
+        device.locked {
+            guard let queue = core.queue(of: id) else { return }
+            core.post(SoftConnectionEvent(kind, id: id, status: status), to: queue)
+        }
     }
 
     /// Listens on `port` (0: any free port, see the returned id's `port(of:)`) for REQs to
     /// rdma_cm's TCP port space; `address` nil listens on the device's address.
-    package func listen(address: SoftAddress?, port: UInt16, backlog: Int) throws(SoftRoCEError) -> UInt32 {
+    package func listen(id reserved: UInt32? = nil, address: SoftAddress?, port: UInt16, backlog: Int) throws(SoftRoCEError) -> UInt32 {
         try device.locked { () throws(SoftRoCEError) -> UInt32 in
             guard !device.closed else { throw SoftRoCEError("listen", errno: ENODEV, "the device is closed") }
             if let address, address != device.address {
@@ -66,8 +113,9 @@ package final class SoftConnectionManager: @unchecked Sendable {
             } else if core.listeners.values.contains(where: { $0.port == chosen }) {
                 throw SoftRoCEError("listen", errno: EADDRINUSE, "port \(port) already has a listener")
             }
-            let id = core.allocateIdentifier()
-            core.listeners[id] = ListenerRecord(id: id, address: address, port: chosen, backlog: max(backlog, 1))
+            let events = try core.takeIdle(reserved, "listen")
+            let id = reserved ?? core.allocateIdentifier()
+            core.listeners[id] = ListenerRecord(id: id, address: address, port: chosen, backlog: max(backlog, 1), events: events)
             return id
         }
     }
@@ -80,12 +128,12 @@ package final class SoftConnectionManager: @unchecked Sendable {
     /// Sends a REQ for `port` at `to` and returns the connection's id; `.established`,
     /// `.rejected` (with the IB reject reason) or `.unreachable` (no answer within the
     /// retries or `timeout`) follows. `queuePair` must be a RESET or INIT RC QP.
-    package func connect(queuePair: SoftQueuePair, to peer: SoftAddress, port: UInt16, privateData: [UInt8],
+    package func connect(id reserved: UInt32? = nil, queuePair: SoftQueuePair, to peer: SoftAddress, port: UInt16, privateData: [UInt8],
                          parameters: SoftConnectionParameters, timeout: Duration?) throws(SoftRoCEError) -> UInt32 {
         let nanoseconds = timeout.map { UInt64(max($0.components.seconds, 0)) * 1_000_000_000 + UInt64(max($0.components.attoseconds, 0) / 1_000_000_000) }
         return try device.locked { () throws(SoftRoCEError) -> UInt32 in
             try device.connectLocked(queuePair: queuePair, to: peer, port: port, privateData: privateData, parameters: parameters,
-                                     timeoutNanoseconds: nanoseconds, core)
+                                     timeoutNanoseconds: nanoseconds, id: reserved, core)
         }
     }
 
@@ -116,6 +164,6 @@ package final class SoftConnectionManager: @unchecked Sendable {
 
     /// Connection records (including those in timewait) and listeners: for leak checks.
     package var recordCount: (connections: Int, listeners: Int, events: Int) {
-        device.locked { (core.connections.count, core.listeners.count, core.pendingEvents) }
+        device.locked { (core.connections.count + core.idleIdentifiers.count, core.listeners.count, core.defaultQueue.pending) }
     }
 }
