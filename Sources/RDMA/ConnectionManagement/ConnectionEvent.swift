@@ -34,16 +34,18 @@ public struct ConnectionEvent: Sendable {
     public let datagram: DatagramParameters?
 
     /// Why the peer refused, for `.rejected`.
-    public var rejectReason: ConnectionRejectReason? {
-        kind == .rejected && status > 0 && status <= Int32(UInt16.max) ? ConnectionRejectReason(rawValue: UInt16(status)) : nil
-    }
+    public var rejectReason: ConnectionRejectReason? { kind == .rejected ? ConnectionRejectReason(status: status) : nil }
 
     /// The failure as an error naming `operation`, nil unless `kind.isFailure` (or a
     /// disconnection, when `operation` was waiting for something else).
     public func error(operation: String) -> RDMAError? {
+        Self.error(kind: kind, status: status, privateData: privateData, operation: operation)
+    }
+
+    static func error(kind: ConnectionEventKind, status: Int32, privateData: [UInt8], operation: String) -> RDMAError? {
         switch kind {
         case .rejected:
-            let reason = rejectReason ?? ConnectionRejectReason(rawValue: 0)
+            let reason = ConnectionRejectReason(status: status) ?? ConnectionRejectReason(rawValue: 0)
             return RDMAError(operation: operation, kind: .rejected(reason),
                              hint: reason == .consumerDefined && privateData.contains(where: { $0 != 0 })
                                 ? "the peer refused; its private data: \(ConnectionEvent.printable(privateData))" : nil)

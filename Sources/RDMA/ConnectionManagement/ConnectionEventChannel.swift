@@ -45,6 +45,12 @@ public final class ConnectionEventChannel: ClosableResource, @unchecked Sendable
         }
     }
 
+    /// A channel over given operations (tests drive the async layer with a scripted one).
+    init(operations: any ConnectionChannelOperations) {
+        self.operations = operations
+        context = nil
+    }
+
     /// Which implementation this channel runs on.
     public var backend: BackendKind { operations.kind }
 

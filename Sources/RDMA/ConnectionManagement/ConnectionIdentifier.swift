@@ -55,6 +55,9 @@ public final class ConnectionIdentifier: ClosableResource, @unchecked Sendable {
     /// The queue pair `createQueuePair` created or `attach` took, while it is open.
     public var queuePair: QueuePair? { attached.withLock { $0?.queuePair } }
 
+    /// The backend's identifier while open.
+    var currentOperations: (any ConnectionIdentifierOperations)? { isClosed ? nil : operations }
+
     /// The backend's identifier, or a `.closed` error naming `operation`.
     private func operations(_ operation: StaticString) throws(RDMAError) -> any ConnectionIdentifierOperations {
         if isClosed { throw RDMAError.closed(operation, "ConnectionIdentifier") }

@@ -11,6 +11,13 @@ public struct ConnectionRejectReason: RawRepresentable, Hashable, Sendable, Cust
     public var rawValue: UInt16
     public init(rawValue: UInt16) { self.rawValue = rawValue }
 
+    /// From the status of an `RDMA_CM_EVENT_REJECTED` event; nil when it is not a reason
+    /// (a negative errno, as some transports report).
+    public init?(status: Int32) {
+        guard status > 0, status <= Int32(UInt16.max) else { return nil }
+        self.init(rawValue: UInt16(status))
+    }
+
     public static let noQueuePair = Self(rawValue: 1)
     public static let noEndToEndContext = Self(rawValue: 2)
     public static let noResources = Self(rawValue: 3)
