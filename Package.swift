@@ -37,6 +37,12 @@ let package = Package(
             dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "RDMATests", dependencies: ["RDMA", "CIBVerbs"]),
+        // rdma_cm example (issue 13): a server and a client that connect by address.
+        .executableTarget(
+            name: "ConnectByAddress",
+            dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/ConnectByAddress"
+        ),
 
         // MARK: wire format (issue 3)
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
