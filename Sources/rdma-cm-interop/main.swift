@@ -47,7 +47,7 @@ struct Arguments {
             case "--messages-server": mode = .messagesServer(UInt16(value) ?? 7174)
             case "--idle": mode = .idle(Double(value) ?? 10)
             case "--count": count = Int(value) ?? count
-            case "--size": size = max(Int(value) ?? size, 32)
+            case "--size": size = min(max(Int(value) ?? size, 1), 4096)
             case "--timeout": seconds = Double(value) ?? seconds
             case "--capture": capture = value
             case "--udp-port": udpPort = UInt16(value) ?? udpPort   // RoCEv2's 4791 unless testing on loopback
@@ -283,8 +283,11 @@ func messagesServer(_ peer: Peer, port: UInt16, count: Int) throws {
     print("PASS \(request.peer.map { "\($0)" } ?? "?") → engine: connected (REQ, REP, RTU)")
     try exchangeMessages(peer, count: count, size: peer.size)
     print("PASS \(request.peer.map { "\($0)" } ?? "?") → engine: \(count) SENDs of \(peer.size) B each way")
+    // ucmatose's server disconnects and its client waits for that; rdma_client disconnects
+    // itself: disconnect unless the client already did, then wait for DISCONNECTED.
+    if peer.event(.disconnected) == nil { try? peer.manager.disconnect(request.id) }
     _ = try peer.waitEvent(.disconnected)
-    print("PASS \(request.peer.map { "\($0)" } ?? "?") → engine: the client's disconnect arrived (DREQ answered with DREP)")
+    print("PASS \(request.peer.map { "\($0)" } ?? "?") → engine: disconnected (DREQ, DREP)")
     peer.manager.destroy(listener)
 }
 

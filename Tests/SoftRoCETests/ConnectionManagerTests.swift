@@ -272,6 +272,27 @@ struct ConnectionManagerTests {
         #expect(bench.clientManager.recordCount.connections == 0)
     }
 
+    @Test("a device whose manager nobody opened still answers a REQ: REJ 8, as a kernel does")
+    func rejectWithoutManager() throws {
+        let network = InMemoryNetwork()
+        let clock = ManualClock()
+        let client = SoftDevice(wire: network.attach(WireEndpoint(.ipv4(0x0A00_0001), port: 4791)),
+                                configuration: SoftDeviceConfiguration(address: "10.0.0.1"), clock: .manual(clock))
+        let server = SoftDevice(wire: network.attach(WireEndpoint(.ipv4(0x0A00_0002), port: 4791)),
+                                configuration: SoftDeviceConfiguration(address: "10.0.0.2"), clock: .manual(clock))
+        defer { client.close(); server.close() }
+        let manager = try SoftConnectionManager(device: client, configuration: ConnectionBench.fastConfiguration)
+        let domain = client.allocateProtectionDomain()
+        let cq = client.createCompletionQueue(capacity: 16, channel: nil)
+        let qp = try client.createQueuePair(domain: domain, type: .reliableConnected, sendQueue: cq, receiveQueue: cq, sharedReceiveQueue: nil,
+                                            signalAll: true, sendCapacity: 4, receiveCapacity: 4, maxScatterGather: 1, maxInline: 0)
+        _ = try manager.connect(queuePair: qp, to: .ipv4(0x0A00_0002), port: 7174, privateData: [], parameters: SoftConnectionParameters(), timeout: nil)
+        server.progress()
+        client.progress()
+        let event = try #require(manager.nextEvent())
+        #expect(event.kind == .rejected && event.rejectReason == .invalidServiceID)
+    }
+
     @Test("nobody answers: the REQ is resent maxRetries times, then UNREACHABLE -ETIMEDOUT in bounded engine time")
     func unreachable() throws {
         let bench = try ConnectionBench()

@@ -10,7 +10,9 @@ extension SoftDevice {
     static let generalServicesSourcePort: UInt16 = 0xC000 | UInt16((UInt32(1) &* 0x61C8_8647) >> 18)
 
     func receiveGeneralServices(_ headers: TransportHeaders, _ payload: UnsafeRawBufferPointer, from source: SoftAddress, now: UInt64) {
-        guard let management = connectionManagement else { counters.unknownQueuePair += 1; return }
+        // Like a kernel, the device answers CM MADs even if nobody opened its manager yet
+        // (a REQ then finds no listener: REJ 8 at once, not a peer waiting for timeouts).
+        guard let management = connectionManagement ?? openDefaultConnectionManagement() else { counters.unknownQueuePair += 1; return }
         guard headers.bth.opcode == .udSendOnly, let deth = headers.datagram else { counters.managementMalformed += 1; return }
         guard headers.bth.partitionKey == BaseTransportHeader.defaultPartitionKey else { counters.badPartitionKey += 1; return }
         guard deth.queueKey == ConnectionManagementDatagram.generalServicesQueueKey else {
@@ -30,6 +32,15 @@ extension SoftDevice {
         case .disconnectRequest(let notice): receiveDisconnectRequest(notice, transactionID: datagram.header.transactionID, from: source, management, now: now)
         case .disconnectReply(let notice): receiveDisconnectReply(notice, from: source, management, now: now)
         }
+    }
+
+    /// Seeds communication IDs and PSNs differently per device and run.
+    var defaultConnectionManagementSeed: UInt64 { clock.now() ^ UInt64(port) << 48 }
+
+    func openDefaultConnectionManagement() -> ConnectionManagerCore? {
+        let configuration = SoftConnectionManagerConfiguration()
+        connectionManagement = try? ConnectionManagerCore(configuration: configuration, address: address, seed: defaultConnectionManagementSeed)
+        return connectionManagement
     }
 
     /// Serializes `message` and sends it to `peer`'s QP 1; returns the MAD (kept for resending).

@@ -38,7 +38,7 @@ package final class SoftConnectionManager: @unchecked Sendable {
             guard !device.closed else { throw SoftRoCEError("connection manager", errno: ENODEV, "the device is closed") }
             if let existing = device.connectionManagement { return existing }
             let core = try ConnectionManagerCore(configuration: configuration, address: device.address,
-                                                 seed: configuration.seed ?? device.clock.now() ^ UInt64(device.port) << 48)
+                                                 seed: configuration.seed ?? device.defaultConnectionManagementSeed)
             device.connectionManagement = core
             return core
         }
