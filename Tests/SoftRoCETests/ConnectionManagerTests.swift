@@ -33,18 +33,7 @@ final class ConnectionBench {
         if udp {
             network = nil
             clock = nil
-            var attempt = 0
-            while true {
-                let a = try SoftDevice(configuration: SoftDeviceConfiguration(address: "127.0.0.1", port: 0))
-                if let b = try? SoftDevice(configuration: SoftDeviceConfiguration(address: "127.0.0.2", port: a.port)) {
-                    client = a
-                    server = b
-                    break
-                }
-                a.close()
-                attempt += 1
-                try #require(attempt < 10, "no common free UDP port on 127.0.0.1 and 127.0.0.2")
-            }
+            (client, server) = try loopbackDevices()
             clientAddress = .ipv4(0x7F00_0001)
             serverAddress = .ipv4(0x7F00_0002)
         } else {

@@ -20,7 +20,7 @@ final class ConnectionManagerCore {
     private(set) var nextDeadline: UInt64 = .max
     let caGUID: UInt64
     private var random: UInt64
-    private var nextIdentifier: UInt32
+    private var nextIdentifier: UInt32 = 0
     private var nextPort: UInt16 = 0
     /// The PSN of the next MAD sent from QP 1.
     var generalServicesPSN: PacketSequenceNumber = 0
@@ -33,7 +33,6 @@ final class ConnectionManagerCore {
         // A node GUID per address: stable across runs, distinct per device, never 0.
         let value = address.ipv6Value
         caGUID = 0x0253_4F46_0000_0000 ^ value.high ^ value.low.byteSwapped ^ value.low
-        nextIdentifier = 1
         nextIdentifier = UInt32(truncatingIfNeeded: nextRandom())
         nextPort = UInt16(truncatingIfNeeded: nextRandom() % 16384) + 49152
     }

@@ -147,8 +147,8 @@ extension SoftDevice {
     }
 
     func sendReject(_ connection: ConnectionRecord, reason: ConnectRejectReason, privateData: [UInt8] = [], _ management: ConnectionManagerCore) {
-        let rejected: ConnectionManagementMessageKind = connection.isActive ? .reply : .request
-        let kind: ConnectionManagementMessageKind = connection.state == .replySent || connection.state == .requestReceived ? .request : rejected
+        // What is refused: the peer's REQ (passive side), its REP (active side, once one came).
+        let kind: ConnectionManagementMessageKind = !connection.isActive ? .request : connection.remoteCommunicationID != 0 ? .reply : .other
         sendManagement(.reject(ConnectReject(localCommunicationID: connection.id, remoteCommunicationID: connection.remoteCommunicationID,
                                              rejectedMessage: kind, reason: reason, privateData: privateData)),
                        transactionID: connection.transactionID, to: connection.peer, management)
