@@ -28,10 +28,11 @@ struct ConnectionManagementVectorTests {
     }
 
     /// `cm-tshark-engine`: the engine's REQ, REP, RTU, DREQ, DREP (loopback). `cm-tshark-kernel`:
-    /// REQs Linux's CM built (rping in the TAP lab) and the engine's REJs to them.
+    /// the TAP lab's rping in both directions and a REJ 8 — half the MADs built by Linux's CM.
     @Test("MADs read field by field as tshark reads them", arguments: [
         ("cm-tshark-engine", [ConnectionManagementAttribute.connectRequest, .connectReply, .readyToUse, .disconnectRequest, .disconnectReply]),
-        ("cm-tshark-kernel", [ConnectionManagementAttribute.connectRequest, .connectReject]),
+        ("cm-tshark-kernel", [ConnectionManagementAttribute.connectRequest, .connectReply, .readyToUse, .disconnectRequest, .disconnectReply,
+                              .connectReject]),
     ])
     func vectors(_ name: String, _ expected: [ConnectionManagementAttribute]) throws {
         let file = try Self.load(name)
