@@ -79,8 +79,7 @@ final class SoftBackendConnectionChannel: ConnectionChannelOperations, @unchecke
         if event.kind == .connectRequest {
             listener = event.listenerID.flatMap { id in identifiers.withLock { $0[id] } }
             guard listener != nil else { manager.destroy(event.id); return nil }
-            identifier = SoftBackendConnectionIdentifier(channel: self, managerID: event.id)
-            identifier.bound = listener?.bound
+            identifier = SoftBackendConnectionIdentifier(channel: self, managerID: event.id, bound: listener?.bound)
             register(identifier)
         } else {
             guard let known = identifiers.withLock({ $0[event.id] }) else { return nil }
@@ -104,20 +103,31 @@ final class SoftBackendConnectionChannel: ConnectionChannelOperations, @unchecke
 final class SoftBackendConnectionIdentifier: ConnectionIdentifierOperations, @unchecked Sendable {
     weak var owner: ConnectionIdentifier?
     let managerID: UInt32
-    /// The channel whose queue gets this identifier's events (changes on `migrate`).
-    private let state: Mutex<SoftBackendConnectionChannel>
-    var bound: ConnectionAddress?
-    var peer: ConnectionAddress?
-    private var queuePair: SoftQueuePair?
 
-    init(channel: SoftBackendConnectionChannel, managerID: UInt32) {
-        state = Mutex(channel)
+    /// What the user's thread and the event thread both touch, under one lock.
+    private struct State {
+        /// The channel whose queue gets this identifier's events (changes on `migrate`).
+        var channel: SoftBackendConnectionChannel
+        var bound: ConnectionAddress?
+        var peer: ConnectionAddress?
+        var queuePair: SoftQueuePair?
+    }
+    private let state: Mutex<State>
+
+    init(channel: SoftBackendConnectionChannel, managerID: UInt32, bound: ConnectionAddress? = nil) {
+        state = Mutex(State(channel: channel, bound: bound))
         self.managerID = managerID
     }
 
-    private var channel: SoftBackendConnectionChannel { state.withLock { $0 } }
+    private var channel: SoftBackendConnectionChannel { state.withLock { $0.channel } }
     private var manager: SoftConnectionManager { channel.manager }
     private var device: SoftDevice { channel.device }
+    var bound: ConnectionAddress? { state.withLock { $0.bound } }
+    var peer: ConnectionAddress? {
+        get { state.withLock { $0.peer } }
+        set { state.withLock { $0.peer = newValue } }
+    }
+    private var queuePair: SoftQueuePair? { state.withLock { $0.queuePair } }
 
     /// A manager call, its error as the public one naming `operation`.
     private func call(_ operation: String, _ body: () throws(SoftRoCEError) -> Void) throws(RDMAError) {
@@ -131,7 +141,7 @@ final class SoftBackendConnectionIdentifier: ConnectionIdentifierOperations, @un
             throw RDMAError(operation: "rdma_bind_addr", kind: .system(errno: EADDRNOTAVAIL),
                             hint: "\(address) is not the soft device's address (\(device.address))")
         }
-        bound = address
+        state.withLock { $0.bound = address }
     }
 
     func listen(backlog: Int32) throws(RDMAError) {
@@ -140,7 +150,7 @@ final class SoftBackendConnectionIdentifier: ConnectionIdentifierOperations, @un
         }
         try call("rdma_listen") { () throws(SoftRoCEError) in
             let id = try manager.listen(id: managerID, address: bound.softAddress, port: bound.port, backlog: Int(backlog))
-            if bound.port == 0, let port = manager.port(of: id) { self.bound?.port = port }
+            if bound.port == 0, let port = manager.port(of: id) { state.withLock { $0.bound?.port = port } }
         }
     }
 
@@ -171,7 +181,7 @@ final class SoftBackendConnectionIdentifier: ConnectionIdentifierOperations, @un
         var initial = SoftQueuePairAttributes(state: .initialized)
         initial.access = [.localWrite, .remoteWrite, .remoteRead, .remoteAtomic]
         try call("rdma_create_qp(INIT)") { () throws(SoftRoCEError) in try device.modify(soft.queuePair, initial) }
-        self.queuePair = soft.queuePair
+        state.withLock { $0.queuePair = soft.queuePair }
     }
 
     func connect(_ parameters: ConnectionParameters) throws(RDMAError) {
@@ -215,8 +225,8 @@ final class SoftBackendConnectionIdentifier: ConnectionIdentifierOperations, @un
         }
         try call("rdma_migrate_id") { () throws(SoftRoCEError) in try manager.migrate(managerID, to: target.queue) }
         let previous = state.withLock { current in
-            defer { current = target }
-            return current
+            defer { current.channel = target }
+            return current.channel
         }
         previous.unregister(self)
         target.register(self)
@@ -234,7 +244,7 @@ final class SoftBackendConnectionIdentifier: ConnectionIdentifierOperations, @un
     func destroy() throws(RDMAError) {
         manager.destroy(managerID)
         channel.unregister(self)
-        queuePair = nil
+        state.withLock { $0.queuePair = nil }
     }
 }
 
