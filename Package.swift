@@ -54,8 +54,9 @@ let package = Package(
         .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire"]),
         .executableTarget(name: "softroce-bench", dependencies: ["RDMA"]),
         .executableTarget(name: "rdma-interop", dependencies: ["RDMA"]),
-        // The engine's connection manager against kernel rdma_cm peers (rping) in the TAP lab.
-        .executableTarget(name: "rdma-cm-interop", dependencies: ["SoftRoCE"]),
+        // The engine's connection manager against kernel rdma_cm peers (rping) in the TAP lab,
+        // directly (SoftRoCE) and through the public API (RDMA).
+        .executableTarget(name: "rdma-cm-interop", dependencies: ["RDMA", "SoftRoCE"]),
 
         // MARK: congestion control and fabric simulation (issue 7)
         .target(name: "Congestion"),

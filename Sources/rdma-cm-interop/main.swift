@@ -14,6 +14,8 @@
 //       (after the handshake each side posts COUNT receives, sends COUNT SENDs of SIZE bytes and
 //       waits for both: what ucmatose and rdma_server/rdma_client do; then the client disconnects)
 //   rdma-cm-interop --soft 10.239.0.1 --idle 20     # the CM up with no listener: peers get REJ 8
+//   rdma-cm-interop --soft 10.239.0.1 --api-client 10.239.0.2:7471 --size 16      # public API vs rdma_server
+//   rdma-cm-interop --soft 10.239.0.1 --api-server 7471                           # public API vs rdma_client
 // Prints PASS/FAIL lines and the engine's CM counters; exits 0 when all passed, 1 if not.
 #if canImport(Glibc)
 import Glibc
@@ -25,6 +27,7 @@ struct Arguments {
     enum Mode {
         case rpingClient(SoftAddress, UInt16), rpingServer(UInt16), connectOnly(SoftAddress, UInt16), expectReject(SoftAddress, UInt16)
         case messagesClient(SoftAddress, UInt16), messagesServer(UInt16), idle(Double)
+        case apiClient(String, UInt16), apiServer(UInt16)
     }
     var address = "", mode: Mode?, count = 10, size = 64, seconds = 60.0, capture: String?, udpPort: UInt16 = 4791
 
@@ -46,6 +49,8 @@ struct Arguments {
             case "--messages-client": let (a, p) = target(value); mode = .messagesClient(a, p)
             case "--messages-server": mode = .messagesServer(UInt16(value) ?? 7174)
             case "--idle": mode = .idle(Double(value) ?? 10)
+            case "--api-client": let (a, p) = target(value); mode = .apiClient("\(a)", p)
+            case "--api-server": mode = .apiServer(UInt16(value) ?? 7174)
             case "--count": count = Int(value) ?? count
             case "--size": size = min(max(Int(value) ?? size, 1), 4096)
             case "--timeout": seconds = Double(value) ?? seconds
@@ -55,7 +60,7 @@ struct Arguments {
             }
         }
         guard !address.isEmpty, mode != nil else {
-            fail("usage: rdma-cm-interop --soft ADDRESS (--rping-client|--messages-client|--connect-only|--expect-reject HOST[:PORT] | --rping-server|--messages-server PORT | --idle SECONDS) [--count N] [--size B] [--timeout S] [--capture PCAP] [--udp-port P]")
+            fail("usage: rdma-cm-interop --soft ADDRESS (--rping-client|--messages-client|--api-client|--connect-only|--expect-reject HOST[:PORT] | --rping-server|--messages-server|--api-server PORT | --idle SECONDS) [--count N] [--size B] [--timeout S] [--capture PCAP] [--udp-port P]")
         }
     }
 }
@@ -319,6 +324,16 @@ func expectReject(_ peer: Peer, to address: SoftAddress, port: UInt16) throws {
 
 let arguments = Arguments()
 var failed = false
+switch arguments.mode! {
+case .apiClient(let host, let port):
+    do { try await publicAPIClient(arguments, host: host, port: port) } catch { print("FAIL \(error)"); failed = true }
+    exit(failed ? 1 : 0)
+case .apiServer(let port):
+    do { try await publicAPIServer(arguments, port: port) } catch { print("FAIL \(error)"); failed = true }
+    exit(failed ? 1 : 0)
+default:
+    break
+}
 do {
     let peer = try Peer(arguments)
     defer {
@@ -336,6 +351,7 @@ do {
         case .messagesClient(let address, let port): try messagesClient(peer, to: address, port: port, count: arguments.count)
         case .messagesServer(let port): try messagesServer(peer, port: port, count: arguments.count)
         case .idle(let seconds): try idle(peer, seconds: seconds)
+        case .apiClient, .apiServer: break
         }
     } catch {
         print("FAIL \(error)")
