@@ -147,10 +147,15 @@ final class ConnectionBench {
     /// Builds a UD SEND_ONLY to the server's QP 1 carrying `mad`, with a valid ICRC, from `source`.
     func injectToServer(_ mad: [UInt8], queueKey: UInt32 = ConnectionManagementDatagram.generalServicesQueueKey,
                         from source: WireEndpoint = WireEndpoint(.ipv4(0x0A00_0009), port: 4791)) {
+        inject(mad, queueKey: queueKey, from: source, to: server.baseWire.local)
+    }
+
+    /// Builds a UD SEND_ONLY to QP 1 of `destination` carrying `mad`, with a valid ICRC.
+    func inject(_ mad: [UInt8], queueKey: UInt32 = ConnectionManagementDatagram.generalServicesQueueKey,
+                from source: WireEndpoint, to destination: WireEndpoint) {
         var headers = TransportHeaders(BaseTransportHeader(opcode: .udSendOnly, destinationQP: .generalServices, psn: 1))
         headers.datagram = DETH(queueKey: queueKey, sourceQP: .generalServices)
         var bytes = [UInt8](repeating: 0, count: RoCEPacket.serializedByteCount(headers: headers, payloadLength: mad.count))
-        let destination = server.baseWire.local
         bytes.withUnsafeMutableBytes { buffer in
             let length = mad.withUnsafeBytes { try! RoCEPacket.serialize(headers: headers, payload: $0, into: buffer) }
             try! ICRC.seal(transportPacket: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]),
@@ -340,6 +345,34 @@ struct ConnectionManagerTests {
         #expect(bench.server.snapshotCounters().managementSent == sentBefore + 1, "the REP sent again")
         #expect(bench.run { bench.clientEvent(.established) != nil && bench.serverEvent(.established) != nil })
         #expect(bench.serverEvents.filter { $0.kind == .connectRequest }.count == 1)
+    }
+
+    @Test("an MRA for our REQ stretches the wait by its service timeout: no retransmission meanwhile, then connected")
+    func messageReceiptAcknowledgement() throws {
+        let bench = try ConnectionBench()
+        let a = try bench.endpoint(on: bench.client), b = try bench.endpoint(on: bench.server)
+        _ = try bench.serverManager.listen(address: nil, port: 7174, backlog: 4)
+        let clientID = try bench.clientManager.connect(queuePair: a.qp, to: bench.serverAddress, port: 7174, privateData: [],
+                                                       parameters: SoftConnectionParameters(), timeout: nil)
+        bench.server.progress()
+        let request = try #require(bench.serverManager.nextEvent())
+        // The server's application is slow: an MRA asks the client to wait 4.096 µs · 2^20 ≈ 4.3 s more.
+        let mra = try ConnectionManagementDatagram(transactionID: 1, message: .messageReceiptAcknowledgement(
+            MessageReceiptAcknowledgement(localCommunicationID: request.id, remoteCommunicationID: clientID,
+                                          acknowledgedMessage: .request, serviceTimeout: 20))).serialized()
+        bench.inject(mra, from: WireEndpoint(bench.serverAddress, port: 4791), to: bench.client.baseWire.local)
+        bench.client.progress()
+        let attempt = ConnectionBench.fastConfiguration.responseNanoseconds
+        bench.clock!.advance(nanoseconds: 3 * attempt)   // three REQ timeouts, well inside the MRA's wait
+        bench.client.progress()
+        #expect(bench.client.snapshotCounters().managementRetransmits == 0)
+        try bench.serverManager.accept(request.id, queuePair: b.qp, privateData: [], parameters: SoftConnectionParameters())
+        bench.serverEvents.append(request)
+        #expect(bench.run { bench.clientEvent(.established) != nil && bench.serverEvent(.established) != nil })
+        // An MRA for nothing we sent is counted and dropped.
+        bench.inject(mra, from: WireEndpoint(bench.serverAddress, port: 4791), to: bench.client.baseWire.local)
+        bench.client.progress()
+        #expect(bench.client.snapshotCounters().managementUnmatched == 1)
     }
 
     @Test("a listener destroyed mid-handshake: its unanswered request is rejected (reason 28), the client is told")
