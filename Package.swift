@@ -43,6 +43,11 @@ let package = Package(
             dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/ConnectByAddress"
         ),
+        // The peers and checks of tools/cm-lab (rping's protocol, connect/disconnect cycles).
+        .executableTarget(
+            name: "rdma-cm-lab",
+            dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
 
         // MARK: wire format (issue 3)
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),

@@ -31,14 +31,15 @@ public final class Connection: @unchecked Sendable {
     /// The peer's offer (READ depths, retries).
     public let peerParameters: ConnectionParameters?
     private let watcher: ConnectionEventWatcher
-    private let ended = Mutex<RDMAError?>(nil)
+    private let ended: Disconnection
     private let closed = Mutex(false)
 
-    init(identifier: ConnectionIdentifier, queuePair: QueuePair, watcher: ConnectionEventWatcher,
+    init(identifier: ConnectionIdentifier, queuePair: QueuePair, watcher: ConnectionEventWatcher, ended: Disconnection,
          peerPrivateData: [UInt8], peerParameters: ConnectionParameters?) {
         self.identifier = identifier
         self.queuePair = queuePair
         self.watcher = watcher
+        self.ended = ended
         self.peerPrivateData = peerPrivateData
         self.peerParameters = peerParameters
     }
@@ -79,9 +80,10 @@ public final class Connection: @unchecked Sendable {
         try ConnectionParameters.validate(privateData: parameters.privateData, limit: PrivateDataLimit.connect, operation: "connect to \(address)")
         let deadline = ContinuousClock.now + timeout
         let channel = try ConnectionEventChannel(context: context)
+        let ended = Disconnection()
         let watcher: ConnectionEventWatcher
         do throws(RDMAError) {
-            watcher = try ConnectionEventWatcher(channel: channel, label: "connect \(address)")
+            watcher = try watch(channel, label: "connect \(address)", recording: ended)
         } catch {
             try? channel.close()
             throw error
@@ -99,7 +101,7 @@ public final class Connection: @unchecked Sendable {
             if queuePair.connectionIdentifier !== client { try client.attach(queuePair) }
             try client.connect(parameters)
             let established = try await expect(.established, from: watcher, until: deadline, operation: "\(step): rdma_connect")
-            return Connection(identifier: client, queuePair: queuePair, watcher: watcher,
+            return Connection(identifier: client, queuePair: queuePair, watcher: watcher, ended: ended,
                               peerPrivateData: established.privateData, peerParameters: established.parameters)
         } catch {
             watcher.stop()
@@ -107,6 +109,19 @@ public final class Connection: @unchecked Sendable {
             try? channel.close()
             throw error
         }
+    }
+
+    /// A watcher for one connection's channel: it records a disconnection as it arrives
+    /// (`disconnection` needs no waiting task) and answers the peer's disconnect request
+    /// at once — rdma_cm leaves that to the application, and until it is answered the
+    /// peer's `disconnect()` waits for the CM's timeout.
+    static func watch(_ channel: ConnectionEventChannel, label: String, recording ended: Disconnection) throws(RDMAError) -> ConnectionEventWatcher {
+        try ConnectionEventWatcher(channel: channel, label: label, accept: { event in
+            guard event.kind == .disconnected || event.kind == .deviceRemoval else { return true }
+            ended.record(event)
+            if event.kind == .disconnected { try? event.identifier.disconnect() }
+            return true
+        })
     }
 
     /// Waits for `kind`; a failure event (or a disconnection) throws its error.
@@ -131,15 +146,13 @@ public final class Connection: @unchecked Sendable {
     }
 
     /// Why the connection ended (the peer disconnected, the device went away), nil while up.
-    public var disconnection: RDMAError? { ended.withLock { $0 } }
+    public var disconnection: RDMAError? { ended.reason }
 
     /// The next event of this connection (`.disconnected`, `.timewaitExit`,
     /// `.addressChange`, `.deviceRemoval`), waiting at most `timeout` (nil: until one comes
     /// or the connection is closed). One task at a time.
     public func nextEvent(timeout: Duration? = nil) async throws -> ConnectionEvent {
-        let event = try await watcher.next(timeout: timeout, operation: "wait for rdma_cm event")
-        record(event)
-        return event
+        try await watcher.next(timeout: timeout, operation: "wait for rdma_cm event")
     }
 
     /// This connection's events as an async sequence; ends when the connection is closed.
@@ -166,19 +179,17 @@ public final class Connection: @unchecked Sendable {
         return disconnection!
     }
 
-    private func record(_ event: ConnectionEvent) {
-        guard event.kind == .disconnected || event.kind == .deviceRemoval else { return }
-        ended.withLock { current in
-            if current == nil { current = event.error(operation: "connection to \(identifier.peerAddress.map(String.init(describing:)) ?? "peer")") }
-        }
-    }
 
     /// Disconnects (the queue pair moves to ERROR, flushing its work) and waits for the
     /// disconnection to complete, at most `timeout`. Harmless when already disconnected.
     /// The corresponding C function is `rdma_disconnect`.
     public func disconnect(timeout: Duration = .seconds(5)) async throws {
         if disconnection != nil { return }
-        try identifier.disconnect()
+        do throws(RDMAError) {
+            try identifier.disconnect()
+        } catch where error.errno == EINVAL {
+            // The peer disconnected first: its DISCONNECTED is on its way or queued.
+        }
         _ = try await waitForDisconnection(timeout: timeout)
     }
 
@@ -190,6 +201,7 @@ public final class Connection: @unchecked Sendable {
         if closed.withLock({ $0 }) { return }
         watcher.stop()
         let channel = identifier.channel
+        try queuePair.close()
         try identifier.close()
         try channel.close()
         closed.withLock { $0 = true }
@@ -198,5 +210,19 @@ public final class Connection: @unchecked Sendable {
     deinit {
         LeakCheck.objectDeinitialized("Connection", isOpen: !closed.withLock { $0 }, detail: "QP 0x\(String(queuePair.number, radix: 16))")
         try? close()
+    }
+}
+
+/// Why a connection ended, set once by its watcher.
+final class Disconnection: Sendable {
+    private let first = Mutex<RDMAError?>(nil)
+
+    var reason: RDMAError? { first.withLock { $0 } }
+
+    func record(_ event: ConnectionEvent) {
+        let peer = event.identifier.peerAddress.map(String.init(describing:)) ?? "the peer"
+        first.withLock { current in
+            if current == nil { current = event.error(operation: "connection to \(peer)") }
+        }
     }
 }

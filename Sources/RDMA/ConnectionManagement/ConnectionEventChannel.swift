@@ -96,6 +96,27 @@ public final class ConnectionEventChannel: ClosableResource, @unchecked Sendable
         }
     }
 
+    /// Waits up to `timeoutMilliseconds` for an event of `kind` (for blocking code: tools,
+    /// tests). A failure event, or a disconnection, throws its error naming `operation`;
+    /// other events are skipped; none in time throws ETIMEDOUT.
+    ///
+    /// ```swift
+    /// try identifier.resolveAddress(to: server)
+    /// _ = try channel.waitForEvent(.addressResolved, timeoutMilliseconds: 2000, operation: "resolve \(server)")
+    /// ```
+    public func waitForEvent(_ kind: ConnectionEventKind, timeoutMilliseconds: Int32, operation: String) throws(RDMAError) -> ConnectionEvent {
+        let deadline = ContinuousClock.now.advanced(by: .milliseconds(max(0, timeoutMilliseconds)))
+        while true {
+            let left = (deadline - ContinuousClock.now).components
+            let remaining = Int32(clamping: max(0, left.seconds * 1000 + left.attoseconds / 1_000_000_000_000_000))
+            guard remaining > 0, let event = try waitForEvent(timeoutMilliseconds: remaining) else {
+                throw RDMAError(operation: operation, kind: .system(errno: ETIMEDOUT), hint: "no \(kind) within \(timeoutMilliseconds) ms")
+            }
+            if event.kind == kind { return event }
+            if let error = event.error(operation: operation) { throw error }
+        }
+    }
+
     /// A backend record as the public event; nil when its identifier is gone.
     private func publicEvent(_ record: ConnectionEventRecord) -> ConnectionEvent? {
         let identifier: ConnectionIdentifier

@@ -26,6 +26,8 @@ public final class ConnectionIdentifier: ClosableResource, @unchecked Sendable {
     public let portSpace: ConnectionPortSpace
     private let currentChannel: Mutex<ConnectionEventChannel>
     private let attached = Mutex<Weak?>(nil)
+    /// True when `createQueuePair` made the queue pair: `close()` closes it then.
+    private let ownsQueuePair = Mutex(false)
     let children = ChildRegistry()
 
     private struct Weak: @unchecked Sendable { weak var queuePair: QueuePair? }
@@ -125,11 +127,14 @@ public final class ConnectionIdentifier: ClosableResource, @unchecked Sendable {
             try? queuePair.close()
             throw error
         }
+        ownsQueuePair.withLock { $0 = true }
         return queuePair
     }
 
     /// Hands an existing queue pair (in RESET, RC for TCP / UD for UDP) to the connection
-    /// manager, as `createQueuePair` does with the one it creates.
+    /// manager, as `createQueuePair` does with the one it creates. It stays the caller's:
+    /// closing the identifier detaches it (and leaves it open; move it to RESET to attach
+    /// it to another identifier, e.g. to retry a rejected connect).
     /// The corresponding C function is `rdma_create_qp`.
     public func attach(_ queuePair: QueuePair) throws(RDMAError) {
         let operations = try operations("rdma_create_qp")
@@ -212,11 +217,16 @@ public final class ConnectionIdentifier: ClosableResource, @unchecked Sendable {
     /// The device port the identifier is bound to.
     public var portNumber: UInt8? { isClosed ? nil : operations.portNumber }
 
-    /// Closes the queue pair it created, then destroys the identifier (a connection still
-    /// up is torn down by the kernel). Idempotent; after a failure the identifier stays
+    /// Closes the queue pair it created (detaches one given to `attach`), then destroys
+    /// the identifier (a connection still up is torn down by the kernel). Idempotent; after a failure the identifier stays
     /// open and `close()` may be retried. The corresponding C function is `rdma_destroy_id`.
     public func close() throws(RDMAError) {
         if isClosed { return }
+        if !ownsQueuePair.withLock({ $0 }), let queuePair {
+            children.remove(queuePair)
+            queuePair.connectionIdentifier = nil
+            attached.withLock { $0 = nil }
+        }
         try children.closeAll()
         try operations.destroy()
         isClosed = true

@@ -130,9 +130,10 @@ public final class ConnectionRequest: @unchecked Sendable {
     public func accept(queuePair: QueuePair, parameters: ConnectionParameters = ConnectionParameters(),
                        timeout: Duration = .seconds(10)) async throws -> Connection {
         let channel = identifier.channel
+        let ended = Disconnection()
         let watcher: ConnectionEventWatcher
         do throws(RDMAError) {
-            watcher = try ConnectionEventWatcher(channel: channel, label: "accept")
+            watcher = try Connection.watch(channel, label: "accept", recording: ended)
         } catch {
             close()
             throw error
@@ -142,7 +143,7 @@ public final class ConnectionRequest: @unchecked Sendable {
             try identifier.accept(parameters)
             let step = "accept from \(peerAddress.map(String.init(describing:)) ?? "peer")"
             _ = try await Connection.expect(.established, from: watcher, until: ContinuousClock.now + timeout, operation: step)
-            return Connection(identifier: identifier, queuePair: queuePair, watcher: watcher,
+            return Connection(identifier: identifier, queuePair: queuePair, watcher: watcher, ended: ended,
                               peerPrivateData: privateData, peerParameters: self.parameters)
         } catch {
             watcher.stop()

@@ -252,7 +252,10 @@ final class VerbsConnectionIdentifier: ConnectionIdentifierOperations, @unchecke
         case .connectResponse where queuePair != nil:
             // The peer's REP: RTR, RTS, then the RTU (librdmacm's ucma_process_conn_resp),
             // with the READ depths the kernel CM negotiated from the REP.
+            // INIT again first, as librdmacm does: only now does the kernel CM know the
+            // negotiated READ depths, and with them the remote access flags.
             do throws(RDMAError) {
+                try moveQueuePair(to: IBV_QPS_INIT, "connect(INIT)")
                 try moveQueuePair(to: IBV_QPS_RTR, "connect(RTR)")
                 try moveQueuePair(to: IBV_QPS_RTS, "connect(RTS)")
                 try establish()
