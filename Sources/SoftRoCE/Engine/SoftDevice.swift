@@ -61,7 +61,7 @@ package final class SoftDevice: @unchecked Sendable {
     @exclusivity(unchecked) var closed = false
 
     /// The IB connection manager's state (QP 1), once a `SoftConnectionManager` was opened.
-    var connectionManagement: ConnectionManagerCore?
+    @exclusivity(unchecked) var connectionManagement: ConnectionManagerCore?
 
     var progressThread: pthread_t?
     var progressStop = false
