@@ -37,6 +37,17 @@ let package = Package(
             dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         .testTarget(name: "RDMATests", dependencies: ["RDMA", "CIBVerbs"]),
+        // rdma_cm example (issue 13): a server and a client that connect by address.
+        .executableTarget(
+            name: "ConnectByAddress",
+            dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/ConnectByAddress"
+        ),
+        // The peers and checks of tools/cm-lab (rping's protocol, connect/disconnect cycles).
+        .executableTarget(
+            name: "rdma-cm-lab",
+            dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
 
         // MARK: wire format (issue 3)
         .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
@@ -49,6 +60,9 @@ let package = Package(
         .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire"]),
         .executableTarget(name: "softroce-bench", dependencies: ["RDMA"]),
         .executableTarget(name: "rdma-interop", dependencies: ["RDMA"]),
+        // The engine's connection manager against kernel rdma_cm peers (rping) in the TAP lab,
+        // directly (SoftRoCE) and through the public API (RDMA).
+        .executableTarget(name: "rdma-cm-interop", dependencies: ["RDMA", "SoftRoCE"]),
 
         // MARK: congestion control and fabric simulation (issue 7)
         .target(name: "Congestion"),

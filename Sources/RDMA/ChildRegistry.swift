@@ -24,6 +24,11 @@ final class ChildRegistry: Sendable {
         }
     }
 
+    /// Forgets `child` (it moved to another parent).
+    func remove(_ child: any ClosableResource) {
+        children.withLock { list in list.removeAll { $0.child == nil || $0.child === child } }
+    }
+
     /// Closes every live child, newest first, and keeps going after a failure so that one
     /// stuck child does not leak the rest; the first failure is rethrown. A child whose
     /// close failed stays registered, so that the parent's retried `close()` retries it.

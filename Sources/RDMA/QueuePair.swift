@@ -30,6 +30,10 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     public let capabilities: QueuePairCapabilities
     /// The 24-bit QP number peers address.
     public let number: UInt32
+    /// The rdma_cm identifier that created this QP and moves it through its states
+    /// (`ConnectionIdentifier.createQueuePair`), nil for a QP connected by hand. Held
+    /// strongly: the QP keeps its identifier (and so its event channel) alive.
+    public internal(set) var connectionIdentifier: ConnectionIdentifier?
 
     /// Creates a queue pair in the RESET state. With `sharedReceiveQueue`, receives come
     /// from the SRQ and `postReceive` on the QP is refused.
@@ -61,6 +65,9 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
         if isClosed { throw RDMAError.closed(operation, "QueuePair") }
         return operations
     }
+
+    /// The backend's queue pair while open, for the connection manager of the same backend.
+    var currentOperations: (any QueuePairOperations)? { isClosed ? nil : operations }
 
     /// The state the device reports now (it moves to ERROR by itself after a failed
     /// request). The corresponding C function is `ibv_query_qp`.

@@ -30,6 +30,8 @@ public struct RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
         case closed
         /// The operation needs something the backend or device does not offer.
         case unsupported
+        /// The peer's connection manager refused the connection (an IB CM REJ).
+        case rejected(ConnectionRejectReason)
     }
 
     /// The C call or API step that failed, e.g. `ibv_create_qp` or `QueuePair.modify(INIT→RTR)`.
@@ -64,6 +66,8 @@ public struct RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
             text = "\(operation): the object is closed"
         case .unsupported:
             text = "\(operation): not supported"
+        case .rejected(let reason):
+            text = "\(operation): rejected by the peer: \(reason)"
         }
         if let hint { text += " — \(hint)" }
         return text
@@ -83,6 +87,8 @@ public struct RDMAError: Error, Equatable, Sendable, CustomStringConvertible {
         ENODEV: "ENODEV", EINVAL: "EINVAL", ENOSPC: "ENOSPC", ENOSYS: "ENOSYS",
         EOPNOTSUPP: "EOPNOTSUPP", ETIMEDOUT: "ETIMEDOUT", ENODATA: "ENODATA", EBADF: "EBADF",
         ENXIO: "ENXIO", EPROTONOSUPPORT: "EPROTONOSUPPORT", ENETUNREACH: "ENETUNREACH",
+        EADDRINUSE: "EADDRINUSE", EADDRNOTAVAIL: "EADDRNOTAVAIL", ECONNREFUSED: "ECONNREFUSED",
+        ECONNRESET: "ECONNRESET", EHOSTUNREACH: "EHOSTUNREACH", ECANCELED: "ECANCELED",
     ]
 }
 
@@ -96,6 +102,16 @@ extension RDMAError {
             return "the kernel has no RDMA support: load rdma_rxe (tools/rxe-setup), use the kernel-rxe lab (tools/rxe-lab), or run with the userspace engine"
         case ENOMEM where operation.contains("reg_mr") || operation.contains("create_cq") || operation.contains("create_qp"):
             return "the locked-memory limit is probably too low: raise it with `ulimit -l unlimited` (or memlock in limits.conf)"
+        case ENODEV where operation.hasPrefix("rdma_create_event_channel") || operation.hasPrefix("rdma_create_id"):
+            return "no rdma_cm in the kernel: load rdma_ucm (`modprobe rdma_ucm`) and check /dev/infiniband/rdma_cm"
+        case ENOENT where operation.hasPrefix("rdma_create_event_channel"):
+            return "no /dev/infiniband/rdma_cm: load rdma_ucm (`modprobe rdma_ucm`), or use the kernel-rxe lab (tools/rxe-lab)"
+        case ENODEV where operation.hasPrefix("rdma_bind_addr") || operation.hasPrefix("rdma_resolve_addr"):
+            return "no RDMA device has that address: give the netdev under the RDMA device the address, or bind to one it has (`rdma link`, `ip addr`)"
+        case EADDRNOTAVAIL where operation.hasPrefix("rdma_bind_addr"):
+            return "no interface has that address"
+        case EADDRINUSE:
+            return "the port is already bound in this port space: pick another or stop the other listener"
         case EPERM, EACCES:
             return "permission denied: run as root or give access to /dev/infiniband/uverbs*"
         case EINVAL where operation.contains("modify_qp"):

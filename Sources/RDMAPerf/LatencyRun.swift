@@ -162,7 +162,7 @@ enum LatencyLoops {
             if now >= nextAlive {
                 nextAlive = now + 1_000_000_000
                 // The server of a READ/atomic run is passive: tell it we are alive.
-                if !parameters.operation.isPingPong, pump.watchControl { try pump.control.send(.alive) }
+                if !parameters.operation.isPingPong, pump.watchControl { try pump.control?.send(.alive) }
                 progress.tick(now: now, "\(parameters.operation) \(size) B: \(samples.count) samples")
             }
         }

@@ -53,7 +53,8 @@ extension String {
 /// IPv4-mapped RoCEv2 entry), `-s` size, `-n` iterations, `-a` sweep 2…2^23, `-D`
 /// duration, `-m` MTU, `-u` QP timeout exponent, `-I` max inline size, `-F` (accepted,
 /// no CPU-frequency check to silence: the clock is CLOCK_MONOTONIC_RAW), `-p` TCP port,
-/// `-R` rdma_cm (not yet), `-t` send-queue depth, `--output=`, `--report_gbits`.
+/// `-R` rdma_cm (perftest's: the exchange and the test QP both through the CM on `-p`),
+/// `-t` send-queue depth, `--output=`, `--report_gbits`.
 public struct CommonOptions: ParsableArguments, Sendable {
     @Argument(help: "The server to connect to (client side). Without it: be the server and wait.")
     public var server: String?
@@ -104,7 +105,7 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Option(name: [.customShort("p"), .customLong("port")], help: "TCP port of the out-of-band exchange.")
     public var port: UInt16 = 18515
 
-    @Flag(name: [.customShort("R"), .customLong("rdma_cm")], help: "Connect with rdma_cm (not available yet).")
+    @Flag(name: [.customShort("R"), .customLong("rdma_cm")], help: "Connect through rdma_cm as perftest's -R does (the exchange and the test QP, both on -p): against perftest -R or ourselves with -R; one size, -n.")
     public var rdmaCM = false
 
     @Flag(name: .customLong("loopback"), help: "Run server and client in this process.")
@@ -158,8 +159,8 @@ public struct CommonOptions: ParsableArguments, Sendable {
     /// Checks every flag both tools share before anything is opened; each refusal names
     /// the flag and its bounds (exit status 2). `maximumIterations` is the tool's `-n` bound.
     public func validate(explicitSize: ByteCount?, maximumIterations: Int, limits: RunLimits = .standard) throws(PerfError) {
-        if rdmaCM {
-            throw .usage("-R (rdma_cm) is not available yet", hint: "the connection-manager API has not landed; use the TCP exchange (drop -R)")
+        if rdmaCM, loopback || all || duration != nil {
+            throw .usage("-R speaks perftest's rdma_cm exchange: one size (-s), -n iterations, no --loopback/-a/-D")
         }
         if all, explicitSize != nil { throw .usage("-a and -s both choose sizes", hint: "give one of them") }
         if let size = explicitSize?.value, size > limits.maximumSize {

@@ -80,10 +80,11 @@ public struct PerftestKey: Equatable, Sendable {
     }
 }
 
-/// The perftest exchange steps on one TCP connection.
+/// The perftest exchange steps on one TCP connection, or with `-R` on the comm queue pair
+/// (`PerftestConnectionManagerLink`).
 public struct PerftestExchange {
     public static let version = "6.10"
-    let control: ControlConnection
+    let control: any PerftestChannel
     let isClient: Bool
     let timeout: Double
 
@@ -130,7 +131,27 @@ public struct PerftestExchange {
         return (versionText, mtu)
     }
 
+    /// True with `-R`: the CM connects the test QP (`connectThroughConnectionManager`).
+    var usesConnectionManager: Bool { control is PerftestConnectionManagerLink }
+
+    /// With `-R`, what perftest's `create_rdma_cm_connection` does before its key
+    /// exchanges: a key exchange as a barrier, the CM connection of the test QP (to RTS),
+    /// and another barrier. Nothing over TCP.
+    func connectThroughConnectionManager(_ pair: QueuePair, mine: PerftestKey) throws(PerfError) {
+        guard let link = control as? PerftestConnectionManagerLink else { return }
+        _ = try keys(mine)
+        try link.connectTestQueuePair(pair)
+        _ = try keys(mine)
+    }
+
     func keys(_ mine: PerftestKey) throws(PerfError) -> PerftestKey {
+        if control.binaryKeys {
+            let bytes = try swap(mine.binary(gidIndex: 0), count: PerftestKey.binarySize, what: "perftest's key")
+            guard let theirs = PerftestKey(binary: bytes) else {
+                throw .peer("perftest's binary key is out of range (\(bytes.prefix(16).map { String($0, radix: 16) }.joined(separator: " ")) …)")
+            }
+            return theirs
+        }
         let bytes = try swap(mine.message, count: PerftestKey.messageSize, what: "perftest's key line")
         guard let theirs = PerftestKey(message: bytes) else {
             throw .peer("cannot parse perftest's key line \"\(String(decoding: bytes.prefix(60), as: UTF8.self))…\"",
@@ -172,7 +193,7 @@ public enum PerftestLatency {
 
     /// Runs one size for `iterations` (perftest counts and has no warm-up: none here
     /// either) and returns our figures. `isClient`: we named the server.
-    public static func run(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
+    public static func run(opened: OpenedDevice, control: any PerftestChannel, admission: ServerLoop.Admission = .init(),
                            isClient: Bool, operation: LatencyOperation = .send,
                            size: Int, iterations: Int,
                            inlineSize: Int?, qpTimeout: UInt8, timeout: Double, runTimeout: Double = 600, spin: Bool = false,
@@ -194,11 +215,14 @@ public enum PerftestLatency {
                                psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
                                virtualAddress: queues.memory.address + UInt64(slot), gid: local.gid)
         let steps = keyExchanges(for: operation)
+        try exchange.connectThroughConnectionManager(queues.queuePairs[0], mine: mine)
         let theirs = try exchange.keys(mine)
         for _ in 1..<steps.beforeConnect { _ = try exchange.keys(mine) }
         let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
                               lid: theirs.lid, mtu: mtu)
-        try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
+        if !exchange.usesConnectionManager {
+            try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
+        }
         let pair = queues.queuePairs[0]
         for step in 0..<steps.afterConnect {
             if operation == .send, step == steps.afterConnect - 1 {
@@ -210,7 +234,7 @@ public enum PerftestLatency {
             }
             _ = try exchange.keys(mine)
         }
-        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control as? ControlConnection)
         pump.watchControl = false
         pump.yieldWhenIdle = !spin
         let remoteMemory = RemoteMemory(address: theirs.virtualAddress, rkey: theirs.rkey, length: UInt32(clamping: size))
@@ -352,7 +376,7 @@ public enum PerftestBandwidth {
     /// close (a key line and the text "done").
     public static let keyExchangesBeforeRun = (beforeConnect: 1, afterConnect: 2)
 
-    public static func runClient(opened: OpenedDevice, control: ControlConnection, parameters: ThroughputParameters,
+    public static func runClient(opened: OpenedDevice, control: any PerftestChannel, parameters: ThroughputParameters,
                                  log: (String) -> Void) throws(PerfError) -> BandwidthStatistics? {
         guard parameters.operation != .send, parameters.sizes.count == 1, parameters.queuePairs == 1, !parameters.bidirectional,
               let iterations = parameters.iterations else {
@@ -371,13 +395,14 @@ public enum PerftestBandwidth {
         let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
                                psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
                                virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
+        try exchange.connectThroughConnectionManager(queues.queuePairs[0], mine: mine)
         let theirs = try exchange.keys(mine)
         let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
                               lid: theirs.lid, mtu: mtu)
-        try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
-                           timeout: parameters.qpTimeout)
+        if !exchange.usesConnectionManager { try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
+                           timeout: parameters.qpTimeout) }
         for _ in 0..<keyExchangesBeforeRun.afterConnect { _ = try exchange.keys(mine) }
-        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control)
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control as? ControlConnection)
         pump.watchControl = false
         pump.yieldWhenIdle = !parameters.spin
         // The loop WRITEs at `slot` into the region it is given (start it `slot` below the
@@ -406,7 +431,7 @@ public enum PerftestBandwidth {
     /// target of its WRITEs or READs. Returns the client's report (perftest measured it), which the server prints.
     /// perftest's client says nothing during the run: the wait for its end is bounded by
     /// `runTimeout`, not by the progress timeout.
-    public static func serve(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
+    public static func serve(opened: OpenedDevice, control: any PerftestChannel, admission: ServerLoop.Admission = .init(),
                              inlineSize: Int?, qpTimeout: UInt8,
                              timeout: Double, runTimeout: Double, log: (String) -> Void) throws(PerfError) -> PerftestBandwidthReport? {
         let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
@@ -422,11 +447,12 @@ public enum PerftestBandwidth {
         let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
                                psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
                                virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
+        try exchange.connectThroughConnectionManager(queues.queuePairs[0], mine: mine)
         let theirs = try exchange.keys(mine)
         let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
                               lid: theirs.lid, mtu: mtu)
-        try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
-                           timeout: qpTimeout)
+        if !exchange.usesConnectionManager { try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
+                           timeout: qpTimeout) }
         for _ in 0..<keyExchangesBeforeRun.afterConnect { _ = try exchange.keys(mine) }
         opened.backgroundProgress(true)
         defer { opened.backgroundProgress(false) }

@@ -26,6 +26,8 @@ public struct PingPongCommand: ParsableCommand {
               # of ib_write_lat, ib_read_lat, ib_atomic_lat); our server also
               # answers their clients (it recognises perftest's exchange)
           rdma-pingpong --loopback --op write -s 4K --verify  # check every byte
+          rdma-pingpong -R -d rxe0 -n 1000 10.0.0.1      # through rdma_cm, against
+              # `ib_send_lat -R` (or `rdma-pingpong -R` as the server)
         """)
 
     @OptionGroup public var common: CommonOptions
@@ -97,6 +99,8 @@ public struct PingPongCommand: ParsableCommand {
             } catch { clientError = error }
             try server.finish(tool: "rdma-pingpong", clientError: clientError, wait: common.progressTimeout + 5)
             try finish(results, sweep: sweep)
+        } else if common.rdmaCM {
+            try runThroughConnectionManager(opened: opened, parameters: parameters, printer: printer)
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
             let result = try PerftestLatency.run(opened: opened, control: control, isClient: true, operation: operation, size: parameters.sizes[0],
@@ -116,6 +120,30 @@ public struct PingPongCommand: ParsableCommand {
             try serve(opened: opened, listener: listener, parameters: parameters, printer: printer)
         }
         if stopRequested() { throw PerfError("interrupted (the figures above are what was measured)", exitCode: 130) }
+    }
+
+    /// `-R`: perftest's rdma_cm exchange, either role (against `ib_*_lat -R` or ourselves).
+    func runThroughConnectionManager(opened: OpenedDevice, parameters: LatencyParameters, printer: LatencyPrinter) throws(PerfError) {
+        let log: (String) -> Void = { printError("rdma-pingpong: \($0)") }
+        let link: PerftestConnectionManagerLink
+        if let host = common.server {
+            link = try PerftestConnectionManagerLink.connect(opened: opened, host: host, port: common.port, timeout: common.connectTimeout)
+        } else {
+            log("waiting for a client on rdma_cm port \(common.port) (at most \(common.connectTimeout) s)")
+            link = try PerftestConnectionManagerLink.accept(opened: opened, port: common.port, bind: common.bindAddress,
+                                                            timeout: common.progressTimeout, waitForClient: common.connectTimeout)
+        }
+        defer { link.close() }
+        let result = try PerftestLatency.run(opened: opened, control: link, isClient: common.server != nil, operation: operation,
+                                             size: parameters.sizes[0], iterations: parameters.iterations ?? 1000,
+                                             inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
+                                             timeout: common.progressTimeout, spin: common.spin, log: log)
+        if let result {
+            printer.print(result, path: opened.path + ", rdma_cm")
+            try finish([result], sweep: false)
+        } else {
+            log("answered \(PerftestLatency.tool(for: operation)) -R's client, \(parameters.sizes[0]) B (its figures are on its side)")
+        }
     }
 
     /// The server role: clients one after another until one run (ours or perftest's) ends.

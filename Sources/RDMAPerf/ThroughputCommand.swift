@@ -106,6 +106,8 @@ public struct ThroughputCommand: ParsableCommand {
                 results = try ThroughputSession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0) }
             } catch { clientError = error }
             try server.finish(tool: "rdma-throughput", clientError: clientError, wait: common.progressTimeout + 5)
+        } else if common.rdmaCM {
+            results = try runThroughConnectionManager(opened: opened, parameters: parameters, printer: printer)
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
             let result = try PerftestBandwidth.runClient(opened: opened, control: control, parameters: parameters,
@@ -129,6 +131,30 @@ public struct ThroughputCommand: ParsableCommand {
 }
 
 extension ThroughputCommand {
+    /// `-R`: perftest's rdma_cm exchange (`ib_write_bw -R`, `ib_read_bw -R`), either role.
+    func runThroughConnectionManager(opened: OpenedDevice, parameters: ThroughputParameters,
+                                     printer: BandwidthPrinter) throws(PerfError) -> [BandwidthStatistics] {
+        guard operation != .send, queuePairs == 1, !bidirectional else {
+            throw .usage("-R speaks ib_write_bw's and ib_read_bw's rdma_cm exchange: --op write or read, -q 1, no -b")
+        }
+        let log: (String) -> Void = { printError("rdma-throughput: \($0)") }
+        if let host = common.server {
+            let link = try PerftestConnectionManagerLink.connect(opened: opened, host: host, port: common.port, timeout: common.connectTimeout)
+            defer { link.close() }
+            let result = try PerftestBandwidth.runClient(opened: opened, control: link, parameters: parameters, log: log)
+            if let result { printer.print(result) }
+            return result.map { [$0] } ?? []
+        }
+        log("waiting for a client on rdma_cm port \(common.port) (at most \(common.connectTimeout) s)")
+        let link = try PerftestConnectionManagerLink.accept(opened: opened, port: common.port, bind: common.bindAddress,
+                                                            timeout: common.progressTimeout, waitForClient: common.connectTimeout)
+        defer { link.close() }
+        let report = try PerftestBandwidth.serve(opened: opened, control: link, inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
+                                                 timeout: common.progressTimeout, runTimeout: max(common.progressTimeout, 600), log: log)
+        if let report, report.size > 0 { log("client's report: \(report.size) B × \(report.iterations), average \(report.averageMiBps) MiB/s") }
+        return []
+    }
+
     /// The server role: clients one after another until one run (ours or perftest's) ends.
     /// Returns how many clients were refused before it.
     @discardableResult

@@ -197,7 +197,7 @@ enum ThroughputLoop {
                 pump.progressed(at: now)
                 if now >= nextAlive {
                     nextAlive = now + 1_000_000_000
-                    if sending, pump.watchControl { try pump.control.send(.alive) }
+                    if sending, pump.watchControl { try pump.control?.send(.alive) }
                     progress.tick(now: now, "\(parameters.operation) \(size) B: \(completed) sent, \(received) received")
                 }
             } else if let message = pump.controlMessage {
@@ -232,7 +232,7 @@ enum ThroughputLoop {
             if !announced, completed == total {
                 announced = true
                 if pump.watchControl {   // a perftest peer's exchange is silent during the run
-                    try pump.control.send(.done(count: completed, latency: nil))
+                    try pump.control?.send(.done(count: completed, latency: nil))
                 }
             }
             if announced, peerDone, !receiving || received >= (peerCount ?? 0) { break }

@@ -23,7 +23,8 @@ final class CompletionPump {
     let queue: CompletionQueue
     let completions: UnsafeMutableBufferPointer<WorkCompletion>
     let progressTimeout: UInt64
-    let control: ControlConnection
+    /// The exchange connection to watch; nil with perftest's `-R` (its comm QP is silent).
+    let control: ControlConnection?
     var spins = 0
     /// Past this instant without `progressed`, the peer is declared gone.
     var deadline: UInt64 = .max
@@ -43,7 +44,7 @@ final class CompletionPump {
     /// A message the peer sent while we were busy (e.g. `done`).
     var controlMessage: ControlMessage?
 
-    init(queue: CompletionQueue, progressTimeout: Double, control: ControlConnection) {
+    init(queue: CompletionQueue, progressTimeout: Double, control: ControlConnection?) {
         self.queue = queue
         completions = .allocate(capacity: 32)
         completions.initialize(repeating: WorkCompletion())
@@ -81,7 +82,7 @@ final class CompletionPump {
                 } else if now > deadline {
                     throw stalled(activity)
                 }
-                if watchControl, controlMessage == nil {
+                if watchControl, controlMessage == nil, let control {
                     // `alive` only keeps a passive wait bounded: skip any number of them here.
                     while let message = try control.poll() {
                         if message != .alive { controlMessage = message; break }

@@ -40,6 +40,15 @@ public struct SoftCounters: Sendable, Equatable {
     public var receiveErrors: UInt64 = 0            // soft_recv_err: a receive call failed
     public var captureDropped: UInt64 = 0           // soft_pcap_dropped: not written, the capture was full
     public var acknowledgementsFlushedByTimer: UInt64 = 0 // soft_ack_timer_flush: deferred ACKs the flusher had to send
+    // The connection manager (QP 1):
+    public var managementReceived: UInt64 = 0       // soft_cm_mads_rcvd: CM MADs accepted for processing
+    public var managementSent: UInt64 = 0           // soft_cm_mads_sent (retransmissions included)
+    public var managementMalformed: UInt64 = 0      // soft_cm_bad_mad: dropped, not a valid CM MAD (or bad cma_hdr)
+    public var managementBadQueueKey: UInt64 = 0    // soft_cm_bad_qkey: dropped, DETH Q_Key is not the GSI Q_Key
+    public var managementUnmatched: UInt64 = 0      // soft_cm_unmatched: dropped, no connection for its communication IDs / state
+    public var managementDuplicates: UInt64 = 0     // soft_cm_duplicate: a REQ/REP/DREQ seen again (answered or dropped)
+    public var managementRetransmits: UInt64 = 0    // soft_cm_retransmit: a REQ/REP/DREQ sent again after its timeout
+    public var managementTimeouts: UInt64 = 0       // soft_cm_timeout: a handshake or disconnect that ran out of retries
 
     public init() {}
 
@@ -60,6 +69,10 @@ public struct SoftCounters: Sendable, Equatable {
          ("soft_bad_src_addr", unexpectedSource), ("soft_stale_response", staleResponses),
          ("soft_read_replay_refused", refusedReadReplays), ("soft_send_eagain", sendWouldBlock),
          ("soft_send_enobufs", sendNoBuffers), ("soft_send_econnrefused", sendRefused),
-         ("soft_send_err", sendFailed), ("soft_recv_err", receiveErrors), ("soft_pcap_dropped", captureDropped), ("soft_ack_timer_flush", acknowledgementsFlushedByTimer)]
+         ("soft_send_err", sendFailed), ("soft_recv_err", receiveErrors), ("soft_pcap_dropped", captureDropped), ("soft_ack_timer_flush", acknowledgementsFlushedByTimer),
+         ("soft_cm_mads_rcvd", managementReceived), ("soft_cm_mads_sent", managementSent), ("soft_cm_bad_mad", managementMalformed),
+         ("soft_cm_bad_qkey", managementBadQueueKey), ("soft_cm_unmatched", managementUnmatched),
+         ("soft_cm_duplicate", managementDuplicates), ("soft_cm_retransmit", managementRetransmits),
+         ("soft_cm_timeout", managementTimeouts)]
     }
 }

@@ -52,19 +52,7 @@ final class EnginePair {
         case .udp:
             network = nil
             clock = nil
-            // A takes a free port; B binds the same port on 127.0.0.2.
-            var attempt = 0
-            while true {
-                let a = try SoftDevice(configuration: SoftDeviceConfiguration(address: "127.0.0.1", port: 0, faults: faults))
-                if let b = try? SoftDevice(configuration: SoftDeviceConfiguration(address: "127.0.0.2", port: a.port, faults: faultsB)) {
-                    deviceA = a
-                    deviceB = b
-                    break
-                }
-                a.close()
-                attempt += 1
-                try #require(attempt < 10, "no common free UDP port on 127.0.0.1 and 127.0.0.2")
-            }
+            (deviceA, deviceB) = try loopbackDevices(faultsA: faults, faultsB: faultsB)
         }
         domainA = deviceA.allocateProtectionDomain()
         domainB = deviceB.allocateProtectionDomain()
@@ -280,6 +268,16 @@ final class ScriptedPeer {
         clock.advance(nanoseconds: nanoseconds)
         device.progress()
     }
+}
+
+/// Two UDP soft devices, on 127.0.0.1 (a free port) and 127.0.0.2 (the same port).
+func loopbackDevices(faultsA: SoftFaultInjection = .none, faultsB: SoftFaultInjection = .none) throws -> (SoftDevice, SoftDevice) {
+    for _ in 0..<10 {
+        let a = try SoftDevice(configuration: SoftDeviceConfiguration(address: "127.0.0.1", port: 0, faults: faultsA))
+        if let b = try? SoftDevice(configuration: SoftDeviceConfiguration(address: "127.0.0.2", port: a.port, faults: faultsB)) { return (a, b) }
+        a.close()
+    }
+    throw SoftRoCEError("test setup", errno: EADDRINUSE, "no common free UDP port on 127.0.0.1 and 127.0.0.2")
 }
 
 func connect(_ device: SoftDevice, _ qp: SoftQueuePair, to address: SoftAddress, qpn: UInt32, sendPSN: UInt32,

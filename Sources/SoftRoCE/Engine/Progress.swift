@@ -21,6 +21,7 @@ extension SoftDevice {
         let now = clock.now()
         wire.service(now: now)
         receiveBatch(now: now)
+        if let management = connectionManagement, management.nextDeadline <= now { serviceConnectionTimers(management, now: now) }
         // Only QPs with sends outstanding are visited. The round starts at a different one
         // each time, so when the device's in-flight budget (`Requester.swift`) runs short, no
         // QP is always last in line.
@@ -72,6 +73,7 @@ extension SoftDevice {
                 if time != 0 && time < earliest ?? .max { earliest = time }
             }
             if acknowledgementsDeferredSince != 0 { consider(acknowledgementsDeferredSince + Self.acknowledgementDelayBound) }
+            if let management = connectionManagement, management.nextDeadline != .max { consider(management.nextDeadline) }
             for qp in activeQueuePairs where qp.isSending {
                 consider(qp.completer.timerDeadline)
                 consider(qp.requester.rnrUntil)

@@ -27,6 +27,10 @@ extension SoftDevice {
             do { try ICRC.verify(transportPacket: bytes, encapsulation: flow) } catch { counters.icrcErrors += 1; return }
         }
         let headers = packet.headers
+        if headers.bth.destinationQP == .generalServices {
+            receiveGeneralServices(headers, packet.payload(in: bytes), from: source.address, now: now)
+            return
+        }
         guard let qp = queuePairs[headers.bth.destinationQP.rawValue] else { counters.unknownQueuePair += 1; return }
         guard headers.bth.partitionKey == BaseTransportHeader.defaultPartitionKey else { counters.badPartitionKey += 1; return }
         let payload = packet.payload(in: bytes)

@@ -68,6 +68,9 @@ package final class SoftDevice: @unchecked Sendable {
     var nextQueuePairNumber: UInt32 = 0x11
     @exclusivity(unchecked) var closed = false
 
+    /// The IB connection manager's state (QP 1), once a `SoftConnectionManager` was opened.
+    @exclusivity(unchecked) var connectionManagement: ConnectionManagerCore?
+
     var progressThread: pthread_t?
     var progressStop = false
 
@@ -184,6 +187,7 @@ package final class SoftDevice: @unchecked Sendable {
         locked {
             guard !closed else { return }
             closed = true
+            connectionManagement?.close()
             wire.close()
             queuePairs.removeAll()
             queuePairList.removeAll()
@@ -296,28 +300,31 @@ package final class SoftDevice: @unchecked Sendable {
 
     /// Applies a (validated) modification.
     package func modify(_ qp: SoftQueuePair, _ attributes: SoftQueuePairAttributes) throws(SoftRoCEError) {
-        try locked { () throws(SoftRoCEError) in
-            if let mtu = attributes.pathMTU {
-                guard [256, 512, 1024, 2048, 4096].contains(mtu) else { throw SoftRoCEError("modify QP", errno: EINVAL, "path MTU \(mtu)") }
-                qp.mtu = mtu
-            }
-            if let access = attributes.access { qp.access = access }
-            if let qkey = attributes.qkey { qp.qkey = qkey }
-            if let destination = attributes.destination { qp.peer = WireEndpoint(destination, port: peerPort) }
-            if let number = attributes.destinationQueuePairNumber {
-                qp.destinationQueuePair = QueuePairNumber(exactly: number & QueuePairNumber.mask)!
-            }
-            if let psn = attributes.receivePSN { qp.responder.expectedPSN = PacketSequenceNumber(truncating: psn) }
-            if let timer = attributes.minRNRTimer { qp.minRNRTimer = timer }
-            if let psn = attributes.sendPSN { startSending(qp, at: PacketSequenceNumber(truncating: psn)) }
-            if let timeout = attributes.timeout { qp.timeoutCode = timeout }
-            if let retry = attributes.retryCount { qp.retryCount = retry; qp.completer.retriesLeft = Int(retry) }
-            if let rnr = attributes.rnrRetry { qp.rnrRetry = rnr; qp.completer.rnrRetriesLeft = Int(rnr) }
-            switch attributes.state {
-            case .reset: reset(qp)
-            case .error: if qp.state != .error { enterError(qp) }
-            default: qp.state = attributes.state
-            }
+        try locked { () throws(SoftRoCEError) in try modifyLocked(qp, attributes) }
+    }
+
+    /// `modify` for callers already under the lock (the connection manager).
+    func modifyLocked(_ qp: SoftQueuePair, _ attributes: SoftQueuePairAttributes) throws(SoftRoCEError) {
+        if let mtu = attributes.pathMTU {
+            guard [256, 512, 1024, 2048, 4096].contains(mtu) else { throw SoftRoCEError("modify QP", errno: EINVAL, "path MTU \(mtu)") }
+            qp.mtu = mtu
+        }
+        if let access = attributes.access { qp.access = access }
+        if let qkey = attributes.qkey { qp.qkey = qkey }
+        if let destination = attributes.destination { qp.peer = WireEndpoint(destination, port: peerPort) }
+        if let number = attributes.destinationQueuePairNumber {
+            qp.destinationQueuePair = QueuePairNumber(exactly: number & QueuePairNumber.mask)!
+        }
+        if let psn = attributes.receivePSN { qp.responder.expectedPSN = PacketSequenceNumber(truncating: psn) }
+        if let timer = attributes.minRNRTimer { qp.minRNRTimer = timer }
+        if let psn = attributes.sendPSN { startSending(qp, at: PacketSequenceNumber(truncating: psn)) }
+        if let timeout = attributes.timeout { qp.timeoutCode = timeout }
+        if let retry = attributes.retryCount { qp.retryCount = retry; qp.completer.retriesLeft = Int(retry) }
+        if let rnr = attributes.rnrRetry { qp.rnrRetry = rnr; qp.completer.rnrRetriesLeft = Int(rnr) }
+        switch attributes.state {
+        case .reset: reset(qp)
+        case .error: if qp.state != .error { enterError(qp) }
+        default: qp.state = attributes.state
         }
     }
 

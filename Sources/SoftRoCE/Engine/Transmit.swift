@@ -10,6 +10,13 @@ extension SoftDevice {
     /// false when the wire refused it (counted by kind).
     @discardableResult
     func emit(_ headers: TransportHeaders, payloadLength: Int, from qp: SoftQueuePair, to destination: WireEndpoint) -> Bool {
+        emit(headers, payloadLength: payloadLength, fromPort: qp.udpSourcePort, to: destination)
+    }
+
+    /// `emit` for a sender that is not a `SoftQueuePair` (the CM's QP 1): `udpSourcePort` is
+    /// used where the wire can choose the port.
+    @discardableResult
+    func emit(_ headers: TransportHeaders, payloadLength: Int, fromPort udpSourcePort: UInt16, to destination: WireEndpoint) -> Bool {
         let buffer = UnsafeMutableRawBufferPointer(start: sendBuffer, count: Self.maxPacket)
         let payload = UnsafeRawBufferPointer(start: sendBuffer + headers.byteCount, count: payloadLength)
         guard let total = try? RoCEPacket.serialize(headers: headers, payload: payload, into: buffer) else {
@@ -17,7 +24,7 @@ extension SoftDevice {
             return false
         }
         let packet = UnsafeMutableRawBufferPointer(start: sendBuffer, count: total)
-        let sourcePort = wire.choosesSourcePort ? qp.udpSourcePort : wire.local.port
+        let sourcePort = wire.choosesSourcePort ? udpSourcePort : wire.local.port
         let flow = Self.encapsulation(from: WireEndpoint(wire.local.address, port: sourcePort), to: destination)
         guard (try? ICRC.seal(transportPacket: packet, encapsulation: flow)) != nil else {
             counters.sendFailed += 1

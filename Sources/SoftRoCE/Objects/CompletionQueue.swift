@@ -12,18 +12,22 @@ package final class SoftCompletionChannel: @unchecked Sendable {
     var pending: ContiguousArray<SoftCompletionQueue> = []
     private var closed = false
 
-    /// `pipe(2)`, both ends non-blocking and close-on-exec.
     init() throws(SoftRoCEError) {
+        (fileDescriptor, writeDescriptor) = try Self.makePipe(for: "the completion channel")
+        pending.reserveCapacity(64)
+    }
+
+    /// `pipe(2)`, both ends non-blocking and close-on-exec: (read end, write end). The
+    /// engine's pollable descriptors (completion channels, the CM's events) are such pipes.
+    static func makePipe(for owner: String) throws(SoftRoCEError) -> (Int32, Int32) {
         var descriptors: (Int32, Int32) = (-1, -1)
         let result = withUnsafeMutableBytes(of: &descriptors) { pipe($0.baseAddress!.assumingMemoryBound(to: Int32.self)) }
-        guard result == 0 else { throw SoftRoCEError("pipe", errno: errno, "cannot create the completion channel's descriptor") }
+        guard result == 0 else { throw SoftRoCEError("pipe", errno: errno, "cannot create \(owner)'s descriptor") }
         for descriptor in [descriptors.0, descriptors.1] {
             _ = fcntl(descriptor, F_SETFL, fcntl(descriptor, F_GETFL) | O_NONBLOCK)
             _ = fcntl(descriptor, F_SETFD, FD_CLOEXEC)
         }
-        fileDescriptor = descriptors.0
-        writeDescriptor = descriptors.1
-        pending.reserveCapacity(64)
+        return descriptors
     }
 
     func signal(_ queue: SoftCompletionQueue) {
