@@ -31,7 +31,7 @@ let package = Package(
             pkgConfig: "libibverbs",
             providers: [.apt(["libibverbs-dev", "librdmacm-dev"])]
         ),
-        .target(name: "RDMA", dependencies: ["CIBVerbs", "SoftRoCE"]),
+        .target(name: "RDMA", dependencies: ["CIBVerbs", "SoftRoCE", "Congestion"]),
         .executableTarget(
             name: "rdma-devices",
             dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -44,8 +44,8 @@ let package = Package(
         .testTarget(name: "RoCEWireTests", dependencies: ["RoCEWire"], resources: [.copy("Vectors")]),
 
         // MARK: soft RoCE engine (issue 5)
-        .target(name: "SoftRoCE", dependencies: ["RoCEWire"]),
-        .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire"]),
+        .target(name: "SoftRoCE", dependencies: ["RoCEWire", "Congestion"]),
+        .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire", "Congestion", "FabricSim"]),
         .executableTarget(name: "softroce-bench", dependencies: ["RDMA"]),
         .executableTarget(name: "rdma-interop", dependencies: ["RDMA"]),
 

@@ -34,6 +34,7 @@ extension SoftDevice {
         let queue = qp.sendQueue
         var budget = 64
         while qp.requester.cursor < queue.tail && budget > 0 && packetsInFlight(qp) < Self.window {
+            if qp.pacer != nil && !qp.pacer!.allows(now) { return }
             budget -= 1
             let index = qp.requester.cursor
             let entry = queue.entry(index)
@@ -61,7 +62,10 @@ extension SoftDevice {
             }
             if qp.requester.highestPSN.isBefore(qp.requester.nextPSN) { qp.requester.highestPSN = qp.requester.nextPSN }
             if qp.completer.timerDeadline == 0 { armRetransmitTimer(qp, now: now) }
-            emit(headers, payloadLength: payloadLength, from: qp, to: peer)
+            if emit(headers, payloadLength: payloadLength, from: qp, to: peer), qp.pacer != nil {
+                let bytes = RoCEPacket.serializedByteCount(headers: headers, payloadLength: payloadLength) + RatePacer.linkOverhead(peer.address)
+                qp.pacer!.sent(bytes: bytes, at: now)
+            }
         }
     }
 

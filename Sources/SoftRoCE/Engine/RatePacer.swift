@@ -1,0 +1,95 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Congestion
+import RoCEWire
+
+/// The reaction point of one queue pair (mlx5's "RP"): `Congestion.ReactionPoint` decides the
+/// rate, this paces the requester's packets at it. The rule is FabricSim's host pacing (one
+/// algorithm, two drivers): after a packet of `b` bytes leaves, the next may leave
+/// `b · 8 / R_C` seconds later, R_C read after the packet's bytes were counted. Unlike the
+/// simulator, a real engine runs its rounds late; up to `maximumLag` of sending time a late
+/// round missed is made up at once (a token bucket's depth), so a busy machine does not
+/// slow a flow below its rate.
+struct RatePacer {
+    var reactionPoint: ReactionPoint
+    /// The earliest engine time the next packet may leave (0: at once).
+    var nextSend: UInt64 = 0
+
+    /// How much missed sending time a late round may catch up.
+    static let maximumLag: UInt64 = 50_000
+
+    /// Bytes a packet occupies on an Ethernet link beyond the RoCEv2 datagram (BTH to ICRC):
+    /// Ethernet 14, IP 20 or 40, UDP 8 — what a tbf or a switch port counts.
+    static func linkOverhead(_ address: SoftAddress) -> Int {
+        if case .ipv6 = address { return 14 + 40 + 8 }
+        return 14 + 20 + 8
+    }
+
+    init(parameters: DCQCNParameters, lineRateBitsPerSecond: Double) {
+        reactionPoint = ReactionPoint(parameters: parameters, lineRateBitsPerSecond: lineRateBitsPerSecond)
+    }
+
+    @inline(__always) func allows(_ now: UInt64) -> Bool { now >= nextSend }
+
+    /// Counts a packet of `bytes` sent at `now` (the byte counter may raise the rate) and
+    /// schedules the next one.
+    mutating func sent(bytes: Int, at now: UInt64) {
+        reactionPoint.recordBytesSent(bytes, at: Nanoseconds(Int64(bitPattern: now)))
+        let gap = UInt64((Double(bytes) * 8e9 / reactionPoint.currentRateBitsPerSecond).rounded())
+        let start = nextSend == 0 ? now : max(nextSend, now > Self.maximumLag ? now - Self.maximumLag : 0)
+        nextSend = start + gap
+    }
+
+    mutating func receiveCNP(at now: UInt64) {
+        reactionPoint.receiveCNP(at: Nanoseconds(Int64(bitPattern: now)))
+    }
+
+    /// Where the rate stands at `now` (timer expiries up to `now` applied).
+    mutating func rate(queuePairNumber: UInt32, at now: UInt64) -> SoftQueuePairRate {
+        let time = Nanoseconds(Int64(bitPattern: now))
+        reactionPoint.advanceTimers(to: time)
+        return SoftQueuePairRate(queuePairNumber: queuePairNumber, currentRateBitsPerSecond: reactionPoint.currentRateBitsPerSecond,
+                                 targetRateBitsPerSecond: reactionPoint.targetRateBitsPerSecond, alpha: reactionPoint.alpha(at: time),
+                                 cnpsHandled: reactionPoint.counters.cnpsHandled)
+    }
+}
+
+// The reaction point role: CNPs arriving for a queue pair cut its rate; `transmit` asks the
+// pacer before each packet and tells it after.
+
+extension SoftDevice {
+    /// A CNP (BTH opcode 0x81) that passed the ICRC and addressed `qp`: from its connected
+    /// peer, with BECN, to an RC QP that is sending and paced — else counted as ignored.
+    func handleCongestionNotification(_ qp: SoftQueuePair, _ headers: TransportHeaders, from source: WireEndpoint, now: UInt64) {
+        guard qp.type == .reliableConnected, let peer = qp.peer, peer.address == source.address else { counters.unexpectedSource += 1; return }
+        guard headers.bth.backwardCongestion, qp.isSending, qp.pacer != nil else { counters.cnpsIgnored += 1; return }
+        qp.pacer!.receiveCNP(at: now)
+        counters.cnpsHandled += 1
+    }
+
+    /// Gives `qp` a reaction point with `parameters` (nil: none, unpaced), replacing any it had.
+    /// The corresponding mlx5 knobs are the `rp_*` entries of debugfs `cc_params`.
+    package func setReactionPoint(_ qp: SoftQueuePair, parameters: DCQCNParameters?) throws(SoftRoCEError) {
+        if let problem = parameters?.problems.first {
+            throw SoftRoCEError("set reaction point", errno: EINVAL, "DCQCN parameter \(problem.field) \(problem.problem)")
+        }
+        guard qp.type == .reliableConnected || parameters == nil else {
+            throw SoftRoCEError("set reaction point", errno: EINVAL, "only RC queue pairs are paced")
+        }
+        locked {
+            qp.pacer = parameters.map { RatePacer(parameters: $0, lineRateBitsPerSecond: configuration.congestion.lineRateBitsPerSecond) }
+        }
+    }
+
+    /// The reaction point of every paced queue pair at `now`.
+    func queuePairRates(at now: UInt64) -> [SoftQueuePairRate] {
+        var rates: [SoftQueuePairRate] = []
+        for qp in queuePairList where qp.pacer != nil {
+            rates.append(qp.pacer!.rate(queuePairNumber: qp.number, at: now))
+        }
+        return rates
+    }
+}
