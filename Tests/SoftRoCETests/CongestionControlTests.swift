@@ -170,3 +170,76 @@ struct CongestionControlTests {
         #expect(throws: SoftRoCEError.self) { try peer.device.setReactionPoint(peer.qp, parameters: broken) }
     }
 }
+
+/// Our CNP read by a dissector we did not write: Wireshark's InfiniBand dissector (tshark) must
+/// decode it as a RoCEv2 CNP — opcode 0x81, P_Key 0xFFFF, the peer's QP, PSN 0 — in an IP
+/// header with DSCP 48 and ECT(0).
+@Suite("SoftRoCE CNP capture",
+       .enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/tshark"), "tshark is not installed (apt-get install tshark)"))
+struct CongestionNotificationCaptureTests {
+    @Test func tsharkAndScapyDecodeOurCNP() throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("softroce-cnp-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).pcap").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let network = InMemoryNetwork()
+        let clock = ManualClock()
+        let engine = WireEndpoint(.ipv4(0x7F00_0001), port: 4791), peer = WireEndpoint(.ipv4(0x7F00_0002), port: 4791)
+        let capture = try CapturingWire(wrapping: network.attach(engine), capture: PacketCapture(path: path))
+        let device = SoftDevice(wire: capture, configuration: SoftDeviceConfiguration(congestion: CongestionControlTests.notifying), clock: .manual(clock))
+        let memory = UnsafeMutableRawBufferPointer.allocate(byteCount: 4096, alignment: 64)
+        defer { memory.deallocate() }
+        let region = try device.registerMemory(domain: device.allocateProtectionDomain(), bytes: memory, access: [.localWrite, .remoteWrite])
+        let cq = device.createCompletionQueue(capacity: 16, channel: nil)
+        let qp = try device.createQueuePair(domain: region.domain, type: .reliableConnected, sendQueue: cq, receiveQueue: cq, sharedReceiveQueue: nil,
+                                            signalAll: true, sendCapacity: 4, receiveCapacity: 4, maxScatterGather: 1, maxInline: 0)
+        try connect(device, qp, to: peer.address, qpn: 0x99, sendPSN: 0, receivePSN: 0x20, mtu: 1024, timeout: 14, retry: 7, rnr: 7)
+        var headers = TransportHeaders(BaseTransportHeader(opcode: .rcRDMAWriteOnly, destinationQP: qp.queuePairNumber, ackRequest: true, psn: 0x20))
+        headers.rdma = RETH(virtualAddress: UInt64(UInt(bitPattern: memory.baseAddress!)), remoteKey: region.rkey, dmaLength: 8)
+        var bytes = [UInt8](repeating: 0, count: RoCEPacket.serializedByteCount(headers: headers, payloadLength: 8))
+        bytes.withUnsafeMutableBytes { buffer in
+            let length = [UInt8](repeating: 1, count: 8).withUnsafeBytes { try! RoCEPacket.serialize(headers: headers, payload: $0, into: buffer) }
+            try! ICRC.seal(transportPacket: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]), encapsulation: SoftDevice.encapsulation(from: peer, to: engine))
+        }
+        network.inject(bytes, from: peer, to: engine, trafficClass: CongestionControlTests.marked)
+        device.progress()
+        device.close()
+        #expect(device.snapshotCounters().cnpsSent == 1)
+
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
+        process.arguments = ["-r", path, "-Y", "infiniband.bth.opcode == 129", "-T", "fields", "-E", "separator=,",
+                             "-e", "ip.dsfield.dscp", "-e", "ip.dsfield.ecn", "-e", "infiniband.bth.opcode", "-e", "infiniband.bth.p_key",
+                             "-e", "infiniband.bth.destqp", "-e", "infiniband.bth.psn", "-e", "infiniband.invariant.crc", "-e", "_ws.col.Info"]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        let lines = text.split(separator: "\n")
+        try #require(lines.count == 1, "tshark found \(lines.count) CNPs in the capture: \(text)")
+        let fields = lines[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+        try #require(fields.count >= 8, "\(text)")
+        #expect(fields[0] == "48")
+        #expect(fields[1] == "2")
+        #expect(fields[2] == "129")
+        #expect(fields[3] == "65535")
+        #expect(fields[4] == "0x00000099" || fields[4] == "0x000099" || fields[4] == "153", "\(fields[4])")
+        #expect(fields[5] == "0")
+        // Wireshark 4.0 names only InfiniBand's CNP (0x80) so; RoCEv2's 0x81 (IBTA Annex A17,
+        // what mlx5 sends) it shows as "Unknown OpCode" with every BTH field decoded as above.
+        #expect(fields[7].contains("CNP") || fields[7].contains("Unknown OpCode"), "\(text)")
+
+        // scapy's RoCE layer (not ours) decodes it as a CNP and recomputes its ICRC.
+        let checker = Process()
+        checker.executableURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("tools/check-capture-icrc")
+        checker.arguments = [path]
+        let verdict = Pipe()
+        checker.standardOutput = verdict
+        try checker.run()
+        let report = String(decoding: verdict.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        checker.waitUntilExit()
+        #expect(checker.terminationStatus == 0, "\(report)")
+        #expect(report.contains("1 CNPs (opcode 0x81, BECN, 16 reserved bytes) decoded by scapy"), "\(report)")
+    }
+}
