@@ -48,6 +48,11 @@ let package = Package(
         .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire", "Congestion", "FabricSim"]),
         .executableTarget(name: "softroce-bench", dependencies: ["RDMA"]),
         .executableTarget(name: "rdma-interop", dependencies: ["RDMA"]),
+        // The congestion lab's flows (tools/congestion-lab, issue 17).
+        .executableTarget(
+            name: "softroce-flows",
+            dependencies: ["RDMA", "Congestion", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
 
         // MARK: congestion control and fabric simulation (issue 7)
         .target(name: "Congestion"),

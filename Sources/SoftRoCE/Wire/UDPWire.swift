@@ -168,9 +168,11 @@ package final class UDPWire: Wire {
         var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: datagram.baseAddress), iov_len: datagram.count)
         let result = address.withSockaddr { name, length in
             withUnsafeMutableBytes(of: &control) { controlBytes in
-                var message = msghdr(msg_name: UnsafeMutableRawPointer(mutating: name), msg_namelen: length, msg_iov: &vector, msg_iovlen: 1,
-                                     msg_control: controlBytes.baseAddress, msg_controllen: controlBytes.count, msg_flags: 0)
-                return sendmsg(descriptor, &message, 0)
+                withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                    var message = msghdr(msg_name: UnsafeMutableRawPointer(mutating: name), msg_namelen: length, msg_iov: vectorPointer, msg_iovlen: 1,
+                                         msg_control: controlBytes.baseAddress, msg_controllen: controlBytes.count, msg_flags: 0)
+                    return sendmsg(descriptor, &message, 0)
+                }
             }
         }
         return SocketCall.sendResult(result)
@@ -189,10 +191,12 @@ package final class UDPWire: Wire {
             var vector = iovec(iov_base: target.baseAddress, iov_len: target.count)
             let (length, controlLength) = from.withMutableSockaddr { name, nameLength in
                 withUnsafeMutableBytes(of: &control) { controlBytes -> (Int, Int) in
-                    var message = msghdr(msg_name: UnsafeMutableRawPointer(name), msg_namelen: nameLength.pointee, msg_iov: &vector, msg_iovlen: 1,
-                                         msg_control: controlBytes.baseAddress, msg_controllen: controlBytes.count, msg_flags: 0)
-                    let length = recvmsg(descriptor, &message, 0)
-                    return (length, message.msg_controllen)
+                    withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                        var message = msghdr(msg_name: UnsafeMutableRawPointer(name), msg_namelen: nameLength.pointee, msg_iov: vectorPointer, msg_iovlen: 1,
+                                             msg_control: controlBytes.baseAddress, msg_controllen: controlBytes.count, msg_flags: 0)
+                        let length = recvmsg(descriptor, &message, 0)
+                        return (length, message.msg_controllen)
+                    }
                 }
             }
             guard length >= 0 else {
