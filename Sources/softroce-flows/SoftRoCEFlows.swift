@@ -29,6 +29,10 @@ struct FlowOptions: ParsableArguments {
     var dcqcn: String = "off"
     @Option(help: "The senders' line rate in Mb/s: a paced flow's rate before its first CNP and its ceiling.")
     var lineRateMbps: Double = 100
+    @Option(help: "Slows the preset down for a slower link: its timers (K, T, N) times this, its rate steps (R_AI, R_HAI, R_min) divided by it.")
+    var timeScale: Double = 1
+    @Option(help: "Path MTU in bytes (256, 512, 1024, 2048, 4096).")
+    var mtu: Int = 1024
     @Option(help: "Seconds to wait for the other side's files.")
     var waitSeconds: Double = 30
 
@@ -36,9 +40,13 @@ struct FlowOptions: ParsableArguments {
         guard (1...64).contains(flows) else { throw ValidationError("--flows \(flows): give 1…64") }
         guard dcqcn == "off" || parameters != nil else { throw ValidationError("--dcqcn \(dcqcn): not a preset") }
         guard lineRateMbps >= 0.1 && lineRateMbps <= 1e7 else { throw ValidationError("--line-rate-mbps: give 0.1…10000000") }
+        guard PathMTU(bytes: mtu) != nil else { throw ValidationError("--mtu \(mtu): give 256, 512, 1024, 2048 or 4096") }
+        guard timeScale >= 1 && timeScale <= 1e6 else { throw ValidationError("--time-scale: give 1…1000000") }
     }
 
-    var parameters: DCQCNParameters? { DCQCNParameters.presets.first { $0.name == dcqcn }?.parameters }
+    var parameters: DCQCNParameters? {
+        DCQCNParameters.presets.first { $0.name == dcqcn }?.parameters.slowed(by: timeScale)
+    }
 
     func configuration(address: String) -> SoftDeviceConfiguration {
         var configuration = SoftDeviceConfiguration(address: address, port: 4791, icrc: .assumeZeroIdentification)
@@ -46,6 +54,12 @@ struct FlowOptions: ParsableArguments {
             configuration.congestion = .dcqcn(parameters, lineRateBitsPerSecond: lineRateMbps * 1e6)
         }
         return configuration
+    }
+
+    var connection: ConnectionOptions {
+        var options = ConnectionOptions(gidIndex: 0)
+        options.pathMTU = PathMTU(bytes: mtu)
+        return options
     }
 
     func path(_ name: String) -> String { (dir as NSString).appendingPathComponent(name) }
@@ -111,7 +125,7 @@ struct Receive: ParsableCommand {
         let senders = try options.read(SenderFile.self, from: "sender.json")
         guard senders.endpoints.count == pairs.count else { throw ValidationError("sender.json has \(senders.endpoints.count) flows, not \(pairs.count)") }
         for (index, pair) in pairs.enumerated() {
-            try pair.connect(to: senders.endpoints[index], local: endpoints[index], options: ConnectionOptions(gidIndex: 0))
+            try pair.connect(to: senders.endpoints[index], local: endpoints[index], options: options.connection)
         }
         try options.write(["ready": true], to: "ready.json")
         // Drive the engine (ACKs, CNPs) until the sender is done.
@@ -180,7 +194,7 @@ struct Send: ParsableCommand {
                                      capabilities: QueuePairCapabilities(maxSendWorkRequests: 64, maxReceiveWorkRequests: 16))
             let region = try MemoryRegion(protectionDomain: domain, length: messageBytes, access: .allRemote)
             let local = try pair.localEndpoint(gidIndex: 0, psn: UInt32(0x2000 + index))
-            try pair.connect(to: receiver.endpoints[index], local: local, options: ConnectionOptions(gidIndex: 0))
+            try pair.connect(to: receiver.endpoints[index], local: local, options: options.connection)
             endpoints.append(local)
             flows.append(Flow(context: context, queue: queue, pair: pair, region: region, remote: receiver.regions[index]))
         }
@@ -232,5 +246,23 @@ struct Send: ParsableCommand {
             try flow.pair.post(request, scatterGather: flow.region.scatterGather(offset: 0, length: messageBytes))
             flow.outstanding += 1
         }
+    }
+}
+
+extension DCQCNParameters {
+    /// The same algorithm for a link `factor` times slower, run `factor` times slower: every
+    /// timer lasts `factor` times longer and every rate step is `factor` times smaller; bytes
+    /// (B) and the dimensionless g, α and F stay. A 40 Gb/s preset then behaves on a 40 Mb/s
+    /// link, packet for packet, as it would on 40 Gb/s with `factor` 1000.
+    func slowed(by factor: Double) -> DCQCNParameters {
+        var slowed = self
+        func scaled(_ time: Nanoseconds) -> Nanoseconds { Nanoseconds(Int64((Double(time.rawValue) * factor).rounded())) }
+        slowed.alphaUpdatePeriod = scaled(alphaUpdatePeriod)
+        slowed.rateIncreaseTimer = scaled(rateIncreaseTimer)
+        slowed.minimumCNPInterval = scaled(minimumCNPInterval)
+        slowed.additiveIncreaseBitsPerSecond = additiveIncreaseBitsPerSecond / factor
+        slowed.hyperIncreaseBitsPerSecond = hyperIncreaseBitsPerSecond / factor
+        slowed.minimumRateBitsPerSecond = minimumRateBitsPerSecond / factor
+        return slowed
     }
 }

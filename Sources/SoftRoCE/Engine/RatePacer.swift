@@ -10,16 +10,18 @@ import RoCEWire
 /// rate, this paces the requester's packets at it. The rule is FabricSim's host pacing (one
 /// algorithm, two drivers): after a packet of `b` bytes leaves, the next may leave
 /// `b · 8 / R_C` seconds later, R_C read after the packet's bytes were counted. Unlike the
-/// simulator, a real engine runs its rounds late; up to `maximumLag` of sending time a late
-/// round missed is made up at once (a token bucket's depth), so a busy machine does not
-/// slow a flow below its rate.
+/// simulator, a real engine runs its rounds late — a busy machine deschedules it for a
+/// millisecond at a time, a TCG VM more — so up to `maximumLag` of sending time a late round
+/// missed is made up at once (a token bucket's depth): the flow keeps its rate on average.
 struct RatePacer {
     var reactionPoint: ReactionPoint
     /// The earliest engine time the next packet may leave (0: at once).
     var nextSend: UInt64 = 0
 
-    /// How much missed sending time a late round may catch up.
-    static let maximumLag: UInt64 = 50_000
+    /// How much missed sending time a late round may catch up. A loaded host deschedules the
+    /// engine for milliseconds (50 µs here let flows reach a sixth of their rate, 2 ms a
+    /// quarter); the burst a late round sends stays bounded by the window (64 packets).
+    static let maximumLag: UInt64 = 20_000_000
 
     /// Bytes a packet occupies on an Ethernet link beyond the RoCEv2 datagram (BTH to ICRC):
     /// Ethernet 14, IP 20 or 40, UDP 8 — what a tbf or a switch port counts.
