@@ -69,13 +69,14 @@ let package = Package(
             name: "RDMAPerf",
             dependencies: [
                 "RDMA",
+                "Congestion",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "rdma-pingpong", dependencies: ["RDMAPerf"]),
         .executableTarget(name: "rdma-throughput", dependencies: ["RDMAPerf"]),
-        .testTarget(name: "RDMAPerfTests", dependencies: ["RDMAPerf"]),
+        .testTarget(name: "RDMAPerfTests", dependencies: ["RDMAPerf", "Congestion"]),
 
         // MARK: fabric monitor (issue 15)
         // FabricMonitor is the analysis (sources, rates, watchdog, deadlocks) and stays free of

@@ -29,10 +29,14 @@ struct FlowOptions: ParsableArguments {
     var dcqcn: String = "off"
     @Option(help: "The senders' line rate in Mb/s: a paced flow's rate before its first CNP and its ceiling.")
     var lineRateMbps: Double = 100
-    @Option(help: "Slows the preset down for a slower link: its timers (K, T, N) times this, its rate steps (R_AI, R_HAI, R_min) divided by it.")
+    @Option(help: "Runs the preset this many times slower: its timers (K, T, N) times this.")
     var timeScale: Double = 1
+    @Option(help: "For a link this many times slower than the preset's: its rate steps (R_AI, R_HAI, R_min) divided by this, its byte counter B times time-scale / rate-scale (default: time-scale).")
+    var rateScale: Double?
     @Option(help: "Path MTU in bytes (256, 512, 1024, 2048, 4096).")
     var mtu: Int = 1024
+    @Option(help: "ACK timeout code (4.096 µs × 2^code; 17 ≈ 0.5 s: a TCG VM stalls for longer than perftest's 67 ms).")
+    var ackTimeout: UInt8 = 17
     @Option(help: "Seconds to wait for the other side's files.")
     var waitSeconds: Double = 30
 
@@ -41,11 +45,13 @@ struct FlowOptions: ParsableArguments {
         guard dcqcn == "off" || parameters != nil else { throw ValidationError("--dcqcn \(dcqcn): not a preset") }
         guard lineRateMbps >= 0.1 && lineRateMbps <= 1e7 else { throw ValidationError("--line-rate-mbps: give 0.1…10000000") }
         guard PathMTU(bytes: mtu) != nil else { throw ValidationError("--mtu \(mtu): give 256, 512, 1024, 2048 or 4096") }
+        guard (8...24).contains(ackTimeout) else { throw ValidationError("--ack-timeout \(ackTimeout): give 8…24") }
         guard timeScale >= 1 && timeScale <= 1e6 else { throw ValidationError("--time-scale: give 1…1000000") }
+        guard (rateScale ?? 1) >= 1 && (rateScale ?? 1) <= 1e6 else { throw ValidationError("--rate-scale: give 1…1000000") }
     }
 
     var parameters: DCQCNParameters? {
-        DCQCNParameters.presets.first { $0.name == dcqcn }?.parameters.slowed(by: timeScale)
+        DCQCNParameters.presets.first { $0.name == dcqcn }?.parameters.scaled(time: timeScale, rate: rateScale ?? timeScale)
     }
 
     func configuration(address: String) -> SoftDeviceConfiguration {
@@ -59,6 +65,7 @@ struct FlowOptions: ParsableArguments {
     var connection: ConnectionOptions {
         var options = ConnectionOptions(gidIndex: 0)
         options.pathMTU = PathMTU(bytes: mtu)
+        options.timeout = ackTimeout
         return options
     }
 
@@ -132,9 +139,12 @@ struct Receive: ParsableCommand {
         let deadline = Date().addingTimeInterval(maxSeconds)
         var rounds = 0
         while Date() < deadline {
+            // A WRITE completes nothing here: each poll is one engine round. The nap leaves the
+            // CPU to the kernel's forwarding (the lab's VM has two).
             _ = try queue.pollOne()
+            usleep(200)
             rounds += 1
-            if rounds % 4096 == 0 && FileManager.default.fileExists(atPath: options.path("stop")) { break }
+            if rounds % 256 == 0 && FileManager.default.fileExists(atPath: options.path("stop")) { break }
         }
         try options.write(counterTable(context), to: "receiver-counters.json")
     }
@@ -169,6 +179,8 @@ struct Send: ParsableCommand {
         var flows: Int
         var dcqcn: String
         var intervalSeconds: Double
+        /// When the traffic started (seconds since 1970), to line up other samples with `times`.
+        var startEpoch: Double = 0
         var times: [Double] = []
         /// Per flow, per interval: WRITE bytes completed, in Mb/s.
         var goodputMbps: [[Double]]
@@ -204,14 +216,17 @@ struct Send: ParsableCommand {
         var report = Report(flows: flows.count, dcqcn: options.dcqcn, intervalSeconds: intervalMs / 1000,
                             goodputMbps: Array(repeating: [], count: flows.count), rateMbps: Array(repeating: [], count: flows.count))
         let start = Date()
+        report.startEpoch = start.timeIntervalSince1970
         var nextReport = start.addingTimeInterval(intervalMs / 1000)
         let end = start.addingTimeInterval(seconds)
         let completions = UnsafeMutableBufferPointer<WorkCompletion>.allocate(capacity: 16)
         defer { completions.deallocate() }
         while true {
+            var completed = 0
             for index in flows.indices where flows[index].failed == nil {
-                do throws(RDMAError) { try service(&flows[index], completions) } catch { flows[index].failed = "\(error)" }
+                do throws(RDMAError) { completed += try service(&flows[index], completions) } catch { flows[index].failed = "\(error)" }
             }
+            if completed == 0 { usleep(200) }   // see Receive: the kernel needs the CPU too
             let now = Date()
             if now >= nextReport {
                 report.times.append(now.timeIntervalSince(start))
@@ -233,7 +248,8 @@ struct Send: ParsableCommand {
     }
 
     /// Polls one flow's completions (which drives its engine) and tops its send queue up.
-    func service(_ flow: inout Flow, _ completions: UnsafeMutableBufferPointer<WorkCompletion>) throws(RDMAError) {
+    /// Returns how many WRITEs completed.
+    func service(_ flow: inout Flow, _ completions: UnsafeMutableBufferPointer<WorkCompletion>) throws(RDMAError) -> Int {
         let count = try flow.queue.poll(into: completions)
         for index in 0..<count {
             let completion = completions[index]
@@ -246,23 +262,26 @@ struct Send: ParsableCommand {
             try flow.pair.post(request, scatterGather: flow.region.scatterGather(offset: 0, length: messageBytes))
             flow.outstanding += 1
         }
+        return count
     }
 }
 
 extension DCQCNParameters {
-    /// The same algorithm for a link `factor` times slower, run `factor` times slower: every
-    /// timer lasts `factor` times longer and every rate step is `factor` times smaller; bytes
-    /// (B) and the dimensionless g, α and F stay. A 40 Gb/s preset then behaves on a 40 Mb/s
-    /// link, packet for packet, as it would on 40 Gb/s with `factor` 1000.
-    func slowed(by factor: Double) -> DCQCNParameters {
-        var slowed = self
-        func scaled(_ time: Nanoseconds) -> Nanoseconds { Nanoseconds(Int64((Double(time.rawValue) * factor).rounded())) }
-        slowed.alphaUpdatePeriod = scaled(alphaUpdatePeriod)
-        slowed.rateIncreaseTimer = scaled(rateIncreaseTimer)
-        slowed.minimumCNPInterval = scaled(minimumCNPInterval)
-        slowed.additiveIncreaseBitsPerSecond = additiveIncreaseBitsPerSecond / factor
-        slowed.hyperIncreaseBitsPerSecond = hyperIncreaseBitsPerSecond / factor
-        slowed.minimumRateBitsPerSecond = minimumRateBitsPerSecond / factor
-        return slowed
+    /// The preset for a link `rate` times slower, running `time` times slower: every timer
+    /// lasts `time` times longer, every rate step is `rate` times smaller, and B covers the
+    /// same share of a timer period (× time / rate); g, α and F stay. With `time == rate` the
+    /// lab is the original fabric in slow motion, packet for packet — too slow to watch when a
+    /// 40 Gb/s preset meets a link of a few Mb/s, hence the two factors.
+    func scaled(time: Double, rate: Double) -> DCQCNParameters {
+        var scaled = self
+        func longer(_ span: Nanoseconds) -> Nanoseconds { Nanoseconds(Int64((Double(span.rawValue) * time).rounded())) }
+        scaled.alphaUpdatePeriod = longer(alphaUpdatePeriod)
+        scaled.rateIncreaseTimer = longer(rateIncreaseTimer)
+        scaled.minimumCNPInterval = longer(minimumCNPInterval)
+        scaled.additiveIncreaseBitsPerSecond = additiveIncreaseBitsPerSecond / rate
+        scaled.hyperIncreaseBitsPerSecond = hyperIncreaseBitsPerSecond / rate
+        scaled.minimumRateBitsPerSecond = minimumRateBitsPerSecond / rate
+        scaled.byteCounterBytes = max(1, Int((Double(byteCounterBytes) * time / rate).rounded()))
+        return scaled
     }
 }
