@@ -204,11 +204,11 @@ public struct SoftEngineSettings: Sendable, Equatable {
     public var icrc: ICRCVerification
     public var capture: PacketCapture?
     public var congestion: SoftCongestionControl
-    /// `icrc` nil: automatic.
-    public init(icrc: ICRCVerification? = nil, capture: PacketCapture? = nil, congestion: SoftCongestionControl = .off) {
+    /// `icrc` nil: automatic; `congestion` nil: off.
+    public init(icrc: ICRCVerification? = nil, capture: PacketCapture? = nil, congestion: SoftCongestionControl? = nil) {
         self.icrc = icrc ?? .automatic
         self.capture = capture
-        self.congestion = congestion
+        self.congestion = congestion ?? .off
     }
 
     func configuration(address: String, capturing: Bool = true) -> SoftDeviceConfiguration {
