@@ -204,17 +204,10 @@ struct CongestionNotificationCaptureTests {
         device.close()
         #expect(device.snapshotCounters().cnpsSent == 1)
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
-        process.arguments = ["-r", path, "-Y", "infiniband.bth.opcode == 129", "-T", "fields", "-E", "separator=,",
-                             "-e", "ip.dsfield.dscp", "-e", "ip.dsfield.ecn", "-e", "infiniband.bth.opcode", "-e", "infiniband.bth.p_key",
-                             "-e", "infiniband.bth.destqp", "-e", "infiniband.bth.psn", "-e", "infiniband.invariant.crc", "-e", "_ws.col.Info"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let text = try CaptureTests.run("/usr/bin/tshark", [
+            "-r", path, "-Y", "infiniband.bth.opcode == 129", "-T", "fields", "-E", "separator=,",
+            "-e", "ip.dsfield.dscp", "-e", "ip.dsfield.ecn", "-e", "infiniband.bth.opcode", "-e", "infiniband.bth.p_key",
+            "-e", "infiniband.bth.destqp", "-e", "infiniband.bth.psn", "-e", "infiniband.invariant.crc", "-e", "_ws.col.Info"]).output
         let lines = text.split(separator: "\n")
         try #require(lines.count == 1, "tshark found \(lines.count) CNPs in the capture: \(text)")
         let fields = lines[0].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
@@ -230,16 +223,8 @@ struct CongestionNotificationCaptureTests {
         #expect(fields[7].contains("CNP") || fields[7].contains("Unknown OpCode"), "\(text)")
 
         // scapy's RoCE layer (not ours) decodes it as a CNP and recomputes its ICRC.
-        let checker = Process()
-        checker.executableURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("tools/check-capture-icrc")
-        checker.arguments = [path]
-        let verdict = Pipe()
-        checker.standardOutput = verdict
-        try checker.run()
-        let report = String(decoding: verdict.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        checker.waitUntilExit()
-        #expect(checker.terminationStatus == 0, "\(report)")
+        let (status, report) = try CaptureTests.checkICRCs(path)
+        #expect(status == 0, "\(report)")
         #expect(report.contains("1 CNPs (opcode 0x81, BECN, 16 reserved bytes) decoded by scapy"), "\(report)")
     }
 }
