@@ -17,9 +17,10 @@ struct ReactionPointTraceTests {
     static let sampleInterval: Int64 = 10_000
     static let duration: Int64 = 3_000_000
 
-    /// CNP arrival times (ns after the flow starts) recorded from a FabricSim two-flow run
-    /// (`scenarios`' staggered-flows shape: bursts 50 µs apart while the queue is above Kmin,
-    /// then quiet), shifted by odd nanoseconds so that no CNP coincides with a packet or a sample.
+    /// CNP arrival times (ns after the flow starts), written by hand in the shape a congested
+    /// queue gives: bursts one CNP interval (50 µs) apart while the queue stays above Kmin, then
+    /// quiet stretches long enough for the timer and byte counter to raise the rate. Odd
+    /// nanoseconds, so that no CNP coincides with a packet or a sample instant.
     static let cnpArrivals: [Int64] = [
         100_003, 150_017, 200_029, 250_041, 300_059,
         700_011, 750_023, 800_037,
