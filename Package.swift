@@ -31,7 +31,7 @@ let package = Package(
             pkgConfig: "libibverbs",
             providers: [.apt(["libibverbs-dev", "librdmacm-dev"])]
         ),
-        .target(name: "RDMA", dependencies: ["CIBVerbs", "SoftRoCE"]),
+        .target(name: "RDMA", dependencies: ["CIBVerbs", "SoftRoCE", "Congestion"]),
         .executableTarget(
             name: "rdma-devices",
             dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")]
@@ -56,13 +56,18 @@ let package = Package(
 
         // MARK: soft RoCE engine (issue 5)
         .target(name: "CSocketBatch"),
-        .target(name: "SoftRoCE", dependencies: ["RoCEWire", "CSocketBatch"]),
-        .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire"]),
+        .target(name: "SoftRoCE", dependencies: ["RoCEWire", "CSocketBatch", "Congestion"]),
+        .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire", "Congestion", "FabricSim"]),
         .executableTarget(name: "softroce-bench", dependencies: ["RDMA"]),
         .executableTarget(name: "rdma-interop", dependencies: ["RDMA"]),
         // The engine's connection manager against kernel rdma_cm peers (rping) in the TAP lab,
         // directly (SoftRoCE) and through the public API (RDMA).
         .executableTarget(name: "rdma-cm-interop", dependencies: ["RDMA", "SoftRoCE"]),
+        // The congestion lab's flows (tools/congestion-lab, issue 17).
+        .executableTarget(
+            name: "softroce-flows",
+            dependencies: ["RDMA", "Congestion", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
 
         // MARK: congestion control and fabric simulation (issue 7)
         .target(name: "Congestion"),
@@ -79,13 +84,14 @@ let package = Package(
             name: "RDMAPerf",
             dependencies: [
                 "RDMA",
+                "Congestion",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .executableTarget(name: "rdma-pingpong", dependencies: ["RDMAPerf"]),
         .executableTarget(name: "rdma-throughput", dependencies: ["RDMAPerf"]),
-        .testTarget(name: "RDMAPerfTests", dependencies: ["RDMAPerf"]),
+        .testTarget(name: "RDMAPerfTests", dependencies: ["RDMAPerf", "Congestion"]),
 
         // MARK: fabric monitor (issue 15)
         // FabricMonitor is the analysis (sources, rates, watchdog, deadlocks) and stays free of

@@ -1,3 +1,6 @@
+import Congestion
+import SoftRoCE
+
 /// A queue pair: the send and receive queues of one RC, UC or UD endpoint.
 ///
 /// Create it, move it RESET → INIT → RTR → RTS (or let `connect(to:options:)` do that),
@@ -176,6 +179,23 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
             throw RDMAError(operation: "ibv_post_recv", kind: .invalidArgument,
                             hint: "this QP takes its receives from a SharedReceiveQueue: post them there")
         }
+    }
+
+    /// Paces this RC queue pair with a DCQCN reaction point using `parameters` (nil: unpaced),
+    /// whatever its device's `SoftDeviceConfiguration.congestion` says. Soft engine only: on
+    /// hardware the NIC's firmware does this per port (mlx5 `cc_params`), so verbs refuses.
+    ///
+    /// ```swift
+    /// import Congestion
+    /// try queuePair.setSoftReactionPoint(.mlx5Like)
+    /// // context.softCounters?.queuePairRates shows its rate
+    /// ```
+    public func setSoftReactionPoint(_ parameters: DCQCNParameters?) throws(RDMAError) {
+        guard let soft = try operations("set reaction point") as? SoftBackendQueuePair else {
+            throw RDMAError(operation: "QueuePair.setSoftReactionPoint", kind: .unsupported,
+                            hint: "per-QP DCQCN is a soft-engine setting; a NIC's is its firmware's (mlx5 cc_params)")
+        }
+        do throws(SoftRoCEError) { try soft.device.setReactionPoint(soft.queuePair, parameters: parameters) } catch { throw RDMAError(soft: error) }
     }
 
     /// Destroys the QP. Idempotent; after a failure the QP stays open and `close()` may be

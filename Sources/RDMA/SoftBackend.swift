@@ -14,6 +14,8 @@ public typealias SoftFaultInjection = SoftRoCE.SoftFaultInjection
 public typealias SoftCounters = SoftRoCE.SoftCounters
 public typealias ICRCVerification = SoftRoCE.ICRCVerification
 public typealias PacketCapture = SoftRoCE.PacketCapture
+public typealias SoftCongestionControl = SoftRoCE.SoftCongestionControl
+public typealias SoftQueuePairRate = SoftRoCE.SoftQueuePairRate
 
 extension RDMAError {
     init(soft error: SoftRoCEError) {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Congestion
 import Foundation
 import RDMA
 
@@ -198,18 +199,35 @@ public struct CommonOptions: ParsableArguments, Sendable {
 extension ICRCVerification: ExpressibleByArgument {}
 
 /// What the tools pass to every soft engine they open: ICRC checking and packet capture,
-/// from `--icrc`/`--pcap`, else `SOFTROCE_ICRC`/`SOFTROCE_PCAP`.
+/// from `--icrc`/`--pcap`, else `SOFTROCE_ICRC`/`SOFTROCE_PCAP`; DCQCN from
+/// `SOFTROCE_DCQCN=PRESET[:LINE_GBPS]` (e.g. `mlx5Like:10`; default off).
 public struct SoftEngineSettings: Sendable, Equatable {
     public var icrc: ICRCVerification
     public var capture: PacketCapture?
-    /// `icrc` nil: automatic.
-    public init(icrc: ICRCVerification? = nil, capture: PacketCapture? = nil) {
+    public var congestion: SoftCongestionControl
+    /// `icrc` nil: automatic; `congestion` nil: off.
+    public init(icrc: ICRCVerification? = nil, capture: PacketCapture? = nil, congestion: SoftCongestionControl? = nil) {
         self.icrc = icrc ?? .automatic
         self.capture = capture
+        self.congestion = congestion ?? .off
     }
 
     func configuration(address: String, capturing: Bool = true) -> SoftDeviceConfiguration {
-        SoftDeviceConfiguration(address: address, port: 4791, icrc: icrc, capture: capturing ? capture : nil)
+        SoftDeviceConfiguration(address: address, port: 4791, icrc: icrc, capture: capturing ? capture : nil, congestion: congestion)
+    }
+
+    /// `SOFTROCE_DCQCN`'s value: a preset name, then optionally `:` and the line rate in Gb/s (default 10).
+    static func congestion(_ text: String) throws(PerfError) -> SoftCongestionControl {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        let names = DCQCNParameters.presets.map(\.name)
+        guard parts.count <= 2, let preset = DCQCNParameters.presets.first(where: { $0.name == parts[0] })?.parameters else {
+            throw .usage("SOFTROCE_DCQCN=\(text) names no DCQCN preset", hint: names.joined(separator: ", ") + ", optionally :LINE_GBPS")
+        }
+        let gigabits = parts.count == 2 ? Double(parts[1]) : 10
+        guard let gigabits, gigabits >= 0.001, gigabits <= 10_000 else {
+            throw .usage("SOFTROCE_DCQCN=\(text): the line rate after ':' must be 0.001…10000 Gb/s", hint: "e.g. mlx5Like:25")
+        }
+        return .dcqcn(preset, lineRateBitsPerSecond: gigabits * 1e9)
     }
 }
 
@@ -227,6 +245,9 @@ extension CommonOptions {
         }
         if let path = pcap ?? environment["SOFTROCE_PCAP"], !path.isEmpty {
             settings.capture = PacketCapture(path: path)
+        }
+        if let text = environment["SOFTROCE_DCQCN"], !text.isEmpty, text != "off" {
+            settings.congestion = try SoftEngineSettings.congestion(text)
         }
         return settings
     }

@@ -42,9 +42,12 @@ public struct SoftDeviceConfiguration: Sendable {
     public var faults: SoftFaultInjection
     /// Write every datagram sent and received to a pcap file (nil: no capture).
     public var capture: PacketCapture?
+    /// DCQCN: ECN marking, CNPs, per-QP rate pacing (default `.off`).
+    public var congestion: SoftCongestionControl
 
     public init(address: String = "127.0.0.1", port: UInt16 = 4791, peerPort: UInt16? = nil, name: String? = nil,
-                icrc: ICRCVerification = .automatic, faults: SoftFaultInjection = .none, capture: PacketCapture? = nil) {
+                icrc: ICRCVerification = .automatic, faults: SoftFaultInjection = .none, capture: PacketCapture? = nil,
+                congestion: SoftCongestionControl = .off) {
         self.address = address
         self.port = port
         self.peerPort = peerPort
@@ -52,6 +55,7 @@ public struct SoftDeviceConfiguration: Sendable {
         self.icrc = icrc
         self.capture = capture
         self.faults = faults
+        self.congestion = congestion
     }
 }
 

@@ -13,6 +13,13 @@ public struct SoftCounters: Sendable, Equatable {
     public var completerRetry: UInt64 = 0           // completer_retry_err (timeouts)
     public var rdmaSends: UInt64 = 0                // rdma_sends
     public var rdmaReceives: UInt64 = 0             // rdma_recvs
+    // DCQCN, named as mlx5's hw_counters:
+    public var ecnMarkedPackets: UInt64 = 0         // np_ecn_marked_roce_packets: received with CE
+    public var cnpsSent: UInt64 = 0                 // np_cnp_sent
+    public var cnpsHandled: UInt64 = 0              // rp_cnp_handled: a reaction point cut its rate
+    public var cnpsIgnored: UInt64 = 0              // rp_cnp_ignored: no reaction point on that QP
+    /// The reaction point of every paced queue pair, at the snapshot's time.
+    public var queuePairRates: [SoftQueuePairRate] = []
     // The engine's own:
     public var icrcErrors: UInt64 = 0               // soft_icrc_err: dropped, ICRC mismatch
     public var malformedPackets: UInt64 = 0         // soft_malformed: dropped, did not parse
@@ -59,6 +66,8 @@ public struct SoftCounters: Sendable, Equatable {
          ("retry_exceeded_err", retryExceeded), ("retry_rnr_exceeded_err", rnrRetryExceeded),
          ("send_rnr_err", sendRNRError), ("rcvd_rnr_err", receivedRNRError), ("completer_retry_err", completerRetry),
          ("rdma_sends", rdmaSends), ("rdma_recvs", rdmaReceives),
+         ("np_ecn_marked_roce_packets", ecnMarkedPackets), ("np_cnp_sent", cnpsSent),
+         ("rp_cnp_handled", cnpsHandled), ("rp_cnp_ignored", cnpsIgnored),
          ("soft_icrc_err", icrcErrors), ("soft_malformed", malformedPackets), ("soft_bad_dest_qpn", unknownQueuePair),
          ("soft_bad_pkey", badPartitionKey), ("soft_bad_qkey", badQueueKey), ("soft_qp_state_drop", wrongState),
          ("soft_nak_rem_access_sent", remoteAccessNAKsSent), ("soft_nak_inv_req_sent", invalidRequestNAKsSent),
@@ -74,5 +83,26 @@ public struct SoftCounters: Sendable, Equatable {
          ("soft_cm_bad_qkey", managementBadQueueKey), ("soft_cm_unmatched", managementUnmatched),
          ("soft_cm_duplicate", managementDuplicates), ("soft_cm_retransmit", managementRetransmits),
          ("soft_cm_timeout", managementTimeouts)]
+    }
+}
+
+/// One paced queue pair's reaction point: where its rate stands.
+public struct SoftQueuePairRate: Sendable, Equatable {
+    public var queuePairNumber: UInt32
+    /// R_C: the rate the QP is paced at now.
+    public var currentRateBitsPerSecond: Double
+    /// R_T: the rate fast recovery climbs back to.
+    public var targetRateBitsPerSecond: Double
+    /// α, with its decay up to the snapshot applied.
+    public var alpha: Double
+    /// CNPs this QP's reaction point reacted to.
+    public var cnpsHandled: Int
+
+    public init(queuePairNumber: UInt32, currentRateBitsPerSecond: Double, targetRateBitsPerSecond: Double, alpha: Double, cnpsHandled: Int) {
+        self.queuePairNumber = queuePairNumber
+        self.currentRateBitsPerSecond = currentRateBitsPerSecond
+        self.targetRateBitsPerSecond = targetRateBitsPerSecond
+        self.alpha = alpha
+        self.cnpsHandled = cnpsHandled
     }
 }

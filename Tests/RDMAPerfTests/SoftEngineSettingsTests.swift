@@ -1,3 +1,4 @@
+import Congestion
 import Foundation
 import RDMA
 import Testing
@@ -15,6 +16,23 @@ struct SoftEngineSettingsTests {
         #expect(try none.common.softEngineSettings(environment: ["SOFTROCE_ICRC": "off", "SOFTROCE_PCAP": "/tmp/y.pcap"])
                 == SoftEngineSettings(icrc: .off, capture: PacketCapture(path: "/tmp/y.pcap")))
         #expect(try none.common.softEngineSettings(environment: [:]) == SoftEngineSettings())
+    }
+
+    @Test func dcqcnComesFromTheEnvironmentWithItsLineRate() throws {
+        let none = try PingPongCommand.parse([])
+        #expect(try none.common.softEngineSettings(environment: ["SOFTROCE_DCQCN": "mlx5Like:25"]).congestion
+                == .dcqcn(.mlx5Like, lineRateBitsPerSecond: 25e9))
+        #expect(try none.common.softEngineSettings(environment: ["SOFTROCE_DCQCN": "ns3MixConfig"]).congestion
+                == .dcqcn(.ns3MixConfig, lineRateBitsPerSecond: 10e9))
+        #expect(try none.common.softEngineSettings(environment: ["SOFTROCE_DCQCN": "off"]).congestion == .off)
+        for bad in ["fastest", "mlx5Like:0", "mlx5Like:fast", "mlx5Like:1:2"] {
+            do {
+                _ = try none.common.softEngineSettings(environment: ["SOFTROCE_DCQCN": bad])
+                Issue.record("SOFTROCE_DCQCN=\(bad) was accepted")
+            } catch {
+                #expect("\(error)".contains("SOFTROCE_DCQCN"), "\(error)")
+            }
+        }
     }
 
     @Test func badModesAreRefusedByName() throws {

@@ -65,16 +65,9 @@ struct CaptureTests {
 
         let sentByA = network.log.filter { $0.source.address == a.address }.map(Self.summary)
         let receivedByA = network.log.filter { $0.destination.address == a.address }.map(Self.summary)
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/tshark")
-        process.arguments = ["-r", path, "-T", "fields", "-E", "separator=,", "-e", "udp.srcport", "-e", "ip.src", "-e", "infiniband.bth.opcode",
-                             "-e", "infiniband.bth.destqp", "-e", "infiniband.bth.psn", "-e", "data.len"]
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let text = try CaptureTests.run("/usr/bin/tshark", ["-r", path, "-T", "fields", "-E", "separator=,", "-e", "udp.srcport", "-e", "ip.src",
+                                                            "-e", "infiniband.bth.opcode", "-e", "infiniband.bth.destqp", "-e", "infiniband.bth.psn",
+                                                            "-e", "data.len"]).output
         var decodedSent = [Summary](), decodedReceived = [Summary](), sourcePortsOfA = Set<UInt16>()
         for line in text.split(separator: "\n") {
             var fields = line.split(separator: ",", omittingEmptySubsequences: false).map(String.init)
@@ -101,17 +94,30 @@ struct CaptureTests {
         #expect(sourcePortsOfA == [0xC000 | UInt16((qpA.number &* 0x61C8_8647) >> 18)])
 
         // Every ICRC recomputed by scapy's RoCE layer (tools/check-capture-icrc), not by us.
-        let checker = Process()
-        checker.executableURL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("tools/check-capture-icrc")
-        checker.arguments = [path]
-        let verdict = Pipe()
-        checker.standardOutput = verdict
-        try checker.run()
-        let report = String(decoding: verdict.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        checker.waitUntilExit()
-        #expect(checker.terminationStatus == 0, "\(report)")
+        let (status, report) = try CaptureTests.checkICRCs(path)
+        #expect(status == 0, "\(report)")
         #expect(report.contains("\(decodedSent.count + decodedReceived.count) packets, \(decodedSent.count + decodedReceived.count) ICRCs match"), "\(report)")
+    }
+
+    /// Runs `executable` to its end; its exit status and standard output (standard error dropped).
+    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return (process.terminationStatus, text)
+    }
+
+    /// tools/check-capture-icrc on a pcap: every ICRC recomputed by scapy's RoCE layer.
+    static func checkICRCs(_ path: String) throws -> (status: Int32, output: String) {
+        let tool = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("tools/check-capture-icrc").path
+        return try run(tool, [path])
     }
 
     static func summary(_ datagram: InMemoryNetwork.Datagram) -> Summary {

@@ -149,6 +149,9 @@ struct CapturedPacket {
     var headers: TransportHeaders
     var payload: [UInt8]
     var destination: WireEndpoint
+    /// The DSCP/ECN bits it was sent with, and the datagram itself (BTH to ICRC).
+    var trafficClass = TrafficClass.unmarked
+    var bytes: [UInt8] = []
     var opcode: Opcode { headers.bth.opcode }
     var psn: PacketSequenceNumber { headers.bth.psn }
 }
@@ -174,10 +177,10 @@ final class ScriptedPeer {
 
     init(sendPSN: PacketSequenceNumber = 0x00_0010, receivePSN: PacketSequenceNumber = 0x00_0500, mtu: Int = 1024,
          timeout: UInt8 = 14, retryCount: UInt8 = 7, rnrRetry: UInt8 = 7, depth: Int = 16, signalAll: Bool = true,
-         monotonicClock: Bool = false) throws {
+         monotonicClock: Bool = false, congestion: SoftCongestionControl = .off) throws {
         self.sendPSN = sendPSN
         self.receivePSN = receivePSN
-        device = SoftDevice(wire: network.attach(engine), configuration: SoftDeviceConfiguration(address: "127.0.0.1"),
+        device = SoftDevice(wire: network.attach(engine), configuration: SoftDeviceConfiguration(address: "127.0.0.1", congestion: congestion),
                             clock: monotonicClock ? .monotonic : .manual(clock))
         peerWire = network.attach(peer)
         let domain = device.allocateProtectionDomain()
@@ -215,7 +218,8 @@ final class ScriptedPeer {
         network.take(for: peer).map { datagram in
             datagram.bytes.withUnsafeBytes { bytes in
                 let packet = try! RoCEPacket(parsing: bytes)
-                return CapturedPacket(headers: packet.headers, payload: Array(packet.payload(in: bytes)), destination: datagram.destination)
+                return CapturedPacket(headers: packet.headers, payload: Array(packet.payload(in: bytes)), destination: datagram.destination,
+                                      trafficClass: datagram.trafficClass, bytes: datagram.bytes)
             }
         }
     }
@@ -223,7 +227,7 @@ final class ScriptedPeer {
     /// Builds a packet with a valid ICRC for the path `source` → engine and delivers it;
     /// then runs one engine round.
     func deliver(_ headers: TransportHeaders, payload: [UInt8] = [], from source: WireEndpoint? = nil, corruptByte: Int? = nil,
-                 round: Bool = true) {
+                 trafficClass: TrafficClass = .unmarked, round: Bool = true) {
         let from = source ?? peer
         var bytes = [UInt8](repeating: 0, count: RoCEPacket.serializedByteCount(headers: headers, payloadLength: payload.count))
         bytes.withUnsafeMutableBytes { buffer in
@@ -232,7 +236,7 @@ final class ScriptedPeer {
                            encapsulation: SoftDevice.encapsulation(from: from, to: engine))
         }
         if let corruptByte { bytes[corruptByte] ^= 0x5A }
-        network.inject(bytes, from: from, to: engine)
+        network.inject(bytes, from: from, to: engine, trafficClass: trafficClass)
         if round { device.progress() }
     }
 
@@ -245,12 +249,13 @@ final class ScriptedPeer {
 
     /// A request from the peer to the engine's responder.
     func request(_ opcode: Opcode, psn: PacketSequenceNumber, ackRequest: Bool = true, rdma: RETH? = nil, atomic: AtomicETH? = nil,
-                 immediate: UInt32? = nil, payload: [UInt8] = [], from source: WireEndpoint? = nil, round: Bool = true) {
+                 immediate: UInt32? = nil, payload: [UInt8] = [], from source: WireEndpoint? = nil, trafficClass: TrafficClass = .unmarked,
+                 round: Bool = true) {
         var headers = TransportHeaders(BaseTransportHeader(opcode: opcode, destinationQP: qp.queuePairNumber, ackRequest: ackRequest, psn: psn))
         headers.rdma = rdma
         headers.atomic = atomic
         headers.immediateData = immediate.map { ImmDt($0) }
-        deliver(headers, payload: payload, from: source, round: round)
+        deliver(headers, payload: payload, from: source, trafficClass: trafficClass, round: round)
     }
 
     /// Completions waiting in the CQ (no engine round).

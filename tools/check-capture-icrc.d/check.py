@@ -2,7 +2,7 @@
 import sys
 
 from scapy.compat import raw
-from scapy.contrib.roce import BTH
+from scapy.contrib.roce import BTH, CNP_OPCODE, CNPPadding
 from scapy.layers.inet import UDP
 from scapy.utils import rdpcap
 
@@ -17,7 +17,12 @@ for index, packet in enumerate(packets):
     if carried != computed:
         problems.append("packet %d: opcode %d psn %d: ICRC %s, scapy computes %s"
                         % (index, packet[BTH].opcode, packet[BTH].psn, carried.hex(), computed.hex()))
+# RoCEv2 CNPs as scapy decodes them: opcode 0x81 with BECN and the 16-byte CNPPadding.
+cnps = sum(1 for packet in packets
+           if BTH in packet and packet[BTH].opcode == CNP_OPCODE and packet[BTH].becn == 1 and CNPPadding in packet)
 for line in problems:
     print(line)
+if cnps:
+    print("%d CNPs (opcode 0x81, BECN, 16 reserved bytes) decoded by scapy" % cnps)
 print("%d packets, %d ICRCs match scapy's" % (len(packets), len(packets) - len(problems)))
 sys.exit(1 if problems else 0)

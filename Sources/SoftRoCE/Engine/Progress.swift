@@ -77,6 +77,8 @@ extension SoftDevice {
             for qp in activeQueuePairs where qp.isSending {
                 consider(qp.completer.timerDeadline)
                 consider(qp.requester.rnrUntil)
+                // A paced QP with requests left to send is due again when its pacer allows.
+                if let pacer = qp.pacer, qp.requester.cursor < qp.sendQueue.tail { consider(pacer.nextSend) }
             }
             return earliest
         }

@@ -13,11 +13,12 @@ extension SoftDevice {
         if batch.error != 0 { counters.receiveErrors += 1 }
         for index in 0..<batch.count {
             counters.receivedPackets += 1
-            receive(batch.datagram(index), from: batch.source(index), ipv4: batch.ipv4Header(index), now: now)
+            receive(batch.datagram(index), from: batch.source(index), ipv4: batch.ipv4Header(index),
+                    congestionExperienced: readsECN && batch.trafficClass(index).congestionExperienced, now: now)
         }
     }
 
-    func receive(_ bytes: UnsafeRawBufferPointer, from source: WireEndpoint, ipv4: IPv4HeaderFields, now: UInt64) {
+    func receive(_ bytes: UnsafeRawBufferPointer, from source: WireEndpoint, ipv4: IPv4HeaderFields, congestionExperienced: Bool, now: UInt64) {
         let packet: RoCEPacket
         do { packet = try RoCEPacket(parsing: bytes) } catch { counters.malformedPackets += 1; return }
         if icrcVerification != .off {
@@ -40,6 +41,7 @@ extension SoftDevice {
             // rxe's check_addr: a connected QP hears only its peer. Without this a datagram
             // from any host that knows a QPN, PSN and rkey could write memory or fail the QP.
             guard let peer = qp.peer, peer.address == source.address else { counters.unexpectedSource += 1; return }
+            if congestionExperienced { self.congestionExperienced(qp, now: now) }
             if opcode.isResponse {
                 guard qp.isSending else { counters.wrongState += 1; return }
                 handleResponse(qp, headers, payload, now: now)
@@ -50,6 +52,8 @@ extension SoftDevice {
         case .unreliableDatagram where qp.type == .unreliableDatagram:
             guard qp.state == .readyToReceive || qp.isSending else { counters.wrongState += 1; return }
             handleDatagram(qp, headers, payload, source: source.address)
+        case .congestionNotification:
+            handleCongestionNotification(qp, headers, from: source, now: now)
         default:
             counters.malformedPackets += 1
         }

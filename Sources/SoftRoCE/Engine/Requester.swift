@@ -42,6 +42,7 @@ extension SoftDevice {
         let queue = qp.sendQueue
         var budget = 64
         while qp.requester.cursor < queue.tail && budget > 0 && packetsInFlight(qp) < Self.window && inFlightBytes < Self.inFlightByteBudget {
+            if qp.pacer != nil && !qp.pacer!.allows(now) { return }
             budget -= 1
             let index = qp.requester.cursor
             let entry = queue.entry(index)
@@ -73,7 +74,10 @@ extension SoftDevice {
             // The last packet before the window or the device's budget stops this QP asks for
             // an ACK: otherwise a burst cut mid-message waits for the retransmit timer.
             if packetsInFlight(qp) >= Self.window || inFlightBytes >= Self.inFlightByteBudget { headers.bth.ackRequest = true }
-            emit(headers, payloadLength: payloadLength, from: qp, to: peer)
+            if emit(headers, payloadLength: payloadLength, from: qp, to: peer), qp.pacer != nil {
+                let bytes = RoCEPacket.serializedByteCount(headers: headers, payloadLength: payloadLength) + RatePacer.linkOverhead(peer.address)
+                qp.pacer!.sent(bytes: bytes, at: now)
+            }
         }
     }
 

@@ -35,6 +35,10 @@ package final class SoftDevice: @unchecked Sendable {
     /// (what `.automatic` resolved to on this wire).
     package let icrcVerification: ICRCVerification
     @exclusivity(unchecked) var counters = SoftCounters()
+    /// The DSCP/ECN bits of every packet but CNPs (`configuration.congestion`).
+    let dataTrafficClass: TrafficClass
+    /// True when received packets' ECN bits are looked at (the notification point is on).
+    let readsECN: Bool
     let lock: UnsafeMutablePointer<pthread_mutex_t>
 
     /// The socket (or in-memory) wire — wrapped in a `CapturingWire` when capturing — and
@@ -93,12 +97,17 @@ package final class SoftDevice: @unchecked Sendable {
         guard let address = SoftAddress(configuration.address) else {
             throw SoftRoCEError("SoftDevice(\(configuration.address))", errno: EINVAL, "not an IPv4 or IPv6 address")
         }
+        if let problem = configuration.congestion.problems.first {
+            throw SoftRoCEError("SoftDevice(\(configuration.address))", errno: EINVAL, "congestion.\(problem.field) \(problem.problem)")
+        }
         let rawReceive: UDPWire.RawReceive = switch configuration.icrc {
         case .strict: .required
         case .automatic: .ifPermitted
         case .assumeZeroIdentification, .off: .never
         }
-        var wire: any Wire = try UDPWire(address: address, port: configuration.port, rawReceive: rawReceive)
+        var wire: any Wire = try UDPWire(address: address, port: configuration.port, rawReceive: rawReceive,
+                                         trafficClass: configuration.congestion.dataTrafficClass,
+                                         readsTrafficClass: configuration.congestion.readsECN)
         if let capture = configuration.capture {
             do { wire = try CapturingWire(wrapping: wire, capture: capture) } catch { wire.close(); throw error }
         }
@@ -106,8 +115,12 @@ package final class SoftDevice: @unchecked Sendable {
     }
 
     /// Opens a device on any wire (tests: an `InMemoryWire` and a `ManualClock`).
+    /// The congestion configuration must have no `problems` (the other initializer refuses them).
     package init(wire: any Wire, configuration: SoftDeviceConfiguration = SoftDeviceConfiguration(), clock: EngineClock = .monotonic) {
+        precondition(configuration.congestion.problems.isEmpty, "congestion: \(configuration.congestion.problems)")
         self.configuration = configuration
+        dataTrafficClass = configuration.congestion.dataTrafficClass
+        readsECN = configuration.congestion.readsECN
         self.clock = clock
         icrcVerification = configuration.icrc == .off ? .off : wire.deliversRealHeaders ? .strict : .assumeZeroIdentification
         baseWire = wire
@@ -160,6 +173,7 @@ package final class SoftDevice: @unchecked Sendable {
             snapshot.injectedCorruptions = tally.corruptions
             snapshot.injectedDelays = tally.delays
             snapshot.captureDropped = (baseWire as? CapturingWire)?.droppedRecords ?? 0
+            snapshot.queuePairRates = queuePairRates(at: clock.now())
             return snapshot
         }
     }
@@ -278,6 +292,7 @@ package final class SoftDevice: @unchecked Sendable {
                                    receiveQueue: receiveQueue, sharedReceiveQueue: sharedReceiveQueue, signalAll: signalAll,
                                    sendCapacity: sendCapacity, receiveCapacity: receiveCapacity,
                                    maxScatterGather: maxScatterGather, maxInline: maxInline)
+            if type == .reliableConnected { qp.pacer = newPacer() }
             queuePairs[number] = qp
             queuePairList.append(qp)
             return qp
@@ -336,6 +351,8 @@ package final class SoftDevice: @unchecked Sendable {
         qp.completer = CompleterState()
         if let ring = qp.responder.activeReceive?.ring { ring.release() }
         qp.responder = ResponderState()
+        if let pacer = qp.pacer { qp.pacer = RatePacer(parameters: pacer.reactionPoint.parameters, lineRateBitsPerSecond: pacer.reactionPoint.lineRateBitsPerSecond) }
+        qp.notificationPoint = nil
         qp.receiveRing.removeAll()
         deactivate(qp)
         acknowledgementsDue.removeAll { $0 === qp }
@@ -352,6 +369,13 @@ package final class SoftDevice: @unchecked Sendable {
         guard qp.isActive else { return }
         qp.isActive = false
         activeQueuePairs.removeAll { $0 === qp }
+    }
+}
+
+extension SoftDevice {
+    /// The reaction point a new RC QP starts with: the device's, if configured.
+    fileprivate func newPacer() -> RatePacer? {
+        configuration.congestion.reactionPoint.map { RatePacer(parameters: $0, lineRateBitsPerSecond: configuration.congestion.lineRateBitsPerSecond) }
     }
 }
 

@@ -8,15 +8,24 @@ extension SoftDevice {
     /// Sends `headers` + the `payloadLength` bytes already at `sendBuffer + headers.byteCount`
     /// to `destination`, from `qp`'s UDP source port where the wire can choose it. Returns
     /// false when the wire refused it (counted by kind).
-    @discardableResult
+    @discardableResult @inline(__always)
     func emit(_ headers: TransportHeaders, payloadLength: Int, from qp: SoftQueuePair, to destination: WireEndpoint) -> Bool {
         emit(headers, payloadLength: payloadLength, fromPort: qp.udpSourcePort, to: destination)
     }
 
-    /// `emit` for a sender that is not a `SoftQueuePair` (the CM's QP 1): `udpSourcePort` is
-    /// used where the wire can choose the port.
+    /// `emit` with the IP header's DSCP/ECN chosen per packet (a CNP's differ from data's).
+    @discardableResult @inline(__always)
+    func emit(_ headers: TransportHeaders, payloadLength: Int, from qp: SoftQueuePair, to destination: WireEndpoint,
+              trafficClass: TrafficClass) -> Bool {
+        emit(headers, payloadLength: payloadLength, fromPort: qp.udpSourcePort, to: destination, trafficClass: trafficClass)
+    }
+
+    /// `emit` for any sender, also one that is not a `SoftQueuePair` (the CM's QP 1):
+    /// `udpSourcePort` is used where the wire can choose the port; `trafficClass` nil is data's.
     @discardableResult
-    func emit(_ headers: TransportHeaders, payloadLength: Int, fromPort udpSourcePort: UInt16, to destination: WireEndpoint) -> Bool {
+    func emit(_ headers: TransportHeaders, payloadLength: Int, fromPort udpSourcePort: UInt16, to destination: WireEndpoint,
+              trafficClass: TrafficClass? = nil) -> Bool {
+        let trafficClass = trafficClass ?? dataTrafficClass
         let buffer = UnsafeMutableRawBufferPointer(start: sendBuffer, count: Self.maxPacket)
         let payload = UnsafeRawBufferPointer(start: sendBuffer + headers.byteCount, count: payloadLength)
         guard let total = try? RoCEPacket.serialize(headers: headers, payload: payload, into: buffer) else {
@@ -30,7 +39,7 @@ extension SoftDevice {
             counters.sendFailed += 1
             return false
         }
-        switch wire.send(UnsafeRawBufferPointer(packet), from: sourcePort, to: destination) {
+        switch wire.send(UnsafeRawBufferPointer(packet), from: sourcePort, to: destination, trafficClass: trafficClass) {
         case .sent: counters.sentPackets += 1; return true
         case .wouldBlock: counters.sendWouldBlock += 1
         case .noBuffers: counters.sendNoBuffers += 1

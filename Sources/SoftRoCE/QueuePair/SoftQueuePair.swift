@@ -1,3 +1,4 @@
+import Congestion
 import RoCEWire
 
 /// The engine's side of a queue pair: its attributes, its send queue and receive ring, and
@@ -42,6 +43,10 @@ package final class SoftQueuePair: @unchecked Sendable {
     @exclusivity(unchecked) var requester = RequesterState()
     @exclusivity(unchecked) var completer = CompleterState()
     @exclusivity(unchecked) var responder = ResponderState()
+    /// DCQCN's reaction point pacing this QP's requests (nil: unpaced, the default).
+    @exclusivity(unchecked) var pacer: RatePacer?
+    /// DCQCN's notification point for CE marks on this QP's packets (made on the first mark).
+    @exclusivity(unchecked) var notificationPoint: NotificationPoint?
 
     init(number: QueuePairNumber, type: SoftQueuePairType, domain: UInt32, sendQueue: SoftCompletionQueue,
          receiveQueue: SoftCompletionQueue, sharedReceiveQueue: SoftSharedReceiveQueue?, signalAll: Bool,

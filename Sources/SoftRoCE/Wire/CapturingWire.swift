@@ -77,17 +77,21 @@ package final class CapturingWire: Wire {
 
     package var choosesSourcePort: Bool { inner.choosesSourcePort }
 
-    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint) -> WireSendResult {
-        let result = inner.send(datagram, from: sourcePort, to: destination)
+    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint,
+                      trafficClass: TrafficClass) -> WireSendResult {
+        let result = inner.send(datagram, from: sourcePort, to: destination, trafficClass: trafficClass)
         let port = inner.choosesSourcePort ? sourcePort : local.port
-        if result == .sent { record(datagram, from: WireEndpoint(local.address, port: port), to: destination, ipv4: .softSender) }
+        if result == .sent {
+            record(datagram, from: WireEndpoint(local.address, port: port), to: destination, ipv4: .softSender, trafficClass: trafficClass)
+        }
         return result
     }
 
     package func receive(into batch: ReceiveBatch) {
         inner.receive(into: batch)
         for index in 0..<batch.count {
-            record(batch.datagram(index), from: batch.source(index), to: local, ipv4: batch.ipv4Header(index))
+            record(batch.datagram(index), from: batch.source(index), to: local, ipv4: batch.ipv4Header(index),
+                   trafficClass: batch.trafficClass(index))
         }
     }
 
@@ -113,7 +117,8 @@ package final class CapturingWire: Wire {
 
     /// One pcap record: timestamp, lengths, then an IPv4 or IPv6 header, a UDP header and
     /// the RoCEv2 datagram.
-    private func record(_ datagram: UnsafeRawBufferPointer, from source: WireEndpoint, to destination: WireEndpoint, ipv4: IPv4HeaderFields) {
+    private func record(_ datagram: UnsafeRawBufferPointer, from source: WireEndpoint, to destination: WireEndpoint, ipv4: IPv4HeaderFields,
+                        trafficClass: TrafficClass) {
         guard descriptor >= 0 else { return }
         let ipHeaderLength: Int
         switch source.address {
@@ -135,10 +140,10 @@ package final class CapturingWire: Wire {
         let udp = ip + ipHeaderLength
         switch (source.address, destination.address) {
         case (.ipv4(let from), .ipv4(let to)):
-            IPv4UDPHeader.write(into: ip, totalLength: packetLength, fields: ipv4, source: from, destination: to,
+            IPv4UDPHeader.write(into: ip, totalLength: packetLength, fields: ipv4, trafficClass: trafficClass, source: from, destination: to,
                                 sourcePort: source.port, destinationPort: destination.port)
         default:
-            Self.writeIPv6Header(ip, payloadLength: 8 + datagram.count, source: source.address, destination: destination.address)
+            Self.writeIPv6Header(ip, payloadLength: 8 + datagram.count, trafficClass: trafficClass, source: source.address, destination: destination.address)
             IPv4UDPHeader.writeUDP(into: udp, length: 8 + datagram.count, sourcePort: source.port, destinationPort: destination.port)
         }
         if let bytes = datagram.baseAddress { (udp + 8).copyMemory(from: bytes, byteCount: datagram.count) }
@@ -148,8 +153,9 @@ package final class CapturingWire: Wire {
         if buffered >= Self.flushBytes { flush() }
     }
 
-    private static func writeIPv6Header(_ ip: UnsafeMutableRawPointer, payloadLength: Int, source: SoftAddress, destination: SoftAddress) {
-        ip.storeBytes(of: UInt32(0x6000_0000).bigEndian, as: UInt32.self)
+    private static func writeIPv6Header(_ ip: UnsafeMutableRawPointer, payloadLength: Int, trafficClass: TrafficClass,
+                                        source: SoftAddress, destination: SoftAddress) {
+        ip.storeBytes(of: (UInt32(0x6000_0000) | UInt32(trafficClass.rawValue) << 20).bigEndian, as: UInt32.self)
         ip.storeBytes(of: UInt16(payloadLength).bigEndian, toByteOffset: 4, as: UInt16.self)
         ip.storeBytes(of: UInt8(17), toByteOffset: 6, as: UInt8.self)
         ip.storeBytes(of: UInt8(64), toByteOffset: 7, as: UInt8.self)

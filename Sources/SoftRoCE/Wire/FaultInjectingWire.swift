@@ -30,6 +30,7 @@ package final class FaultInjectingWire: Wire {
         var length = 0
         var release: UInt64 = 0     // 0 = free
         var sourcePort: UInt16 = 0
+        var trafficClass = TrafficClass.unmarked
         var destination = WireEndpoint(.ipv4(0), port: 0)
     }
 
@@ -62,7 +63,8 @@ package final class FaultInjectingWire: Wire {
         return Double(random >> 11) * (1.0 / 9_007_199_254_740_992.0)
     }
 
-    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint) -> WireSendResult {
+    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint,
+                      trafficClass: TrafficClass) -> WireSendResult {
         // A dropped datagram is "sent" as far as the sender can tell: loss happens on the path.
         if nextRandom() < faults.drop { tally.drops += 1; return .sent }
         var outgoing = datagram
@@ -79,14 +81,15 @@ package final class FaultInjectingWire: Wire {
             if reorder { tally.reorders += 1 } else { tally.delays += 1 }
             (heldBytes + slot * Self.slotSize).copyMemory(from: outgoing.baseAddress!, byteCount: outgoing.count)
             let wait: UInt64 = reorder ? 100_000 : UInt64(max(faults.delayMicroseconds, 0)) * 1000
-            held[slot] = Held(length: outgoing.count, release: max(clock.now() + wait, 1), sourcePort: sourcePort, destination: destination)
+            held[slot] = Held(length: outgoing.count, release: max(clock.now() + wait, 1), sourcePort: sourcePort,
+                                trafficClass: trafficClass, destination: destination)
             heldCount += 1
             return .sent
         }
-        let result = inner.send(outgoing, from: sourcePort, to: destination)
+        let result = inner.send(outgoing, from: sourcePort, to: destination, trafficClass: trafficClass)
         if nextRandom() < faults.duplicate {
             tally.duplicates += 1
-            _ = inner.send(outgoing, from: sourcePort, to: destination)
+            _ = inner.send(outgoing, from: sourcePort, to: destination, trafficClass: trafficClass)
         }
         return result
     }
@@ -102,7 +105,7 @@ package final class FaultInjectingWire: Wire {
         guard heldCount > 0 else { return }
         for slot in 0..<Self.slotCount where held[slot].release != 0 && held[slot].release <= now {
             _ = inner.send(UnsafeRawBufferPointer(start: heldBytes + slot * Self.slotSize, count: held[slot].length),
-                           from: held[slot].sourcePort, to: held[slot].destination)
+                           from: held[slot].sourcePort, to: held[slot].destination, trafficClass: held[slot].trafficClass)
             held[slot].release = 0
             heldCount -= 1
         }

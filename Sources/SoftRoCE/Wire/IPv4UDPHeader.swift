@@ -9,6 +9,8 @@ struct IPv4UDPHeader {
     var source: UInt32
     var sourcePort: UInt16
     var fields: IPv4HeaderFields
+    /// The TOS byte: DSCP and the ECN bits a router may have set to CE.
+    var trafficClass: TrafficClass
     var payloadOffset: Int
     var payloadLength: Int
 
@@ -23,22 +25,23 @@ struct IPv4UDPHeader {
         source = UInt32(word(12)) << 16 | UInt32(word(14))
         sourcePort = word(headerLength)
         fields = IPv4HeaderFields(identification: word(4), flagsAndFragmentOffset: word(6))
+        trafficClass = TrafficClass(rawValue: bytes[1])
         payloadOffset = headerLength + 8
         payloadLength = udpLength - 8
     }
 }
 
 extension IPv4UDPHeader {
-    /// Writes a 20-byte IPv4 header (TTL 64, with its checksum) and a UDP header without
-    /// checksum — what kernel rxe puts around a RoCEv2 packet on IPv4 — at `buffer`.
-    static func write(into buffer: UnsafeMutableRawPointer, totalLength: Int, fields: IPv4HeaderFields, source: UInt32, destination: UInt32,
-                      sourcePort: UInt16, destinationPort: UInt16) {
+    /// Writes a 20-byte IPv4 header (TTL 64, `trafficClass` as TOS, with its checksum) and a
+    /// UDP header without checksum — what kernel rxe puts around a RoCEv2 packet on IPv4 — at `buffer`.
+    static func write(into buffer: UnsafeMutableRawPointer, totalLength: Int, fields: IPv4HeaderFields, trafficClass: TrafficClass,
+                      source: UInt32, destination: UInt32, sourcePort: UInt16, destinationPort: UInt16) {
         var sum: UInt32 = 0
         func put(_ word: UInt16, at offset: Int) {
             buffer.storeBytes(of: word.bigEndian, toByteOffset: offset, as: UInt16.self)
             sum += UInt32(word)
         }
-        put(0x4500, at: 0)                                   // version 4, 20 bytes, TOS 0
+        put(0x4500 | UInt16(trafficClass.rawValue), at: 0)   // version 4, 20 bytes, TOS
         put(UInt16(totalLength), at: 2)
         put(fields.identification, at: 4)
         put(fields.flagsAndFragmentOffset, at: 6)

@@ -15,6 +15,8 @@ package final class InMemoryNetwork: @unchecked Sendable {
         package var destination: WireEndpoint
         /// The IPv4 fields this datagram's header would carry (engines here send ID 0 + DF).
         package var ipv4 = IPv4HeaderFields.softSender
+        /// The DSCP and ECN bits of its IP header.
+        package var trafficClass = TrafficClass.unmarked
     }
 
     private var queues: [WireEndpoint: [Datagram]] = [:]
@@ -22,6 +24,9 @@ package final class InMemoryNetwork: @unchecked Sendable {
     package private(set) var log: [Datagram] = []
     /// Keep `log` (off for long runs).
     package var recording = true
+    /// A congested router on the path: returns true for each ECN-capable datagram it marks
+    /// CE on delivery (nil: nothing is marked). Not-ECT datagrams are never marked.
+    package var congestionMarker: ((Datagram) -> Bool)?
 
     package init() {}
 
@@ -32,9 +37,11 @@ package final class InMemoryNetwork: @unchecked Sendable {
     }
 
     /// Delivers `bytes` to `destination` as if `source` had sent them (spoofing included),
-    /// with the IPv4 Identification and flags its header would carry (kernel rxe: non-zero ID).
-    package func inject(_ bytes: [UInt8], from source: WireEndpoint, to destination: WireEndpoint, ipv4: IPv4HeaderFields = .softSender) {
-        deliver(Datagram(bytes: bytes, source: source, destination: destination, ipv4: ipv4))
+    /// with the IPv4 Identification and flags its header would carry (kernel rxe: non-zero ID)
+    /// and the DSCP/ECN bits it arrives with.
+    package func inject(_ bytes: [UInt8], from source: WireEndpoint, to destination: WireEndpoint, ipv4: IPv4HeaderFields = .softSender,
+                        trafficClass: TrafficClass = .unmarked) {
+        deliver(Datagram(bytes: bytes, source: source, destination: destination, ipv4: ipv4, trafficClass: trafficClass))
     }
 
     /// Datagrams waiting for `endpoint`, oldest first, removed from its queue.
@@ -51,7 +58,11 @@ package final class InMemoryNetwork: @unchecked Sendable {
         for key in queues.keys { queues[key] = [] }
     }
 
-    fileprivate func deliver(_ datagram: Datagram) {
+    fileprivate func deliver(_ sent: Datagram) {
+        var datagram = sent
+        if datagram.trafficClass.ecn != .notCapable, let marker = congestionMarker, marker(datagram) {
+            datagram.trafficClass.rawValue |= 3
+        }
         if recording { log.append(datagram) }
         // No listener there: the datagram is lost, as UDP to a closed port is.
         guard queues[datagram.destination] != nil else { return }
@@ -66,7 +77,7 @@ package final class InMemoryNetwork: @unchecked Sendable {
             let target = batch.buffer(batch.count)
             let length = min(datagram.bytes.count, target.count)
             datagram.bytes.withUnsafeBytes { target.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<length])) }
-            batch.append(length: length, from: datagram.source, ipv4: datagram.ipv4)
+            batch.append(length: length, from: datagram.source, ipv4: datagram.ipv4, trafficClass: datagram.trafficClass)
             taken += 1
         }
         queue.removeFirst(taken)
@@ -92,9 +103,11 @@ package final class InMemoryWire: Wire {
 
     package var choosesSourcePort: Bool { true }
 
-    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint) -> WireSendResult {
+    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint,
+                      trafficClass: TrafficClass) -> WireSendResult {
         guard !closed, let network else { return .failed(errno: 9) }   // EBADF
-        network.deliver(.init(bytes: Array(datagram), source: WireEndpoint(local.address, port: sourcePort), destination: destination))
+        network.deliver(.init(bytes: Array(datagram), source: WireEndpoint(local.address, port: sourcePort), destination: destination,
+                              trafficClass: trafficClass))
         return .sent
     }
 

@@ -30,6 +30,9 @@ package final class UDPWire: Wire {
     private var rawVectors: UnsafeMutablePointer<iovec>? = nil
     private var rawMessageCapacity = 0
     package var choosesSourcePort: Bool { rawSendDescriptor >= 0 }
+    /// The DSCP/ECN the UDP socket sends with (IP_TOS / IPV6_TCLASS); a datagram asking for
+    /// another one carries it in a control message.
+    private let socketTrafficClass: TrafficClass
     package var pollDescriptor: Int32? {
         let active = rawDescriptor >= 0 ? rawDescriptor : descriptor
         return active >= 0 ? active : nil
@@ -39,9 +42,13 @@ package final class UDPWire: Wire {
         return rawDescriptor >= 0
     }
 
-    /// Opens the socket (`socket`, `setsockopt` SO_RCVBUF/SO_SNDBUF, `bind`) and, for IPv4
-    /// when asked, the raw receive socket (`socket(SOCK_RAW)`, `bind`, `SO_ATTACH_FILTER`).
-    package init(address: SoftAddress, port: UInt16, rawReceive: RawReceive = .never) throws(SoftRoCEError) {
+    /// Opens the socket (`socket`, `setsockopt` SO_RCVBUF/SO_SNDBUF, IP_TOS/IPV6_TCLASS, `bind`) and,
+    /// for IPv4 when asked, the raw receive socket (`socket(SOCK_RAW)`, `bind`, `SO_ATTACH_FILTER`).
+    /// `trafficClass` is what most datagrams carry (another one costs a control message per
+    /// send); with `readsTrafficClass` each received datagram's DSCP and ECN bits are read
+    /// (IP_RECVTOS / IPV6_RECVTCLASS on the UDP socket; the raw socket has the header anyway).
+    package init(address: SoftAddress, port: UInt16, rawReceive: RawReceive = .never,
+                 trafficClass: TrafficClass = .unmarked, readsTrafficClass: Bool = false) throws(SoftRoCEError) {
         let family: Int32
         switch address {
         case .ipv4: family = AF_INET
@@ -49,6 +56,13 @@ package final class UDPWire: Wire {
         }
         let fd = try SocketCall.descriptor("socket", Glibc.socket(family, SocketCall.nonBlocking(SOCK_DGRAM), 0), "cannot create a UDP socket")
         SocketCall.enlargeBuffers(fd)
+        socketTrafficClass = trafficClass
+        do {
+            try SocketCall.setTrafficClass(fd, address: address, trafficClass, receiving: readsTrafficClass)
+        } catch {
+            _ = Glibc.close(fd)
+            throw error
+        }
         if case .ipv4 = address {
             // DF set and ID 0, as the ICRC we seal assumes (an unconnected DF socket's IDs are 0).
             var discover = Int32(IP_PMTUDISC_DO)
@@ -113,16 +127,18 @@ package final class UDPWire: Wire {
 
     deinit { close() }
 
-    /// `sendto(2)` of one datagram from the UDP socket, or — for another source port —
+    /// `sendto(2)` of one datagram from the UDP socket (`sendmsg(2)` with an IP_TOS/IPV6_TCLASS
+    /// control message when `trafficClass` is not the socket's), or — for another source port —
     /// `sendmsg(2)` on the IP_HDRINCL raw socket with an IPv4 header of ID 0 and DF (what the ICRC was sealed
-    /// over; the kernel keeps a zero ID on DF packets) and a UDP header without checksum, as
-    /// kernel rxe sends on IPv4.
-    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint) -> WireSendResult {
+    /// over; the kernel keeps a zero ID on DF packets), `trafficClass` as TOS and a UDP header
+    /// without checksum, as kernel rxe sends on IPv4.
+    package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint,
+                      trafficClass: TrafficClass) -> WireSendResult {
         guard descriptor >= 0 else { return .failed(errno: EBADF) }
         if sourcePort != local.port, rawSendDescriptor >= 0, let header = rawSendBuffer,
            case .ipv4(let from) = local.address, case .ipv4(let to) = destination.address, datagram.count + 28 <= 65535 {
-            IPv4UDPHeader.write(into: header, totalLength: 28 + datagram.count, fields: .softSender, source: from, destination: to,
-                                sourcePort: sourcePort, destinationPort: destination.port)
+            IPv4UDPHeader.write(into: header, totalLength: 28 + datagram.count, fields: .softSender, trafficClass: trafficClass,
+                                source: from, destination: to, sourcePort: sourcePort, destinationPort: destination.port)
             // The header and the packet as two iovecs: the packet is not copied here.
             var vectors = (iovec(iov_base: header, iov_len: 28), iovec(iov_base: UnsafeMutableRawPointer(mutating: datagram.baseAddress), iov_len: datagram.count))
             var address = SocketAddress(WireEndpoint(destination.address, port: 0))
@@ -137,7 +153,34 @@ package final class UDPWire: Wire {
             return SocketCall.sendResult(result)
         }
         var address = SocketAddress(destination)
+        if trafficClass != socketTrafficClass { return sendWithTrafficClass(datagram, to: &address, trafficClass) }
         let result = address.withSockaddr { sendto(descriptor, datagram.baseAddress, datagram.count, 0, $0, $1) }
+        return SocketCall.sendResult(result)
+    }
+
+    /// `sendmsg(2)` with the traffic class as an IP_TOS (IPv4) or IPV6_TCLASS (IPv6) control
+    /// message: a CNP's DSCP 48 on a socket whose data goes out with another.
+    private func sendWithTrafficClass(_ datagram: UnsafeRawBufferPointer, to address: inout SocketAddress, _ trafficClass: TrafficClass) -> WireSendResult {
+        var control = ControlMessageInt()
+        control.header.cmsg_len = MemoryLayout<cmsghdr>.size + 4
+        if case .ipv6 = local.address {
+            control.header.cmsg_level = Int32(IPPROTO_IPV6)
+            control.header.cmsg_type = IPV6_TCLASS
+        } else {
+            control.header.cmsg_level = Int32(IPPROTO_IP)
+            control.header.cmsg_type = IP_TOS
+        }
+        control.value = Int32(trafficClass.rawValue)
+        var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: datagram.baseAddress), iov_len: datagram.count)
+        let result = address.withSockaddr { name, length in
+            withUnsafeMutableBytes(of: &control) { controlBytes in
+                withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                    var message = msghdr(msg_name: UnsafeMutableRawPointer(mutating: name), msg_namelen: length, msg_iov: vectorPointer, msg_iovlen: 1,
+                                         msg_control: controlBytes.baseAddress, msg_controllen: controlBytes.count, msg_flags: 0)
+                    return sendmsg(descriptor, &message, 0)
+                }
+            }
+        }
         return SocketCall.sendResult(result)
     }
 
@@ -147,14 +190,26 @@ package final class UDPWire: Wire {
         if rawDescriptor >= 0 { receiveWithHeaders(into: batch); return }
         guard descriptor >= 0 else { return }
         var from = SocketAddress()
+        // IP_RECVTOS / IPV6_RECVTCLASS deliver the byte as a control message (empty when not asked for).
+        var control = ControlMessageInt()
         while batch.count < batch.capacity {
             let target = batch.buffer(batch.count)
-            let length = from.withMutableSockaddr { recvfrom(descriptor, target.baseAddress, target.count, 0, $0, $1) }
+            var vector = iovec(iov_base: target.baseAddress, iov_len: target.count)
+            let (length, controlLength) = from.withMutableSockaddr { name, nameLength in
+                withUnsafeMutableBytes(of: &control) { controlBytes -> (Int, Int) in
+                    withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                        var message = msghdr(msg_name: UnsafeMutableRawPointer(name), msg_namelen: nameLength.pointee, msg_iov: vectorPointer, msg_iovlen: 1,
+                                             msg_control: controlBytes.baseAddress, msg_controllen: controlBytes.count, msg_flags: 0)
+                        let length = recvmsg(descriptor, &message, 0)
+                        return (length, message.msg_controllen)
+                    }
+                }
+            }
             guard length >= 0 else {
                 if let failure = SocketCall.receiveFailure(errno) { batch.error = failure }
                 return
             }
-            batch.append(length: length, from: from.endpoint)
+            batch.append(length: length, from: from.endpoint, trafficClass: control.trafficClass(length: controlLength))
         }
     }
 
@@ -192,7 +247,8 @@ package final class UDPWire: Wire {
                 continue
             }
             batch.append(length: header.payloadLength, offset: header.payloadOffset,
-                         from: WireEndpoint(.ipv4(header.source), port: header.sourcePort), ipv4: header.fields)
+                         from: WireEndpoint(.ipv4(header.source), port: header.sourcePort), ipv4: header.fields,
+                         trafficClass: header.trafficClass)
         }
     }
 
@@ -210,6 +266,27 @@ package final class UDPWire: Wire {
         guard descriptor >= 0 else { return }
         _ = Glibc.close(descriptor)
         descriptor = -1
+    }
+}
+
+/// One control message with room for an int: IP_TOS / IPV6_TCLASS, sent or received.
+/// (The CMSG_* macros do not import into Swift; this is their layout on Linux.)
+struct ControlMessageInt {
+    var header = cmsghdr()
+    var value: Int32 = 0
+    var padding: Int32 = 0
+
+    /// The DSCP/ECN byte of a received control area `length` bytes long: IPv4's IP_TOS is
+    /// one byte, IPv6's IPV6_TCLASS an int; `.unmarked` when none came.
+    func trafficClass(length: Int) -> TrafficClass {
+        guard length >= MemoryLayout<cmsghdr>.size + 1, header.cmsg_len > MemoryLayout<cmsghdr>.size else { return .unmarked }
+        if header.cmsg_level == Int32(IPPROTO_IP) && header.cmsg_type == IP_TOS {
+            return TrafficClass(rawValue: UInt8(truncatingIfNeeded: value & 0xFF))   // little-endian: the byte is the int's first
+        }
+        if header.cmsg_level == Int32(IPPROTO_IPV6) && header.cmsg_type == IPV6_TCLASS {
+            return TrafficClass(rawValue: UInt8(truncatingIfNeeded: value))
+        }
+        return .unmarked
     }
 }
 
@@ -269,6 +346,24 @@ enum SocketCall {
         var size: Int32 = 8 << 20
         if setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &size, 4) != 0 { _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, 4) }
         if setsockopt(descriptor, SOL_SOCKET, SO_SNDBUFFORCE, &size, 4) != 0 { _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDBUF, &size, 4) }
+    }
+
+    /// `setsockopt(IP_TOS)` (IPv4) or `setsockopt(IPV6_TCLASS)` (IPv6) to what datagrams go out
+    /// with, and with `receiving` IP_RECVTOS / IPV6_RECVTCLASS, so that each received datagram
+    /// brings its DSCP and ECN bits along.
+    static func setTrafficClass(_ descriptor: Int32, address: SoftAddress, _ trafficClass: TrafficClass, receiving: Bool) throws(SoftRoCEError) {
+        var value = Int32(trafficClass.rawValue)
+        var on: Int32 = 1
+        let (level, send, receive, names): (Int32, Int32, Int32, (String, String)) = switch address {
+        case .ipv4: (Int32(IPPROTO_IP), IP_TOS, IP_RECVTOS, ("setsockopt(IP_TOS)", "setsockopt(IP_RECVTOS)"))
+        case .ipv6: (Int32(IPPROTO_IPV6), IPV6_TCLASS, IPV6_RECVTCLASS, ("setsockopt(IPV6_TCLASS)", "setsockopt(IPV6_RECVTCLASS)"))
+        }
+        if trafficClass != .unmarked, setsockopt(descriptor, level, send, &value, 4) != 0 {
+            throw SoftRoCEError(names.0, errno: errno, "cannot set the DSCP/ECN bits datagrams are sent with")
+        }
+        if receiving, setsockopt(descriptor, level, receive, &on, 4) != 0 {
+            throw SoftRoCEError(names.1, errno: errno, "cannot read the ECN bits of received datagrams")
+        }
     }
 
     /// `setsockopt(SO_ATTACH_FILTER)` of a classic BPF program.

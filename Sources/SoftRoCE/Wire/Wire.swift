@@ -50,6 +50,33 @@ package struct IPv4HeaderFields: Equatable, Sendable {
     package static let softSender = IPv4HeaderFields()
 }
 
+/// The IP header's DSCP and ECN bits of a datagram (IPv4 TOS, IPv6 traffic class): what the
+/// engine sends with, and what a bottleneck left in a received one (a CE mark).
+///
+/// ```swift
+/// let data = TrafficClass(dscp: 26, ecn: .ect0)     // 0x6A
+/// let cnp = TrafficClass.congestionNotification   // DSCP 48 + ECT(0): 0xC2, as mlx5 sends CNPs
+/// ```
+package struct TrafficClass: Hashable, Sendable {
+    package var rawValue: UInt8
+    package init(rawValue: UInt8) { self.rawValue = rawValue }
+    package init(dscp: UInt8, ecn: ExplicitCongestionNotification) {
+        rawValue = (dscp & 0x3F) << 2 | ecn.rawValue
+    }
+    /// The ECN codepoints (RFC 3168).
+    package enum ExplicitCongestionNotification: UInt8, Sendable {
+        case notCapable = 0, ect1 = 1, ect0 = 2, congestionExperienced = 3
+    }
+    package var dscp: UInt8 { rawValue >> 2 }
+    package var ecn: ExplicitCongestionNotification { ExplicitCongestionNotification(rawValue: rawValue & 3)! }
+    /// A router on the path set CE instead of dropping.
+    @inline(__always) package var congestionExperienced: Bool { rawValue & 3 == 3 }
+    /// Best effort, not ECN-capable: what a socket sends unless told otherwise.
+    package static let unmarked = TrafficClass(rawValue: 0)
+    /// How mlx5 sends a CNP: DSCP 48 (network control) with ECT(0).
+    package static let congestionNotification = TrafficClass(dscp: 48, ecn: .ect0)
+}
+
 /// Received datagrams: preallocated buffers a wire fills, read in place by the engine.
 /// One per device; nothing is allocated per packet.
 package final class ReceiveBatch {
@@ -62,6 +89,7 @@ package final class ReceiveBatch {
     private let sources: UnsafeMutablePointer<WireEndpoint>
     private let offsets: UnsafeMutablePointer<Int>
     private let headers: UnsafeMutablePointer<IPv4HeaderFields>
+    private let trafficClasses: UnsafeMutablePointer<TrafficClass>
     /// How many datagrams the last receive returned.
     @exclusivity(unchecked) package internal(set) var count = 0
     /// The errno of a receive failure other than "nothing waiting" (0 when none).
@@ -79,6 +107,8 @@ package final class ReceiveBatch {
         offsets.initialize(repeating: 0, count: capacity)
         headers = .allocate(capacity: capacity)
         headers.initialize(repeating: .softSender, count: capacity)
+        trafficClasses = .allocate(capacity: capacity)
+        trafficClasses.initialize(repeating: .unmarked, count: capacity)
     }
 
     deinit {
@@ -88,6 +118,7 @@ package final class ReceiveBatch {
         sources.deallocate()
         offsets.deallocate()
         headers.deallocate()
+        trafficClasses.deallocate()
     }
 
     /// The writable buffer of slot `index` (for a wire filling the batch).
@@ -97,14 +128,17 @@ package final class ReceiveBatch {
 
     /// Records that slot `count` holds a datagram of `length` bytes starting `offset` bytes
     /// into its buffer (after an IP/UDP header a raw socket delivered), from `source`, with the
-    /// IPv4 fields its sender wrote (when the wire knows them); false when full.
+    /// IPv4 fields its sender wrote (when the wire knows them) and the DSCP/ECN it arrived
+    /// with (`.unmarked` when the wire cannot tell); false when full.
     @discardableResult
-    package func append(length: Int, offset: Int = 0, from source: WireEndpoint, ipv4: IPv4HeaderFields = .softSender) -> Bool {
+    package func append(length: Int, offset: Int = 0, from source: WireEndpoint, ipv4: IPv4HeaderFields = .softSender,
+                        trafficClass: TrafficClass = .unmarked) -> Bool {
         guard count < capacity, offset >= 0, offset <= bufferSize else { return false }
         lengths[count] = min(length, bufferSize - offset)
         offsets[count] = offset
         sources[count] = source
         headers[count] = ipv4
+        trafficClasses[count] = trafficClass
         count += 1
         return true
     }
@@ -122,6 +156,9 @@ package final class ReceiveBatch {
     package func ipv4Header(_ index: Int) -> IPv4HeaderFields { headers[index] }
 
     package func source(_ index: Int) -> WireEndpoint { sources[index] }
+
+    /// The DSCP and ECN bits datagram `index` arrived with (a CE mark is congestion on the path).
+    package func trafficClass(_ index: Int) -> TrafficClass { trafficClasses[index] }
 }
 
 /// Moves RoCEv2 datagrams between this engine and its peers.
@@ -138,8 +175,10 @@ package protocol Wire: AnyObject {
     /// fabrics spread flows); false when every datagram leaves from `local.port`.
     var choosesSourcePort: Bool { get }
     /// Sends one datagram (BTH onward, ICRC sealed over `sourcePort`) from `sourcePort`
-    /// (ignored unless `choosesSourcePort`). Never blocks.
-    func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint) -> WireSendResult
+    /// (ignored unless `choosesSourcePort`) with `trafficClass` in its IP header (the ICRC
+    /// masks it, so it needs no resealing). Never blocks.
+    func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint,
+              trafficClass: TrafficClass) -> WireSendResult
     /// Resets `batch` and fills it with what has arrived, up to its capacity. Never blocks.
     func receive(into batch: ReceiveBatch)
     /// Lets a wire that holds datagrams back (fault injection) release the ones now due.
