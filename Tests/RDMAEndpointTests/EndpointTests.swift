@@ -122,9 +122,9 @@ struct EndpointTests {
         let client = pair.client, server = pair.server
         var sent = 0, received = 0, stalls = 0
         // The receiver reads one message only each time the sender found no credit.
-        while received < 2000 {
+        while received < 1000 {
             let payload = pattern(1024, seed: sent)
-            if sent < 2000, try payload.withUnsafeBytes({ try client.trySend($0) }) {
+            if sent < 1000, try payload.withUnsafeBytes({ try client.trySend($0) }) {
                 sent += 1
             } else {
                 stalls += 1
@@ -136,7 +136,7 @@ struct EndpointTests {
                 try client.poll()
             }
         }
-        #expect(sent == 2000 && received == 2000 && stalls >= 2000 - 16)
+        #expect(sent == 1000 && received == 1000 && stalls >= 1000 - 16)
         let counters = pair.queuePairs.context.softCounters!
         #expect(counters.sendRNRError == 0 && counters.receivedRNRError == 0 && counters.rnrRetryExceeded == 0)
     }
