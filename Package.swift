@@ -115,6 +115,10 @@ let package = Package(
             dependencies: ["RDMAEndpoint", .product(name: "MetricsTestKit", package: "swift-metrics")]
         ),
         .executableTarget(name: "endpoint-bench", dependencies: ["RDMAEndpoint"]),
-        .executableTarget(name: "KeyValue", dependencies: ["RDMAEndpoint"], path: "Examples/KeyValue"),
+        .executableTarget(
+            name: "KeyValue",
+            dependencies: ["RDMAEndpoint", "RDMAPerf", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/KeyValue"
+        ),
     ]
 )
