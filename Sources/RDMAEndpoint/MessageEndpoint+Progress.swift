@@ -31,6 +31,7 @@ extension MessageEndpoint {
         // landed in our completion queue before the close reached the block.
         let control = ControlBlock.read(memory.controlIn.base)
         var handled = 0
+        let creditsBefore = peerGranted, releasesBefore = peerReleased
         do throws(EndpointError) {
             try applyGrant(control.granted, field: "controlBlock.granted")
             try applyReleased(control.released, field: "controlBlock.released")
@@ -44,9 +45,10 @@ extension MessageEndpoint {
             failLocked(.peerClosed(reason: control.closeReason), log: true)
             return handled
         }
-        if handled > 0 {
-            lastActivityNanoseconds = monotonicNanoseconds()
-            if mode == .async { drainPendingSendsLocked() }
+        if handled > 0 { lastActivityNanoseconds = monotonicNanoseconds() }
+        // Credits also arrive by a WRITE into the control block, which completes nothing here.
+        if mode == .async && (handled > 0 || peerGranted != creditsBefore || peerReleased != releasesBefore) {
+            drainPendingSendsLocked()
         }
         flushControlLocked()
         return handled
@@ -266,10 +268,18 @@ extension MessageEndpoint {
         }
     }
 
-    /// After the connection ended: only the control write's completion is still of interest.
+    /// After the connection ended: frees the send side's resources as completions (or
+    /// flushes) come in, so that the close write finds room and its completion is counted.
     func drainSendCompletionsAfterClose() {
         while let completion = try? queuePair.sendCompletionQueue.pollOne() {
-            if RequestTag.split(completion.id).0 == .controlWrite { controlWritesCompleted += 1 }
+            let (tag, index) = RequestTag.split(completion.id)
+            switch tag {
+            case .controlWrite: controlWritesCompleted += 1
+            case .eagerSend: sendSlots.put(index)
+            case .rendezvousWrite: break
+            case .receive, nil: continue
+            }
+            sendQueueOutstanding -= 1
         }
     }
 

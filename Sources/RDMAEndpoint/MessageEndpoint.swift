@@ -245,7 +245,8 @@ public final class MessageEndpoint: @unchecked Sendable {
             while monotonicNanoseconds() < deadline {
                 let done: Bool = lock.locked {
                     drainSendCompletionsAfterClose()
-                    return controlWritesCompleted == controlWritesPosted
+                    if closeReasonToSend != 0 { flushControlLocked() }   // no room at first: try again
+                    return closeReasonToSend == 0 && controlWritesCompleted == controlWritesPosted
                 }
                 if done { break }
             }
