@@ -46,8 +46,11 @@ func connectedSides() throws -> (Side, Side) {
         guard let second = try? Side(address: "127.0.0.2", port: candidate) else { continue }
         let endpointA = try first.pair.localEndpoint(gidIndex: 0, psn: 100)
         let endpointB = try second.pair.localEndpoint(gidIndex: 0, psn: 200)
-        try first.pair.connect(to: endpointB, local: endpointA, options: ConnectionOptions(gidIndex: 0))
-        try second.pair.connect(to: endpointA, local: endpointB, options: ConnectionOptions(gidIndex: 0))
+        // A 0.5 s ACK timeout (× 7 retries): on a machine shared by many builds a spinning
+        // side can be descheduled long enough to exhaust the default 67 ms × 7.
+        let options = ConnectionOptions(gidIndex: 0, timeout: 17)
+        try first.pair.connect(to: endpointB, local: endpointA, options: options)
+        try second.pair.connect(to: endpointA, local: endpointB, options: options)
         return (first, second)
     }
     fatalError("no free UDP port on 127.0.0.1/127.0.0.2")
