@@ -70,6 +70,15 @@ final class HostilePeer {
     }
 }
 
+extension EndpointConfiguration {
+    static func rendezvous(slots: Int, size: Int) -> EndpointConfiguration {
+        var configuration = EndpointConfiguration()
+        configuration.rendezvousSlots = slots
+        configuration.rendezvousSlotSize = size
+        return configuration
+    }
+}
+
 func violatedField(_ error: EndpointError?) -> String? {
     if case .protocolViolation(let field, _) = error { return field }
     return nil
@@ -126,29 +135,22 @@ struct HostilePeerTests {
     }
 
     @Test func badRendezvousDescriptors() throws {
-        var configuration = EndpointConfiguration()
-        configuration.rendezvousSlots = 2
-        configuration.rendezvousSlotSize = 65_536
-        let wrongSlot = try HostilePeer(configuration: configuration)
-        try wrongSlot.send(HostilePeer.header(length: 10_000, rendezvous: true, slot: 1))   // slot 0 comes first
-        #expect(violatedField(wrongSlot.endpointFailure()) == "rendezvous.slot")
-
-        let tooLong = try HostilePeer(configuration: configuration)
-        try tooLong.send(HostilePeer.header(length: 65_537, rendezvous: true, slot: 0))
-        #expect(violatedField(tooLong.endpointFailure()) == "rendezvous.length")
-
-        var none = EndpointConfiguration()
-        none.rendezvousSlots = 0
-        let unoffered = try HostilePeer(configuration: none)
-        try unoffered.send(HostilePeer.header(length: 10, rendezvous: true))
-        #expect(violatedField(unoffered.endpointFailure()) == "header.rendezvous")
+        let offered = EndpointConfiguration.rendezvous(slots: 2, size: 65_536)
+        // Slot 0 comes first; a slot holds 65,536 bytes; no slots were offered at all.
+        for (configuration, header, field) in [
+            (offered, HostilePeer.header(length: 10_000, rendezvous: true, slot: 1), "rendezvous.slot"),
+            (offered, HostilePeer.header(length: 65_537, rendezvous: true, slot: 0), "rendezvous.length"),
+            (EndpointConfiguration.rendezvous(slots: 0, size: 65_536), HostilePeer.header(length: 10, rendezvous: true), "header.rendezvous"),
+        ] {
+            let peer = try HostilePeer(configuration: configuration)
+            try peer.send(header)
+            #expect(violatedField(peer.endpointFailure()) == field)
+            #expect(peer.canaryIntact)
+        }
     }
 
     @Test func writesOutsideTheGrantedRegionsAreRefusedByTheKey() throws {
-        var configuration = EndpointConfiguration()
-        configuration.rendezvousSlots = 1
-        configuration.rendezvousSlotSize = 65_536
-        let peer = try HostilePeer(configuration: configuration)
+        let peer = try HostilePeer(configuration: .rendezvous(slots: 1, size: 65_536))
         let granted = peer.endpoint.localHandshake.rendezvousRegion
         // One byte past the rendezvous region, with its own rkey.
         let beyond = RemoteMemory(address: granted.address + UInt64(granted.length), rkey: granted.rkey, length: 64)
