@@ -4,14 +4,15 @@ import Testing
 @testable import RDMAEndpoint
 
 /// Two RC queue pairs on one soft device (127.0.0.1, a kernel-chosen UDP port), connected
-/// to each other the way the RDMA tests' `ConnectedPair` does, each with its own CQ.
+/// to each other the way the RDMA tests' `ConnectedPair` does, each with its own CQ. The ACK
+/// timeout (16: 0.27 s × 7 retries) outlasts a thread descheduled on a loaded CI machine.
 final class QueuePairPair: @unchecked Sendable {
     let context: Context
     let domain: ProtectionDomain
     let pairA: QueuePair
     let pairB: QueuePair
 
-    init(receiveSlots: Int = 256, sendDepth: UInt32 = 512, timeout: UInt8 = 12, retryCount: UInt8 = 7) throws {
+    init(receiveSlots: Int = 256, sendDepth: UInt32 = 512, timeout: UInt8 = 16, retryCount: UInt8 = 7) throws {
         context = try Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: 0))
         domain = try ProtectionDomain(context: context)
         let capabilities = QueuePairCapabilities(maxSendWorkRequests: sendDepth, maxReceiveWorkRequests: UInt32(receiveSlots),
@@ -44,7 +45,7 @@ final class EndpointPair: @unchecked Sendable {
 
     init(client clientConfiguration: EndpointConfiguration = EndpointConfiguration(),
          server serverConfiguration: EndpointConfiguration? = nil, mode: MessageEndpoint.DrivingMode = .async,
-         timeout: UInt8 = 12, retryCount: UInt8 = 7) throws {
+         timeout: UInt8 = 16, retryCount: UInt8 = 7) throws {
         let serverConfiguration = serverConfiguration ?? clientConfiguration
         queuePairs = try QueuePairPair(receiveSlots: max(clientConfiguration.receiveSlots, serverConfiguration.receiveSlots),
                                        timeout: timeout, retryCount: retryCount)
