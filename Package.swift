@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "rdma-pingpong", targets: ["rdma-pingpong"]),
         .executable(name: "rdma-throughput", targets: ["rdma-throughput"]),
         .library(name: "FabricMonitor", targets: ["FabricMonitor"]),
+        .library(name: "RDMAEndpoint", targets: ["RDMAEndpoint"]),
         .executable(name: "rdma-monitor", targets: ["rdma-monitor"]),
     ],
     dependencies: [
@@ -23,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
     ],
     targets: [
         // MARK: verbs (issue 2)
@@ -118,5 +120,26 @@ let package = Package(
         ),
         .testTarget(name: "FabricMonitorTests", dependencies: ["FabricMonitor", "FabricSim", "Congestion"]),
         .testTarget(name: "FabricMonitorExporterTests", dependencies: ["FabricMonitorExporter"]),
+    
+        // MARK: message and RPC endpoints (issue 14)
+        // Over a connected RC queue pair; swift-log and swift-metrics enter here, above RDMA.
+        .target(
+            name: "RDMAEndpoint",
+            dependencies: [
+                "RDMA",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
+        .testTarget(
+            name: "RDMAEndpointTests",
+            dependencies: ["RDMAEndpoint", .product(name: "MetricsTestKit", package: "swift-metrics")]
+        ),
+        .executableTarget(name: "endpoint-bench", dependencies: ["RDMAEndpoint"]),
+        .executableTarget(
+            name: "KeyValue",
+            dependencies: ["RDMAEndpoint", "RDMAPerf", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/KeyValue"
+        ),
     ]
 )

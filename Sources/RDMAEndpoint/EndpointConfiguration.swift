@@ -1,0 +1,53 @@
+/// How large an endpoint's pools are, chosen before the handshake (they are registered and
+/// the receive buffers posted when the endpoint is created).
+///
+/// ```swift
+/// var configuration = EndpointConfiguration()
+/// configuration.eagerLimit = 4096              // larger messages go by RDMA WRITE
+/// configuration.rendezvousSlotSize = 8 << 20   // up to 8 MiB per message
+/// let endpoint = try MessageEndpoint(queuePair: queuePair, configuration: configuration)
+/// ```
+public struct EndpointConfiguration: Sendable, Equatable {
+    /// Receive buffers posted for the peer: its credits. Each holds a header and `eagerLimit` bytes.
+    public var receiveSlots = 256
+    /// Send buffers (the same size as receive buffers); a send waits for one to be free.
+    public var sendSlots = 256
+    /// The largest payload sent by SEND; above it a message goes by RDMA WRITE into the
+    /// peer's rendezvous region (the smaller of both sides' limits applies).
+    public var eagerLimit = 4096
+    /// Slots for large messages, each way: how many may be in flight at once.
+    public var rendezvousSlots = 2
+    /// The largest message, in bytes (0 disables rendezvous: messages up to `eagerLimit`).
+    public var rendezvousSlotSize = 1 << 20
+    /// Calls that may be outstanding at once (a power of two).
+    public var maxOutstandingCalls = 16_384
+    /// In async mode, a connection with waiters and no traffic for this long is probed
+    /// (an RDMA WRITE of the control block): a dead peer then fails every waiter.
+    public var livenessProbeInterval: Duration = .milliseconds(100)
+    /// Label of the swift-log logger and prefix of the swift-metrics names.
+    public var label = "rdma.endpoint"
+
+    public init() {}
+
+    func validate() throws(EndpointError) {
+        guard (1...EndpointHandshake.maxReceiveSlots).contains(receiveSlots) else {
+            throw .invalidConfiguration(field: "receiveSlots", detail: "\(receiveSlots) outside 1…\(EndpointHandshake.maxReceiveSlots)")
+        }
+        guard (1...65_535).contains(sendSlots) else {
+            throw .invalidConfiguration(field: "sendSlots", detail: "\(sendSlots) outside 1…65535")
+        }
+        guard (1...EndpointHandshake.maxEagerLimit).contains(eagerLimit) else {
+            throw .invalidConfiguration(field: "eagerLimit", detail: "\(eagerLimit) outside 1…\(EndpointHandshake.maxEagerLimit)")
+        }
+        guard (0...EndpointHandshake.maxRendezvousSlots).contains(rendezvousSlots) else {
+            throw .invalidConfiguration(field: "rendezvousSlots", detail: "\(rendezvousSlots) outside 0…\(EndpointHandshake.maxRendezvousSlots)")
+        }
+        guard rendezvousSlots == 0 || (1...EndpointHandshake.maxRendezvousSlotSize).contains(rendezvousSlotSize),
+              rendezvousSlots * rendezvousSlotSize <= Int(UInt32.max) else {
+            throw .invalidConfiguration(field: "rendezvousSlotSize", detail: "\(rendezvousSlotSize) outside 1…\(EndpointHandshake.maxRendezvousSlotSize) or the region exceeds 4 GiB")
+        }
+        guard maxOutstandingCalls >= 1, maxOutstandingCalls <= 1 << 20, maxOutstandingCalls & (maxOutstandingCalls - 1) == 0 else {
+            throw .invalidConfiguration(field: "maxOutstandingCalls", detail: "\(maxOutstandingCalls) is not a power of two in 1…\(1 << 20)")
+        }
+    }
+}

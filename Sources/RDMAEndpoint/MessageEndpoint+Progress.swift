@@ -1,0 +1,295 @@
+import Logging
+import RDMA
+
+/// Work request IDs: a tag in the top byte, the pool index below.
+enum RequestTag: UInt64 {
+    case receive = 1, eagerSend = 2, rendezvousWrite = 3, controlWrite = 4
+
+    @inline(__always) func id(_ index: Int32) -> UInt64 { rawValue << 56 | UInt64(UInt32(bitPattern: index)) }
+    @inline(__always) static func split(_ id: UInt64) -> (RequestTag?, Int32) {
+        (RequestTag(rawValue: id >> 56), Int32(truncatingIfNeeded: id & 0xFFFF_FFFF))
+    }
+}
+
+// The receive side and the credit protocol: completions in, grants and releases out, and
+// every check of what the peer sent.
+extension MessageEndpoint {
+    /// Posts receive buffer `slot`. The corresponding C function is `ibv_post_recv`.
+    func postReceive(_ slot: Int32) throws(EndpointError) {
+        let element = ScatterGatherElement(address: memory.receive.address(Int(slot) * memory.slotStride),
+                                           length: UInt32(memory.slotStride), lkey: memory.receive.region.lkey)
+        do { try queuePair.postReceive(id: RequestTag.receive.id(slot), scatterGather: element) } catch { throw .rdma(error) }
+    }
+
+    /// One round: the peer's control block, then every completion, then what we owe.
+    func progressLocked() -> Int {
+        guard case .running = phase else {
+            if case .failed = phase { drainSendCompletionsAfterClose() }
+            return 0
+        }
+        // Read the control block before draining: everything the peer sent before a close
+        // landed in our completion queue before the close reached the block.
+        let control = ControlBlock.read(memory.controlIn.base)
+        var handled = 0
+        let creditsBefore = peerGranted, releasesBefore = peerReleased
+        do throws(EndpointError) {
+            try applyGrant(control.granted, field: "controlBlock.granted")
+            try applyReleased(control.released, field: "controlBlock.released")
+            handled = try drainCompletionsLocked()
+        } catch {
+            failLocked(error)
+            return handled
+        }
+        if control.closeReason != 0, case .running = phase {
+            peerCloseReason = control.closeReason
+            failLocked(.peerClosed(reason: control.closeReason), log: true)
+            return handled
+        }
+        if handled > 0 { lastActivityNanoseconds = monotonicNanoseconds() }
+        // Credits also arrive by a WRITE into the control block, which completes nothing here.
+        if mode == .async && (handled > 0 || peerGranted != creditsBefore || peerReleased != releasesBefore) {
+            drainPendingSendsLocked()
+        }
+        flushControlLocked()
+        return handled
+    }
+
+    private func drainCompletionsLocked() throws(EndpointError) -> Int {
+        var handled = 0
+        let sendQueue = queuePair.sendCompletionQueue, receiveQueue = queuePair.receiveCompletionQueue
+        while true {
+            let count: Int
+            do { count = try sendQueue.poll(into: completions) } catch { throw .rdma(error) }
+            for index in 0..<count { try handleCompletion(completions[index]) }
+            var received = 0
+            if receiveQueue !== sendQueue {
+                do { received = try receiveQueue.poll(into: completions) } catch { throw .rdma(error) }
+                for index in 0..<received { try handleCompletion(completions[index]) }
+            }
+            handled += count + received
+            if count < completions.count && received < completions.count { return handled }
+        }
+    }
+
+    private func handleCompletion(_ completion: WorkCompletion) throws(EndpointError) {
+        let (tag, index) = RequestTag.split(completion.id)
+        guard let tag else { return }
+        if tag == .receive {
+            try handleReceive(completion, slot: index)
+            return
+        }
+        sendQueueOutstanding -= 1
+        switch tag {
+        case .eagerSend: sendSlots.put(index)
+        case .controlWrite: controlWritesCompleted += 1
+        case .rendezvousWrite, .receive: break
+        }
+        guard completion.status == .success else {
+            throw .completionFailed(operation: tag == .controlWrite ? "control RDMA WRITE" : tag == .rendezvousWrite ? "rendezvous RDMA WRITE" : "SEND",
+                                    status: completion.status)
+        }
+    }
+
+    private func handleReceive(_ completion: WorkCompletion, slot: Int32) throws(EndpointError) {
+        guard completion.status == .success else {
+            if completion.status == .localLengthError {
+                throw .protocolViolation(field: "message.length", detail: "the peer sent more than a \(memory.slotStride)-byte receive buffer holds (eager limit \(configuration.eagerLimit))")
+            }
+            throw .completionFailed(operation: "receive", status: completion.status)
+        }
+        guard Int(slot) < configuration.receiveSlots else { return }
+        messagesReceived += 1
+        let base = memory.receive.base + Int(slot) * memory.slotStride
+        let byteLength = Int(completion.byteLength)
+        let header = try MessageHeader.parse(base, byteLength: byteLength)
+        try applyGrant(header.granted, field: "header.granted")
+        try applyReleased(header.released, field: "header.released")
+        var entry = InboundEntry(kind: header.kind, location: PayloadLocation(isRendezvous: false, index: slot),
+                                 length: Int(header.payloadLength), callID: header.callID)
+        if header.isRendezvous {
+            let slots = configuration.rendezvousSlots
+            guard slots > 0 else {
+                throw .protocolViolation(field: "header.rendezvous", detail: "a rendezvous message, but we offered no rendezvous slots")
+            }
+            guard byteLength == MessageHeader.size else {
+                throw .protocolViolation(field: "header.length", detail: "a rendezvous notice of \(byteLength) bytes, expected \(MessageHeader.size)")
+            }
+            guard Int(header.payloadLength) <= configuration.rendezvousSlotSize else {
+                throw .protocolViolation(field: "rendezvous.length", detail: "\(header.payloadLength) bytes exceed the \(configuration.rendezvousSlotSize)-byte rendezvous slot")
+            }
+            let expected = Int(rendezvousReceived % UInt64(slots))
+            guard Int(header.rendezvousSlot) == expected else {
+                throw .protocolViolation(field: "rendezvous.slot", detail: "slot \(header.rendezvousSlot), expected \(expected)")
+            }
+            rendezvousReceived += 1
+            entry.location = PayloadLocation(isRendezvous: true, index: Int32(expected))
+            // The notice's buffer is free at once: the payload lives in the rendezvous slot.
+            try repostLocked(slot)
+        } else {
+            guard Int(header.payloadLength) == byteLength - MessageHeader.size else {
+                throw .protocolViolation(field: "header.payloadLength", detail: "says \(header.payloadLength) bytes, \(byteLength - MessageHeader.size) arrived")
+            }
+        }
+        metrics.messagesReceived.increment()
+        metrics.bytesReceived.increment(by: entry.length)
+        switch header.kind {
+        case .message, .request:
+            deliverLocked(entry)
+        case .response:
+            guard let callSlot = calls.outstanding(header.callID),
+                  calls[callSlot].state == .waiting || calls[callSlot].state == .abandoned else {
+                releaseLocked(entry.location)
+                throw .protocolViolation(field: "header.callID", detail: "a response to call \(header.callID), which is not outstanding")
+            }
+            completeCallLocked(callSlot, with: entry)
+        }
+    }
+
+    private func completeCallLocked(_ slot: Int, with entry: InboundEntry) {
+        let call = calls[slot]
+        metrics.calls.increment()
+        metrics.callDuration.recordNanoseconds(Int64(monotonicNanoseconds() &- call.startNanoseconds))
+        if call.state == .abandoned {
+            calls.free(slot)
+            releaseLocked(entry.location)
+            return
+        }
+        if let continuation = callContinuations[slot] {
+            callContinuations[slot] = nil
+            calls.free(slot)
+            continuation.resume(returning: .response(entry))
+            return
+        }
+        calls[slot].state = .completed
+        calls[slot].response = entry
+    }
+
+    /// The peer's cumulative grant: never more than the buffers it could have posted (its
+    /// initial slots plus one per message of ours it consumed).
+    func applyGrant(_ granted: UInt64, field: String) throws(EndpointError) {
+        guard granted > peerGranted, let peer else { return }
+        let possible = messagesSent + UInt64(peer.receiveSlots)
+        guard granted <= possible else {
+            throw .protocolViolation(field: field, detail: "the peer granted \(granted) receive buffers but can have posted at most \(possible)")
+        }
+        peerGranted = granted
+    }
+
+    /// The peer's cumulative rendezvous releases: never more than we sent.
+    func applyReleased(_ released: UInt64, field: String) throws(EndpointError) {
+        guard released > peerReleased else { return }
+        guard released <= rendezvousSent else {
+            throw .protocolViolation(field: field, detail: "the peer released \(released) rendezvous slots, we used \(rendezvousSent)")
+        }
+        peerReleased = released
+    }
+
+    /// Re-posts receive buffer `slot`: one more credit for the peer.
+    func repostLocked(_ slot: Int32) throws(EndpointError) {
+        try postReceive(slot)
+        grantedTotal += 1
+    }
+
+    /// A released message's buffer goes back: a receive slot is re-posted (a credit), a
+    /// rendezvous slot is marked free and the contiguous released prefix advanced.
+    func releaseLocked(_ location: PayloadLocation) {
+        guard case .running = phase else { return }
+        if location.isRendezvous {
+            rendezvousReleasedFlags[Int(location.index)] = true
+            let slots = UInt64(configuration.rendezvousSlots)
+            while releasedTotal < rendezvousReceived, rendezvousReleasedFlags[Int(releasedTotal % slots)] {
+                rendezvousReleasedFlags[Int(releasedTotal % slots)] = false
+                releasedTotal += 1
+            }
+        } else {
+            do { try repostLocked(location.index) } catch { failLocked(error); return }
+        }
+        flushControlLocked()
+    }
+
+    /// Posts an RDMA WRITE of our control block to the peer's when a grant is due (a
+    /// quarter of the pool, or the peer may be running dry), a rendezvous slot was
+    /// released, a probe or a close was asked for. The write needs no receive buffer.
+    func flushControlLocked() {
+        guard let peer else { return }
+        let pendingGrant = grantedTotal - advertisedGranted
+        let peerCredits = advertisedGranted &- messagesReceived
+        let grantDue = pendingGrant > 0 && (pendingGrant >= grantThreshold || peerCredits <= grantThreshold)
+        let releaseDue = releasedTotal > advertisedReleased
+        let closeDue = closeReasonToSend != 0
+        guard grantDue || releaseDue || probeRequested || closeDue else { return }
+        guard controlWritesPosted - controlWritesCompleted < UInt64(EndpointMemory.controlWritesInFlight),
+              sendQueueOutstanding < sendQueueCapacity else { return }
+        let source = Int(controlWritesPosted % UInt64(EndpointMemory.controlWritesInFlight)) * ControlBlock.size
+        ControlBlock.write(ControlBlock.Values(granted: grantedTotal, released: releasedTotal, closeReason: closeReasonToSend),
+                           to: memory.controlOut.base + source)
+        let element = ScatterGatherElement(address: memory.controlOut.address(source), length: UInt32(ControlBlock.size),
+                                           lkey: memory.controlOut.region.lkey)
+        do {
+            try queuePair.post(SendWorkRequest(id: RequestTag.controlWrite.id(0), operation: .write(peer.controlBlock)),
+                               scatterGather: element)
+        } catch {
+            if !closeDue { failLocked(.rdma(error)) }
+            return
+        }
+        sendQueueOutstanding += 1
+        controlWritesPosted += 1
+        advertisedGranted = grantedTotal
+        advertisedReleased = releasedTotal
+        probeRequested = false
+        if closeDue { closeReasonToSend = 0 }
+    }
+
+    /// Ends the connection with `error`: every waiter fails with it, a violating peer is
+    /// told (close reason 2), nothing is re-posted any more.
+    func failLocked(_ error: EndpointError, log: Bool = true) {
+        guard case .running = phase else {
+            if case .created = phase { phase = .failed(error) }
+            failWaitersLocked(error)
+            return
+        }
+        let metadata: Logger.Metadata = ["qpn": "\(queuePair.number)"]
+        switch error {
+        case .protocolViolation:
+            metrics.protocolViolations.increment()
+            logger.error("closing the connection: \(error)", metadata: metadata)
+            closeReasonToSend = MessageEndpoint.protocolViolationCloseReason
+            flushControlLocked()
+        case .peerClosed:
+            if log { logger.info("\(error)", metadata: metadata) }
+        default:
+            if log { logger.warning("connection ended: \(error)", metadata: metadata) }
+        }
+        phase = .failed(error)
+        failWaitersLocked(error)
+        // Stop all DMA into our buffers now: a violating peer gets nothing more.
+        if case .protocolViolation = error {
+            try? queuePair.modify(QueuePairAttributes(targetState: .error))
+        }
+    }
+
+    /// After the connection ended: frees the send side's resources as completions (or
+    /// flushes) come in, so that the close write finds room and its completion is counted.
+    func drainSendCompletionsAfterClose() {
+        while let completion = try? queuePair.sendCompletionQueue.pollOne() {
+            let (tag, index) = RequestTag.split(completion.id)
+            switch tag {
+            case .controlWrite: controlWritesCompleted += 1
+            case .eagerSend: sendSlots.put(index)
+            case .rendezvousWrite: break
+            case .receive, nil: continue
+            }
+            sendQueueOutstanding -= 1
+        }
+    }
+
+    /// A message or request for the reader: straight to a waiting task, or into the queue
+    /// (which holds as many entries as there are buffers, so it never overflows).
+    func deliverLocked(_ entry: InboundEntry) {
+        if mode == .async, let waiter = popReceiveWaiterLocked() {
+            waiter.resume(returning: .message(entry))
+            return
+        }
+        _ = inbound.append(entry)
+    }
+}

@@ -1,0 +1,76 @@
+import RDMA
+
+// The send side: a credit, a send buffer and send-queue room per message; a rendezvous
+// slot and an RDMA WRITE first for a message above the eager threshold.
+extension MessageEndpoint {
+    /// `sendLocked` for an array's bytes (the async API's payloads).
+    func sendLocked(kind: MessageHeader.Kind, callID: UInt64, bytes: [UInt8]) throws(EndpointError) -> Bool {
+        let result: Result<Bool, EndpointError> = bytes.withUnsafeBytes { raw in
+            Result { () throws(EndpointError) in
+                try sendLocked(kind: kind, callID: callID, length: raw.count) { $0.copyMemory(from: raw) }
+            }
+        }
+        return try result.get()
+    }
+
+    /// Sends now if the resources are there (true), or leaves everything untouched (false).
+    /// `fill` writes exactly `length` payload bytes into registered memory.
+    func sendLocked(kind: MessageHeader.Kind, callID: UInt64, length: Int,
+                    fill: (UnsafeMutableRawBufferPointer) -> Void) throws(EndpointError) -> Bool {
+        try requireRunningLocked()
+        guard let peer else { return false }
+        let rendezvous = length > eagerLimit
+        if rendezvous && length > rendezvousSizeOut {
+            throw .messageTooLarge(length: length, limit: max(eagerLimit, rendezvousSizeOut))
+        }
+        guard peerGranted > messagesSent, sendSlots.available > 0,
+              sendQueueCapacity - sendQueueOutstanding >= (rendezvous ? 2 : 1) + 1,
+              !rendezvous || rendezvousSent - peerReleased < UInt64(rendezvousSlotsOut) else {
+            metrics.creditStalls.increment()
+            return false
+        }
+        let slot = sendSlots.take()!
+        let base = memory.send.base + Int(slot) * memory.slotStride
+        var header = MessageHeader(kind: kind, isRendezvous: rendezvous, rendezvousSlot: 0, payloadLength: UInt32(length),
+                                   callID: callID, granted: grantedTotal, released: releasedTotal)
+        if rendezvous {
+            let staging = memory.rendezvousOut!
+            let stagingOffset = Int(rendezvousSent % UInt64(configuration.rendezvousSlots)) * configuration.rendezvousSlotSize
+            fill(UnsafeMutableRawBufferPointer(start: staging.base + stagingOffset, count: length))
+            let remoteSlot = Int(rendezvousSent % UInt64(peer.rendezvousSlots))
+            let remote = RemoteMemory(address: peer.rendezvousRegion.address + UInt64(remoteSlot) * UInt64(peer.rendezvousSlotSize),
+                                      rkey: peer.rendezvousRegion.rkey, length: UInt32(length))
+            let element = ScatterGatherElement(address: staging.address(stagingOffset), length: UInt32(length), lkey: staging.region.lkey)
+            do {
+                try queuePair.post(SendWorkRequest(id: RequestTag.rendezvousWrite.id(Int32(remoteSlot)), operation: .write(remote)),
+                                   scatterGather: element)
+            } catch {
+                sendSlots.put(slot)
+                throw .rdma(error)
+            }
+            sendQueueOutstanding += 1
+            rendezvousSent += 1
+            header.rendezvousSlot = UInt16(remoteSlot)
+        } else {
+            fill(UnsafeMutableRawBufferPointer(start: base + MessageHeader.size, count: length))
+        }
+        header.write(to: base)
+        let sentLength = MessageHeader.size + (rendezvous ? 0 : length)
+        let element = ScatterGatherElement(address: memory.send.address(Int(slot) * memory.slotStride),
+                                           length: UInt32(sentLength), lkey: memory.send.region.lkey)
+        do {
+            try queuePair.post(SendWorkRequest(id: RequestTag.eagerSend.id(slot)), scatterGather: element)
+        } catch {
+            sendSlots.put(slot)
+            failLocked(.rdma(error))
+            throw .rdma(error)
+        }
+        sendQueueOutstanding += 1
+        messagesSent += 1
+        advertisedGranted = grantedTotal
+        advertisedReleased = releasedTotal
+        metrics.messagesSent.increment()
+        metrics.bytesSent.increment(by: length)
+        return true
+    }
+}

@@ -1,0 +1,422 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import Logging
+import Metrics
+import RDMA
+
+/// A message and RPC endpoint over a connected reliable-connected queue pair.
+///
+/// The endpoint posts `receiveSlots` registered buffers and tells the peer so in its
+/// `EndpointHandshake`: the peer may send that many messages (its credits), and gets a
+/// credit back each time a buffer is re-posted — piggy-backed on the next message, or by an
+/// RDMA WRITE into the peer's control block, which needs no receive buffer. So the engine
+/// never sees an RNR NAK in steady state. Messages up to the eager threshold go by SEND;
+/// larger ones by RDMA WRITE into the peer's rendezvous slots, announced by a SEND.
+///
+/// Received messages are `ReceivedMessage`s: non-copyable views of the registered buffer,
+/// which return to the pool (and become a credit) when released.
+///
+/// Two ways to drive it: the run-to-completion poll mode (`start(peer:mode: .poll)`, then
+/// `poll()`, `trySend`, `tryReceive`, `trySendRequest`/`takeResponse` from one thread, no
+/// allocation per call), and async/await (`mode: .async`, the default: a driver thread
+/// polls; `send`, `receive`, `call`, `respond` suspend when out of credits).
+///
+/// ```swift
+/// let endpoint = try MessageEndpoint(queuePair: connectedQueuePair)
+/// sendToPeer(endpoint.localHandshake.serialized)          // any channel, or CM private data
+/// try endpoint.start(peer: EndpointHandshake(serialized: receiveFromPeer()))
+/// let response = try await endpoint.call(Array("ping".utf8), timeout: .seconds(1))
+/// print(response.bytes)
+/// ```
+///
+/// Peer input is validated: credits it does not have, oversized messages, unknown call IDs,
+/// bad rendezvous slots close the connection with `EndpointError.protocolViolation` naming
+/// the field; the peer can only touch the control block and the rendezvous region it was
+/// given, and no length it sends is used without a check against our buffers.
+///
+/// The endpoint owns the queue pair from `init` on (it closes it) and must be the only
+/// user of its completion queues.
+public final class MessageEndpoint: @unchecked Sendable {
+    public enum DrivingMode: Sendable { case poll, async }
+
+    /// The close reason `close()` sends by default, and the one sent to a peer that broke
+    /// the protocol.
+    public static let normalCloseReason: UInt32 = 1
+    public static let protocolViolationCloseReason: UInt32 = 2
+
+    public let queuePair: QueuePair
+    public let configuration: EndpointConfiguration
+    /// What to send the peer before `start(peer:)`.
+    public let localHandshake: EndpointHandshake
+    let memory: EndpointMemory
+    let logger: Logger
+    let metrics: EndpointMetrics
+    let lock = EndpointLock()
+
+    // MARK: state, touched only under `lock`
+
+    enum Phase {
+        case created, running, failed(EndpointError), closed
+    }
+    var phase = Phase.created
+    var mode = DrivingMode.poll
+    var peer: EndpointHandshake?
+    /// The eager threshold in force: the smaller of both sides' limits.
+    var eagerLimit = 0
+    /// Rendezvous slots and size usable toward the peer (0 when either side has none).
+    var rendezvousSlotsOut = 0
+    var rendezvousSizeOut = 0
+
+    // Credits toward the peer.
+    var peerGranted: UInt64 = 0
+    var messagesSent: UInt64 = 0
+    var sendSlots: FreeList
+    var sendQueueOutstanding = 0
+    let sendQueueCapacity: Int
+
+    // What we grant.
+    var grantedTotal: UInt64
+    var advertisedGranted: UInt64
+    var messagesReceived: UInt64 = 0
+    let grantThreshold: UInt64
+
+    // Rendezvous both ways.
+    var rendezvousSent: UInt64 = 0
+    var peerReleased: UInt64 = 0
+    var rendezvousReceived: UInt64 = 0
+    var rendezvousReleasedFlags: [Bool]
+    var releasedTotal: UInt64 = 0
+    var advertisedReleased: UInt64 = 0
+
+    // Control writes toward the peer.
+    var controlWritesPosted: UInt64 = 0
+    var controlWritesCompleted: UInt64 = 0
+    var closeReasonToSend: UInt32 = 0
+    var probeRequested = false
+    /// The peer's close reason, seen in our control block and acted on after the CQ drained.
+    var peerCloseReason: UInt32 = 0
+
+    // Receiving.
+    var inbound: FixedRing<InboundEntry>
+    var calls: CallTable
+    let completions: UnsafeMutableBufferPointer<WorkCompletion>
+
+    // Async mode (see MessageEndpoint+Async.swift).
+    var callContinuations: [UnsafeContinuation<CallOutcome, Never>?]
+    var receiveWaiterList: [ReceiveWaiter] = []
+    var pendingSends: [PendingSend] = []
+    var pendingSendsHead = 0
+    var nextWaiterID: UInt64 = 1
+    var lastActivityNanoseconds: UInt64 = 0
+    var driver: EndpointDriver?
+
+    /// Creates the endpoint on `queuePair` (RC, in INIT or later, connected or about to
+    /// be): registers the pools and posts every receive buffer, so the peer may send as
+    /// soon as it has `localHandshake`. Logs go to `logger` (default: label
+    /// `configuration.label`), metrics to `metricsFactory` (default: `MetricsSystem`).
+    public init(queuePair: QueuePair, configuration: EndpointConfiguration = EndpointConfiguration(),
+                logger: Logger? = nil, metricsFactory: (any MetricsFactory)? = nil) throws(EndpointError) {
+        try configuration.validate()
+        guard queuePair.kind == .reliableConnected else {
+            throw .invalidConfiguration(field: "queuePair.kind", detail: "an endpoint needs a reliable-connected QP, got \(queuePair.kind)")
+        }
+        guard queuePair.sharedReceiveQueue == nil else {
+            throw .invalidConfiguration(field: "queuePair.sharedReceiveQueue", detail: "the endpoint posts its own receives: create the QP without an SRQ")
+        }
+        let maxReceives = Int(queuePair.capabilities.maxReceiveWorkRequests), maxSends = Int(queuePair.capabilities.maxSendWorkRequests)
+        guard maxReceives >= configuration.receiveSlots else {
+            throw .invalidConfiguration(field: "receiveSlots", detail: "\(configuration.receiveSlots) exceeds the QP's \(maxReceives) receive requests: create the QP with maxReceiveWorkRequests ≥ receiveSlots")
+        }
+        guard maxSends >= 4 else {
+            throw .invalidConfiguration(field: "queuePair.maxSendWorkRequests", detail: "\(maxSends) < 4")
+        }
+        let sendCapacity = queuePair.sendCompletionQueue.capacity, receiveCapacity = queuePair.receiveCompletionQueue.capacity
+        let needed = queuePair.sendCompletionQueue === queuePair.receiveCompletionQueue
+            ? (sendCapacity >= maxSends + configuration.receiveSlots)
+            : (sendCapacity >= maxSends && receiveCapacity >= configuration.receiveSlots)
+        guard needed else {
+            throw .invalidConfiguration(field: "completionQueue.capacity", detail: "the completion queues cannot hold every send (\(maxSends)) and receive (\(configuration.receiveSlots)) completion: enlarge them")
+        }
+        self.queuePair = queuePair
+        self.configuration = configuration
+        self.logger = logger ?? Logger(label: configuration.label)
+        metrics = EndpointMetrics(label: configuration.label, factory: metricsFactory)
+        memory = try EndpointMemory(domain: queuePair.protectionDomain, configuration: configuration)
+        sendSlots = FreeList(count: configuration.sendSlots)
+        sendQueueCapacity = maxSends
+        grantedTotal = UInt64(configuration.receiveSlots)
+        advertisedGranted = grantedTotal
+        grantThreshold = UInt64(max(1, configuration.receiveSlots / 4))
+        rendezvousReleasedFlags = Array(repeating: false, count: max(1, configuration.rendezvousSlots))
+        inbound = FixedRing(capacity: configuration.receiveSlots + configuration.rendezvousSlots, filler: .empty)
+        calls = CallTable(capacity: configuration.maxOutstandingCalls)
+        callContinuations = Array(repeating: nil, count: configuration.maxOutstandingCalls)
+        completions = .allocate(capacity: 64)
+        completions.initialize(repeating: WorkCompletion())
+        pendingSends.reserveCapacity(64)
+        localHandshake = EndpointHandshake(
+            receiveSlots: UInt16(configuration.receiveSlots), eagerLimit: UInt32(configuration.eagerLimit),
+            controlBlock: RemoteMemory(address: memory.controlIn.region.address, rkey: memory.controlIn.region.rkey,
+                                       length: UInt32(ControlBlock.size)),
+            rendezvousRegion: memory.rendezvousIn.map {
+                RemoteMemory(address: $0.region.address, rkey: $0.region.rkey,
+                             length: UInt32(configuration.rendezvousSlots * configuration.rendezvousSlotSize))
+            } ?? RemoteMemory(address: 0, rkey: 0, length: 0),
+            rendezvousSlots: UInt16(configuration.rendezvousSlots),
+            rendezvousSlotSize: configuration.rendezvousSlots > 0 ? UInt32(configuration.rendezvousSlotSize) : 0)
+        for slot in 0..<configuration.receiveSlots {
+            do { try postReceive(Int32(slot)) } catch {
+                memory.deregister()
+                completions.deallocate()
+                throw error
+            }
+        }
+    }
+
+    deinit {
+        driver?.stop()
+        completions.deallocate()
+    }
+
+    /// Starts the connection with the peer's handshake. In `.async` mode a driver thread
+    /// polls the completion queues; in `.poll` mode the caller's `poll()` does.
+    public func start(peer: EndpointHandshake, mode: DrivingMode = .async) throws(EndpointError) {
+        try peer.validate()
+        try lock.locked { () throws(EndpointError) in
+            guard case .created = phase else {
+                throw .invalidConfiguration(field: "start", detail: "the endpoint was already started or closed")
+            }
+            self.peer = peer
+            self.mode = mode
+            eagerLimit = min(configuration.eagerLimit, Int(peer.eagerLimit))
+            if peer.rendezvousSlots > 0 && configuration.rendezvousSlots > 0 {
+                rendezvousSlotsOut = min(Int(peer.rendezvousSlots), configuration.rendezvousSlots)
+                rendezvousSizeOut = min(Int(peer.rendezvousSlotSize), configuration.rendezvousSlotSize)
+            }
+            peerGranted = UInt64(peer.receiveSlots)
+            lastActivityNanoseconds = monotonicNanoseconds()
+            phase = .running
+        }
+        logger.debug("endpoint started", metadata: [
+            "qpn": "\(queuePair.number)", "eager": "\(eagerLimit)", "credits": "\(peer.receiveSlots)",
+            "rendezvous": "\(rendezvousSlotsOut)×\(rendezvousSizeOut)", "mode": "\(mode)"])
+        if mode == .async { driver = EndpointDriver(endpoint: self) }
+    }
+
+    /// The largest message `send` accepts toward this peer (after `start`).
+    public var maxMessageSize: Int { lock.locked { max(eagerLimit, rendezvousSizeOut) } }
+
+    /// The error that ended the connection, nil while it is usable.
+    public var failure: EndpointError? {
+        lock.locked {
+            switch phase {
+            case .failed(let error): error
+            case .closed: .closed
+            case .created, .running: nil
+            }
+        }
+    }
+
+    /// Closes the connection: tells the peer (a WRITE of the close reason into its control
+    /// block, waited for briefly), fails every waiter with `.closed`, closes the queue pair
+    /// and deregisters the pools. Messages still held stay readable until released.
+    /// Idempotent.
+    public func close(reason: UInt32 = normalCloseReason) {
+        let wasRunning: Bool = lock.locked {
+            if case .closed = phase { return false }
+            let running: Bool
+            if case .running = phase { running = true } else { running = false }
+            if running {
+                closeReasonToSend = max(reason, 1)
+                flushControlLocked()
+            }
+            failLocked(.closed, log: false)
+            phase = .closed
+            return running
+        }
+        driver?.stop()
+        driver = nil
+        if wasRunning {
+            // Let the close write leave before the QP goes away; bounded.
+            let deadline = monotonicNanoseconds() + 200_000_000
+            while monotonicNanoseconds() < deadline {
+                let done: Bool = lock.locked {
+                    drainSendCompletionsAfterClose()
+                    if closeReasonToSend != 0 { flushControlLocked() }   // no room at first: try again
+                    return closeReasonToSend == 0 && controlWritesCompleted == controlWritesPosted
+                }
+                if done { break }
+            }
+        }
+        try? queuePair.close()
+        memory.deregister()
+        logger.debug("endpoint closed", metadata: ["qpn": "\(queuePair.number)"])
+    }
+
+    // MARK: poll mode
+
+    /// Runs one round: drains the completion queues (driving the soft engine), applies the
+    /// peer's credits, posts credit grants that are due. Returns how many completions it
+    /// handled. Throws the connection's error once it failed.
+    @discardableResult
+    public func poll() throws(EndpointError) -> Int {
+        try lock.locked { () throws(EndpointError) -> Int in
+            let handled = progressLocked()
+            if case .failed(let error) = phase, inbound.isEmpty { throw error }
+            if case .closed = phase { throw .closed }
+            return handled
+        }
+    }
+
+    /// Sends a one-way message if a credit and a buffer are free now; false otherwise
+    /// (poll, then try again). Messages arrive in the order they were sent.
+    public func trySend(_ bytes: UnsafeRawBufferPointer) throws(EndpointError) -> Bool {
+        try lock.locked { () throws(EndpointError) in
+            try sendLocked(kind: .message, callID: 0, length: bytes.count) { $0.copyMemory(from: bytes) }
+        }
+    }
+
+    /// Zero-copy send: `fill` writes the payload straight into the registered send
+    /// buffer (`length` bytes). False when no credit or buffer is free now.
+    public func trySend(length: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) throws(EndpointError) -> Bool {
+        try lock.locked { () throws(EndpointError) in
+            try sendLocked(kind: .message, callID: 0, length: length, fill: fill)
+        }
+    }
+
+    /// Sends a request and returns its call ID, or nil when no credit, buffer or call slot
+    /// is free now. Collect the response with `takeResponse(_:)`.
+    public func trySendRequest(_ bytes: UnsafeRawBufferPointer, timeout: Duration? = nil) throws(EndpointError) -> UInt64? {
+        try lock.locked { () throws(EndpointError) -> UInt64? in
+            try requireRunningLocked()
+            let now = monotonicNanoseconds()
+            guard let id = calls.open(now: now, deadline: deadline(now, timeout), state: .waiting) else { return nil }
+            if try sendLocked(kind: .request, callID: id, length: bytes.count, fill: { $0.copyMemory(from: bytes) }) {
+                return id
+            }
+            calls.free(calls.index(id))
+            return nil
+        }
+    }
+
+    /// The response to call `id` if it arrived, nil if not yet. Throws when the call
+    /// timed out (checked against its deadline here) or the connection failed.
+    public func takeResponse(_ id: UInt64) throws(EndpointError) -> ReceivedMessage? {
+        let entry: InboundEntry? = try lock.locked { () throws(EndpointError) -> InboundEntry? in
+            guard let slot = calls.outstanding(id) else {
+                throw .invalidConfiguration(field: "callID", detail: "call \(id) is not outstanding")
+            }
+            let call = calls[slot]
+            if call.state == .completed {
+                calls.free(slot)
+                return call.response
+            }
+            if case .failed(let error) = phase { calls.free(slot); throw error }
+            if case .closed = phase { calls.free(slot); throw .closed }
+            if call.deadlineNanoseconds != 0 && monotonicNanoseconds() >= call.deadlineNanoseconds {
+                calls[slot].state = .abandoned
+                throw .timedOut
+            }
+            return nil
+        }
+        guard let entry else { return nil }
+        return ReceivedMessage(endpoint: self, entry: entry)
+    }
+
+    /// Gives up on call `id`: its response, if it ever comes, is released on arrival.
+    public func abandonCall(_ id: UInt64) {
+        lock.locked {
+            guard let slot = calls.outstanding(id) else { return }
+            if calls[slot].state == .completed {
+                let response = calls[slot].response
+                calls.free(slot)
+                releaseLocked(response.location)
+            } else {
+                calls[slot].state = .abandoned
+            }
+        }
+    }
+
+    /// Sends the response to call `callID` (a request's `callID`) if a credit and a buffer
+    /// are free now; false otherwise.
+    public func trySendResponse(to callID: UInt64, _ bytes: UnsafeRawBufferPointer) throws(EndpointError) -> Bool {
+        try lock.locked { () throws(EndpointError) in
+            try sendLocked(kind: .response, callID: callID, length: bytes.count) { $0.copyMemory(from: bytes) }
+        }
+    }
+
+    /// The next one-way message or request, in arrival order; nil when none is waiting.
+    public func tryReceive() throws(EndpointError) -> ReceivedMessage? {
+        let entry: InboundEntry? = try lock.locked { () throws(EndpointError) -> InboundEntry? in
+            if let entry = inbound.popFirst() { return entry }
+            if case .failed(let error) = phase { throw error }
+            if case .closed = phase { throw .closed }
+            return nil
+        }
+        guard let entry else { return nil }
+        return ReceivedMessage(endpoint: self, entry: entry)
+    }
+
+    /// Run-to-completion call: sends `bytes` as a request and polls until its response
+    /// arrives, in the caller's thread. Allocates nothing.
+    public func callPolling(_ bytes: UnsafeRawBufferPointer, timeout: Duration? = nil) throws(EndpointError) -> ReceivedMessage {
+        var id: UInt64?
+        while id == nil {
+            id = try trySendRequest(bytes, timeout: timeout)
+            if id == nil { try poll() }
+        }
+        while true {
+            try poll()
+            if let response = try takeResponse(id!) { return response }
+        }
+    }
+
+    func deadline(_ now: UInt64, _ timeout: Duration?) -> UInt64 {
+        guard let timeout else { return 0 }
+        let (seconds, attoseconds) = timeout.components
+        return now &+ UInt64(max(0, seconds)) &* 1_000_000_000 &+ UInt64(max(0, attoseconds / 1_000_000_000))
+    }
+
+    func requireRunningLocked() throws(EndpointError) {
+        switch phase {
+        case .running: return
+        case .failed(let error): throw error
+        case .closed: throw .closed
+        case .created: throw .invalidConfiguration(field: "start", detail: "call start(peer:) first")
+        }
+    }
+}
+
+/// A pthread mutex: the endpoint's one lock (the poll-mode thread, the async driver and
+/// tasks releasing messages meet here).
+final class EndpointLock: @unchecked Sendable {
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    @inline(__always)
+    func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body()
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (no allocation, no Foundation).
+@inline(__always)
+func monotonicNanoseconds() -> UInt64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    return UInt64(now.tv_sec) &* 1_000_000_000 &+ UInt64(now.tv_nsec)
+}

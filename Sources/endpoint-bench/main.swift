@@ -1,0 +1,246 @@
+// endpoint-bench: request/response through MessageEndpoint between two soft devices
+// (127.0.0.1 ↔ 127.0.0.2), the server answering on its own thread. Prints the round-trip
+// percentiles, calls per second with 1 and 32 outstanding, and — when run under
+// tools/malloc-count.c (LD_PRELOAD) — heap allocations per call in poll and async mode.
+// Run via tools/bench-endpoint, which builds it in release mode and runs rdma-pingpong
+// alongside on the same backend.
+// Usage: endpoint-bench [iterations] [payload bytes]
+#if canImport(Glibc)
+import Glibc
+#endif
+import RDMA
+import RDMAEndpoint
+import Synchronization
+
+let iterations = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 20_000 : 20_000
+let payloadSize = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 2 : 2
+let warmup = 2_000
+
+typealias MallocCounter = @convention(c) () -> UInt64
+let mallocCounter: MallocCounter? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_count_total")
+    .map { unsafeBitCast($0, to: MallocCounter.self) }
+
+func now() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
+
+/// One side: a soft device, a QP connected to the other side's.
+final class Side: @unchecked Sendable {
+    let context: Context
+    let pair: QueuePair
+
+    init(address: String, port: UInt16) throws {
+        context = try Context(soft: SoftDeviceConfiguration(address: address, port: port))
+        let domain = try ProtectionDomain(context: context)
+        let queue = try CompletionQueue(context: context, minimumEntries: 1024)
+        pair = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queue, receiveCompletionQueue: queue,
+                             capabilities: QueuePairCapabilities(maxSendWorkRequests: 256, maxReceiveWorkRequests: 256))
+    }
+}
+
+func connectedSides() throws -> (Side, Side) {
+    for candidate in UInt16(20_200)..<UInt16(20_400) {
+        guard let first = try? Side(address: "127.0.0.1", port: candidate) else { continue }
+        guard let second = try? Side(address: "127.0.0.2", port: candidate) else { continue }
+        let endpointA = try first.pair.localEndpoint(gidIndex: 0, psn: 100)
+        let endpointB = try second.pair.localEndpoint(gidIndex: 0, psn: 200)
+        // A 0.5 s ACK timeout (× 7 retries): on a machine shared by many builds a spinning
+        // side can be descheduled long enough to exhaust the default 67 ms × 7.
+        let options = ConnectionOptions(gidIndex: 0, timeout: 17)
+        try first.pair.connect(to: endpointB, local: endpointA, options: options)
+        try second.pair.connect(to: endpointA, local: endpointB, options: options)
+        return (first, second)
+    }
+    fatalError("no free UDP port on 127.0.0.1/127.0.0.2")
+}
+
+func endpoints(mode: MessageEndpoint.DrivingMode) throws -> (client: MessageEndpoint, server: MessageEndpoint, sides: (Side, Side)) {
+    let (a, b) = try connectedSides()
+    var configuration = EndpointConfiguration()
+    configuration.receiveSlots = 128
+    configuration.sendSlots = 128
+    configuration.rendezvousSlots = 0
+    configuration.maxOutstandingCalls = 1024
+    let client = try MessageEndpoint(queuePair: a.pair, configuration: configuration)
+    let server = try MessageEndpoint(queuePair: b.pair, configuration: configuration)
+    try client.start(peer: server.localHandshake, mode: mode)
+    try server.start(peer: client.localHandshake, mode: mode)
+    return (client, server, (a, b))
+}
+
+final class Stop: Sendable { let flag = Atomic<Bool>(false) }
+
+/// The poll-mode echo server: run to completion on its own thread.
+final class PollServer: @unchecked Sendable {
+    let endpoint: MessageEndpoint
+    let stop = Stop()
+    var thread = pthread_t()
+
+    init(_ endpoint: MessageEndpoint) {
+        self.endpoint = endpoint
+        pthread_create(&thread, nil, { raw in
+            let server = Unmanaged<PollServer>.fromOpaque(raw!).takeUnretainedValue()
+            server.run()
+            return nil
+        }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    func run() {
+        do {
+            while !stop.flag.load(ordering: .relaxed) {
+                try endpoint.poll()
+                while let request = try endpoint.tryReceive() {
+                    let id = request.callID
+                    while try !request.withUnsafeBytes({ try endpoint.trySendResponse(to: id, $0) }) { try endpoint.poll() }
+                }
+            }
+        } catch {
+            if !stop.flag.load(ordering: .relaxed) { fatalError("server: \(error)") }
+        }
+    }
+
+    func finish() {
+        stop.flag.store(true, ordering: .relaxed)
+        pthread_join(thread, nil)
+    }
+}
+
+func percentile(_ sorted: [UInt64], _ p: Double) -> Double {
+    Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1000
+}
+
+/// Poll mode, one call at a time: round-trip samples and mallocs per call.
+func pollModeLatency() throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
+    let (client, server, sides) = try endpoints(mode: .poll)
+    let serverThread = PollServer(server)
+    let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: max(payloadSize, 1), alignment: 8)
+    defer { payload.deallocate() }
+    let request = UnsafeRawBufferPointer(rebasing: payload[0..<payloadSize])
+    var samples = [UInt64](repeating: 0, count: iterations)
+    var mallocsAtStart: UInt64 = 0
+    var start: UInt64 = 0
+    for k in 0..<(warmup + iterations) {
+        if k == warmup { mallocsAtStart = mallocCounter?() ?? 0; start = now() }
+        let t0 = now()
+        let response = try client.callPolling(request)
+        precondition(response.count == payloadSize)
+        response.release()
+        if k >= warmup { samples[k - warmup] = now() - t0 }
+    }
+    let elapsed = now() - start
+    let mallocs = mallocCounter.map { Double($0() - mallocsAtStart) / Double(iterations) }
+    if getenv("ENDPOINT_BENCH_COUNTERS") != nil {
+        for side in [sides.0, sides.1] {
+            print((side.context.softCounters?.named ?? []).filter { $0.value != 0 }.map { "\($0.name)=\($0.value)" }.joined(separator: " "))
+        }
+    }
+    serverThread.finish()
+    client.close()
+    server.close()
+    for side in [sides.0, sides.1] { try? side.context.close() }
+    samples.sort()
+    return (percentile(samples, 0.5), percentile(samples, 0.99), Double(iterations) / (Double(elapsed) / 1e9), mallocs)
+}
+
+/// Poll mode with `outstanding` calls in flight: calls per second.
+func pollModeThroughput(outstanding: Int) throws -> Double {
+    let (client, server, sides) = try endpoints(mode: .poll)
+    let serverThread = PollServer(server)
+    let request: [UInt8] = Array(repeating: 7, count: payloadSize)
+    var inFlight = [UInt64](repeating: 0, count: outstanding)
+    var issued = 0, completed = 0
+    let total = iterations
+    let start = now()
+    try request.withUnsafeBytes { bytes in
+        for slot in 0..<outstanding {
+            while true { if let id = try client.trySendRequest(bytes) { inFlight[slot] = id; break }; try client.poll() }
+            issued += 1
+        }
+        while completed < total {
+            try client.poll()
+            for slot in 0..<outstanding where inFlight[slot] != 0 {
+                guard let response = try client.takeResponse(inFlight[slot]) else { continue }
+                response.release()
+                completed += 1
+                inFlight[slot] = 0
+                if issued < total {
+                    while true { if let id = try client.trySendRequest(bytes) { inFlight[slot] = id; break }; try client.poll() }
+                    issued += 1
+                }
+            }
+        }
+    }
+    let elapsed = now() - start
+    serverThread.finish()
+    client.close()
+    server.close()
+    for side in [sides.0, sides.1] { try? side.context.close() }
+    return Double(total) / (Double(elapsed) / 1e9)
+}
+
+/// Async mode: `outstanding` tasks each calling in a loop; calls per second, p50/p99 and
+/// mallocs per call.
+func asyncMode(outstanding: Int) async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
+    let (client, server, sides) = try endpoints(mode: .async)
+    let serverTask = Task {
+        while let request = try? await server.receive() {
+            let id = request.callID, bytes = request.bytes
+            request.release()
+            try? await server.respond(to: id, with: bytes)
+        }
+    }
+    let request: [UInt8] = Array(repeating: 7, count: payloadSize)
+    for _ in 0..<warmup { try await client.call(request).release() }
+    let perTask = max(1, iterations / outstanding)
+    let mallocsAtStart = mallocCounter?() ?? 0
+    let start = now()
+    let samples = try await withThrowingTaskGroup(of: [UInt64].self) { group in
+        for _ in 0..<outstanding {
+            group.addTask {
+                var samples = [UInt64]()
+                samples.reserveCapacity(perTask)
+                for _ in 0..<perTask {
+                    let t0 = now()
+                    try await client.call(request).release()
+                    samples.append(now() - t0)
+                }
+                return samples
+            }
+        }
+        var all = [UInt64]()
+        for try await part in group { all += part }
+        return all.sorted()
+    }
+    let elapsed = now() - start
+    let mallocs = mallocCounter.map { Double($0() - mallocsAtStart) / Double(perTask * outstanding) }
+    client.close()
+    server.close()
+    serverTask.cancel()
+    for side in [sides.0, sides.1] { try? side.context.close() }
+    return (percentile(samples, 0.5), percentile(samples, 0.99), Double(perTask * outstanding) / (Double(elapsed) / 1e9), mallocs)
+}
+
+func fixed(_ value: Double, _ digits: Int) -> String {
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    return "\((value * scale).rounded() / scale)"
+}
+
+func format(_ value: Double?) -> String { value.map { fixed($0, 3) } ?? "n/a (run under tools/malloc-count.c)" }
+
+let poll = try pollModeLatency()
+print("endpoint poll mode, \(payloadSize)-byte request/response, \(iterations) calls:")
+print("  round trip p50 \(fixed(poll.p50, 2)) us  p99 \(fixed(poll.p99, 2)) us  (half round trip p50 \(fixed(poll.p50 / 2, 2)) us)")
+print("  calls/s 1 outstanding: \(Int(poll.callsPerSecond))")
+print("  mallocs per call (poll): \(format(poll.mallocsPerCall))")
+let thirtyTwo = try pollModeThroughput(outstanding: 32)
+print("  calls/s 32 outstanding: \(Int(thirtyTwo))")
+let async1 = try await asyncMode(outstanding: 1)
+let async32 = try await asyncMode(outstanding: 32)
+print("endpoint async mode:")
+print("  1 outstanding: round trip p50 \(fixed(async1.p50, 2)) us  p99 \(fixed(async1.p99, 2)) us  calls/s \(Int(async1.callsPerSecond))")
+print("  32 outstanding: calls/s \(Int(async32.callsPerSecond))")
+print("  mallocs per call (async, 1 outstanding): \(format(async1.mallocsPerCall))")
+print("  mallocs per call (async, 32 outstanding): \(format(async32.mallocsPerCall))")
