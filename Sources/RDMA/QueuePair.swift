@@ -33,9 +33,10 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     public let capabilities: QueuePairCapabilities
     /// The 24-bit QP number peers address.
     public let number: UInt32
-    /// The rdma_cm identifier that created this QP and moves it through its states
-    /// (`ConnectionIdentifier.createQueuePair`), nil for a QP connected by hand. Held
-    /// strongly: the QP keeps its identifier (and so its event channel) alive.
+    /// The rdma_cm identifier that moves this QP through its states (it was created
+    /// through it, `ConnectionIdentifier.createQueuePair`, or handed to it, `attach`); nil
+    /// for a QP connected by hand. Held strongly: the QP keeps its identifier (and so its
+    /// event channel) alive.
     public internal(set) var connectionIdentifier: ConnectionIdentifier?
 
     /// Creates a queue pair in the RESET state. With `sharedReceiveQueue`, receives come

@@ -103,7 +103,7 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Flag(name: [.customShort("F"), .customLong("CPU-freq")], help: "Accepted for perftest compatibility (no effect).")
     public var ignoreCPUFrequency = false
 
-    @Option(name: [.customShort("p"), .customLong("port")], help: "TCP port of the out-of-band exchange.")
+    @Option(name: [.customShort("p"), .customLong("port")], help: "Port of the out-of-band exchange: TCP, or with -R rdma_cm's.")
     public var port: UInt16 = 18515
 
     @Flag(name: [.customShort("R"), .customLong("rdma_cm")], help: "Connect through rdma_cm as perftest's -R does (the exchange and the test QP, both on -p): against perftest -R or ourselves with -R; one size, -n.")

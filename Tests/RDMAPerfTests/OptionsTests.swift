@@ -48,7 +48,7 @@ struct OptionsTests {
     }
 
     @Test("contradictions and unsupported flags are usage errors (exit 2)", arguments: [
-        ["-a", "-s", "64"], ["-R"], ["-n", "1"], ["-n", "100", "-D", "1"], ["-m", "1000"], ["--loopback", "host"],
+        ["-a", "-s", "64"], ["-R", "-a"], ["-R", "--loopback"], ["-R", "-D", "2"], ["-n", "1"], ["-n", "100", "-D", "1"], ["-m", "1000"], ["--loopback", "host"],
         ["-d", "rxe0", "--soft", "127.0.0.1"], ["--op", "atomic", "-a"], ["-x", "300"],
         ["--perftest", "-D", "2", "h"], ["--perftest", "-a", "h"], ["--perftest"],
     ])

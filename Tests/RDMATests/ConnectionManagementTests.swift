@@ -139,6 +139,50 @@ struct ConnectionManagementTests {
         }
     }
 
+    @Test func aConnectionAnswersThePeersDisconnectAndRecordsWhy() async throws {
+        let script = ScriptedChannel()
+        let channel = ConnectionEventChannel(operations: script)
+        let identifier = try ConnectionIdentifier(channel: channel)
+        let ended = Disconnection()
+        let watcher = try Connection.watch(channel, label: "test", recording: ended)
+        defer { watcher.stop(); try? channel.close() }
+        script.push(.disconnected, for: identifier)
+        #expect(try await watcher.next(timeout: nil, operation: "test").kind == .disconnected)
+        // Recorded and answered before any task looked at the event.
+        #expect(ended.reason?.errno == ECONNRESET)
+        #expect(script.log.all.contains("disconnect"))
+    }
+
+    @Test func closingAnIdentifierClosesTheQueuePairItCreatedAndDetachesOneItWasGiven() throws {
+        let context = try Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: 0))
+        defer { try? context.close() }
+        let domain = try ProtectionDomain(context: context)
+        let queue = try CompletionQueue(context: context, minimumEntries: 4)
+        let channel = ConnectionEventChannel(operations: ScriptedChannel())
+        defer { try? channel.close() }
+
+        let given = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queue, receiveCompletionQueue: queue)
+        let first = try ConnectionIdentifier(channel: channel)
+        try first.attach(given)
+        #expect(given.connectionIdentifier === first && first.queuePair === given)
+        #expect(throws: RDMAError(operation: "rdma_create_qp", kind: .invalidArgument, hint: "the identifier already has a queue pair")) {
+            try first.attach(given)
+        }
+        try first.close()
+        #expect(!given.isClosed && given.connectionIdentifier == nil)
+
+        let second = try ConnectionIdentifier(channel: channel)
+        let created = try second.createQueuePair(protectionDomain: domain, sendCompletionQueue: queue, receiveCompletionQueue: queue)
+        try second.close()
+        #expect(created.isClosed)
+
+        let datagram = try ConnectionIdentifier(channel: channel, portSpace: .udp)
+        #expect(throws: RDMAError(operation: "rdma_create_qp", kind: .invalidArgument, hint: "a RDMA_PS_UDP identifier needs a UD queue pair; got RC")) {
+            try datagram.attach(given)
+        }
+        try given.close()
+    }
+
     @Test func aCancelledWaitEndsAndAStoppedWatcherRefusesWaits() async throws {
         let channel = ConnectionEventChannel(operations: ScriptedChannel())
         let watcher = try ConnectionEventWatcher(channel: channel, label: "test")
@@ -210,7 +254,7 @@ final class ScriptedIdentifier: ConnectionIdentifierOperations, @unchecked Senda
     func establish() throws(RDMAError) {}
     func accept(_ parameters: ConnectionParameters) throws(RDMAError) {}
     func reject(privateData: [UInt8]) throws(RDMAError) {}
-    func disconnect() throws(RDMAError) {}
+    func disconnect() throws(RDMAError) { log.append("disconnect") }
     func migrate(to channel: any ConnectionChannelOperations) throws(RDMAError) {}
     var localAddress: ConnectionAddress? { nil }
     var peerAddress: ConnectionAddress? { nil }

@@ -125,6 +125,11 @@ public final class ConnectionEventChannel: ClosableResource, @unchecked Sendable
         } else if record.kind == .connectRequest, let listener = record.listener?.owner {
             identifier = ConnectionIdentifier(adopting: record.identifier, channel: self, portSpace: listener.portSpace)
         } else {
+            if record.kind == .connectRequest {
+                // Its listener is gone: refuse the request rather than leak its identifier.
+                try? record.identifier.reject(privateData: [])
+                try? record.identifier.destroy()
+            }
             return nil
         }
         return ConnectionEvent(kind: record.kind, status: record.status, identifier: identifier,

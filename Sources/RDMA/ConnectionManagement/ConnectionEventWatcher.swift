@@ -124,6 +124,14 @@ final class ConnectionEventWatcher: @unchecked Sendable {
         }
     }
 
+    /// Takes the events no task has taken yet (after `stop()`: what is left to clean up).
+    func takePending() -> [ConnectionEvent] {
+        synchronized {
+            defer { pending.removeAll() }
+            return pending
+        }
+    }
+
     /// Runs `body` on the watcher's queue (after any event being handled), and waits.
     func synchronized<Result>(_ body: () -> Result) -> Result {
         if DispatchQueue.getSpecific(key: Self.queueKey) == ObjectIdentifier(self) { return body() }

@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Listens on an address and port and yields each connect request, to accept or reject.
 ///
 /// ```swift
@@ -34,10 +36,7 @@ public final class ConnectionListener: AsyncSequence, @unchecked Sendable {
             try identifier.listen(backlog: backlog)
             watcher = try ConnectionEventWatcher(channel: channel, label: "listen \(address)", pendingLimit: backlog,
                                                  accept: ConnectionListener.separate(context: context),
-                                                 overflow: { event in
-                                                     try? event.identifier.reject(privateData: Array("busy".utf8))
-                                                     try? event.identifier.close()
-                                                 })
+                                                 overflow: { event in ConnectionRequest(event: event).refuse() })
         } catch {
             try? channel.close()
             throw error
@@ -92,6 +91,9 @@ public final class ConnectionListener: AsyncSequence, @unchecked Sendable {
     /// The corresponding C functions are `rdma_destroy_id` and `rdma_destroy_event_channel`.
     public func close() throws(RDMAError) {
         watcher.stop()
+        for event in watcher.takePending() where event.kind == .connectRequest {
+            ConnectionRequest(event: event).refuse()
+        }
         try identifier.close()
         try channel.close()
     }
@@ -114,10 +116,20 @@ public final class ConnectionRequest: @unchecked Sendable {
     /// The peer's offer: READ depths, retries.
     public let parameters: ConnectionParameters?
 
+    /// Set once the request is accepted (the `Connection` owns the identifier then),
+    /// refused or closed.
+    private let settled = Mutex(false)
+
     init(event: ConnectionEvent) {
         identifier = event.identifier
         privateData = event.privateData
         parameters = event.parameters
+    }
+
+    /// Rejects without private data and closes (a listener closing with requests not taken).
+    func refuse() {
+        try? identifier.reject()
+        close()
     }
 
     /// The peer's address and port.
@@ -143,6 +155,7 @@ public final class ConnectionRequest: @unchecked Sendable {
             try identifier.accept(parameters)
             let step = "accept from \(peerAddress.map(String.init(describing:)) ?? "peer")"
             _ = try await Connection.expect(.established, from: watcher, until: ContinuousClock.now + timeout, operation: step)
+            settled.withLock { $0 = true }
             return Connection(identifier: identifier, queuePair: queuePair, watcher: watcher, ended: ended,
                               peerPrivateData: privateData, peerParameters: self.parameters)
         } catch {
@@ -164,8 +177,14 @@ public final class ConnectionRequest: @unchecked Sendable {
     /// Closes the identifier (and its queue pair) and the request's channel; a request not
     /// accepted is refused by the kernel. Idempotent.
     public func close() {
+        settled.withLock { $0 = true }
         let channel = identifier.channel
         try? identifier.close()
         try? channel.close()
+    }
+
+    /// A request dropped without an answer is closed (the kernel refuses it).
+    deinit {
+        if !settled.withLock({ $0 }) { close() }
     }
 }

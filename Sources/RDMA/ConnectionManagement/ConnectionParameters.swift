@@ -56,6 +56,11 @@ public struct ConnectionParameters: Sendable, Equatable {
 /// How many user bytes of private data each CM message carries under rdma_cm on
 /// InfiniBand and RoCE (the IB CM field sizes; a REQ loses 36 bytes to rdma_cm's header).
 /// A receiver sees the whole field, zero-padded: send a length if it matters.
+///
+/// ```swift
+/// let hello = Array("v1 key=42".utf8)
+/// precondition(hello.count <= PrivateDataLimit.connect)
+/// ```
 public enum PrivateDataLimit {
     /// `rdma_connect` on a connected (TCP port space) identifier: a REQ.
     public static let connect = 56
@@ -71,6 +76,10 @@ public enum PrivateDataLimit {
 
 /// Which rdma_cm port space an identifier lives in; a port number is only unique inside
 /// one. The corresponding C type is `enum rdma_port_space`.
+///
+/// ```swift
+/// let datagrams = try ConnectionIdentifier(channel: channel, portSpace: .udp)
+/// ```
 public enum ConnectionPortSpace: Sendable, Equatable, CustomStringConvertible {
     /// Reliable connected queue pairs (`RDMA_PS_TCP`): what rping, perftest and most services use.
     case tcp
@@ -97,6 +106,14 @@ public enum ConnectionPortSpace: Sendable, Equatable, CustomStringConvertible {
 
 /// What a datagram (UDP port space) peer told us: where to send and with which Q_Key.
 /// Events of `ConnectionPortSpace.udp` identifiers carry it.
+///
+/// ```swift
+/// if let peer = event.datagram {
+///     let handle = try AddressHandle(protectionDomain: pd, addressVector: peer.addressVector)
+///     let destination = DatagramDestination(addressHandle: handle, remoteQueuePairNumber: peer.remoteQueuePairNumber,
+///                                           remoteQKey: peer.remoteQKey)
+/// }
+/// ```
 public struct DatagramParameters: Sendable, Equatable {
     public var remoteQueuePairNumber: UInt32
     public var remoteQKey: UInt32
