@@ -492,7 +492,8 @@ struct ConnectionManagerTests {
         #expect(bench.clientManager.recordCount.connections == 0 && bench.serverManager.recordCount.connections == 0)
         #expect(bench.serverManager.recordCount.listeners == 1)
         #expect(bench.client.queuePairs.count + bench.server.queuePairs.count == queuePairsBefore)
-        // Other suites open and close descriptors meanwhile: a leak per cycle would show as ≥ 1,000.
-        #expect(openDescriptors() <= descriptorsBefore + 16)
+        // Other suites run in parallel and hold dozens of descriptors at a time (engines, pipes,
+        // TCP exchanges), so the bound is loose; a leak per cycle would show as ≥ 1,000.
+        #expect(openDescriptors() <= descriptorsBefore + 256)
     }
 }
