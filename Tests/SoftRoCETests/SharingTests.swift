@@ -6,28 +6,15 @@ import Testing
 /// receive buffer (the cause of `rdma-throughput -q 1024` ending in RETRY_EXC_ERR).
 @Suite("SoftRoCE sharing between QPs (in memory, injected clock)")
 struct SharingTests {
-    /// 128 QPs each post a 64 KiB WRITE (8 MiB together, twice the budget): what the device
-    /// puts on the wire before any ACK stays within `inFlightByteBudget`, and every WRITE then
-    /// completes without a single retransmit timeout — a QP held back mid-message asked for
-    /// the ACK that lets it go on.
+    /// 256 QPs each post a 60 KiB WRITE (15 MiB together, almost four times the budget, and
+    /// 15-packet messages so that the budget cuts QPs mid-message): what the device puts on the
+    /// wire before any ACK stays within `inFlightByteBudget`, and every WRITE then completes
+    /// without a single retransmit timeout.
     @Test func manyQueuePairsStayWithinTheDevicesInFlightBudget() throws {
         let pair = try EnginePair()
         let network = try #require(pair.network)
         let queuePairs = 256, messageBytes = 60 << 10
-        var senders = [SoftQueuePair]()
-        for index in 0..<queuePairs {
-            let a = try pair.deviceA.createQueuePair(domain: pair.domainA, type: .reliableConnected, sendQueue: pair.cqA, receiveQueue: pair.cqA,
-                                                     sharedReceiveQueue: nil, signalAll: true, sendCapacity: 4, receiveCapacity: 4,
-                                                     maxScatterGather: 1, maxInline: 0)
-            let b = try pair.deviceB.createQueuePair(domain: pair.domainB, type: .reliableConnected, sendQueue: pair.cqB, receiveQueue: pair.cqB,
-                                                     sharedReceiveQueue: nil, signalAll: false, sendCapacity: 4, receiveCapacity: 4,
-                                                     maxScatterGather: 1, maxInline: 0)
-            try connect(pair.deviceA, a, to: EnginePair.addressB, qpn: b.number, sendPSN: UInt32(index) << 8, receivePSN: 0x100,
-                        mtu: 4096, timeout: 12, retry: 7, rnr: 7)
-            try connect(pair.deviceB, b, to: EnginePair.addressA, qpn: a.number, sendPSN: 0x100, receivePSN: UInt32(index) << 8,
-                        mtu: 4096, timeout: 12, retry: 7, rnr: 7)
-            senders.append(a)
-        }
+        let senders = try Self.connectedQueuePairs(pair, count: queuePairs, mtu: 4096)
         // The region of B is 1 MiB: the QPs write 64 KiB slices of it in turn.
         for (index, qp) in senders.enumerated() {
             let request = SoftSendRequest(id: UInt64(index), opcode: .write,
@@ -52,21 +39,9 @@ struct SharingTests {
     @Test func aThousandQueuePairsEachCompleteAMixedWorkload() throws {
         let pair = try EnginePair()
         let queuePairs = 1_000, bytes = 8 << 10
-        var senders = [SoftQueuePair]()
-        for index in 0..<queuePairs {
-            let a = try pair.deviceA.createQueuePair(domain: pair.domainA, type: .reliableConnected, sendQueue: pair.cqA, receiveQueue: pair.cqA,
-                                                     sharedReceiveQueue: nil, signalAll: true, sendCapacity: 4, receiveCapacity: 4,
-                                                     maxScatterGather: 1, maxInline: 0)
-            let b = try pair.deviceB.createQueuePair(domain: pair.domainB, type: .reliableConnected, sendQueue: pair.cqB, receiveQueue: pair.cqB,
-                                                     sharedReceiveQueue: nil, signalAll: true, sendCapacity: 4, receiveCapacity: 4,
-                                                     maxScatterGather: 1, maxInline: 0)
-            try connect(pair.deviceA, a, to: EnginePair.addressB, qpn: b.number, sendPSN: UInt32(index), receivePSN: 0x100,
-                        mtu: 1024, timeout: 12, retry: 7, rnr: 7)
-            try connect(pair.deviceB, b, to: EnginePair.addressA, qpn: a.number, sendPSN: 0x100, receivePSN: UInt32(index),
-                        mtu: 1024, timeout: 12, retry: 7, rnr: 7)
+        let senders = try Self.connectedQueuePairs(pair, count: queuePairs, mtu: 1024) { index, receiver in
             let receive = pair.sgeB(index % 64 * 16, 16)
-            try withUnsafePointer(to: receive) { try pair.deviceB.postReceive(b, id: UInt64(index), UnsafeBufferPointer(start: $0, count: 1)) }
-            senders.append(a)
+            try withUnsafePointer(to: receive) { try pair.deviceB.postReceive(receiver, id: UInt64(index), UnsafeBufferPointer(start: $0, count: 1)) }
         }
         for (index, qp) in senders.enumerated() {
             let slice = index % 64 * bytes
@@ -88,5 +63,27 @@ struct SharingTests {
         pair.deviceA.progress()
         #expect(pair.deviceA.locked { pair.deviceA.activeQueuePairs.count } == 0, "idle QPs are off the round")
         #expect(pair.deviceA.snapshotCounters().retryExceeded == 0)
+    }
+
+    /// `count` RC QPs on A, each connected to its own QP on B (A's send PSN is its index);
+    /// `prepare` gets each receiver before A sends. Returns A's QPs.
+    static func connectedQueuePairs(_ pair: EnginePair, count: Int, mtu: Int,
+                                    prepare: (Int, SoftQueuePair) throws -> Void = { _, _ in }) throws -> [SoftQueuePair] {
+        var senders = [SoftQueuePair]()
+        for index in 0..<count {
+            let a = try pair.deviceA.createQueuePair(domain: pair.domainA, type: .reliableConnected, sendQueue: pair.cqA, receiveQueue: pair.cqA,
+                                                     sharedReceiveQueue: nil, signalAll: true, sendCapacity: 4, receiveCapacity: 4,
+                                                     maxScatterGather: 1, maxInline: 0)
+            let b = try pair.deviceB.createQueuePair(domain: pair.domainB, type: .reliableConnected, sendQueue: pair.cqB, receiveQueue: pair.cqB,
+                                                     sharedReceiveQueue: nil, signalAll: true, sendCapacity: 4, receiveCapacity: 4,
+                                                     maxScatterGather: 1, maxInline: 0)
+            try connect(pair.deviceA, a, to: EnginePair.addressB, qpn: b.number, sendPSN: UInt32(index), receivePSN: 0x100,
+                        mtu: mtu, timeout: 12, retry: 7, rnr: 7)
+            try connect(pair.deviceB, b, to: EnginePair.addressA, qpn: a.number, sendPSN: 0x100, receivePSN: UInt32(index),
+                        mtu: mtu, timeout: 12, retry: 7, rnr: 7)
+            try prepare(index, b)
+            senders.append(a)
+        }
+        return senders
     }
 }
