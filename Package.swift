@@ -33,7 +33,9 @@ let package = Package(
             pkgConfig: "libibverbs",
             providers: [.apt(["libibverbs-dev", "librdmacm-dev"])]
         ),
-        .target(name: "RDMA", dependencies: ["CIBVerbs", "SoftRoCE", "Congestion"]),
+        // <sys/epoll.h>, which Glibc's module map leaves out (the rdma_cm event poller).
+        .systemLibrary(name: "CEpoll", path: "Sources/CEpoll"),
+        .target(name: "RDMA", dependencies: ["CIBVerbs", "CEpoll", "SoftRoCE", "Congestion"]),
         .executableTarget(
             name: "rdma-devices",
             dependencies: ["RDMA", .product(name: "ArgumentParser", package: "swift-argument-parser")]

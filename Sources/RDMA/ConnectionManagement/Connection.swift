@@ -30,7 +30,7 @@ public final class Connection: @unchecked Sendable {
     public let peerPrivateData: [UInt8]
     /// The peer's offer (READ depths, retries).
     public let peerParameters: ConnectionParameters?
-    private let watcher: ConnectionEventWatcher
+    let watcher: ConnectionEventWatcher
     private let ended: Disconnection
     private let closed = Mutex(false)
 

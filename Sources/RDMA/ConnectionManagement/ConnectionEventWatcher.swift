@@ -4,88 +4,114 @@ import Glibc
 import Musl
 #endif
 import Dispatch
+import Synchronization
 
 // # How the async layer waits
 //
 // librdmacm's `rdma_get_cm_event` blocks on the channel's descriptor; called on the
 // cooperative pool it would stall every task of the process (what users of other wrappers
-// complain about). Here each channel gets a `DispatchSourceRead` on its descriptor (made
-// non-blocking by the backend): libdispatch watches all of them with one epoll on its own
-// threads, and when one is readable drains `nextEvent()` on that channel's serial queue.
-// Why DispatchSource and not a poll thread of our own: it multiplexes any number of
-// channels (one per connection) without a thread each, needs no wake-up pipe to stop, and
-// its cancel handler is the one point after which no handler runs — the moment the
-// descriptor may be closed. Tasks wait on a mailbox served by the same queue: one waiter
-// at a time, with a deadline (a timer on the queue) and cancellation, so every wait is
-// bounded and nothing blocks a cooperative thread.
+// complain about). Here each channel's descriptor (made non-blocking by the backend) is
+// registered with the process's `ConnectionEventPoller`; when it is readable, the poller's
+// queue drains `nextEvent()` through this watcher. Tasks wait on a mailbox: one waiter at a
+// time, with a deadline and cancellation, so every wait is bounded and nothing blocks a
+// cooperative thread.
 
 /// Watches one channel and hands its events to one waiting task at a time.
 final class ConnectionEventWatcher: @unchecked Sendable {
     let channel: ConnectionEventChannel
-    private let queue: DispatchQueue
-    private let source: DispatchSourceRead
-    private let stopped = DispatchSemaphore(value: 0)
-    private static let queueKey = DispatchSpecificKey<ObjectIdentifier>()
-    /// Runs on the queue for each event before it is queued: may act on it (migrate a
-    /// request's identifier, record a disconnection) and returns false to drop it.
+    private let descriptor: Int32
+    private let poller: ConnectionEventPoller
+    /// Runs on the poller's queue for each event before it is queued: may act on it (migrate
+    /// a request's identifier, record a disconnection) and returns false to drop it.
     private let accept: (ConnectionEvent) -> Bool
-    // State below is touched only on `queue`.
-    private var pending: [ConnectionEvent] = []
+    private let overflow: (ConnectionEvent) -> Void
     private let pendingLimit: Int
-    private var waiter: (token: WaitToken, continuation: CheckedContinuation<ConnectionEvent, any Error>)?
-    private var terminal: RDMAError?
-    private var isStopping = false
+    private let state = Mutex(State())
 
-    private final class WaitToken: @unchecked Sendable { var cancelled = false }
+    private struct State {
+        var pending: [ConnectionEvent] = []
+        var waiter: Waiter?
+        var terminal: RDMAError?
+        var isStopping = false
+    }
+
+    private final class WaitToken: Sendable {
+        let cancelled = Atomic(false)
+    }
+
+    private struct Waiter {
+        let token: WaitToken
+        let continuation: CheckedContinuation<ConnectionEvent, any Error>
+        let operation: String
+        let timeout: Duration?
+        let deadline: DispatchTime?
+    }
 
     /// Starts watching. `pendingLimit` bounds the events kept for a task that does not
     /// wait; beyond it `overflow` is called with the event (a listener rejects the request).
     init(channel: ConnectionEventChannel, label: String, pendingLimit: Int = 256,
          accept: @escaping (ConnectionEvent) -> Bool = { _ in true },
          overflow: @escaping (ConnectionEvent) -> Void = { _ in }) throws(RDMAError) {
-        let descriptor = channel.fileDescriptor
+        descriptor = channel.fileDescriptor
         guard descriptor >= 0 else { throw RDMAError.closed("watch rdma event channel", "ConnectionEventChannel") }
+        poller = try ConnectionEventPoller.shared.get()
         self.channel = channel
         self.pendingLimit = pendingLimit
         self.accept = accept
-        queue = DispatchQueue(label: "rdma.cm.\(label)")
-        source = DispatchSource.makeReadSource(fileDescriptor: descriptor, queue: queue)
-        queue.setSpecific(key: Self.queueKey, value: ObjectIdentifier(self))
-        // Strong captures: the source keeps the watcher alive until `stop()` cancels it.
-        source.setEventHandler { [self] in drain(overflow: overflow) }
-        source.setCancelHandler { [self] in
-            fail(with: RDMAError.closed("wait for rdma_cm event", "connection"))
-            stopped.signal()
-        }
-        source.resume()
+        self.overflow = overflow
+        try poller.register(self, descriptor: descriptor)
     }
 
-    private func drain(overflow: (ConnectionEvent) -> Void) {
+    /// On the poller's queue: takes every event the channel has.
+    func drain() {
         do throws(RDMAError) {
-            while !isStopping, let event = try channel.nextEvent() {
+            while !state.withLock({ $0.isStopping }), let event = try channel.nextEvent() {
                 guard accept(event) else { continue }
-                if let waiter {
-                    self.waiter = nil
-                    waiter.continuation.resume(returning: event)
-                } else if pending.count < pendingLimit {
-                    pending.append(event)
-                } else {
-                    overflow(event)
+                let outcome = state.withLock { state -> (Waiter?, overflowed: Bool) in
+                    if let waiter = state.waiter {
+                        state.waiter = nil
+                        return (waiter, false)
+                    }
+                    if state.pending.count < pendingLimit {
+                        state.pending.append(event)
+                        return (nil, false)
+                    }
+                    return (nil, true)
                 }
+                if let waiter = outcome.0 { waiter.continuation.resume(returning: event) }
+                if outcome.overflowed { overflow(event) }
             }
         } catch {
+            poller.remove(self, descriptor: descriptor)
             fail(with: error)
-            source.cancel()
         }
     }
 
     /// Ends every wait, now and later, with `error` (the first one wins).
     private func fail(with error: RDMAError) {
-        if terminal == nil { terminal = error }
-        if let waiter {
-            self.waiter = nil
-            waiter.continuation.resume(throwing: terminal!)
+        let (waiter, terminal) = state.withLock { state -> (Waiter?, RDMAError) in
+            if state.terminal == nil { state.terminal = error }
+            defer { state.waiter = nil }
+            return (state.waiter, state.terminal!)
         }
+        waiter?.continuation.resume(throwing: terminal)
+    }
+
+    /// On the poller's queue: times out the waiting task if its deadline passed; returns the
+    /// deadline still ahead, if any.
+    func expireWait(now: DispatchTime) -> DispatchTime? {
+        let expired = state.withLock { state -> Waiter? in
+            guard let waiter = state.waiter, let deadline = waiter.deadline, deadline <= now else { return nil }
+            state.waiter = nil
+            return waiter
+        }
+        if let expired {
+            let bound = expired.timeout.map { "\($0)" } ?? "its bound"
+            expired.continuation.resume(throwing: RDMAError(operation: expired.operation, kind: .system(errno: ETIMEDOUT),
+                                                            hint: "nothing happened within \(bound)"))
+            return nil
+        }
+        return state.withLock { $0.waiter?.deadline }
     }
 
     /// The next event, waiting at most `timeout` (nil: until one comes, the watcher stops
@@ -95,60 +121,50 @@ final class ConnectionEventWatcher: @unchecked Sendable {
         let token = WaitToken()
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ConnectionEvent, any Error>) in
-                queue.async { [self] in
-                    if token.cancelled { return continuation.resume(throwing: CancellationError()) }
-                    if !pending.isEmpty { return continuation.resume(returning: pending.removeFirst()) }
-                    if let terminal { return continuation.resume(throwing: terminal) }
-                    if waiter != nil {
-                        return continuation.resume(throwing: RDMAError(operation: operation, kind: .invalidArgument,
-                                                                       hint: "another task is already waiting for this connection's events"))
+                let deadline = timeout.map { DispatchTime.now() + Self.dispatchInterval($0) }
+                let answer = state.withLock { state -> Result<ConnectionEvent, any Error>? in
+                    if token.cancelled.load(ordering: .relaxed) { return .failure(CancellationError()) }
+                    if !state.pending.isEmpty { return .success(state.pending.removeFirst()) }
+                    if let terminal = state.terminal { return .failure(terminal) }
+                    if state.waiter != nil {
+                        return .failure(RDMAError(operation: operation, kind: .invalidArgument,
+                                                  hint: "another task is already waiting for this connection's events"))
                     }
-                    waiter = (token, continuation)
-                    if let timeout {
-                        queue.asyncAfter(deadline: .now() + Self.dispatchInterval(timeout)) { [self] in
-                            guard let current = waiter, current.token === token else { return }
-                            waiter = nil
-                            current.continuation.resume(throwing: RDMAError(operation: operation, kind: .system(errno: ETIMEDOUT),
-                                                                            hint: "nothing happened within \(timeout)"))
-                        }
-                    }
+                    state.waiter = Waiter(token: token, continuation: continuation, operation: operation, timeout: timeout, deadline: deadline)
+                    return nil
                 }
+                if let answer { continuation.resume(with: answer) } else if let deadline { poller.arm(deadline) }
             }
         } onCancel: {
-            queue.async { [self] in
-                token.cancelled = true
-                guard let current = waiter, current.token === token else { return }
-                waiter = nil
-                current.continuation.resume(throwing: CancellationError())
+            let cancelled = state.withLock { state -> Waiter? in
+                token.cancelled.store(true, ordering: .relaxed)
+                guard let waiter = state.waiter, waiter.token === token else { return nil }
+                state.waiter = nil
+                return waiter
             }
+            cancelled?.continuation.resume(throwing: CancellationError())
         }
     }
 
     /// Takes the events no task has taken yet (after `stop()`: what is left to clean up).
     func takePending() -> [ConnectionEvent] {
-        synchronized {
-            defer { pending.removeAll() }
-            return pending
+        state.withLock { state in
+            defer { state.pending.removeAll() }
+            return state.pending
         }
     }
 
-    /// Runs `body` on the watcher's queue (after any event being handled), and waits.
-    func synchronized<Result>(_ body: () -> Result) -> Result {
-        if DispatchQueue.getSpecific(key: Self.queueKey) == ObjectIdentifier(self) { return body() }
-        return queue.sync(execute: body)
-    }
-
-    /// Stops watching: no handler runs after this returns (so the channel may be closed),
-    /// and waits in progress and later fail with `.closed`. Idempotent. Must be called:
-    /// the source keeps the watcher alive until then.
+    /// Stops watching: no drain runs after this returns (so the channel may be closed), and
+    /// waits in progress and later fail with `.closed`. Idempotent. Must be called: the
+    /// poller keeps the watcher alive until then.
     func stop() {
-        let first = synchronized { () -> Bool in
-            defer { isStopping = true }
-            return !isStopping
+        let first = state.withLock { state -> Bool in
+            defer { state.isStopping = true }
+            return !state.isStopping
         }
         guard first else { return }
-        source.cancel()
-        if DispatchQueue.getSpecific(key: Self.queueKey) != ObjectIdentifier(self) { stopped.wait() }
+        poller.remove(self, descriptor: descriptor)
+        fail(with: RDMAError.closed("wait for rdma_cm event", "connection"))
     }
 
     static func dispatchInterval(_ duration: Duration) -> DispatchTimeInterval {
