@@ -15,7 +15,7 @@ import Testing
 
     @Test func floodingLosslessPacketsDeadlocksTheFourSwitchCycle() throws {
         let (result, _) = simulate(try Self.scenario())
-        let onset = try #require(result.pausedForGood(Self.cycle), "the cycle's transmitters were not paused for good")
+        let onset = try #require(result.pausedThroughEnd(Self.cycle), "the cycle's transmitters were not paused for good")
         #expect(onset < .milliseconds(2))
         // Every flow over a leaf stops for good once the packets already past the cycle have
         // drained (behind the local incast in T1->S6, up to ~200 µs); the local incasts go on.
@@ -30,7 +30,7 @@ import Testing
 
     @Test func droppingInsteadOfFloodingLetsTheSameScenarioFinish() throws {
         let (result, _) = simulate(try Self.scenario { $0.unknownUnicast.losslessAction = .drop })
-        #expect(result.pausedForGood(Self.cycle) == nil)
+        #expect(result.pausedThroughEnd(Self.cycle) == nil)
         #expect(result.flow(named: "S5->S6").completion != nil)
         #expect(result.flow(named: "S6->S5").completion != nil)
         #expect(result.ports.allSatisfy { $0.floodedCopiesSent == 0 })
@@ -40,7 +40,7 @@ import Testing
 
     @Test func withEveryMACEntryPresentNothingIsFloodedOrDropped() throws {
         let (result, _) = simulate(try Self.scenario { $0.unknownUnicast.missingMACEntries = [] })
-        #expect(result.pausedForGood(Self.cycle) == nil)
+        #expect(result.pausedThroughEnd(Self.cycle) == nil)
         #expect(result.flow(named: "S5->S6").completion != nil)
         #expect(result.ports.allSatisfy { $0.floodedCopiesSent == 0 && $0.unknownDestinationDrops == 0 })
     }
@@ -57,7 +57,7 @@ import Testing
     @Test func theSwitchWatchdogBreaksTheDeadlockAndRestoresTheQueues() throws {
         let window = Nanoseconds.microseconds(200)
         let (result, _) = simulate(try Self.scenario { $0.pfcWatchdog = .init(detection: window, restoration: window) })
-        #expect(result.pausedForGood(Self.cycle) == nil)
+        #expect(result.pausedThroughEnd(Self.cycle) == nil)
         let acted = result.ports.filter { $0.watchdogDetections > 0 }
         #expect(!acted.isEmpty)
         #expect(acted.allSatisfy { Self.cycle.contains($0.name) })
@@ -173,21 +173,6 @@ import Testing
 }
 
 extension SimulationResult {
-    /// The first sample time from which every named transmitter stays paused to the end of
-    /// the run; nil when they never are all paused for good.
-    func pausedForGood(_ names: [String]) -> Nanoseconds? {
-        let indices = names.map { name in ports.firstIndex { $0.name == name }! }
-        var first: Int?
-        for sample in timeSeries.times.indices {
-            if indices.allSatisfy({ timeSeries.paused[$0][sample] }) {
-                if first == nil { first = sample }
-            } else {
-                first = nil
-            }
-        }
-        return first.map { timeSeries.times[$0] }
-    }
-
     func throughputSamples(of flow: String, from start: Nanoseconds) -> [Double] {
         let index = flows.firstIndex { $0.name == flow }!
         return timeSeries.times.indices.filter { timeSeries.times[$0] >= start }.map { timeSeries.flowThroughputBitsPerSecond[index][$0] }
