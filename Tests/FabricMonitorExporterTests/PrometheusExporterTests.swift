@@ -19,13 +19,19 @@ func value(of series: String, in text: String) -> Double? {
     text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
 }
 
+/// An exporter fed two polls of one port's CNP, pause and storm counters, one second apart.
+func exporterAfterTwoPolls() -> PrometheusExporter {
+    let exporter = PrometheusExporter()
+    let first = report(0, ["np_cnp_sent": 10, "tx_prio3_pause": 5, "tx_prio3_pause_duration": 0, "tx_pause_storm_error_events": 0])
+    exporter.update(with: first)
+    exporter.update(with: report(1000, ["np_cnp_sent": 30, "tx_prio3_pause": 9, "tx_prio3_pause_duration": 500_000, "tx_pause_storm_error_events": 1],
+                                 previous: first.snapshot))
+    return exporter
+}
+
 @Suite struct PrometheusExporterTests {
     @Test func rawCountersPauseFamiliesAndHealthUseExistingExporterNames() {
-        let exporter = PrometheusExporter()
-        let first = report(0, ["np_cnp_sent": 10, "tx_prio3_pause": 5, "tx_prio3_pause_duration": 0, "tx_pause_storm_error_events": 0])
-        exporter.update(with: first)
-        exporter.update(with: report(1000, ["np_cnp_sent": 30, "tx_prio3_pause": 9, "tx_prio3_pause_duration": 500_000, "tx_pause_storm_error_events": 1],
-                                     previous: first.snapshot))
+        let exporter = exporterAfterTwoPolls()
         let text = exporter.registry.emitToString()
         let labels = #"node="h1",device="mlx5_0",port="1""#
         #expect(text.contains("# TYPE rdma_np_cnp_sent_total counter"))
@@ -168,11 +174,7 @@ func value(of series: String, in text: String) -> Double? {
     /// Every family the exporter writes: counter families without `_total`, their samples
     /// with it, no family name used twice.
     @Test func theExportersWholeOutputFollowsTheCounterNamingRule() {
-        let exporter = PrometheusExporter()
-        let first = report(0, ["np_cnp_sent": 10, "tx_prio3_pause": 5, "tx_prio3_pause_duration": 0, "tx_pause_storm_error_events": 0])
-        exporter.update(with: first)
-        exporter.update(with: report(1000, ["np_cnp_sent": 30, "tx_prio3_pause": 9, "tx_prio3_pause_duration": 500_000, "tx_pause_storm_error_events": 1],
-                                     previous: first.snapshot))
+        let exporter = exporterAfterTwoPolls()
         let lines = OpenMetricsText.convert(exporter.registry.emitToString()).split(separator: "\n")
         var families: [String: String] = [:]
         var current: (name: String, type: String)?
