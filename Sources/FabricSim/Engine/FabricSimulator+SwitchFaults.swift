@@ -18,8 +18,7 @@ extension FabricSimulator {
             var copy = packet
             copy.flooded = true
             for egress in nodePorts[Int(ports[ingress].node)] where Int(egress) != ingress {
-                ports[Int(egress)].floodedCopiesSent += 1
-                enqueue(copy, on: Int(egress), from: ingress)
+                if enqueue(copy, on: Int(egress), from: ingress) { ports[Int(egress)].floodedCopiesSent += 1 }
             }
         }
     }

@@ -78,12 +78,13 @@ extension FabricSimulator {
     }
 
     /// Queues a data packet that came in through `ingress` on the egress port `egress`, and
-    /// pauses the upstream of `ingress` at XOFF.
-    mutating func enqueue(_ packet: Packet, on egress: Int, from ingress: Int) {
+    /// pauses the upstream of `ingress` at XOFF. False: the switch PFC watchdog dropped it.
+    @discardableResult
+    mutating func enqueue(_ packet: Packet, on egress: Int, from ingress: Int) -> Bool {
         let size = Int(packet.sizeBytes)
         if ports[egress].watchdogDropping {
             ports[egress].watchdogDroppedPackets += 1
-            return
+            return false
         }
         var packet = packet
         packet.ingressPort = Int32(ingress)
@@ -99,6 +100,7 @@ extension FabricSimulator {
             schedule(.priorityFlowControl(port: ports[ingress].peer, pause: true), after: ports[ingress].propagationDelay)
         }
         serviceTransmitter(egress)
+        return true
     }
 
     mutating func applyPriorityFlowControl(pause: Bool, to port: Int) {

@@ -11,9 +11,14 @@ struct Packet {
     var hop: UInt16
     var kind: Kind
     var congestionExperienced = false
+
     /// A copy a switch flooded because it did not know the destination's port: only the
-    /// destination host accepts it (a routed switch port and other NICs discard it).
-    var flooded = false
+    /// destination host accepts it (a routed switch port and other NICs discard it). Marked
+    /// by `hop` (a copy goes no further), which keeps the packet at 16 bytes.
+    var flooded: Bool {
+        get { hop == .max }
+        set { if newValue { hop = .max } }
+    }
 }
 
 /// One thing that happens at one instant. Ports and flows are indices into the simulator's

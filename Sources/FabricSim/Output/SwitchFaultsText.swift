@@ -15,7 +15,7 @@ public struct SwitchFaultsText: Sendable {
             let missing = scenario.unknownUnicast.missingMACEntries.map { "\(names[$0.switchNode]) lacks \(names[$0.host])" }
             lines.append("Unknown unicast (\(missing.joined(separator: ", "))): lossless packets \(scenario.unknownUnicast.losslessAction == .flood ? "flooded" : "dropped")")
             let flooded = result.ports.filter { $0.floodedCopiesSent > 0 }.map { "\($0.name) \($0.floodedCopiesSent)" }
-            if !flooded.isEmpty { lines.append("  flooded copies sent: " + flooded.joined(separator: ", ")) }
+            if !flooded.isEmpty { lines.append("  flooded copies queued: " + flooded.joined(separator: ", ")) }
             let dropped = result.ports.filter { $0.unknownDestinationDrops > 0 }.map { "\($0.ingressName) \($0.unknownDestinationDrops)" }
             if !dropped.isEmpty { lines.append("  dropped on arrival: " + dropped.joined(separator: ", ")) }
         }

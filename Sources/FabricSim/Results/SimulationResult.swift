@@ -36,7 +36,7 @@ public struct PortReport: Sendable {
     /// Lossless packets that arrived through this port for a destination whose MAC entry
     /// the switch lacks, dropped (`UnknownDestinationAction.drop`).
     public var unknownDestinationDrops: Int = 0
-    /// Flooded copies this transmitter sent (`UnknownDestinationAction.flood`).
+    /// Flooded copies this transmitter queued (`UnknownDestinationAction.flood`).
     public var floodedCopiesSent: Int = 0
     /// Switch PFC watchdog on this transmitter's queue: storms detected, restorations, and
     /// packets dropped while mitigating.
