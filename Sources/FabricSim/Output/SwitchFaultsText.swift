@@ -24,7 +24,8 @@ public struct SwitchFaultsText: Sendable {
             let acted = result.ports.filter { $0.watchdogDetections > 0 }
             if acted.isEmpty { lines.append("  no storm detected") }
             for port in acted {
-                lines.append("  \(port.name): \(port.watchdogDetections) detected, \(port.watchdogRestorations) restored, "
+                let first = port.watchdogFirstDetection.map { " (first at \($0))" } ?? ""
+                lines.append("  \(port.name): \(port.watchdogDetections) detected\(first), \(port.watchdogRestorations) restored, "
                              + "\(port.watchdogDroppedPackets) packets dropped\(port.watchdogDroppingAtEnd ? ", still dropping at the end" : "")")
             }
         }
