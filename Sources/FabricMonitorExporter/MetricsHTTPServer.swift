@@ -4,7 +4,8 @@ import NIOPosix
 import Prometheus
 import FabricMonitor
 
-/// Serves `GET /metrics` in the Prometheus text format (version 0.0.4) over HTTP/1.1 with
+/// Serves `GET /metrics` in the Prometheus text format (version 0.0.4), or OpenMetrics 1.0.0
+/// when the scraper's Accept header prefers it (``OpenMetricsText``), over HTTP/1.1 with
 /// swift-nio, from a swift-prometheus registry. Anything else is 404; methods other than GET
 /// and HEAD are 405.
 ///
@@ -90,8 +91,13 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
         switch (head.method, path) {
         case (.GET, "/metrics"), (.HEAD, "/metrics"):
             status = .ok
-            body = registry.emitToString()
-            contentType = "text/plain; version=0.0.4; charset=utf-8"
+            if OpenMetricsText.isPreferred(byAccept: head.headers["Accept"].joined(separator: ",")) {
+                body = OpenMetricsText.convert(registry.emitToString())
+                contentType = OpenMetricsText.contentType
+            } else {
+                body = registry.emitToString()
+                contentType = "text/plain; version=0.0.4; charset=utf-8"
+            }
         case (.GET, "/"), (.HEAD, "/"):
             status = .ok
             body = "rdma-monitor: metrics at /metrics\n"

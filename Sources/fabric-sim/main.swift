@@ -24,6 +24,8 @@ struct Run: ParsableCommand {
           fabric-sim run scenarios/incast-16to1.json --out out/incast
           fabric-sim run scenarios/victim-flow.json --no-dcqcn --out out/pfc
           fabric-sim run scenarios/staggered-2flows.json --stats
+          fabric-sim run scenarios/flooding-4switches-deadlock.json --drop-unknown-lossless
+          fabric-sim run scenarios/incast-16to1.json --no-dcqcn --pause-storm R:500 --switch-watchdog 200
 
         Prints the summary; --out writes summary.txt, timeseries.csv and the
         plots throughput.svg, rates.svg, queues.svg, fairness.svg.
@@ -51,6 +53,12 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("The seed paper's NIC pause storm: HOST pauses its switch for good from MICROSECONDS on.", valueName: "host:microseconds"))
     var pauseStorm: String?
 
+    @Flag(help: "The seed paper's fix: switches drop lossless packets whose destination MAC they lack instead of flooding them.")
+    var dropUnknownLossless = false
+
+    @Option(help: ArgumentHelp("Switch PFC watchdog on every switch queue: detection and restoration window (drop action).", valueName: "microseconds"))
+    var switchWatchdog: Double?
+
     func run() throws {
         let data: Data
         do {
@@ -65,6 +73,15 @@ struct Run: ParsableCommand {
             throw Failure("\(scenario): \(error)")
         }
         if noDcqcn { loaded.dcqcnEnabled = false }
+        if dropUnknownLossless { loaded.unknownUnicast.losslessAction = .drop }
+        if let switchWatchdog {
+            let most = ScenarioLimits.standard.maximumTimeMicroseconds
+            guard switchWatchdog > 0, switchWatchdog <= most else {
+                throw ValidationError("--switch-watchdog \(switchWatchdog): give more than 0 and at most \(most) µs")
+            }
+            let window = Nanoseconds.roundedMicroseconds(switchWatchdog)
+            loaded.pfcWatchdog = .init(detection: window, restoration: window)
+        }
         if let durationMilliseconds {
             let most = ScenarioLimits.standard.maximumDurationMicroseconds / 1000
             guard durationMilliseconds > 0, durationMilliseconds <= most else {

@@ -19,13 +19,19 @@ func value(of series: String, in text: String) -> Double? {
     text.split(separator: "\n").first { $0.hasPrefix(series + " ") }.flatMap { Double($0.split(separator: " ").last!) }
 }
 
+/// An exporter fed two polls of one port's CNP, pause and storm counters, one second apart.
+func exporterAfterTwoPolls() -> PrometheusExporter {
+    let exporter = PrometheusExporter()
+    let first = report(0, ["np_cnp_sent": 10, "tx_prio3_pause": 5, "tx_prio3_pause_duration": 0, "tx_pause_storm_error_events": 0])
+    exporter.update(with: first)
+    exporter.update(with: report(1000, ["np_cnp_sent": 30, "tx_prio3_pause": 9, "tx_prio3_pause_duration": 500_000, "tx_pause_storm_error_events": 1],
+                                 previous: first.snapshot))
+    return exporter
+}
+
 @Suite struct PrometheusExporterTests {
     @Test func rawCountersPauseFamiliesAndHealthUseExistingExporterNames() {
-        let exporter = PrometheusExporter()
-        let first = report(0, ["np_cnp_sent": 10, "tx_prio3_pause": 5, "tx_prio3_pause_duration": 0, "tx_pause_storm_error_events": 0])
-        exporter.update(with: first)
-        exporter.update(with: report(1000, ["np_cnp_sent": 30, "tx_prio3_pause": 9, "tx_prio3_pause_duration": 500_000, "tx_pause_storm_error_events": 1],
-                                     previous: first.snapshot))
+        let exporter = exporterAfterTwoPolls()
         let text = exporter.registry.emitToString()
         let labels = #"node="h1",device="mlx5_0",port="1""#
         #expect(text.contains("# TYPE rdma_np_cnp_sent_total counter"))
@@ -72,12 +78,13 @@ func value(of series: String, in text: String) -> Double? {
 }
 
 @Suite(.serialized) struct MetricsHTTPServerTests {
-    func get(_ url: String) throws -> (status: Int, contentType: String?, body: String) {
+    func get(_ url: String, accept: String? = nil) throws -> (status: Int, contentType: String?, body: String) {
         final class Box: @unchecked Sendable { var result: (Int, String?, String)?; var error: (any Error)? }
         let box = Box()
         let done = DispatchSemaphore(value: 0)
         var request = URLRequest(url: URL(string: url)!)
         request.timeoutInterval = 5
+        if let accept { request.setValue(accept, forHTTPHeaderField: "Accept") }
         URLSession.shared.dataTask(with: request) { data, response, error in
             let http = response as? HTTPURLResponse
             box.result = (http?.statusCode ?? -1, http?.value(forHTTPHeaderField: "Content-Type"), data.map { String(decoding: $0, as: UTF8.self) } ?? "")
@@ -102,6 +109,24 @@ func value(of series: String, in text: String) -> Double? {
         #expect(try get("http://127.0.0.1:\(server.port)/nothing").status == 404)
     }
 
+    /// Prometheus' own default scrape Accept header (2.42) gets OpenMetrics.
+    @Test func servesOpenMetricsWhenTheScraperPrefersIt() throws {
+        let exporter = PrometheusExporter()
+        exporter.update(with: report(0, ["sent_pkts": 42]))
+        let server = try MetricsHTTPServer.start(host: "127.0.0.1", port: 0, registry: exporter.registry)
+        defer { server.close() }
+        let accept = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+        let metrics = try get("http://127.0.0.1:\(server.port)/metrics", accept: accept)
+        #expect(metrics.status == 200)
+        #expect(metrics.contentType == "application/openmetrics-text; version=1.0.0; charset=utf-8")
+        #expect(metrics.body.hasSuffix("\n# EOF\n"))
+        #expect(metrics.body.contains("# TYPE rdma_sent_pkts counter\n"))
+        #expect(value(of: #"rdma_sent_pkts_total{node="h1",device="mlx5_0",port="1"}"#, in: metrics.body) == 42)
+        let plain = try get("http://127.0.0.1:\(server.port)/metrics", accept: "text/plain;version=0.0.4")
+        #expect(plain.contentType == "text/plain; version=0.0.4; charset=utf-8")
+        #expect(!plain.body.contains("# EOF"))
+    }
+
     @Test func aPortInUseIsAClearError() throws {
         let first = try MetricsHTTPServer.start(host: "127.0.0.1", port: 0, registry: PrometheusExporter().registry)
         defer { first.close() }
@@ -113,6 +138,72 @@ func value(of series: String, in text: String) -> Double? {
             #expect(error.subject == "listen on 127.0.0.1:\(first.port)")
             #expect(error.problem.hasPrefix("the port is in use"))
         }
+    }
+}
+
+@Suite struct OpenMetricsTextTests {
+    @Test func countersLoseTotalInTheFamilyNameHelpEscapesQuotesAndTheTextEndsWithEOF() {
+        let text = """
+            # HELP rdma_sent_pkts_total Packets "sent" (a \\ b)
+            # TYPE rdma_sent_pkts_total counter
+            rdma_sent_pkts_total{node="h1",device="a\\"b"} 42
+            # HELP requests Requests served
+            # TYPE requests counter
+            requests 7
+            # HELP rdma_monitor_pfc_deadlocks PFC deadlock cycles in progress
+            # TYPE rdma_monitor_pfc_deadlocks gauge
+            rdma_monitor_pfc_deadlocks 0.0
+
+            """
+        #expect(OpenMetricsText.convert(text) == """
+            # HELP rdma_sent_pkts Packets \\"sent\\" (a \\ b)
+            # TYPE rdma_sent_pkts counter
+            rdma_sent_pkts_total{node="h1",device="a\\"b"} 42
+            # HELP requests Requests served
+            # TYPE requests counter
+            requests_total 7
+            # HELP rdma_monitor_pfc_deadlocks PFC deadlock cycles in progress
+            # TYPE rdma_monitor_pfc_deadlocks gauge
+            rdma_monitor_pfc_deadlocks 0.0
+            # EOF
+
+            """)
+        #expect(OpenMetricsText.convert("") == "# EOF\n")
+    }
+
+    /// Every family the exporter writes: counter families without `_total`, their samples
+    /// with it, no family name used twice.
+    @Test func theExportersWholeOutputFollowsTheCounterNamingRule() {
+        let exporter = exporterAfterTwoPolls()
+        let lines = OpenMetricsText.convert(exporter.registry.emitToString()).split(separator: "\n")
+        var families: [String: String] = [:]
+        var current: (name: String, type: String)?
+        for line in lines where line != "# EOF" {
+            let fields = line.split(separator: " ")
+            if line.hasPrefix("# TYPE ") {
+                #expect(families.updateValue(String(fields[3]), forKey: String(fields[2])) == nil, "family \(fields[2]) twice")
+                current = (String(fields[2]), String(fields[3]))
+                if fields[3] == "counter" { #expect(!fields[2].hasSuffix("_total")) }
+            } else if !line.hasPrefix("#"), let current {
+                let sample = String(fields[0].prefix { $0 != "{" })
+                #expect(sample == (current.type == "counter" ? current.name + "_total" : current.name))
+            }
+        }
+        #expect(families["rdma_np_cnp_sent"] == "counter")
+        #expect(families["rdma_monitor_pfc_deadlocks"] == "gauge")
+        #expect(lines.last == "# EOF")
+    }
+
+    @Test func negotiationFollowsTheAcceptHeadersQualities() {
+        #expect(OpenMetricsText.isPreferred(byAccept: "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"))
+        #expect(OpenMetricsText.isPreferred(byAccept: "application/openmetrics-text; version=0.0.1"))
+        #expect(!OpenMetricsText.isPreferred(byAccept: ""))
+        #expect(!OpenMetricsText.isPreferred(byAccept: "*/*"))
+        #expect(!OpenMetricsText.isPreferred(byAccept: "text/plain;version=0.0.4"))
+        #expect(!OpenMetricsText.isPreferred(byAccept: "application/openmetrics-text;q=0.4,text/plain;q=0.5"))
+        #expect(!OpenMetricsText.isPreferred(byAccept: "application/openmetrics-text;q=0"))
+        #expect(!OpenMetricsText.isPreferred(byAccept: "application/openmetrics-text;q=nan,text/plain"))
+        #expect(OpenMetricsText.isPreferred(byAccept: "text/plain;q=0.2, application/OpenMetrics-Text ;q=0.3"))
     }
 }
 

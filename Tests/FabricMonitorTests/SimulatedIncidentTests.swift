@@ -1,3 +1,4 @@
+import Congestion
 import FabricSim
 import Foundation
 import Testing
@@ -36,6 +37,52 @@ import Testing
         // Once deadlocked, it stays: every later sample reports it.
         #expect(reports[first...].allSatisfy { $0.deadlocks.count == 1 })
         #expect(reports[first].snapshot.time < .milliseconds(3))
+    }
+
+    /// The seed paper's deadlock: ToRs flood lossless packets for dead servers whose MAC
+    /// entries expired. The cycle locks for good at `onset` (every cycle transmitter paused
+    /// from then to the end); the monitor, sampling every 100 µs, names the four-switch cycle
+    /// in every report from one sample after it at the latest. Before the lock, the cycle is
+    /// sometimes all paused for an instant and clears again (its buffers also hold packets
+    /// for hosts, which drain); those samples are reported too.
+    @Test func losslessFloodingDeadlocksTheFourSwitchCycleAndTheMonitorNamesIt() throws {
+        let scenario = try Self.scenario("flooding-4switches-deadlock")
+        var simulator = FabricSimulator(scenario: scenario)
+        let result = simulator.run()
+        let onset = try #require(result.pausedThroughEnd(["T1->Lb", "Lb->T0", "T0->La", "La->T1"]))
+        let (reports, file) = try Self.monitor(result, stride: 10, detection: MonitorTime(nanoseconds: 200_000))
+        let names = try #require(reports.firstIndex { $0.deadlocks.isEmpty == false }, "no deadlock detected")
+        let fourSwitch: (MonitorReport) -> Bool = { report in
+            report.deadlocks.contains { Set($0.buffers.map(\.node)) == ["T0", "T1", "La", "Lb"] && $0.buffers.count == 4 }
+        }
+        #expect(fourSwitch(reports[names]))
+        let lastWithout = try #require(reports.lastIndex { !fourSwitch($0) })
+        let held = reports[lastWithout + 1]
+        #expect(held.snapshot.time <= MonitorTime(nanoseconds: onset.rawValue + 100_000))
+        let deadlock = try #require(held.deadlocks.first { $0.buffers.count == 4 })
+        // In wait-for order: T1's buffer from La waits on Lb's from T1, and so on around.
+        let ring = deadlock.buffers.map { "\($0.node)<-\($0.upstream)" }
+        let start = try #require(ring.firstIndex(of: "T1<-La"))
+        #expect(Array(ring[start...] + ring[..<start]) == ["T1<-La", "Lb<-T1", "T0<-Lb", "La<-T0"])
+        // The break point is a flooding turn: down from a leaf, up to the other one.
+        #expect([["La", "T1", "Lb"], ["Lb", "T0", "La"]].contains([deadlock.breakPoint.fromNode, deadlock.breakPoint.node, deadlock.breakPoint.toNode]))
+
+        // Statically: the routes with the flooding turns admit the cycle; up-down routes alone do not.
+        let topology = try #require(file.topology)
+        #expect(!CyclicDependencyCheck(topology: topology).run().isFree)
+        var upDownOnly = topology
+        upDownOnly.turns = []
+        #expect(CyclicDependencyCheck(topology: upDownOnly).run().isFree)
+    }
+
+    @Test func droppingLosslessPacketsInsteadOfFloodingRaisesNoDeadlock() throws {
+        var scenario = try Self.scenario("flooding-4switches-deadlock")
+        scenario.unknownUnicast.losslessAction = .drop
+        var simulator = FabricSimulator(scenario: scenario)
+        let (reports, file) = try Self.monitor(simulator.run(), stride: 10, detection: MonitorTime(nanoseconds: 200_000))
+        #expect(reports.count == 50)
+        #expect(reports.allSatisfy { $0.deadlocks.isEmpty })
+        #expect(CyclicDependencyCheck(topology: try #require(file.topology)).run().isFree)
     }
 
     @Test func aHealthyIncastWithDCQCNRaisesNothing() throws {

@@ -68,6 +68,8 @@ extension FabricSimulator {
             repace(flow)
             return
         }
+        // A NIC keeps only frames addressed to it: a flooded copy is the destination's alone.
+        if packet.flooded && Int(ports[port].node) != scenario.flows[flow].destination { return }
         flows[flow].bytesReceived += Int64(packet.sizeBytes)
         flows[flow].bytesReceivedThisSample += Int64(packet.sizeBytes)
         if let size = scenario.flows[flow].sizeBytes, flows[flow].bytesReceived == Int64(size) { flows[flow].completion = now }

@@ -47,7 +47,15 @@ extension FabricSimulator {
                 pauseFramesReceived: port.pauseFramesReceived,
                 pausedTime: Nanoseconds(port.pausedTotal + stillPaused),
                 dataBytesTransmitted: port.dataBytesTransmitted,
-                packetsMarked: port.packetsMarked
+                packetsMarked: port.packetsMarked,
+                unknownDestinationDrops: port.unknownDestinationDrops,
+                floodedCopiesSent: port.floodedCopiesSent,
+                watchdogDetections: port.watchdogDetections,
+                watchdogRestorations: port.watchdogRestorations,
+                watchdogDroppedPackets: port.watchdogDroppedPackets,
+                watchdogFirstDetection: port.watchdogFirstDetection.map(Nanoseconds.init),
+                watchdogLastRestoration: port.watchdogLastRestoration.map(Nanoseconds.init),
+                watchdogDroppingAtEnd: port.watchdogDropping
             )
         }
         let flowReports = flows.indices.map { index -> FlowReport in

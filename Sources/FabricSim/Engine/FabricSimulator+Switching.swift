@@ -36,13 +36,18 @@ extension FabricSimulator {
             packet.congestionExperienced = true
             ports[port].packetsMarked += 1
         }
-        let ingress = Int(packet.ingressPort)
+        releaseIngress(size, from: Int(packet.ingressPort))
+        return packet
+    }
+
+    /// A packet left the switch (sent or dropped): its bytes no longer count against the port
+    /// it came in by, which resumes its upstream at XON.
+    mutating func releaseIngress(_ size: Int, from ingress: Int) {
         ports[ingress].ingressBytes -= size
         if ports[ingress].pauseAsserted && ports[ingress].ingressBytes <= scenario.pfc.xonBytes {
             ports[ingress].pauseAsserted = false
             schedule(.priorityFlowControl(port: ports[ingress].peer, pause: false), after: ports[ingress].propagationDelay)
         }
-        return packet
     }
 
     /// A packet's last bit reached the node that owns `port`.
@@ -60,22 +65,42 @@ extension FabricSimulator {
             serviceTransmitter(egress)
             return
         }
+        // A routed port accepts only frames addressed to its switch: a flooded copy (it
+        // carries the server's MAC) ends here.
+        if packet.flooded { return }
+        if Int(packet.hop) == flows[flow].unknownDestinationHop {
+            handleUnknownDestination(packet, arrivedAt: port)
+            return
+        }
         let egress = Int(forwardPorts[flows[flow].forwardOffset + Int(packet.hop)])
-        let size = Int(packet.sizeBytes)
         packet.hop += 1
-        packet.ingressPort = Int32(port)
+        enqueue(packet, on: egress, from: port)
+    }
+
+    /// Queues a data packet that came in through `ingress` on the egress port `egress`, and
+    /// pauses the upstream of `ingress` at XOFF. False: the switch PFC watchdog dropped it.
+    @discardableResult
+    mutating func enqueue(_ packet: Packet, on egress: Int, from ingress: Int) -> Bool {
+        let size = Int(packet.sizeBytes)
+        if ports[egress].watchdogDropping {
+            ports[egress].watchdogDroppedPackets += 1
+            return false
+        }
+        var packet = packet
+        packet.ingressPort = Int32(ingress)
         ports[egress].dataQueue.append(packet)
         ports[egress].dataQueueBytes += size
         ports[egress].egressQueue.record(bytes: ports[egress].dataQueueBytes, atNanoseconds: now)
 
-        ports[port].ingressBytes += size
-        if ports[port].ingressBytes > ports[port].ingressMaxBytes { ports[port].ingressMaxBytes = ports[port].ingressBytes }
-        if scenario.pfc.enabled && !ports[port].pauseAsserted && ports[port].ingressBytes >= scenario.pfc.xoffBytes {
-            ports[port].pauseAsserted = true
-            ports[port].pauseFramesSent += 1
-            schedule(.priorityFlowControl(port: ports[port].peer, pause: true), after: ports[port].propagationDelay)
+        ports[ingress].ingressBytes += size
+        if ports[ingress].ingressBytes > ports[ingress].ingressMaxBytes { ports[ingress].ingressMaxBytes = ports[ingress].ingressBytes }
+        if scenario.pfc.enabled && !ports[ingress].pauseAsserted && ports[ingress].ingressBytes >= scenario.pfc.xoffBytes {
+            ports[ingress].pauseAsserted = true
+            ports[ingress].pauseFramesSent += 1
+            schedule(.priorityFlowControl(port: ports[ingress].peer, pause: true), after: ports[ingress].propagationDelay)
         }
         serviceTransmitter(egress)
+        return true
     }
 
     mutating func applyPriorityFlowControl(pause: Bool, to port: Int) {
@@ -84,10 +109,17 @@ extension FabricSimulator {
             ports[port].pausedByPeer = true
             ports[port].pausedSince = now
             ports[port].pauseFramesReceived += 1
+            if let watchdog = scenario.pfcWatchdog, ports[port].isSwitchPort, !ports[port].watchdogDropping {
+                schedule(.watchdogCheck(port: Int32(port)), after: watchdog.detection.rawValue)
+            }
         } else {
             guard ports[port].pausedByPeer else { return }
             ports[port].pausedByPeer = false
             ports[port].pausedTotal += now - ports[port].pausedSince
+            ports[port].resumedSince = now
+            if let watchdog = scenario.pfcWatchdog, ports[port].watchdogDropping {
+                schedule(.watchdogRestore(port: Int32(port)), after: watchdog.restoration.rawValue)
+            }
             serviceTransmitter(port)
         }
     }

@@ -9,6 +9,9 @@ import Congestion
 /// holds the upstream data transmitter until the RESUME arrives; the frame in flight
 /// finishes. CNPs have strict priority and are never paused. Buffers are unbounded (the
 /// class is lossless), and receivers consume at line rate, so hosts never send PAUSE.
+/// Optionally (`FabricScenario.unknownUnicast`, `.pfcWatchdog`) switches flood or drop
+/// lossless packets whose destination MAC they lack, and a PFC watchdog drops for queues
+/// paused too long (`FabricSimulator+SwitchFaults.swift`).
 ///
 /// ```swift
 /// var simulator = FabricSimulator(scenario: .incast(senderCount: 8, linkRateBitsPerSecond: 40_000_000_000))
@@ -31,6 +34,8 @@ public struct FabricSimulator {
     var reversePorts: [Int32] = []
     /// Host ports: the flows that leave through them.
     var hostPortFlows: [[Int32]] = []
+    /// Each node's ports (transmitters), in link order: where a switch floods.
+    var nodePorts: [[Int32]] = []
     let markingPoint: ECNMarkingPoint
     var random: SplitMix64
     var timeSeries: TimeSeries
@@ -57,6 +62,9 @@ public struct FabricSimulator {
             }
         }
         hostPortFlows = Array(repeating: [], count: ports.count)
+        nodePorts = Array(repeating: [], count: nodeCount)
+        for (index, port) in ports.enumerated() { nodePorts[Int(port.node)].append(Int32(index)) }
+        let unknownDestinationPositions = scenario.unknownDestinationPositions()
         for (index, flow) in scenario.flows.enumerated() {
             let route = flow.route
             let forwardOffset = forwardPorts.count
@@ -73,7 +81,8 @@ public struct FabricSimulator {
                 lineRateBitsPerSecond: lineRate,
                 reactionPoint: ReactionPoint(parameters: scenario.dcqcn, lineRateBitsPerSecond: lineRate),
                 notificationPoint: NotificationPoint(parameters: scenario.dcqcn),
-                remainingBytes: flow.sizeBytes.map(Int64.init) ?? .max
+                remainingBytes: flow.sizeBytes.map(Int64.init) ?? .max,
+                unknownDestinationHop: unknownDestinationPositions[index] ?? -1
             ))
         }
         timeSeries = TimeSeries(flowCount: flows.count, portCount: ports.count)
@@ -102,6 +111,10 @@ public struct FabricSimulator {
                 serviceTransmitter(Int(port))
             case .priorityFlowControl(let port, let pause):
                 applyPriorityFlowControl(pause: pause, to: Int(port))
+            case .watchdogCheck(let port):
+                checkWatchdog(Int(port))
+            case .watchdogRestore(let port):
+                restoreWatchdog(Int(port))
             case .reactionPointTimer(let flow):
                 fireReactionPointTimer(Int(flow))
             case .flowStart(let flow):

@@ -11,6 +11,14 @@ struct Packet {
     var hop: UInt16
     var kind: Kind
     var congestionExperienced = false
+
+    /// A copy a switch flooded because it did not know the destination's port: only the
+    /// destination host accepts it (a routed switch port and other NICs discard it). Marked
+    /// by `hop` (a copy goes no further), which keeps the packet at 16 bytes.
+    var flooded: Bool {
+        get { hop == .max }
+        set { if newValue { hop = .max } }
+    }
 }
 
 /// One thing that happens at one instant. Ports and flows are indices into the simulator's
@@ -26,6 +34,11 @@ enum SimulationEvent {
     case priorityFlowControl(port: Int32, pause: Bool)
     /// The DCQCN rate-increase timer of `flow` may have expired.
     case reactionPointTimer(flow: Int32)
+    /// The switch PFC watchdog looks at `port`'s queue one detection window after a PAUSE
+    /// stopped it.
+    case watchdogCheck(port: Int32)
+    /// One restoration window after a RESUME reached a queue the watchdog is dropping for.
+    case watchdogRestore(port: Int32)
     case flowStart(flow: Int32)
     case flowStop(flow: Int32)
     case sample

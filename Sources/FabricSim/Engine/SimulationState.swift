@@ -34,6 +34,20 @@ struct PortState {
     /// A PAUSE is in force upstream (sent, no RESUME since).
     var pauseAsserted = false
     var pauseFramesSent = 0
+    /// Lossless packets that came in through this port for a destination the switch has no
+    /// MAC entry for, dropped because flooding them is off.
+    var unknownDestinationDrops = 0
+
+    /// Copies of packets this transmitter sent because its switch flooded them.
+    var floodedCopiesSent = 0
+    /// Switch PFC watchdog: this queue is in a storm and drops instead of waiting.
+    var watchdogDropping = false
+    var resumedSince: Int64 = 0
+    var watchdogDetections = 0
+    var watchdogRestorations = 0
+    var watchdogDroppedPackets = 0
+    var watchdogFirstDetection: Int64?
+    var watchdogLastRestoration: Int64?
 
     init(node: Int32, peer: Int32, isSwitchPort: Bool, rateBitsPerSecond: Int64, propagationDelay: Int64) {
         self.node = node
@@ -72,5 +86,8 @@ struct FlowState {
     var bytesReceivedThisSample: Int64 = 0
     var completion: Int64?
     var cnpsReceived = 0
+    /// The route position of the first switch that has no MAC entry for the destination
+    /// (where `packet.hop` equals it, that switch floods or drops); -1: none.
+    let unknownDestinationHop: Int
     var timerEventPending = false
 }

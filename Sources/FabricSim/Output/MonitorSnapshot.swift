@@ -10,7 +10,8 @@ extension SimulationResult {
     /// `rx_prio3_paused` (held by PAUSE), `tx_prio3_paused` (this end sends XOFF: the peer's
     /// transmitter is held), `tx_prio3_queue_bytes`, and the counters
     /// `rx_prio3_pause_duration` / `tx_prio3_pause_duration` (µs, summed over samples).
-    /// The topology carries the scenario's switches, hosts, links and flow routes.
+    /// The topology carries the scenario's switches, hosts, links and flow routes, and as
+    /// `turns` the down-then-up turns that flooded lossless packets take.
     ///
     /// ```swift
     /// let json = FabricSimulator(scenario: ring).run().monitorSnapshotJSON(stride: 10)
@@ -47,8 +48,10 @@ extension SimulationResult {
         let hosts = scenario.nodes.filter { $0.kind == .host }.map { Self.quoted($0.name) }
         let links = scenario.links.map { "{\"between\": [\(Self.quoted(names[$0.nodeA])), \(Self.quoted(names[$0.nodeB]))]}" }
         let routes = scenario.flows.map { "[" + $0.route.map { Self.quoted(names[$0]) }.joined(separator: ", ") + "]" }
+        let turns = scenario.floodingTurns().map { "[" + $0.map { Self.quoted(names[$0]) }.joined(separator: ", ") + "]" }
         let topology = "{\"switches\": [\(switches.joined(separator: ", "))], \"hosts\": [\(hosts.joined(separator: ", "))], "
-            + "\"links\": [\(links.joined(separator: ", "))], \"losslessPriorities\": [\(priority)], \"routes\": [\(routes.joined(separator: ", "))]}"
+            + "\"links\": [\(links.joined(separator: ", "))], \"losslessPriorities\": [\(priority)], \"routes\": [\(routes.joined(separator: ", "))]"
+            + (turns.isEmpty ? "" : ", \"turns\": [\(turns.joined(separator: ", "))]") + "}"
         return "{\"format\": \"rdma-monitor-snapshot/1\",\n\"samples\": [\n" + samples.joined(separator: ",\n") + "\n],\n\"topology\": \(topology)}\n"
     }
 

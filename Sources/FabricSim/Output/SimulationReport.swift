@@ -21,7 +21,7 @@ public struct SimulationReport: Sendable {
     public init(_ result: SimulationResult) {
         let summary = SimulationSummary(result)
         self.summary = summary
-        summaryText = SummaryTable(summary, scenario: result.scenario).text
+        summaryText = SummaryTable(summary, scenario: result.scenario).text + SwitchFaultsText(result).text
         let plots = ResultPlots(result, summary: summary)
         var files = [
             File(name: "summary.txt", contents: summaryText),

@@ -33,6 +33,20 @@ public struct PortReport: Sendable {
     public var dataBytesTransmitted: Int64
     /// Data packets this transmitter sent with the CE mark.
     public var packetsMarked: Int
+    /// Lossless packets that arrived through this port for a destination whose MAC entry
+    /// the switch lacks, dropped (`UnknownDestinationAction.drop`).
+    public var unknownDestinationDrops: Int = 0
+    /// Flooded copies this transmitter queued (`UnknownDestinationAction.flood`).
+    public var floodedCopiesSent: Int = 0
+    /// Switch PFC watchdog on this transmitter's queue: storms detected, restorations, and
+    /// packets dropped while mitigating.
+    public var watchdogDetections: Int = 0
+    public var watchdogRestorations: Int = 0
+    public var watchdogDroppedPackets: Int = 0
+    public var watchdogFirstDetection: Nanoseconds?
+    public var watchdogLastRestoration: Nanoseconds?
+    /// The watchdog was still dropping for this queue when the run ended.
+    public var watchdogDroppingAtEnd: Bool = false
 }
 
 public struct FlowReport: Sendable {

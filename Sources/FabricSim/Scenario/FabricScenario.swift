@@ -98,6 +98,11 @@ public struct FabricScenario: Hashable, Sendable {
     public var nodes: [Node]
     public var links: [Link]
     public var flows: [Flow]
+    /// Missing MAC table entries and what switches do with lossless packets they cannot
+    /// place (default: none missing).
+    public var unknownUnicast = UnknownUnicast()
+    /// The switch-side PFC watchdog; nil: none (the default).
+    public var pfcWatchdog: PFCWatchdog?
 
     public init(
         name: String,

@@ -17,10 +17,11 @@ struct ScenarioFile: Decodable {
     var linkDefaults: LinkDefaults?
     var links: [LinkEntry]
     var flows: [FlowEntry]
+    var unknownUnicast: UnknownUnicastSection?
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case name, description, durationMicroseconds, seed, packetSizeBytes, cnpSizeBytes
-        case dcqcn, ecnMarking, pfc, sampling, switches, hosts, linkDefaults, links, flows
+        case dcqcn, ecnMarking, pfc, sampling, switches, hosts, linkDefaults, links, flows, unknownUnicast
     }
 
     struct DCQCNSection: Decodable {
@@ -61,8 +62,30 @@ struct ScenarioFile: Decodable {
         var enabled: Bool?
         var xoffBytes: Int
         var xonBytes: Int
+        var watchdog: WatchdogSection?
 
-        enum CodingKeys: String, CodingKey, CaseIterable { case enabled, xoffBytes, xonBytes }
+        enum CodingKeys: String, CodingKey, CaseIterable { case enabled, xoffBytes, xonBytes, watchdog }
+    }
+
+    struct WatchdogSection: Decodable {
+        var detectionMicroseconds: Double
+        var restorationMicroseconds: Double
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case detectionMicroseconds, restorationMicroseconds }
+    }
+
+    struct UnknownUnicastSection: Decodable {
+        var missingMACEntries: [MissingMACEntry]
+        var losslessAction: String?
+
+        enum CodingKeys: String, CodingKey, CaseIterable { case missingMACEntries, losslessAction }
+
+        struct MissingMACEntry: Decodable {
+            var `switch`: String
+            var host: String
+
+            enum CodingKeys: String, CodingKey, CaseIterable { case `switch`, host }
+        }
     }
 
     struct SamplingSection: Decodable {
@@ -111,7 +134,10 @@ struct ScenarioFile: Decodable {
         nested: [
             "dcqcn": .object(DCQCNSection.CodingKeys.allCases.map(\.rawValue)),
             "ecnMarking": .object(MarkingSection.CodingKeys.allCases.map(\.rawValue)),
-            "pfc": .object(PFCSection.CodingKeys.allCases.map(\.rawValue)),
+            "pfc": .object(PFCSection.CodingKeys.allCases.map(\.rawValue),
+                           nested: ["watchdog": .object(WatchdogSection.CodingKeys.allCases.map(\.rawValue))]),
+            "unknownUnicast": .object(UnknownUnicastSection.CodingKeys.allCases.map(\.rawValue),
+                                      nested: ["missingMACEntries": .array(.object(UnknownUnicastSection.MissingMACEntry.CodingKeys.allCases.map(\.rawValue)))]),
             "sampling": .object(SamplingSection.CodingKeys.allCases.map(\.rawValue)),
             "linkDefaults": .object(LinkDefaults.CodingKeys.allCases.map(\.rawValue)),
             "links": .array(.object(LinkEntry.CodingKeys.allCases.map(\.rawValue))),

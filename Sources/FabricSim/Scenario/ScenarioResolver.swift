@@ -32,7 +32,7 @@ struct ScenarioResolver {
         guard (64...1500).contains(cnpSize) else {
             throw ScenarioError(field: "cnpSizeBytes", problem: "must be in 64…1500")
         }
-        let scenario = FabricScenario(
+        var scenario = FabricScenario(
             name: file.name,
             summary: file.description ?? "",
             duration: duration,
@@ -50,8 +50,45 @@ struct ScenarioResolver {
             links: links,
             flows: flows
         )
+        scenario.unknownUnicast = try resolveUnknownUnicast(nodes: nodes)
+        scenario.pfcWatchdog = try resolveWatchdog()
         try limits.check(recordingOf: scenario)
         return scenario
+    }
+
+    private func resolveUnknownUnicast(nodes: [FabricScenario.Node]) throws -> FabricScenario.UnknownUnicast {
+        guard let section = file.unknownUnicast else { return .init() }
+        var action = FabricScenario.UnknownDestinationAction.flood
+        if let name = section.losslessAction {
+            guard let known = FabricScenario.UnknownDestinationAction(rawValue: name) else {
+                let names = FabricScenario.UnknownDestinationAction.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ScenarioError(field: "unknownUnicast.losslessAction", problem: "unknown action \"\(name)\" (known: \(names))")
+            }
+            action = known
+        }
+        _ = try limits.count(section.missingMACEntries.count, "unknownUnicast.missingMACEntries", 0...limits.maximumNodes * 64)
+        let index = Dictionary(uniqueKeysWithValues: nodes.enumerated().map { ($1.name, $0) })
+        var entries: [FabricScenario.MissingMACEntry] = []
+        var seen = Set<FabricScenario.MissingMACEntry>()
+        for (position, entry) in section.missingMACEntries.enumerated() {
+            let field = "unknownUnicast.missingMACEntries[\(position)]"
+            guard let switchNode = index[entry.switch], nodes[switchNode].kind == .switch else {
+                throw ScenarioError(field: "\(field).switch", problem: "\"\(entry.switch)\" is not a switch of the scenario")
+            }
+            guard let host = index[entry.host], nodes[host].kind == .host else {
+                throw ScenarioError(field: "\(field).host", problem: "\"\(entry.host)\" is not a host of the scenario")
+            }
+            let missing = FabricScenario.MissingMACEntry(switchNode: switchNode, host: host)
+            guard seen.insert(missing).inserted else { throw ScenarioError(field: field, problem: "\(entry.switch)/\(entry.host) is listed twice") }
+            entries.append(missing)
+        }
+        return .init(missingMACEntries: entries, losslessAction: action)
+    }
+
+    private func resolveWatchdog() throws -> FabricScenario.PFCWatchdog? {
+        guard let section = file.pfc.watchdog else { return nil }
+        return .init(detection: try positiveTime(section.detectionMicroseconds, "pfc.watchdog.detectionMicroseconds"),
+                     restoration: try positiveTime(section.restorationMicroseconds, "pfc.watchdog.restorationMicroseconds"))
     }
 
     private func positiveTime(_ microseconds: Double, _ field: String, maximum: Double? = nil) throws -> Nanoseconds {
