@@ -15,9 +15,12 @@ public enum ReportTable {
         lines.append(columns(["PORT", "KIND", "TX PKT/s", "RX PKT/s", "PAUSED RX", "PAUSED TX", "ECN/s", "CNP TX/s", "CNP RX/s", "RETX/s", "TMO/s", "SEQERR/s"]))
         for port in report.snapshot.ports {
             let interval = intervals[port.key]
-            func rate(_ names: [String]) -> String {
+            // The same packets under several names (rxe's sent_pkts, the IB port counter,
+            // ethtool's): the first one the device has; per-priority counters add up.
+            func rate(_ names: [String], perPriority: [String]) -> String {
                 guard let interval else { return "-" }
-                let rates = names.compactMap { interval.rate($0) }
+                if let first = names.lazy.compactMap({ interval.rate($0) }).first { return number(first) }
+                let rates = perPriority.compactMap { interval.rate($0) }
                 return rates.isEmpty ? "-" : number(rates.reduce(0, +))
             }
             func paused(_ direction: PauseCounterName.Direction) -> String {
@@ -27,8 +30,8 @@ public enum ReportTable {
             }
             lines.append(columns([
                 port.key.description, port.kind.rawValue,
-                rate(["sent_pkts", "port_xmit_packets", "tx_packets", "tx_packets_phy"] + (0...7).map { "tx_prio\($0)_packets" }),
-                rate(["rcvd_pkts", "port_rcv_packets", "rx_packets", "rx_packets_phy"] + (0...7).map { "rx_prio\($0)_packets" }),
+                rate(["sent_pkts", "port_xmit_packets", "tx_packets_phy", "tx_packets"], perPriority: (0...7).map { "tx_prio\($0)_packets" }),
+                rate(["rcvd_pkts", "port_rcv_packets", "rx_packets_phy", "rx_packets"], perPriority: (0...7).map { "rx_prio\($0)_packets" }),
                 paused(.receive), paused(.transmit),
                 optional(interval?.dcqcn.ecnMarkedPerSecond), optional(interval?.dcqcn.cnpSentPerSecond),
                 optional(interval?.dcqcn.cnpHandledPerSecond),
