@@ -116,6 +116,8 @@ public struct BandwidthStatistics: Sendable, Equatable, Codable {
     public var averageBytesPerSecond: Double
     public var peakBytesPerSecond: Double
     public var messageRateMpps: Double
+    /// Payload bytes compared with --verify (both sides); nil without it.
+    public var verifiedBytes: Int?
 
     public init(messageSize: Int, messages: Int, elapsedNanoseconds: UInt64, peakBytesPerSecond: Double) {
         self.messageSize = messageSize

@@ -43,6 +43,9 @@ final class CompletionPump {
     var afterPost: ((Int) -> Void)?
     /// A message the peer sent while we were busy (e.g. `done`).
     var controlMessage: ControlMessage?
+    /// False: Ctrl-C does not throw from `poll` (a loop draining what it posted before it
+    /// stops, and the server side of a `--loopback` run). Starts as the exchange's.
+    var interruptible: Bool
 
     init(queue: CompletionQueue, progressTimeout: Double, control: ControlConnection?) {
         self.queue = queue
@@ -50,6 +53,7 @@ final class CompletionPump {
         completions.initialize(repeating: WorkCompletion())
         self.progressTimeout = MonotonicClock.span(seconds: progressTimeout, cap: 1 << 62)
         self.control = control
+        interruptible = control?.interruptible ?? true
     }
 
     deinit { completions.deallocate() }
@@ -74,7 +78,7 @@ final class CompletionPump {
             // turns this off to busy-poll exactly like perftest.
             if yieldWhenIdle, spins & 255 == 0 { sched_yield() }
             if spins & 4095 == 0 {
-                if stopRequested() { throw PerfError("interrupted", exitCode: 130) }
+                if interruptible, stopRequested() { throw PerfError("interrupted", exitCode: 130) }
                 let now = MonotonicClock.nanoseconds()
                 if events != seenEvents {
                     seenEvents = events
