@@ -88,6 +88,13 @@ public final class ControlConnection: @unchecked Sendable {
         return bytes
     }
 
+    /// True when `count` raw bytes have arrived (never blocks; nothing is consumed). For
+    /// a loop that must notice perftest's close between completions.
+    public func rawAvailable(_ count: Int) throws(PerfError) -> Bool {
+        if pending.count < count { try fill(waitMilliseconds: 0) }
+        return pending.count >= count
+    }
+
     /// The first byte the peer sent, without consuming it: `{` is our JSON exchange,
     /// a digit is perftest's version string.
     public func peekFirstByte(timeout: Double) throws(PerfError) -> UInt8 {

@@ -26,8 +26,9 @@ public struct ThroughputCommand: ParsableCommand {
           rdma-throughput --loopback -a --report_gbits --plot bw.svg --json bw.jsonl
           rdma-throughput --loopback --op send -q 2 --verify  # check every byte
           rdma-throughput -d rxe0 -n 5000 --perftest 10.0.0.1
-              # client of `ib_write_bw -d rxe0` (--op read: of ib_read_bw);
-              # our server (--op write|read) also answers their clients
+              # client of `ib_write_bw -d rxe0` (--op read: of ib_read_bw,
+              # --op send: of ib_send_bw); our server (--op write|read|send)
+              # also answers their clients
         """)
 
     @OptionGroup public var common: CommonOptions
@@ -56,7 +57,7 @@ public struct ThroughputCommand: ParsableCommand {
     @Flag(name: .customLong("verify"), help: "Fill every message with its own pattern and check every byte that landed, outside the timed region: the run goes in rounds of up to -t messages per QP, each checked (by the server for WRITE and SEND) before the next; only the rounds are timed. Reports the bytes verified; a mismatch is an error naming the QP, iteration and byte. Not with -b, --perftest or -R.")
     public var verify = false
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw or ib_read_bw: speak its exchange (--op write or read, one -s, -q 1, -n; its table prints our figures). Our server answers their clients without it.")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw, ib_read_bw or ib_send_bw (--op write, read or send): speak its exchange (one -s, -q 1, -n — the same on both sides). Our server answers their clients without it.")
     public var perftestPeer = false
 
     public init() {}
@@ -90,9 +91,9 @@ public struct ThroughputCommand: ParsableCommand {
                 throw .usage("--verify -q \(queuePairs): \(why)", hint: "lower -q or -s")
             }
         }
-        if perftestPeer, operation == .send || common.all || common.duration != nil || queuePairs != 1 || bidirectional
+        if perftestPeer, common.all || common.duration != nil || queuePairs != 1 || bidirectional
             || common.server == nil || common.loopback {
-            throw .usage("--perftest speaks ib_write_bw's and ib_read_bw's exchange: --op write or read, one -s, -q 1, -n, as a client (name the server)")
+            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: one -s, -q 1, -n, as a client (name the server)")
         }
         return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: 65536, explicit: size),
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,
@@ -189,8 +190,13 @@ extension ThroughputCommand {
             }
             // perftest's client opens with its version string, ours with JSON.
             admission.perftest = true
-            guard operation != .send else {
-                throw .usage("a perftest client connected: answer ib_write_bw's or ib_read_bw's with --op write or read (ib_send_bw's exchange is not spoken)")
+            if operation == .send {
+                let received = try PerftestBandwidth.serveSend(opened: opened, control: control, admission: admission,
+                                                               size: common.sizes(defaultSize: 65536, explicit: size).max() ?? 65536,
+                                                               inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
+                                                               timeout: common.progressTimeout, spin: common.spin, log: log)
+                if let received { printer.print(received, note: "   (received here, first message to last)") }
+                return
             }
             // perftest's client is silent during its run: the wait for its end is bounded
             // by the time its largest run may take, not only by --timeout.
