@@ -144,6 +144,24 @@ public struct PerftestExchange {
         _ = try keys(mine)
     }
 
+    /// A bandwidth test's QP set up the perftest way: our key line (advertising the
+    /// landing half of `queues`' buffer), the peer's, and the test QP connected — to the
+    /// peer's key over TCP, through the CM with `-R`.
+    func connect(_ queues: QueueSet, opened: OpenedDevice, mtu: PathMTU, qpTimeout: UInt8) throws(PerfError) -> (mine: PerftestKey, theirs: PerftestKey) {
+        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
+        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
+                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
+                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
+        try connectThroughConnectionManager(queues.queuePairs[0], mine: mine)
+        let theirs = try keys(mine)
+        if !usesConnectionManager {
+            let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
+                                  lid: theirs.lid, mtu: mtu)
+            try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
+        }
+        return (mine, theirs)
+    }
+
     func keys(_ mine: PerftestKey) throws(PerfError) -> PerftestKey {
         if control.binaryKeys {
             let bytes = try swap(mine.binary(gidIndex: 0), count: PerftestKey.binarySize, what: "perftest's key")
@@ -205,7 +223,8 @@ public enum PerftestLatency {
         let tool = tool(for: operation)
         log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(iterations) iterations of \(size) B — give the same -s/-n on both sides)")
         let slot = LatencySession.slot(for: [size])
-        let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize)
+        let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize,
+                                  events: opened.completionEvents && operation != .write)
         defer { queues.close() }
         queues.memory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
@@ -406,16 +425,7 @@ public enum PerftestBandwidth {
         let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [size], depth: parameters.sendDepth,
                                                    inlineSize: parameters.inlineSize)
         defer { queues.close() }
-        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
-        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
-                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
-                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
-        try exchange.connectThroughConnectionManager(queues.queuePairs[0], mine: mine)
-        let theirs = try exchange.keys(mine)
-        let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
-                              lid: theirs.lid, mtu: mtu)
-        if !exchange.usesConnectionManager { try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
-                           timeout: parameters.qpTimeout) }
+        let (mine, theirs) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: parameters.qpTimeout)
         let steps = parameters.operation == .send ? sendKeyExchangesBeforeRun : keyExchangesBeforeRun
         for _ in 0..<steps.afterConnect { _ = try exchange.keys(mine) }
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control as? ControlConnection)
@@ -463,16 +473,7 @@ public enum PerftestBandwidth {
         let room = min(opened.maxMessageSize, targetRoom)
         let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [room], depth: 128, inlineSize: inlineSize)
         defer { queues.close() }
-        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
-        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
-                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
-                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
-        try exchange.connectThroughConnectionManager(queues.queuePairs[0], mine: mine)
-        let theirs = try exchange.keys(mine)
-        let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
-                              lid: theirs.lid, mtu: mtu)
-        if !exchange.usesConnectionManager { try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
-                           timeout: qpTimeout) }
+        let (mine, _) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: qpTimeout)
         for _ in 0..<keyExchangesBeforeRun.afterConnect { _ = try exchange.keys(mine) }
         opened.backgroundProgress(true)
         defer { opened.backgroundProgress(false) }
@@ -504,14 +505,7 @@ public enum PerftestBandwidth {
         log("peer is perftest \(version) (ib_send_bw's client; we receive up to \(size) B per message — give it the same -s)")
         let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [size], depth: 128, inlineSize: inlineSize)
         defer { queues.close() }
-        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
-        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
-                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
-                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
-        let theirs = try exchange.keys(mine)
-        let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
-                              lid: theirs.lid, mtu: mtu)
-        try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
+        let (mine, _) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: qpTimeout)
         for step in 0..<sendKeyExchangesBeforeRun.afterConnect {
             if step == sendKeyExchangesBeforeRun.afterConnect - 1 { try ThroughputSession.postReceives(queues) }
             _ = try exchange.keys(mine)
@@ -532,7 +526,7 @@ public enum PerftestBandwidth {
             let count = try pump.poll()
             if count == 0 {
                 idle &+= 1
-                if idle & 1023 == 0, try control.rawAvailable(PerftestKey.messageSize) { break }
+                if idle & 1023 == 0 || queues.completionChannel != nil, try control.rawAvailable(PerftestKey.messageSize) { break }
                 continue
             }
             let now = MonotonicClock.nanoseconds()

@@ -49,6 +49,7 @@ public enum PerftestFormat {
 /// Bandwidth (`rdma-throughput --json FILE`): `tool, op, bytes, iterations, qps,
 /// bidirectional, backend_path, seconds, bw_peak_mib_s, bw_avg_mib_s, bw_peak_gbit_s,
 /// bw_avg_gbit_s, msg_rate_mpps`, and `verified_bytes` with --verify.
+/// Both: `completion_event_wakeups` with -e (waits on the completion channel an event ended).
 ///
 /// ```swift
 /// let line = JSONReport.latency(result, path: opened.path)   // {"bytes":2,"halved":true,…}
@@ -67,6 +68,7 @@ public enum JSONReport {
             "p99_9_us": round2(s.p99_9Microseconds), "p99_99_us": round2(s.p99_99Microseconds), "max_us": round2(s.hdrMaxMicroseconds),
         ]
         if let verified = result.verifiedBytes { object["verified_bytes"] = verified }
+        if let wakeups = result.completionEventWakeups { object["completion_event_wakeups"] = wakeups }
         return encode(object)
     }
 
@@ -79,6 +81,7 @@ public enum JSONReport {
             "msg_rate_mpps": round4(s.messageRateMpps),
         ]
         if let verified = s.verifiedBytes { object["verified_bytes"] = verified }
+        if let wakeups = s.completionEventWakeups { object["completion_event_wakeups"] = wakeups }
         return encode(object)
     }
 

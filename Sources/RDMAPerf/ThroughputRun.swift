@@ -264,7 +264,7 @@ public enum ThroughputSession {
                         ring: VerifyRing? = nil) throws(PerfError) -> QueueSet {
         let slot = ring?.half ?? LatencySession.slot(for: sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: queuePairs, slot: slot, sendDepth: depth,
-                                  receiveDepth: max(2 * depth, 256), inlineSize: inlineSize)
+                                  receiveDepth: max(2 * depth, 256), inlineSize: inlineSize, events: opened.completionEvents)
         return queues
     }
 
@@ -335,6 +335,7 @@ public enum ThroughputSession {
             var statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
                                                  peakBytesPerSecond: outcome.peak)
             statistics.verifiedBytes = verified
+            if queues.completionChannel != nil { statistics.completionEventWakeups = pump.eventWakeups }
             try control.send(.result(statistics))
             if parameters.bidirectional {
                 let theirs = try control.receive(timeout: timeout, waitingFor: "the server's result")

@@ -20,20 +20,19 @@ struct VerifyTests {
         return (server, client)
     }
 
-    /// Serves one run on `server` and runs `parameters` as the client.
-    static func run(_ server: OpenedDevice, _ client: OpenedDevice, _ parameters: LatencyParameters) throws(PerfError) -> [LatencyResult] {
+    /// Runs `client` against one session of `serve` behind the server loop (a thread);
+    /// the server side's error is thrown when the client's run succeeded.
+    static func withServer<T>(_ serve: @escaping @Sendable (ControlConnection, ServerLoop.Admission) throws(PerfError) -> Void,
+                              client: (ControlConnection) throws(PerfError) -> T) throws(PerfError) -> T {
         let listener = try ControlListener(port: 0)
         defer { listener.close() }
         let task = BackgroundTask { () throws(PerfError) in
-            try ServerLoop.serve(listener: listener, connectTimeout: 60, log: { _ in }) { control, admission throws(PerfError) in
-                try LatencySession.serve(opened: server, control: control, admission: admission, progressTimeout: 20,
-                                         inlineSize: nil, mtu: nil, qpTimeout: 14, log: { _ in }, report: { _, _, _ in })
-            }
+            try ServerLoop.serve(listener: listener, connectTimeout: 60, log: { _ in }, session: serve)
         }
         let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: 10)
         defer { control.close() }
         do throws(PerfError) {
-            let results = try LatencySession.runClient(opened: client, control: control, parameters: parameters) { _ in }
+            let results = try client(control)
             if let error = task.wait(timeout: 60) { throw error }
             return results
         } catch {
@@ -41,6 +40,16 @@ struct VerifyTests {
             listener.stop()
             _ = task.wait(timeout: 60)
             throw error
+        }
+    }
+
+    /// Serves one run on `server` and runs `parameters` as the client.
+    static func run(_ server: OpenedDevice, _ client: OpenedDevice, _ parameters: LatencyParameters) throws(PerfError) -> [LatencyResult] {
+        try withServer({ control, admission throws(PerfError) in
+            try LatencySession.serve(opened: server, control: control, admission: admission, progressTimeout: 20,
+                                     inlineSize: nil, mtu: nil, qpTimeout: 14, log: { _ in }, report: { _, _, _ in })
+        }) { control throws(PerfError) in
+            try LatencySession.runClient(opened: client, control: control, parameters: parameters) { _ in }
         }
     }
 
@@ -99,25 +108,11 @@ struct ThroughputVerifyTests {
 
     /// Serves one run on `server` and runs `parameters` as the client.
     static func run(_ server: OpenedDevice, _ client: OpenedDevice, _ parameters: ThroughputParameters) throws(PerfError) -> [BandwidthStatistics] {
-        let listener = try ControlListener(port: 0)
-        defer { listener.close() }
-        let task = BackgroundTask { () throws(PerfError) in
-            try ServerLoop.serve(listener: listener, connectTimeout: 60, log: { _ in }) { control, admission throws(PerfError) in
-                try ThroughputSession.serve(opened: server, control: control, admission: admission, progressTimeout: 20,
-                                            inlineSize: nil, mtu: nil, qpTimeout: 14, log: { _ in }, report: { _ in })
-            }
-        }
-        let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: 10)
-        defer { control.close() }
-        do throws(PerfError) {
-            let results = try ThroughputSession.runClient(opened: client, control: control, parameters: parameters) { _ in }
-            if let error = task.wait(timeout: 60) { throw error }
-            return results
-        } catch {
-            control.close()
-            listener.stop()
-            _ = task.wait(timeout: 60)
-            throw error
+        try VerifyTests.withServer({ control, admission throws(PerfError) in
+            try ThroughputSession.serve(opened: server, control: control, admission: admission, progressTimeout: 20,
+                                        inlineSize: nil, mtu: nil, qpTimeout: 14, log: { _ in }, report: { _ in })
+        }) { control throws(PerfError) in
+            try ThroughputSession.runClient(opened: client, control: control, parameters: parameters) { _ in }
         }
     }
 
