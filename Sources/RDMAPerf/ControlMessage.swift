@@ -9,7 +9,8 @@ import RDMA
 /// 1. `hello` — the run's shape, the client's QP endpoints and memory;
 ///    ← `welcome` — the server's endpoints and memory (or ← `error`).
 /// 2. per size: `go` ← `ready` … the RDMA run (`alive` now and then) … `done`;
-///    bandwidth: ← `result` and `result` (with -b both ways).
+///    bandwidth: ← `result` and `result` (with -b both ways). With `--verify` the
+///    bandwidth run goes in rounds, each followed by `check` ← `checked`.
 /// 3. `bye`.
 ///
 /// On the wire each message is one JSON object on one line, `{"cmd": "hello", …}`.
@@ -31,6 +32,11 @@ public enum ControlMessage: Sendable, Equatable {
     case done(count: Int, latency: LatencyStatistics?)
     /// Bandwidth figures of one side, after `done`.
     case result(BandwidthStatistics)
+    /// `rdma-throughput --verify`: the client's round of `messages` per QP completed; the
+    /// server checks what landed (WRITE, SEND) or refills what is read next (READ).
+    case check(messages: Int)
+    /// ← the answer to `check`: how many bytes the server compared (0 for READ).
+    case checked(bytes: Int)
     case bye
     /// The peer refused or failed; the text says why.
     case error(String)
@@ -45,6 +51,8 @@ public enum ControlMessage: Sendable, Equatable {
         case .alive: "alive"
         case .done: "done"
         case .result: "result"
+        case .check: "check"
+        case .checked: "checked"
         case .bye: "bye"
         case .error: "error"
         }
@@ -172,6 +180,10 @@ extension ControlMessage {
             object.latency = latency
         case .result(let bandwidth):
             object.bandwidth = bandwidth
+        case .check(let messages):
+            object.count = messages
+        case .checked(let bytes):
+            object.count = bytes
         case .error(let text):
             object.error = text
         case .ready, .alive, .bye:
@@ -237,6 +249,8 @@ extension ControlMessage {
         case "alive": self = .alive
         case "done": self = .done(count: try required(object.count, "count"), latency: object.latency)
         case "result": self = .result(try required(object.bandwidth, "bandwidth"))
+        case "check": self = .check(messages: try required(object.count, "count"))
+        case "checked": self = .checked(bytes: try required(object.count, "count"))
         case "bye": self = .bye
         case "error": self = .error(String((object.error ?? "an error").prefix(2000)))
         default: throw .refused("cmd", "unknown command \"\(object.cmd.prefix(40))\"")

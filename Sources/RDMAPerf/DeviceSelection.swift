@@ -62,9 +62,15 @@ public final class OpenedDevice: @unchecked Sendable {
                 throw PerfError("cannot open \(context.device.name) a second time: \(error)")
             }
         }
-        return OpenedDevice(context: peerContext, port: port, gidIndex: gidIndex, path: path,
-                            maxMessageSize: maxMessageSize, activeMTU: activeMTU, cleanup: nil)
+        let peer = OpenedDevice(context: peerContext, port: port, gidIndex: gidIndex, path: path,
+                                maxMessageSize: maxMessageSize, activeMTU: activeMTU, cleanup: nil)
+        peer.completionEvents = completionEvents
+        return peer
     }
+
+    /// `-e`: the runs on this device wait for completions on a completion channel
+    /// (`ibv_req_notify_cq`, `ibv_get_cq_event`) instead of busy-polling, as perftest's -e.
+    public var completionEvents = false
 
     /// The soft engine's address, nil on verbs.
     public var softAddress: String?
@@ -288,7 +294,8 @@ extension CommonOptions {
         let opened = try DeviceSelection.open(try backendChoice(), port: ibPort, gidIndex: gidIndex,
                                               softFallback: server != nil && !loopback ? "127.0.0.2" : "127.0.0.1",
                                               soft: try softEngineSettings(), log: printError)
-        printError("\(tool): \(opened.path)")
+        opened.completionEvents = completionEvents
+        printError("\(tool): \(opened.path)\(completionEvents ? "; waiting on completion events (-e)" : "")")
         return opened
     }
 }

@@ -7,6 +7,10 @@ public final class ControlConnection: @unchecked Sendable {
     private var fd: Int32
     private var pending = [UInt8]()
     public let peerDescription: String
+    /// False: Ctrl-C does not end a wait on this connection — the server side of a
+    /// `--loopback` run (its client decides when the run ends) and a client reporting
+    /// what it measured before the interrupt.
+    public var interruptible = true
 
     init(fd: Int32, peer: String) {
         self.fd = fd
@@ -40,7 +44,7 @@ public final class ControlConnection: @unchecked Sendable {
             }
             let waitMs = Int32(min(200, (deadline - now) / 1_000_000 + 1))
             try fill(waitMilliseconds: waitMs)
-            if stopRequested() { throw PerfError("interrupted", exitCode: 130) }
+            if interruptible, stopRequested() { throw PerfError("interrupted", exitCode: 130) }
         }
     }
 
@@ -77,11 +81,18 @@ public final class ControlConnection: @unchecked Sendable {
             let now = MonotonicClock.nanoseconds()
             if now >= deadline { throw .peer("no \(what) from \(peerDescription) within \(timeout) s") }
             try fill(waitMilliseconds: Int32(min(200, (deadline - now) / 1_000_000 + 1)))
-            if stopRequested() { throw PerfError("interrupted", exitCode: 130) }
+            if interruptible, stopRequested() { throw PerfError("interrupted", exitCode: 130) }
         }
         let bytes = Array(pending[0..<count])
         pending.removeSubrange(0..<count)
         return bytes
+    }
+
+    /// True when `count` raw bytes have arrived (never blocks; nothing is consumed). For
+    /// a loop that must notice perftest's close between completions.
+    public func rawAvailable(_ count: Int) throws(PerfError) -> Bool {
+        if pending.count < count { try fill(waitMilliseconds: 0) }
+        return pending.count >= count
     }
 
     /// The first byte the peer sent, without consuming it: `{` is our JSON exchange,
@@ -92,7 +103,7 @@ public final class ControlConnection: @unchecked Sendable {
             let now = MonotonicClock.nanoseconds()
             if now >= deadline { throw .peer("the client \(peerDescription) sent nothing within \(timeout) s") }
             try fill(waitMilliseconds: Int32(min(200, (deadline - now) / 1_000_000 + 1)))
-            if stopRequested() { throw PerfError("interrupted", exitCode: 130) }
+            if interruptible, stopRequested() { throw PerfError("interrupted", exitCode: 130) }
         }
         return pending[0]
     }

@@ -24,19 +24,30 @@ public func installInterruptHandler() {
     }
     signal(SIGINT, handler)
     signal(SIGTERM, handler)
+    // A blocked signal mask survives exec: a tool started from a thread that blocks them
+    // (a Dispatch worker spawning it) would never see Ctrl-C.
+    var signals = sigset_t()
+    sigemptyset(&signals)
+    sigaddset(&signals, SIGINT)
+    sigaddset(&signals, SIGTERM)
+    pthread_sigmask(SIG_UNBLOCK, &signals, nil)
 }
 
 /// For tests.
 public func resetInterrupt() { interruptFlag.store(false, ordering: .relaxed) }
 
-/// Progress on stderr, at most once a second, only when stderr is a terminal and the run
-/// has lasted over a second. Costs one comparison per call otherwise.
+/// Progress on stderr, at most once a second, only when stderr is a terminal (or
+/// `RDMA_PERF_PROGRESS` is set: then one plain line each, for scripts and tests that
+/// wait for a run to be under way) and the run has lasted over a second. Costs one
+/// comparison per call otherwise.
 public struct ProgressLine {
     private let enabled: Bool
+    private let terminal: Bool
     private let start: UInt64
     private var next: UInt64
     public init() {
-        enabled = isatty(STDERR_FILENO) != 0
+        terminal = isatty(STDERR_FILENO) != 0
+        enabled = terminal || !(ProcessInfo.processInfo.environment["RDMA_PERF_PROGRESS"] ?? "").isEmpty
         start = MonotonicClock.nanoseconds()
         next = start + 1_000_000_000
     }
@@ -45,12 +56,12 @@ public struct ProgressLine {
     public mutating func tick(now: UInt64, _ text: @autoclosure () -> String) {
         guard enabled, now >= next else { return }
         next = now + 1_000_000_000
-        let line = "\r\(text()) [\((now - start) / 1_000_000_000) s]\u{1B}[K"
+        let line = terminal ? "\r\(text()) [\((now - start) / 1_000_000_000) s]\u{1B}[K" : "progress: \(text()) [\((now - start) / 1_000_000_000) s]\n"
         FileHandle.standardError.write(Data(line.utf8))
     }
 
     public func finish() {
-        if enabled, MonotonicClock.nanoseconds() >= start + 1_000_000_000 {
+        if terminal, MonotonicClock.nanoseconds() >= start + 1_000_000_000 {
             FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
         }
     }

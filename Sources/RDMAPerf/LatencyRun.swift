@@ -49,6 +49,9 @@ public struct LatencyResult: Sendable {
     public var truncated: Bool
     /// Payload bytes checked with --verify (warm-up included); nil without it.
     public var verifiedBytes: Int? = nil
+    /// With -e: how many waits on the completion channel an event ended (all sizes so
+    /// far); nil without -e.
+    public var completionEventWakeups: Int? = nil
 }
 
 /// Samples of one size, in the client's preallocated buffer.

@@ -30,7 +30,7 @@ public enum LatencySession {
         try checkSizes(parameters.sizes, opened: opened, operation: parameters.operation)
         let slot = slot(for: parameters.sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128,
-                                  receiveDepth: 64, inlineSize: parameters.inlineSize)
+                                  receiveDepth: 64, inlineSize: parameters.inlineSize, events: opened.completionEvents)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
         let hello = Hello(shape: .latency(parameters.operation, warmup: parameters.warmup), sizes: parameters.sizes,
@@ -77,7 +77,8 @@ public enum LatencySession {
             if let statistics = LatencyStatistics(samples: samples.filled, halve: halve) {
                 let result = LatencyResult(size: size, operation: parameters.operation, statistics: statistics,
                                            histogram: LatencyStatistics.histogram(of: samples.filled, halve: halve),
-                                           truncated: truncated, verifiedBytes: check?.verifiedBytes)
+                                           truncated: truncated, verifiedBytes: check?.verifiedBytes,
+                                           completionEventWakeups: queues.completionChannel == nil ? nil : pump.eventWakeups)
                 results.append(result)
                 figures = statistics
                 report(result)
@@ -109,7 +110,9 @@ public enum LatencySession {
         let timeout = progressBound(progressTimeout, size: sizes.max() ?? 0)
         log("client \(control.peerDescription): \(operation) latency, sizes \(sizes.count == 1 ? "\(sizes[0])" : "\(sizes.first!)…\(sizes.last!)")")
         let slot = slot(for: sizes)
-        let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize)
+        // WRITE ping-pong waits on a byte in memory, not on a completion: no events there.
+        let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize,
+                                  events: opened.completionEvents && operation != .write)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
         try queues.connect(local: local, remote: hello.endpoints, port: opened.port, gidIndex: opened.gidIndex, mtu: mtu, timeout: qpTimeout)

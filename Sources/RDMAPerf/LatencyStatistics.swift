@@ -116,6 +116,11 @@ public struct BandwidthStatistics: Sendable, Equatable, Codable {
     public var averageBytesPerSecond: Double
     public var peakBytesPerSecond: Double
     public var messageRateMpps: Double
+    /// Payload bytes compared with --verify (both sides); nil without it.
+    public var verifiedBytes: Int?
+    /// With -e: waits on the completion channel an event ended (this side, all sizes so
+    /// far); nil without -e.
+    public var completionEventWakeups: Int?
 
     public init(messageSize: Int, messages: Int, elapsedNanoseconds: UInt64, peakBytesPerSecond: Double) {
         self.messageSize = messageSize

@@ -22,6 +22,8 @@ final class LoopbackServer: @unchecked Sendable {
         task = BackgroundTask { () throws(PerfError) in
             try ServerLoop.serve(listener: listener, connectTimeout: connectTimeout,
                                  log: refusals.append) { control, admission throws(PerfError) in
+                // Ctrl-C is the client side's to handle: this side serves until its `bye`.
+                control.interruptible = false
                 try serve(peer, control, admission)
             }
         }

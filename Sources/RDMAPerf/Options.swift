@@ -55,7 +55,7 @@ extension String {
 /// duration, `-m` MTU, `-u` QP timeout exponent, `-I` max inline size, `-F` (accepted,
 /// no CPU-frequency check to silence: the clock is CLOCK_MONOTONIC_RAW), `-p` TCP port,
 /// `-R` rdma_cm (perftest's: the exchange and the test QP both through the CM on `-p`),
-/// `-t` send-queue depth, `--output=`, `--report_gbits`.
+/// `-t` send-queue depth, `-e` completion events, `--output=`, `--report_gbits`.
 public struct CommonOptions: ParsableArguments, Sendable {
     @Argument(help: "The server to connect to (client side). Without it: be the server and wait.")
     public var server: String?
@@ -121,6 +121,9 @@ public struct CommonOptions: ParsableArguments, Sendable {
     @Option(name: .customLong("output"), help: "Print only this figure (perftest's --output=).")
     public var output: OutputChoice?
 
+    @Flag(name: [.customShort("e"), .customLong("events")], help: "Wait for completions on a completion channel (ibv_req_notify_cq + ibv_get_cq_event) instead of busy-polling, as perftest's -e. Each side chooses for itself.")
+    public var completionEvents = false
+
     @Flag(name: .customLong("spin"), help: "Busy-poll without ever yielding the CPU (perftest's behaviour); by default the loops call sched_yield() after 256 empty polls so a kernel rxe sharing the cores is not starved.")
     public var spin = false
 
@@ -183,6 +186,7 @@ public struct CommonOptions: ParsableArguments, Sendable {
             throw .usage("-I \(inlineSize): give 0…\(Self.maximumInline) bytes of inline data")
         }
         if loopback, server != nil { throw .usage("--loopback runs both sides here; do not name a server") }
+        if completionEvents, spin { throw .usage("-e and --spin both choose how to wait for completions", hint: "give one of them") }
         if server != nil, port == 0 { throw .usage("-p 0: a client needs the server's port") }
         for (flag, value) in [("--timeout", progressTimeout), ("--connect-timeout", connectTimeout)]
         where !(value >= Self.timeoutRange.lowerBound && value <= Self.timeoutRange.upperBound) {

@@ -144,6 +144,24 @@ public struct PerftestExchange {
         _ = try keys(mine)
     }
 
+    /// A bandwidth test's QP set up the perftest way: our key line (advertising the
+    /// landing half of `queues`' buffer), the peer's, and the test QP connected — to the
+    /// peer's key over TCP, through the CM with `-R`.
+    func connect(_ queues: QueueSet, opened: OpenedDevice, mtu: PathMTU, qpTimeout: UInt8) throws(PerfError) -> (mine: PerftestKey, theirs: PerftestKey) {
+        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
+        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
+                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
+                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
+        try connectThroughConnectionManager(queues.queuePairs[0], mine: mine)
+        let theirs = try keys(mine)
+        if !usesConnectionManager {
+            let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
+                                  lid: theirs.lid, mtu: mtu)
+            try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
+        }
+        return (mine, theirs)
+    }
+
     func keys(_ mine: PerftestKey) throws(PerfError) -> PerftestKey {
         if control.binaryKeys {
             let bytes = try swap(mine.binary(gidIndex: 0), count: PerftestKey.binarySize, what: "perftest's key")
@@ -205,7 +223,8 @@ public enum PerftestLatency {
         let tool = tool(for: operation)
         log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(iterations) iterations of \(size) B — give the same -s/-n on both sides)")
         let slot = LatencySession.slot(for: [size])
-        let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize)
+        let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize,
+                                  events: opened.completionEvents && operation != .write)
         defer { queues.close() }
         queues.memory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
@@ -368,21 +387,36 @@ public struct PerftestBandwidthReport: Equatable, Sendable {
     }
 }
 
-/// WRITE and READ bandwidth against perftest's `ib_write_bw` / `ib_read_bw` (half duplex,
-/// 1 QP), either role: both binaries exchange the same way, and their server is passive.
+/// WRITE, READ and SEND bandwidth against perftest's `ib_write_bw` / `ib_read_bw` /
+/// `ib_send_bw` (half duplex, 1 QP), either role. The WRITE and READ binaries exchange the
+/// same way and their server is passive; `ib_send_bw`'s server receives and counts.
 public enum PerftestBandwidth {
     /// `ib_write_bw`'s key-line exchanges: the keys before connecting, then (connected)
     /// the remote-QP print and a barrier; after the run one more, the reports, and the
     /// close (a key line and the text "done").
     public static let keyExchangesBeforeRun = (beforeConnect: 1, afterConnect: 2)
 
+    /// `ib_send_bw`'s (half duplex, RC): the keys before connecting; (connected) a barrier,
+    /// the remote-QP print, and a barrier once the server's receives are posted; after the
+    /// run only the close — each side prints its own figures, no reports are exchanged.
+    public static let sendKeyExchangesBeforeRun = (beforeConnect: 1, afterConnect: 3)
+
+    /// perftest's binary for each operation.
+    public static func tool(for operation: BandwidthOperation) -> String {
+        switch operation {
+        case .write: "ib_write_bw"
+        case .read: "ib_read_bw"
+        case .send: "ib_send_bw"
+        }
+    }
+
     public static func runClient(opened: OpenedDevice, control: any PerftestChannel, parameters: ThroughputParameters,
                                  log: (String) -> Void) throws(PerfError) -> BandwidthStatistics? {
-        guard parameters.operation != .send, parameters.sizes.count == 1, parameters.queuePairs == 1, !parameters.bidirectional,
+        guard parameters.sizes.count == 1, parameters.queuePairs == 1, !parameters.bidirectional,
               let iterations = parameters.iterations else {
-            throw .usage("--perftest speaks ib_write_bw's and ib_read_bw's exchange: --op write or read, one size, -q 1, -n iterations, no -b/-D")
+            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: one size, -q 1, -n iterations, no -b/-D")
         }
-        let tool = parameters.operation == .read ? "ib_read_bw" : "ib_write_bw"
+        let tool = tool(for: parameters.operation)
         let size = parameters.sizes[0]
         try ThroughputSession.checkSizes([size], opened: opened)
         let exchange = PerftestExchange(control: control, isClient: true, timeout: parameters.progressTimeout)
@@ -391,17 +425,9 @@ public enum PerftestBandwidth {
         let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [size], depth: parameters.sendDepth,
                                                    inlineSize: parameters.inlineSize)
         defer { queues.close() }
-        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
-        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
-                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
-                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
-        try exchange.connectThroughConnectionManager(queues.queuePairs[0], mine: mine)
-        let theirs = try exchange.keys(mine)
-        let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
-                              lid: theirs.lid, mtu: mtu)
-        if !exchange.usesConnectionManager { try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
-                           timeout: parameters.qpTimeout) }
-        for _ in 0..<keyExchangesBeforeRun.afterConnect { _ = try exchange.keys(mine) }
+        let (mine, theirs) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: parameters.qpTimeout)
+        let steps = parameters.operation == .send ? sendKeyExchangesBeforeRun : keyExchangesBeforeRun
+        for _ in 0..<steps.afterConnect { _ = try exchange.keys(mine) }
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control as? ControlConnection)
         pump.watchControl = false
         pump.yieldWhenIdle = !parameters.spin
@@ -416,6 +442,10 @@ public enum PerftestBandwidth {
         progress.finish()
         let statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
                                              peakBytesPerSecond: outcome.peak)
+        if parameters.operation == .send {
+            try close(exchange, mine: mine, timeout: parameters.progressTimeout)
+            return statistics
+        }
         _ = try exchange.keys(mine)          // the client is done
         let report = PerftestBandwidthReport(size: UInt64(size), iterations: UInt64(outcome.sent),
                                              peakMiBps: statistics.peakBytesPerSecond / 1_048_576,
@@ -443,16 +473,7 @@ public enum PerftestBandwidth {
         let room = min(opened.maxMessageSize, targetRoom)
         let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [room], depth: 128, inlineSize: inlineSize)
         defer { queues.close() }
-        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
-        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
-                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
-                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
-        try exchange.connectThroughConnectionManager(queues.queuePairs[0], mine: mine)
-        let theirs = try exchange.keys(mine)
-        let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
-                              lid: theirs.lid, mtu: mtu)
-        if !exchange.usesConnectionManager { try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue,
-                           timeout: qpTimeout) }
+        let (mine, _) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: qpTimeout)
         for _ in 0..<keyExchangesBeforeRun.afterConnect { _ = try exchange.keys(mine) }
         opened.backgroundProgress(true)
         defer { opened.backgroundProgress(false) }
@@ -463,6 +484,65 @@ public enum PerftestBandwidth {
         _ = try? PerftestExchange(control: control, isClient: false, timeout: min(timeout, 5)).keys(mine)
         try? control.sendRaw(Array("done".utf8) + [0])
         return PerftestBandwidthReport(fields: fields)
+    }
+
+    /// perftest's `ctx_close_connection`: a key line each way, then the text "done".
+    static func close(_ exchange: PerftestExchange, mine: PerftestKey, timeout: Double) throws(PerfError) {
+        _ = try PerftestExchange(control: exchange.control, isClient: exchange.isClient, timeout: timeout).keys(mine)
+        try? exchange.control.sendRaw(Array("done".utf8) + [0])
+    }
+
+    /// Answers `ib_send_bw`'s client (half duplex, RC, 1 QP, over TCP): posts receives of
+    /// `size` bytes (its -s must not be larger), counts and reposts until its close, and
+    /// returns what we received, timed from the first receive to the last (its size and
+    /// count are not exchanged: the largest completion's length is its size).
+    public static func serveSend(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
+                                 size: Int, inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
+                                 log: (String) -> Void) throws(PerfError) -> BandwidthStatistics? {
+        let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
+        admission.admitted = true
+        log("peer is perftest \(version) (ib_send_bw's client; we receive up to \(size) B per message — give it the same -s)")
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [size], depth: 128, inlineSize: inlineSize)
+        defer { queues.close() }
+        let (mine, _) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: qpTimeout)
+        for step in 0..<sendKeyExchangesBeforeRun.afterConnect {
+            if step == sendKeyExchangesBeforeRun.afterConnect - 1 { try ThroughputSession.postReceives(queues) }
+            _ = try exchange.keys(mine)
+        }
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
+        pump.watchControl = false
+        pump.yieldWhenIdle = !spin
+        pump.activity = "receiving ib_send_bw's SENDs"
+        pump.progressed(at: MonotonicClock.nanoseconds())
+        let pair = queues.queuePairs[0]
+        let element = queues.memory.scatterGather(offset: queues.slot, length: queues.slot)
+        var received = 0, largest = 0
+        var first: UInt64 = 0, last: UInt64 = 0
+        var idle = 0
+        // Its client says nothing until its close (a key line): look at the socket now and
+        // then while no completion arrives.
+        while true {
+            let count = try pump.poll()
+            if count == 0 {
+                idle &+= 1
+                if idle & 1023 == 0 || queues.completionChannel != nil, try control.rawAvailable(PerftestKey.messageSize) { break }
+                continue
+            }
+            let now = MonotonicClock.nanoseconds()
+            for index in 0..<count where pump.completions[index].id & receiveTag != 0 {
+                if received == 0 { first = now }
+                received += 1
+                largest = max(largest, Int(pump.completions[index].byteLength))
+                try rdma("re-posting a receive") { () throws(RDMAError) in try pair.postReceive(id: receiveTag, scatterGather: element) }
+            }
+            last = now
+            pump.tick()
+        }
+        try close(exchange, mine: mine, timeout: min(timeout, 5))
+        guard received > 1 else { return nil }
+        // The first message starts the clock: count the others.
+        return BandwidthStatistics(messageSize: largest, messages: received - 1, elapsedNanoseconds: last &- first, peakBytesPerSecond: 0)
     }
 
     /// The target region's size for a perftest client: 8 MiB, the largest size of its

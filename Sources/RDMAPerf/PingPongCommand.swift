@@ -66,6 +66,9 @@ public struct PingPongCommand: ParsableCommand {
             }
         }
         if verify, perftestPeer { throw .usage("--verify needs our server (it echoes what it received); perftest's does not") }
+        if common.completionEvents, operation == .write {
+            throw .usage("-e with --op write: WRITE ping-pong waits on a byte in memory, no completion comes to wake it", hint: "drop -e")
+        }
         let sizes = operation == .atomic ? [size?.value ?? 8] : common.sizes(defaultSize: 2, explicit: size)
         if operation == .atomic, common.all { throw .usage("-a with --op atomic: atomics are always 8 bytes") }
         let iterations = common.duration == nil ? (common.iterations ?? 1000) : nil

@@ -16,8 +16,13 @@ final class QueueSet {
     let sendDepth: Int
     let receiveDepth: Int
 
+    /// The channel the completion queue reports to with `-e`; nil when the loops busy-poll.
+    let completionChannel: CompletionChannel?
+
+    /// `events` (-e): the completion queue gets a channel (`ibv_create_comp_channel`),
+    /// which `CompletionPump` waits on when a poll finds nothing.
     init(context: Context, queuePairs count: Int, slot: Int, sendDepth: Int, receiveDepth: Int,
-         inlineSize: Int?) throws(PerfError) {
+         inlineSize: Int?, events: Bool = false) throws(PerfError) {
         self.context = context
         self.slot = slot
         do {
@@ -29,7 +34,8 @@ final class QueueSet {
             memory = try MemoryRegion(protectionDomain: protectionDomain, length: 2 * slot,
                                       access: [.localWrite, .remoteWrite, .remoteRead, .remoteAtomic])
             let entries = min(attributes.maxCompletionQueueEntries, count * (self.sendDepth + self.receiveDepth) + 16)
-            completionQueue = try CompletionQueue(context: context, minimumEntries: entries)
+            completionChannel = events ? try CompletionChannel(context: context) : nil
+            completionQueue = try CompletionQueue(context: context, minimumEntries: entries, channel: completionChannel)
             var pairs: [QueuePair] = []
             var granted = Int.max
             for _ in 0..<count {
@@ -84,6 +90,7 @@ final class QueueSet {
     func close() {
         for pair in queuePairs { try? pair.close() }
         try? completionQueue.close()
+        try? completionChannel?.close()
         try? memory.close()
         try? protectionDomain.close()
     }

@@ -48,7 +48,8 @@ public enum PerftestFormat {
 ///
 /// Bandwidth (`rdma-throughput --json FILE`): `tool, op, bytes, iterations, qps,
 /// bidirectional, backend_path, seconds, bw_peak_mib_s, bw_avg_mib_s, bw_peak_gbit_s,
-/// bw_avg_gbit_s, msg_rate_mpps`.
+/// bw_avg_gbit_s, msg_rate_mpps`, and `verified_bytes` with --verify.
+/// Both: `completion_event_wakeups` with -e (waits on the completion channel an event ended).
 ///
 /// ```swift
 /// let line = JSONReport.latency(result, path: opened.path)   // {"bytes":2,"halved":true,…}
@@ -67,17 +68,20 @@ public enum JSONReport {
             "p99_9_us": round2(s.p99_9Microseconds), "p99_99_us": round2(s.p99_99Microseconds), "max_us": round2(s.hdrMaxMicroseconds),
         ]
         if let verified = result.verifiedBytes { object["verified_bytes"] = verified }
+        if let wakeups = result.completionEventWakeups { object["completion_event_wakeups"] = wakeups }
         return encode(object)
     }
 
     public static func bandwidth(_ s: BandwidthStatistics, operation: BandwidthOperation, qps: Int, bidirectional: Bool, path: String) -> String {
-        let object: [String: Any] = [
+        var object: [String: Any] = [
             "tool": "rdma-throughput", "op": operation.rawValue, "bytes": s.messageSize, "iterations": s.messages,
             "qps": qps, "bidirectional": bidirectional, "backend_path": path, "seconds": s.elapsedSeconds,
             "bw_peak_mib_s": round2(s.peakBytesPerSecond / 1_048_576), "bw_avg_mib_s": round2(s.averageBytesPerSecond / 1_048_576),
             "bw_peak_gbit_s": round4(s.peakBytesPerSecond * 8 / 1e9), "bw_avg_gbit_s": round4(s.averageBytesPerSecond * 8 / 1e9),
             "msg_rate_mpps": round4(s.messageRateMpps),
         ]
+        if let verified = s.verifiedBytes { object["verified_bytes"] = verified }
+        if let wakeups = s.completionEventWakeups { object["completion_event_wakeups"] = wakeups }
         return encode(object)
     }
 

@@ -14,14 +14,21 @@ public struct ThroughputCommand: ParsableCommand {
         last), as perftest. MiB = 2^20 B; with --report_gbits, Gb = 10^9 bit. With -b
         both sides send and the figures are summed.
 
+        Ctrl-C (SIGINT) or SIGTERM stops posting, waits for what was posted, prints the
+        figures of the size under way (with --loopback both sides end cleanly; with -b
+        both directions are summed) and exits with status 130. A second Ctrl-C a
+        second later exits at once.
+
         Examples:
           rdma-throughput --loopback                         # WRITE 64 KiB
           rdma-throughput -d rxe0                            # server
           rdma-throughput -d rxe0 --op send -q 4 -b 10.0.0.1 # client
           rdma-throughput --loopback -a --report_gbits --plot bw.svg --json bw.jsonl
+          rdma-throughput --loopback --op send -q 2 --verify  # check every byte
           rdma-throughput -d rxe0 -n 5000 --perftest 10.0.0.1
-              # client of `ib_write_bw -d rxe0` (--op read: of ib_read_bw);
-              # our server (--op write|read) also answers their clients
+              # client of `ib_write_bw -d rxe0` (--op read: of ib_read_bw,
+              # --op send: of ib_send_bw); our server (--op write|read|send)
+              # also answers their clients
         """)
 
     @OptionGroup public var common: CommonOptions
@@ -47,7 +54,10 @@ public struct ThroughputCommand: ParsableCommand {
     @Flag(name: .customLong("report_gbits"), help: "Report Gb/s (10^9 bit) instead of MiB/s.")
     public var reportGbits = false
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw or ib_read_bw: speak its exchange (--op write or read, one -s, -q 1, -n; its table prints our figures). Our server answers their clients without it.")
+    @Flag(name: .customLong("verify"), help: "Fill every message with its own pattern and check every byte that landed, outside the timed region: the run goes in rounds of up to -t messages per QP, each checked (by the server for WRITE and SEND) before the next; only the rounds are timed. Reports the bytes verified; a mismatch is an error naming the QP, iteration and byte. Not with -b, --perftest or -R.")
+    public var verify = false
+
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw, ib_read_bw or ib_send_bw (--op write, read or send): speak its exchange (one -s, -q 1, -n — the same on both sides). Our server answers their clients without it.")
     public var perftestPeer = false
 
     public init() {}
@@ -73,15 +83,24 @@ public struct ThroughputCommand: ParsableCommand {
                          hint: "lower -n, or use -D to run for a time")
         }
         let iterations = common.duration == nil ? (common.iterations ?? 5000) : nil
-        if perftestPeer, operation == .send || common.all || common.duration != nil || queuePairs != 1 || bidirectional
+        if verify {
+            if bidirectional || perftestPeer || common.rdmaCM {
+                throw .usage("--verify needs our server on the other side and one sending side", hint: "drop -b, --perftest and -R")
+            }
+            if let why = VerifyRing.check(sizes: common.sizes(defaultSize: 65536, explicit: size), queuePairs: queuePairs) {
+                throw .usage("--verify -q \(queuePairs): \(why)", hint: "lower -q or -s")
+            }
+        }
+        if perftestPeer, common.all || common.duration != nil || queuePairs != 1 || bidirectional
             || common.server == nil || common.loopback {
-            throw .usage("--perftest speaks ib_write_bw's and ib_read_bw's exchange: --op write or read, one -s, -q 1, -n, as a client (name the server)")
+            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: one -s, -q 1, -n, as a client (name the server)")
         }
         return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: 65536, explicit: size),
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,
                                     bidirectional: bidirectional, sendDepth: sendDepth,
                                     completionModeration: completionModeration, inlineSize: common.inlineSize,
-                                    mtu: common.mtu, qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout, spin: common.spin)
+                                    mtu: common.mtu, qpTimeout: common.qpTimeout, progressTimeout: common.progressTimeout, spin: common.spin,
+                                    verify: verify)
     }
 
     func execute() throws(PerfError) {
@@ -171,8 +190,13 @@ extension ThroughputCommand {
             }
             // perftest's client opens with its version string, ours with JSON.
             admission.perftest = true
-            guard operation != .send else {
-                throw .usage("a perftest client connected: answer ib_write_bw's or ib_read_bw's with --op write or read (ib_send_bw's exchange is not spoken)")
+            if operation == .send {
+                let received = try PerftestBandwidth.serveSend(opened: opened, control: control, admission: admission,
+                                                               size: common.sizes(defaultSize: 65536, explicit: size).max() ?? 65536,
+                                                               inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
+                                                               timeout: common.progressTimeout, spin: common.spin, log: log)
+                if let received { printer.print(received, note: "   (received here, first message to last)") }
+                return
             }
             // perftest's client is silent during its run: the wait for its end is bounded
             // by the time its largest run may take, not only by --timeout.
@@ -234,6 +258,9 @@ final class BandwidthPrinter: @unchecked Sendable {
                 Swift.print(gigabits ? PerftestFormat.bandwidthHeaderGbits : PerftestFormat.bandwidthHeaderMiB)
             }
             Swift.print(PerftestFormat.bandwidthRow(statistics, gigabits: gigabits) + note)
+            if let verified = statistics.verifiedBytes {
+                Swift.print("# size \(statistics.messageSize): --verify: \(verified) bytes received and checked, no mismatch")
+            }
         }
         fflush(nil)
     }

@@ -19,11 +19,15 @@ public struct ThroughputParameters: Sendable, Equatable {
     public var progressTimeout: Double
     /// Never yield while polling (--spin).
     public var spin: Bool
+    /// Fill every message with its own pattern and check every byte that landed, in
+    /// rounds (--verify; see `VerifiedThroughput`).
+    public var verify: Bool
 
     public init(operation: BandwidthOperation, sizes: [Int], iterations: Int?, duration: Double?, queuePairs: Int = 1,
                 bidirectional: Bool = false, sendDepth: Int = 128, completionModeration: Int = 100, inlineSize: Int? = nil, mtu: Int? = nil,
-                qpTimeout: UInt8 = 14, progressTimeout: Double = 10, spin: Bool = false) {
+                qpTimeout: UInt8 = 14, progressTimeout: Double = 10, spin: Bool = false, verify: Bool = false) {
         self.spin = spin
+        self.verify = verify
         self.operation = operation
         self.sizes = sizes
         self.iterations = iterations
@@ -236,7 +240,9 @@ enum ThroughputLoop {
                 }
             }
             if announced, peerDone, !receiving || received >= (peerCount ?? 0) { break }
-            if interrupted, !sending { truncated = true; break }
+            // A receiving side that Ctrl-C does not end (the server side of --loopback)
+            // goes on until the sender's `done`.
+            if interrupted, !sending, pump.interruptible { truncated = true; break }
         }
         let peak = BandwidthStatistics.peak(posted: UnsafeBufferPointer(rebasing: stamps.posted[0..<min(posted, capacity)]),
                                             completed: UnsafeBufferPointer(rebasing: stamps.completed[0..<min(completed, capacity)]),
@@ -253,10 +259,12 @@ public enum ThroughputSession {
         }
     }
 
-    static func prepare(opened: OpenedDevice, queuePairs: Int, sizes: [Int], depth: Int, inlineSize: Int?) throws(PerfError) -> QueueSet {
-        let slot = LatencySession.slot(for: sizes)
+    /// `ring` (--verify): the buffer holds a slot per message in flight instead of one.
+    static func prepare(opened: OpenedDevice, queuePairs: Int, sizes: [Int], depth: Int, inlineSize: Int?,
+                        ring: VerifyRing? = nil) throws(PerfError) -> QueueSet {
+        let slot = ring?.half ?? LatencySession.slot(for: sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: queuePairs, slot: slot, sendDepth: depth,
-                                  receiveDepth: max(2 * depth, 256), inlineSize: inlineSize)
+                                  receiveDepth: max(2 * depth, 256), inlineSize: inlineSize, events: opened.completionEvents)
         return queues
     }
 
@@ -274,17 +282,21 @@ public enum ThroughputSession {
     public static func runClient(opened: OpenedDevice, control: ControlConnection, parameters: ThroughputParameters,
                                  report: (BandwidthStatistics) -> Void) throws(PerfError) -> [BandwidthStatistics] {
         try checkSizes(parameters.sizes, opened: opened)
+        let ring = parameters.verify ? VerifyRing(sizes: parameters.sizes, queuePairs: parameters.queuePairs, sendDepth: parameters.sendDepth) : nil
         let queues = try prepare(opened: opened, queuePairs: parameters.queuePairs, sizes: parameters.sizes,
-                                 depth: parameters.sendDepth, inlineSize: parameters.inlineSize)
+                                 depth: parameters.sendDepth, inlineSize: parameters.inlineSize, ring: ring)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
         let hello = Hello(shape: .bandwidth(parameters.operation, queuePairs: parameters.queuePairs, bidirectional: parameters.bidirectional,
                                             sendDepth: parameters.sendDepth, completionModeration: parameters.completionModeration),
                           sizes: parameters.sizes, iterations: parameters.iterations, duration: parameters.duration,
-                          endpoints: local, memory: queues.remoteDescriptor)
+                          endpoints: local, memory: queues.remoteDescriptor, verify: parameters.verify)
         let timeout = progressBound(parameters.progressTimeout, size: parameters.sizes.max() ?? 0)
         let welcome = try control.greet(hello, timeout: timeout)
         let (remoteEndpoints, remote) = (welcome.endpoints, welcome.memory)
+        if let ring, Int(remote.length) < 2 * ring.half {
+            throw .refused("welcome.memory.length", "\(remote.length) B; the --verify rings need \(2 * ring.half) B")
+        }
         try queues.connect(local: local, remote: remoteEndpoints, port: opened.port, gidIndex: opened.gidIndex,
                            mtu: parameters.mtu, timeout: parameters.qpTimeout)
         try postReceives(queues)
@@ -296,19 +308,34 @@ public enum ThroughputSession {
         var results: [BandwidthStatistics] = []
         for size in parameters.sizes {
             if stopRequested() { break }
+            let sizeIndex = parameters.sizes.firstIndex(of: size) ?? 0   // as the server numbers it
             try control.send(.go(size: size))
             let ready = try control.receive(timeout: timeout, waitingFor: "ready (size \(size))")
             guard ready == .ready else { throw .peer("expected ready, got \(ready.name)") }
+            // From here Ctrl-C ends the size the loops' way: stop posting, drain what was
+            // posted, exchange and print the figures (a second Ctrl-C exits at once).
+            pump.interruptible = false
+            control.interruptible = false
+            defer { pump.interruptible = true; control.interruptible = true }
             let outcome: ThroughputOutcome
+            var verified: Int?
             do {
-                outcome = try ThroughputLoop.run(queues: queues, remote: remote, parameters: parameters, size: size, sending: true,
-                                                 receiving: parameters.bidirectional && parameters.operation == .send,
-                                                 expectPeerDone: parameters.bidirectional, stamps: stamps, pump: pump, progress: &progress)
+                if let ring {
+                    (outcome, verified) = try VerifiedThroughput.client(queues: queues, remote: remote, ring: ring, parameters: parameters, size: size,
+                                                                        sizeIndex: sizeIndex, stamps: stamps, pump: pump, control: control,
+                                                                        timeout: timeout, progress: &progress)
+                } else {
+                    outcome = try ThroughputLoop.run(queues: queues, remote: remote, parameters: parameters, size: size, sending: true,
+                                                     receiving: parameters.bidirectional && parameters.operation == .send,
+                                                     expectPeerDone: parameters.bidirectional, stamps: stamps, pump: pump, progress: &progress)
+                }
             } catch where error.exitCode == 130 {
                 break
             }
             var statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
                                                  peakBytesPerSecond: outcome.peak)
+            statistics.verifiedBytes = verified
+            if queues.completionChannel != nil { statistics.completionEventWakeups = pump.eventWakeups }
             try control.send(.result(statistics))
             if parameters.bidirectional {
                 let theirs = try control.receive(timeout: timeout, waitingFor: "the server's result")
@@ -353,12 +380,19 @@ public enum ThroughputSession {
                                               completionModeration: moderation, inlineSize: inlineSize, mtu: mtu, qpTimeout: qpTimeout,
                                               progressTimeout: progressTimeout, spin: spin)
         let timeout = progressBound(progressTimeout, size: hello.sizes.max() ?? 0)
-        log("client \(control.peerDescription): \(operation) bandwidth, \(qps) QP(s)\(bidirectional ? ", bidirectional" : "")")
-        let queues = try prepare(opened: opened, queuePairs: qps, sizes: hello.sizes, depth: depth, inlineSize: inlineSize)
+        var ring: VerifyRing?
+        if hello.verify {
+            guard !bidirectional else { throw .refused("hello.verify", "--verify with -b (both sides sending) is not supported") }
+            if let why = VerifyRing.check(sizes: hello.sizes, queuePairs: qps) { throw .refused("hello.verify", why) }
+            ring = VerifyRing(sizes: hello.sizes, queuePairs: qps, sendDepth: depth)
+        }
+        log("client \(control.peerDescription): \(operation) bandwidth, \(qps) QP(s)\(bidirectional ? ", bidirectional" : "")\(hello.verify ? ", verified" : "")")
+        let queues = try prepare(opened: opened, queuePairs: qps, sizes: hello.sizes, depth: depth, inlineSize: inlineSize, ring: ring)
         defer { queues.close() }
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
         try queues.connect(local: local, remote: hello.endpoints, port: opened.port, gidIndex: opened.gidIndex, mtu: mtu, timeout: qpTimeout)
-        try postReceives(queues)
+        let receives = ring.map(VerifyReceives.init)
+        if let receives { try receives.postAll(queues) } else { try postReceives(queues) }
         try control.send(.welcome(Welcome(endpoints: local, memory: queues.remoteDescriptor, path: opened.path)))
         admission.admitted = true
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
@@ -372,8 +406,20 @@ public enum ThroughputSession {
                 return
             case .go(let size):
                 try limits.check(go: size, of: hello)
+                let sizeIndex = hello.sizes.firstIndex(of: size) ?? 0
+                if let ring { VerifiedThroughput.prepareServer(queues: queues, ring: ring, operation: operation, size: size, sizeIndex: sizeIndex) }
                 try control.send(.ready)
-                if !bidirectional, operation != .send {
+                if let ring {
+                    if operation != .send { opened.backgroundProgress(true) }
+                    defer { if operation != .send { opened.backgroundProgress(false) } }
+                    let end = try VerifiedThroughput.serve(queues: queues, ring: ring, operation: operation, size: size, sizeIndex: sizeIndex,
+                                                           iterations: hello.iterations, receives: operation == .send ? receives : nil,
+                                                           pump: pump, control: control, timeout: timeout)
+                    if end == .bye {
+                        log("client \(control.peerDescription) stopped the run")
+                        return
+                    }
+                } else if !bidirectional, operation != .send {
                     // The target of WRITE/READ has no completions to poll: block on the
                     // exchange instead of spinning, so the CPU goes to the device (rxe does
                     // its work on the host's cores) — as perftest's server does.

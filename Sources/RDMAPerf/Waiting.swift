@@ -43,6 +43,9 @@ final class CompletionPump {
     var afterPost: ((Int) -> Void)?
     /// A message the peer sent while we were busy (e.g. `done`).
     var controlMessage: ControlMessage?
+    /// False: Ctrl-C does not throw from `poll` (a loop draining what it posted before it
+    /// stops, and the server side of a `--loopback` run). Starts as the exchange's.
+    var interruptible: Bool
 
     init(queue: CompletionQueue, progressTimeout: Double, control: ControlConnection?) {
         self.queue = queue
@@ -50,20 +53,23 @@ final class CompletionPump {
         completions.initialize(repeating: WorkCompletion())
         self.progressTimeout = MonotonicClock.span(seconds: progressTimeout, cap: 1 << 62)
         self.control = control
+        interruptible = control?.interruptible ?? true
     }
 
     deinit { completions.deallocate() }
 
+    /// Times a wait on the completion channel (-e) ended with an event.
+    var eventWakeups = 0
+
     /// Polls once; returns how many completions landed in `completions`. Throws on a
-    /// failed completion. Every 4096 empty polls it checks Ctrl-C and the exchange
-    /// connection (a closed one means the peer is gone).
+    /// failed completion. Every 4096 empty polls (with -e: after every wait on the
+    /// channel) it checks Ctrl-C and the exchange connection (a closed one means the peer
+    /// is gone).
     @inline(__always)
     func poll() throws(PerfError) -> Int {
-        let count = try rdma("polling the completion queue") { () throws(RDMAError) in try queue.poll(into: completions) }
-        for index in 0..<count where completions[index].status != .success {
-            let completion = completions[index]
-            let what = completion.id & receiveTag != 0 ? "receive" : "send/RDMA"
-            throw .peer("\(what) work completion failed: status \(completion.status.rawValue) \(completion.status)")
+        var count = try pollOnce()
+        if count == 0, let channel = queue.channel {
+            count = try awaitEvent(channel)
         }
         if count == 0 {
             spins &+= 1
@@ -72,9 +78,9 @@ final class CompletionPump {
             // (4 ms at HZ=250): every round trip then takes a tick. Yielding after 256 empty
             // polls (far longer than a hardware round trip) lets it run at once. --spin
             // turns this off to busy-poll exactly like perftest.
-            if yieldWhenIdle, spins & 255 == 0 { sched_yield() }
-            if spins & 4095 == 0 {
-                if stopRequested() { throw PerfError("interrupted", exitCode: 130) }
+            if yieldWhenIdle, queue.channel == nil, spins & 255 == 0 { sched_yield() }
+            if spins & 4095 == 0 || queue.channel != nil {
+                if interruptible, stopRequested() { throw PerfError("interrupted", exitCode: 130) }
                 let now = MonotonicClock.nanoseconds()
                 if events != seenEvents {
                     seenEvents = events
@@ -92,6 +98,38 @@ final class CompletionPump {
         }
         return count
     }
+
+    @inline(__always)
+    private func pollOnce() throws(PerfError) -> Int {
+        let count = try rdma("polling the completion queue") { () throws(RDMAError) in try queue.poll(into: completions) }
+        for index in 0..<count where completions[index].status != .success {
+            let completion = completions[index]
+            let what = completion.id & receiveTag != 0 ? "receive" : "send/RDMA"
+            throw .peer("\(what) work completion failed: status \(completion.status.rawValue) \(completion.status)")
+        }
+        return count
+    }
+
+    /// -e: arm the queue, poll once more (a completion that arrived before the arm raises
+    /// no event), then sleep on the channel for at most `eventWaitMilliseconds`; an event
+    /// is acknowledged at once. Returns what the second poll found.
+    private func awaitEvent(_ channel: CompletionChannel) throws(PerfError) -> Int {
+        try rdma("arming the completion queue (ibv_req_notify_cq)") { () throws(RDMAError) in try queue.requestNotification() }
+        let count = try pollOnce()
+        if count > 0 { return count }
+        let woken = try rdma("waiting for a completion event (ibv_get_cq_event)") { () throws(RDMAError) in
+            try channel.waitForEvent(timeoutMilliseconds: Self.eventWaitMilliseconds)
+        }
+        if let woken {
+            woken.acknowledgeEvents(1)
+            eventWakeups += 1
+        }
+        return 0
+    }
+
+    /// How long one wait on the channel lasts before the periodic checks run (Ctrl-C, the
+    /// exchange, the no-progress bound).
+    static let eventWaitMilliseconds: Int32 = 50
 
     /// Something moved: push the no-progress deadline at the next periodic check.
     @inline(__always)

@@ -69,9 +69,9 @@ struct OptionsTests {
 
 @Suite("rdma-throughput --perftest")
 struct ThroughputPerftestOptionTests {
-    @Test("ib_write_bw's exchange only: WRITE, one size, 1 QP, -n, as a client", arguments: [
-        ["--perftest", "--op", "send", "h"], ["--perftest", "-q", "2", "h"], ["--perftest", "-b", "h"],
-        ["--perftest", "-D", "2", "h"], ["--perftest", "-a", "h"], ["--perftest"],
+    @Test("ib_*_bw's exchange only: one size, 1 QP, -n, as a client; no --verify", arguments: [
+        ["--perftest", "-q", "2", "h"], ["--perftest", "-b", "h"],
+        ["--perftest", "-D", "2", "h"], ["--perftest", "-a", "h"], ["--perftest"], ["--perftest", "--verify", "h"],
     ])
     func refused(arguments: [String]) throws {
         let command = try ThroughputCommand.parse(arguments)
@@ -83,9 +83,9 @@ struct ThroughputPerftestOptionTests {
         }
     }
 
-    @Test("a plain WRITE client is accepted")
-    func accepted() throws {
-        let command = try ThroughputCommand.parse(["--perftest", "-s", "4096", "-n", "100", "h"])
+    @Test("a plain WRITE, READ or SEND client is accepted (ib_write_bw, ib_read_bw, ib_send_bw)", arguments: ["write", "read", "send"])
+    func accepted(operation: String) throws {
+        let command = try ThroughputCommand.parse(["--perftest", "--op", operation, "-s", "4096", "-n", "100", "h"])
         #expect(try command.parameters().sizes == [4096])
     }
 }
