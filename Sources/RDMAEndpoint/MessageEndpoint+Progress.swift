@@ -37,7 +37,7 @@ extension MessageEndpoint {
             try applyReleased(control.released, field: "controlBlock.released")
             handled = try drainCompletionsLocked()
         } catch {
-            failLocked(error)
+            failLocked(explainFailureLocked(error))
             return handled
         }
         if control.closeReason != 0, case .running = phase {
