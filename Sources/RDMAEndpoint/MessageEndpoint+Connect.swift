@@ -60,6 +60,10 @@ extension MessageEndpoint {
         return endpoint
     }
 
+    /// The peer's address and port when connected by address (`connect(to:port:)`, a
+    /// `MessageEndpointListener`); nil otherwise.
+    public var peerAddress: ConnectionAddress? { lock.locked { connection?.identifier.peerAddress } }
+
     /// Takes ownership of the connection that connected the queue pair and of the objects
     /// created for it: `close()` ends them after the queue pair.
     func adopt(_ connection: Connection, objects: EndpointObjects) {

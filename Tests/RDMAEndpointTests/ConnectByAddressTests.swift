@@ -2,17 +2,28 @@ import RDMA
 import Testing
 @testable import RDMAEndpoint
 
-/// Endpoints connected by address through the soft engine's rdma_cm on loopback (two soft
-/// devices, 127.0.0.1 and 127.0.0.2): the handshakes travel in the CM private data.
-/// Real sockets; the waits are bounds, generous for a loaded machine.
-@Suite("Message endpoint: connect and listen by address (soft rdma_cm)", .serialized)
+/// Endpoints connected by address through rdma_cm: the handshakes travel in the CM private
+/// data. On the soft engine's CM over loopback (two soft devices, 127.0.0.1 and 127.0.0.2),
+/// or — when `RDMA_TEST_DEVICE` names one (tools/endpoint-lab) — librdmacm on kernel rxe,
+/// both ends on `RDMA_TEST_IPV4`. Real sockets; the waits are bounds, generous for a
+/// loaded machine.
+@Suite("Message endpoint: connect and listen by address (rdma_cm)", .serialized)
 struct ConnectByAddressTests {
-    /// Two soft contexts on 127.0.0.1 (client) and 127.0.0.2 (server) sharing a free UDP port.
+    /// The client's and the server's device: two soft contexts on 127.0.0.1 and 127.0.0.2
+    /// sharing a free UDP port, or nil for both on verbs (rdma_cm picks the device).
     final class Contexts: @unchecked Sendable {
-        let client: Context
-        let server: Context
+        let client: Context?
+        let server: Context?
+        let serverAddress: String
 
         init() throws {
+            if EndpointTestDevice.verbsName != nil {
+                client = nil
+                server = nil
+                serverAddress = try #require(EndpointTestDevice.verbsAddress, "RDMA_TEST_IPV4 names the rxe netdev's address")
+                return
+            }
+            serverAddress = "127.0.0.2"
             for _ in 0..<10 {
                 let server = try Context(soft: SoftDeviceConfiguration(address: "127.0.0.2", port: 0))
                 if let port = server.softUDPPort, let client = try? Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: port)) {
@@ -26,17 +37,23 @@ struct ConnectByAddressTests {
         }
 
         func listener(port: UInt16, configuration: EndpointConfiguration = EndpointConfiguration()) throws -> MessageEndpointListener {
-            try MessageEndpointListener(address: ConnectionAddress("127.0.0.2", port: port)!, configuration: configuration,
+            try MessageEndpointListener(address: ConnectionAddress(serverAddress, port: port)!, configuration: configuration,
                                         acceptTimeout: .seconds(60), context: server)
         }
 
         func connect(port: UInt16, configuration: EndpointConfiguration = EndpointConfiguration()) async throws -> MessageEndpoint {
-            try await MessageEndpoint.connect(to: "127.0.0.2", port: port, configuration: configuration, timeout: .seconds(60), context: client)
+            try await MessageEndpoint.connect(to: serverAddress, port: port, configuration: configuration, timeout: .seconds(60), context: client)
+        }
+
+        /// A context on the device the client (or server) side uses, for raw rdma_cm peers.
+        func open(_ identifier: ConnectionIdentifier, server isServer: Bool) throws -> Context {
+            if let context = isServer ? server : client { return context }
+            return try Context(deviceNamed: identifier.deviceName ?? "")
         }
 
         deinit {
-            try? client.close()
-            try? server.close()
+            try? client?.close()
+            try? server?.close()
         }
     }
 
@@ -51,7 +68,7 @@ struct ConnectByAddressTests {
             return nil
         }
         let client = try await contexts.connect(port: 7481)
-        #expect(client.connection?.identifier.peerAddress?.description.hasPrefix("127.0.0.2") == true)
+        #expect(client.connection?.identifier.peerAddress?.description.hasPrefix(contexts.serverAddress) == true)
         for index in 0..<200 {
             let payload = pattern(index % 2 == 0 ? 1 + index : 65_536 + index, seed: index)   // eager and rendezvous
             let response = try await client.call(payload, timeout: .seconds(60))
@@ -77,20 +94,22 @@ struct ConnectByAddressTests {
         // A peer speaking another version: refused before anything is created for it.
         var handshake = [UInt8](repeating: 0, count: EndpointHandshake.serializedCount)
         handshake[0] = 0x45; handshake[1] = 0x4D; handshake[2] = 9
-        let domain = try ProtectionDomain(context: contexts.client)
-        let queue = try CompletionQueue(context: contexts.client, minimumEntries: 8)
+        var opened: Context?
         do {
-            _ = try await Connection.connect(to: "127.0.0.2", port: 7482, timeout: .seconds(60),
+            _ = try await Connection.connect(to: contexts.serverAddress, port: 7482, timeout: .seconds(60),
                                              parameters: ConnectionParameters(privateData: handshake), context: contexts.client) {
-                try $0.createQueuePair(protectionDomain: domain, sendCompletionQueue: queue, receiveCompletionQueue: queue)
+                let context = try contexts.open($0, server: false)
+                opened = context
+                let domain = try ProtectionDomain(context: context)
+                let queue = try CompletionQueue(context: context, minimumEntries: 8)
+                return try $0.createQueuePair(protectionDomain: domain, sendCompletionQueue: queue, receiveCompletionQueue: queue)
             }
             Issue.record("a bad handshake was accepted")
         } catch let error as RDMAError {
             #expect(error.kind == .rejected(.consumerDefined), "\(error)")
             #expect(error.hint?.contains("handshake.version") == true, "the REJ names the field: \(error)")
         }
-        try queue.close()
-        try domain.close()
+        if contexts.client == nil { try opened?.close() }
         // The listener goes on: a good peer is served.
         let client = try await contexts.connect(port: 7482)
         let response = try await client.call([1, 2, 3], timeout: .seconds(60))
@@ -103,27 +122,27 @@ struct ConnectByAddressTests {
 
     @Test func connectRefusesAListenersBadHandshake() async throws {
         let contexts = try Contexts()
-        let listener = try ConnectionListener(address: ConnectionAddress("127.0.0.2", port: 7483)!, context: contexts.server)
-        let domain = try ProtectionDomain(context: contexts.server)
-        let queue = try CompletionQueue(context: contexts.server, minimumEntries: 8)
-        let accepted = Task { () -> Connection? in
+        let listener = try ConnectionListener(address: ConnectionAddress(contexts.serverAddress, port: 7483)!, context: contexts.server)
+        let accepted = Task { () -> (Connection, Context)? in
             for try await request in listener {
+                let context = try contexts.open(request.identifier, server: true)
+                let domain = try ProtectionDomain(context: context)
+                let queue = try CompletionQueue(context: context, minimumEntries: 8)
                 let queuePair = try request.identifier.createQueuePair(protectionDomain: domain, sendCompletionQueue: queue,
                                                                        receiveCompletionQueue: queue)
                 // Not an endpoint handshake: no magic.
-                return try await request.accept(queuePair: queuePair, parameters: ConnectionParameters(privateData: Array("hello".utf8)),
-                                                timeout: .seconds(60))
+                return (try await request.accept(queuePair: queuePair, parameters: ConnectionParameters(privateData: Array("hello".utf8)),
+                                                 timeout: .seconds(60)), context)
             }
             return nil
         }
         await #expect(throws: EndpointError.invalidConfiguration(field: "handshake.magic", detail: "not an endpoint handshake")) {
             _ = try await contexts.connect(port: 7483)
         }
-        let connection = try #require(try await accepted.value)
+        let (connection, context) = try #require(try await accepted.value)
         _ = try await connection.waitForDisconnection(timeout: .seconds(60))
         try connection.close()
-        try queue.close()
-        try domain.close()
+        if contexts.server == nil { try context.close() }
         try listener.close()
     }
 
