@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 import Logging
 import Metrics
 import RDMA
@@ -92,23 +97,33 @@ extension MessageEndpoint {
     /// A failed work request after the connection manager reported the end of the
     /// connection is that end (the peer disconnected, its process died, the device went
     /// away): the waiters learn the reason rather than a flush status.
+    ///
+    /// A flush as the first failure means the queue pair was moved to ERROR — by the
+    /// connection manager, whose event may still be on its way to the connection's
+    /// watcher: it is waited for, at most 100 ms, once per connection.
     func explainFailureLocked(_ error: EndpointError) -> EndpointError {
-        guard case .completionFailed = error else { return error }
+        guard case .completionFailed(_, let status) = error else { return error }
         let closeReason = ControlBlock.read(memory.controlIn.base).closeReason
         if closeReason != 0 { return .peerClosed(reason: closeReason) }
-        if let reason = connection?.disconnection { return .disconnected(reason) }
-        return error
+        guard let connection else { return error }
+        if status == .flushed {
+            let deadline = monotonicNanoseconds() + 100_000_000
+            while connection.disconnection == nil && monotonicNanoseconds() < deadline { usleep(100) }
+        }
+        return connection.disconnection.map { .disconnected($0) } ?? error
     }
 }
 
 /// The verbs objects an endpoint connected by address creates: a protection domain, one
-/// completion queue sized for every send and receive, and the RC queue pair on the rdma_cm
-/// identifier (in INIT, so the endpoint posts its receives before the request leaves).
-/// The context too, when none was given.
+/// completion queue sized for every send and receive with a completion channel (the async
+/// driver parks on it when idle), and the RC queue pair on the rdma_cm identifier (in
+/// INIT, so the endpoint posts its receives before the request leaves). The context too,
+/// when none was given.
 struct EndpointObjects: @unchecked Sendable {
     let context: Context
     let ownsContext: Bool
     let protectionDomain: ProtectionDomain
+    let completionChannel: CompletionChannel
     let completionQueue: CompletionQueue
     let queuePair: QueuePair
 
@@ -122,11 +137,12 @@ struct EndpointObjects: @unchecked Sendable {
             }
             context = try Context(deviceNamed: name)
         }
-        var domain: ProtectionDomain?, queue: CompletionQueue?
+        var domain: ProtectionDomain?, channel: CompletionChannel?, queue: CompletionQueue?
         do {
             domain = try ProtectionDomain(context: context)
+            channel = try CompletionChannel(context: context)
             let sends = configuration.sendSlots + configuration.rendezvousSlots + EndpointMemory.controlWritesInFlight + 4
-            queue = try CompletionQueue(context: context, minimumEntries: sends + configuration.receiveSlots)
+            queue = try CompletionQueue(context: context, minimumEntries: sends + configuration.receiveSlots, channel: channel)
             let capabilities = QueuePairCapabilities(maxSendWorkRequests: UInt32(sends), maxReceiveWorkRequests: UInt32(configuration.receiveSlots))
             queuePair = try identifier.createQueuePair(protectionDomain: domain!, sendCompletionQueue: queue!,
                                                        receiveCompletionQueue: queue!, capabilities: capabilities)
@@ -135,6 +151,7 @@ struct EndpointObjects: @unchecked Sendable {
                 try? context.close()
             } else {
                 try? queue?.close()
+                try? channel?.close()
                 try? domain?.close()
             }
             throw error
@@ -142,6 +159,7 @@ struct EndpointObjects: @unchecked Sendable {
         self.context = context
         ownsContext = given == nil
         protectionDomain = domain!
+        completionChannel = channel!
         completionQueue = queue!
     }
 
@@ -152,6 +170,7 @@ struct EndpointObjects: @unchecked Sendable {
             try? context.close()
         } else {
             try? completionQueue.close()
+            try? completionChannel.close()
             try? protectionDomain.close()
         }
     }

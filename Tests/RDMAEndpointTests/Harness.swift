@@ -55,8 +55,10 @@ final class QueuePairPair: @unchecked Sendable {
         let capabilities = QueuePairCapabilities(maxSendWorkRequests: sendDepth, maxReceiveWorkRequests: UInt32(receiveSlots),
                                                  maxSendScatterGather: 1, maxReceiveScatterGather: 1, maxInlineData: 0)
         let entries = Int(sendDepth) + receiveSlots
-        let queueA = try CompletionQueue(context: context, minimumEntries: entries)
-        let queueB = try CompletionQueue(context: context, minimumEntries: entries)
+        // With channels, async drivers park until a completion instead of sleeping in turns
+        // (which, in the lab's emulated VM, left kernel rxe waiting on them).
+        let queueA = try CompletionQueue(context: context, minimumEntries: entries, channel: CompletionChannel(context: context))
+        let queueB = try CompletionQueue(context: context, minimumEntries: entries, channel: CompletionChannel(context: context))
         pairA = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queueA,
                               receiveCompletionQueue: queueA, capabilities: capabilities)
         pairB = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queueB,
