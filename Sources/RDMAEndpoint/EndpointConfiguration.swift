@@ -30,11 +30,6 @@ public struct EndpointConfiguration: Sendable, Equatable {
     /// need (on 2 cores, 100 µs of spin made one outstanding call 2.5× slower); raise
     /// it where cores are to spare.
     public var idleSpin: Duration = .zero
-    /// In async mode, how long `call` (alone in flight) and `receive` (no other receiver
-    /// waiting) poll for their answer in the calling thread before suspending: a quick
-    /// answer then costs no hop through the driver thread and the task executor (the
-    /// latency of one call in flight comes close to poll mode's). Zero always suspends.
-    public var callerSpin: Duration = .microseconds(50)
     /// Label of the swift-log logger and prefix of the swift-metrics names.
     public var label = "rdma.endpoint"
 
@@ -59,9 +54,6 @@ public struct EndpointConfiguration: Sendable, Equatable {
         }
         guard idleSpin >= .zero, idleSpin <= .seconds(1) else {
             throw .invalidConfiguration(field: "idleSpin", detail: "\(idleSpin) outside 0…1 s")
-        }
-        guard callerSpin >= .zero, callerSpin <= .seconds(1) else {
-            throw .invalidConfiguration(field: "callerSpin", detail: "\(callerSpin) outside 0…1 s")
         }
         guard maxOutstandingCalls >= 1, maxOutstandingCalls <= 1 << 20, maxOutstandingCalls & (maxOutstandingCalls - 1) == 0 else {
             throw .invalidConfiguration(field: "maxOutstandingCalls", detail: "\(maxOutstandingCalls) is not a power of two in 1…\(1 << 20)")

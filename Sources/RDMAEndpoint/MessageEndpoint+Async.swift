@@ -75,11 +75,8 @@ extension MessageEndpoint {
 
     /// The next one-way message or request, in arrival order; suspends until one arrives.
     /// Throws when the connection ended (after the messages that arrived before it).
-    /// With no other receiver waiting, it first polls here for up to
-    /// `configuration.callerSpin`: a message that comes that soon costs no thread hop.
     public func receive() async throws(EndpointError) -> ReceivedMessage {
         if let message = try tryReceive() { return message }
-        if let message = try spinForMessage() { return message }
         // The waiter's ID is chosen before suspending, so the cancellation handler knows
         // it without a shared box (which would be an allocation per receive).
         let id: UInt64 = lock.locked {
@@ -110,33 +107,10 @@ extension MessageEndpoint {
         }
     }
 
-    /// Polls for a message for up to `configuration.callerSpin` when no other task waits
-    /// for one; nil when none came (or another receiver waits, or the task was cancelled).
-    private func spinForMessage() throws(EndpointError) -> ReceivedMessage? {
-        guard spinNanoseconds > 0, lock.locked({ receiveWaiterList.isEmpty }) else { return nil }
-        let end = monotonicNanoseconds() &+ spinNanoseconds
-        repeat {
-            if Task.isCancelled { return nil }
-            lock.locked { _ = progressLocked() }
-            if let message = try tryReceive() { return message }
-        } while monotonicNanoseconds() < end
-        return nil
-    }
-
     /// Sends `bytes` as a request and suspends until its response arrives, `timeout`
     /// passes (`.timedOut`), the task is cancelled (`.cancelled`) or the connection ends.
-    /// Responses are matched by call ID, so calls may complete in any order. A call alone
-    /// in flight polls for its response here for up to `configuration.callerSpin` first,
-    /// as poll mode does: a quick answer costs no thread hop.
+    /// Responses are matched by call ID, so calls may complete in any order.
     public func call(_ bytes: [UInt8], timeout: Duration? = nil) async throws(EndpointError) -> ReceivedMessage {
-        if let id = try sendAloneForSpin(bytes, timeout: timeout) {
-            let end = monotonicNanoseconds() &+ spinNanoseconds
-            repeat {
-                lock.locked { _ = progressLocked() }
-                if let response = try takeResponse(id) { return response }
-            } while monotonicNanoseconds() < end && !Task.isCancelled
-            return try await awaitResponse(id)
-        }
         // The call's ID is chosen before suspending, so the cancellation handler knows it
         // without a shared box (which would be an allocation per call).
         let now = monotonicNanoseconds()
@@ -149,57 +123,6 @@ extension MessageEndpoint {
         let outcome: CallOutcome = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<CallOutcome, Never>) in
                 lock.locked { openCallLocked(id, bytes, continuation: continuation) }
-            }
-        } onCancel: {
-            lock.locked { giveUpCallLocked(id, with: .cancelled) }
-        }
-        switch outcome {
-        case .response(let entry): return ReceivedMessage(endpoint: self, entry: entry)
-        case .failure(let error): throw error
-        }
-    }
-
-    /// `configuration.callerSpin` in nanoseconds.
-    var spinNanoseconds: UInt64 {
-        let (seconds, attoseconds) = configuration.callerSpin.components
-        return UInt64(seconds) * 1_000_000_000 + UInt64(attoseconds / 1_000_000_000)
-    }
-
-    /// Sends the request now when spinning is on and no other call or send is in flight
-    /// or queued: its call ID, nil otherwise (the suspending path takes over).
-    private func sendAloneForSpin(_ bytes: [UInt8], timeout: Duration?) throws(EndpointError) -> UInt64? {
-        guard spinNanoseconds > 0, !Task.isCancelled else { return nil }
-        let result: Result<UInt64?, EndpointError> = bytes.withUnsafeBytes { raw in
-            Result { () throws(EndpointError) -> UInt64? in
-                try lock.locked { () throws(EndpointError) -> UInt64? in
-                    guard calls.occupied == 0, pendingSendsHead == pendingSends.count else { return nil }
-                    return try trySendRequestLocked(raw, timeout: timeout)
-                }
-            }
-        }
-        return try result.get()
-    }
-
-    /// Suspends until call `id` (sent, not yet answered when the spin ended) completes.
-    private func awaitResponse(_ id: UInt64) async throws(EndpointError) -> ReceivedMessage {
-        let outcome: CallOutcome = await withTaskCancellationHandler {
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<CallOutcome, Never>) in
-                lock.locked {
-                    guard let slot = calls.outstanding(id) else {
-                        return continuation.resume(returning: .failure(Task.isCancelled ? .cancelled : failureLocked ?? .closed))
-                    }
-                    if calls[slot].state == .completed {
-                        let response = calls[slot].response
-                        calls.free(slot)
-                        return continuation.resume(returning: .response(response))
-                    }
-                    if let failure = failureLocked {
-                        calls.free(slot)
-                        return continuation.resume(returning: .failure(failure))
-                    }
-                    callContinuations[slot] = continuation
-                    if Task.isCancelled { giveUpCallLocked(id, with: .cancelled) }
-                }
             }
         } onCancel: {
             lock.locked { giveUpCallLocked(id, with: .cancelled) }

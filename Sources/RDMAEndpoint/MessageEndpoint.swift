@@ -214,13 +214,13 @@ public final class MessageEndpoint: @unchecked Sendable {
     public var maxMessageSize: Int { lock.locked { max(eagerLimit, rendezvousSizeOut) } }
 
     /// The error that ended the connection, nil while it is usable.
-    public var failure: EndpointError? { lock.locked { failureLocked } }
-
-    var failureLocked: EndpointError? {
-        switch phase {
-        case .failed(let error): error
-        case .closed: .closed
-        case .created, .running: nil
+    public var failure: EndpointError? {
+        lock.locked {
+            switch phase {
+            case .failed(let error): error
+            case .closed: .closed
+            case .created, .running: nil
+            }
         }
     }
 
@@ -295,18 +295,16 @@ public final class MessageEndpoint: @unchecked Sendable {
     /// Sends a request and returns its call ID, or nil when no credit, buffer or call slot
     /// is free now. Collect the response with `takeResponse(_:)`.
     public func trySendRequest(_ bytes: UnsafeRawBufferPointer, timeout: Duration? = nil) throws(EndpointError) -> UInt64? {
-        try lock.locked { () throws(EndpointError) -> UInt64? in try trySendRequestLocked(bytes, timeout: timeout) }
-    }
-
-    func trySendRequestLocked(_ bytes: UnsafeRawBufferPointer, timeout: Duration?) throws(EndpointError) -> UInt64? {
-        try requireRunningLocked()
-        let now = monotonicNanoseconds()
-        guard let id = calls.open(now: now, deadline: deadline(now, timeout), state: .waiting) else { return nil }
-        if try sendLocked(kind: .request, callID: id, length: bytes.count, fill: { $0.copyMemory(from: bytes) }) {
-            return id
+        try lock.locked { () throws(EndpointError) -> UInt64? in
+            try requireRunningLocked()
+            let now = monotonicNanoseconds()
+            guard let id = calls.open(now: now, deadline: deadline(now, timeout), state: .waiting) else { return nil }
+            if try sendLocked(kind: .request, callID: id, length: bytes.count, fill: { $0.copyMemory(from: bytes) }) {
+                return id
+            }
+            calls.free(calls.index(id))
+            return nil
         }
-        calls.free(calls.index(id))
-        return nil
     }
 
     /// The response to call `id` if it arrived, nil if not yet. Throws when the call

@@ -76,6 +76,7 @@ func benchConfiguration() -> EndpointConfiguration {
     configuration.sendSlots = 128
     configuration.rendezvousSlots = 0
     configuration.maxOutstandingCalls = 1024
+    // An override for experiments: the async driver's spin before it parks.
     if let spin = getenv("ENDPOINT_IDLE_SPIN_US").flatMap({ Int(String(cString: $0)) }) { configuration.idleSpin = .microseconds(spin) }
     return configuration
 }
