@@ -57,19 +57,26 @@ struct ConnectByAddressTests {
         }
     }
 
-    @Test func connectByAddressThenCallsBothSizes() async throws {
-        let contexts = try Contexts()
-        let listener = try contexts.listener(port: 7481)
-        let served = Task { () -> MessageEndpoint? in
+    /// Echoes calls for the listener's first peer until it leaves; that peer's endpoint.
+    static func serveFirstPeer(_ listener: MessageEndpointListener) -> Task<MessageEndpoint?, any Error> {
+        Task {
             for try await endpoint in listener {
                 await serveEcho(endpoint)
                 return endpoint
             }
             return nil
         }
+    }
+
+    @Test func connectByAddressThenCallsBothSizes() async throws {
+        let contexts = try Contexts()
+        let listener = try contexts.listener(port: 7481)
+        let served = Self.serveFirstPeer(listener)
         let client = try await contexts.connect(port: 7481)
         #expect(client.connection?.identifier.peerAddress?.description.hasPrefix(contexts.serverAddress) == true)
-        for index in 0..<200 {
+        // 40 calls: enough to cycle the rendezvous slots many times, few enough for the
+        // lab's emulated VM.
+        for index in 0..<40 {
             let payload = pattern(index % 2 == 0 ? 1 + index : 65_536 + index, seed: index)   // eager and rendezvous
             let response = try await client.call(payload, timeout: .seconds(60))
             #expect(response.bytes == payload, "call \(index)")
@@ -84,13 +91,7 @@ struct ConnectByAddressTests {
     @Test func listenerRejectsABadHandshakeAndServesTheNextPeer() async throws {
         let contexts = try Contexts()
         let listener = try contexts.listener(port: 7482)
-        let served = Task { () -> MessageEndpoint? in
-            for try await endpoint in listener {
-                await serveEcho(endpoint)
-                return endpoint
-            }
-            return nil
-        }
+        let served = Self.serveFirstPeer(listener)
         // A peer speaking another version: refused before anything is created for it.
         var handshake = [UInt8](repeating: 0, count: EndpointHandshake.serializedCount)
         handshake[0] = 0x45; handshake[1] = 0x4D; handshake[2] = 9
@@ -152,18 +153,7 @@ struct ConnectByAddressTests {
         async let accepted = listener.nextEndpoint(timeout: .seconds(60))
         let client = try await contexts.connect(port: 7484)
         let server = try await accepted
-        let outcomes = Task {
-            await withTaskGroup(of: EndpointError?.self) { group in
-                for index in 0..<200 {
-                    group.addTask {
-                        do { _ = try await client.call([UInt8(index & 0xFF)]); return nil } catch { return error as? EndpointError }
-                    }
-                }
-                var errors: [EndpointError?] = []
-                for await outcome in group { errors.append(outcome) }
-                return errors
-            }
-        }
+        let outcomes = concurrentCalls(client, count: 200)
         let first = try await server.receive()
         first.release()
         // The server's connection ends without the endpoint's goodbye (as when its

@@ -201,18 +201,7 @@ struct EndpointTests {
         let pair = try EndpointPair()
         let client = pair.client
         let clock = ContinuousClock()
-        let outcomes = Task {
-            await withTaskGroup(of: EndpointError?.self) { group in
-                for index in 0..<500 {
-                    group.addTask {
-                        do { _ = try await client.call([UInt8(index & 0xFF)]); return nil } catch { return error as? EndpointError }
-                    }
-                }
-                var errors: [EndpointError?] = []
-                for await outcome in group { errors.append(outcome) }
-                return errors
-            }
-        }
+        let outcomes = concurrentCalls(client, count: 500)
         // Some requests reached the server; it goes away without answering.
         let first = try await pair.server.receive()
         first.release()
@@ -229,18 +218,7 @@ struct EndpointTests {
         configuration.livenessProbeInterval = .milliseconds(20)
         let pair = try EndpointPair(client: configuration, timeout: 8, retryCount: 2)
         let client = pair.client
-        let outcomes = Task {
-            await withTaskGroup(of: EndpointError?.self) { group in
-                for _ in 0..<100 {
-                    group.addTask {
-                        do { _ = try await client.call([1]); return nil } catch { return error as? EndpointError }
-                    }
-                }
-                var errors: [EndpointError?] = []
-                for await outcome in group { errors.append(outcome) }
-                return errors
-            }
-        }
+        let outcomes = concurrentCalls(client, count: 100)
         let first = try await pair.server.receive()
         first.release()
         // The server's process "dies": its QP vanishes, no close reaches the client.

@@ -121,3 +121,20 @@ func serveEcho(_ endpoint: MessageEndpoint) async {
         do { try await endpoint.respond(to: id, with: bytes) } catch { return }
     }
 }
+
+/// `count` one-byte calls in flight at once on `client`, each until it ends: the error of
+/// each (nil for one answered). For tests that end the connection under them.
+func concurrentCalls(_ client: MessageEndpoint, count: Int) -> Task<[EndpointError?], Never> {
+    Task {
+        await withTaskGroup(of: EndpointError?.self) { group in
+            for index in 0..<count {
+                group.addTask {
+                    do { _ = try await client.call([UInt8(index & 0xFF)]); return nil } catch { return error as? EndpointError }
+                }
+            }
+            var errors: [EndpointError?] = []
+            for await outcome in group { errors.append(outcome) }
+            return errors
+        }
+    }
+}
