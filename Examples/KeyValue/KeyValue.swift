@@ -100,10 +100,10 @@ extension KeyValue {
 
         func run() async throws {
             let context = try options.open()
+            defer { try? context?.close() }
             let endpoint = try await MessageEndpoint.connect(to: server, port: options.port, configuration: .keyValue, context: context)
+            defer { endpoint.close() }
             try await runKeyValueClient(endpoint, rounds: options.rounds)
-            endpoint.close()
-            try context?.close()
         }
     }
 }
