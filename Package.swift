@@ -140,7 +140,7 @@ let package = Package(
         .executableTarget(name: "endpoint-bench", dependencies: ["RDMAEndpoint"]),
         .executableTarget(
             name: "KeyValue",
-            dependencies: ["RDMAEndpoint", "RDMAPerf", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["RDMAEndpoint", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/KeyValue"
         ),
     ]

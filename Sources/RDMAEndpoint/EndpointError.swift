@@ -17,6 +17,10 @@ public enum EndpointError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A work request failed: the queue pair is in the error state (peer gone, network
     /// down, a key refused). `operation` is what the request was.
     case completionFailed(operation: String, status: WorkCompletion.Status)
+    /// The connection manager reported the end of the connection: the peer disconnected
+    /// (or its process died, and its kernel did), the device went away. The error names
+    /// the rdma_cm event.
+    case disconnected(RDMAError)
     /// This endpoint was closed locally.
     case closed
     /// The call got no response within its timeout.
@@ -36,6 +40,7 @@ public enum EndpointError: Error, Sendable, Equatable, CustomStringConvertible {
         case .peerClosed(let reason): "the peer closed the connection (reason \(reason))"
         case .completionFailed(let operation, let status):
             "\(operation) failed with \(status.verbsName) — \(status.explanation)"
+        case .disconnected(let reason): "the connection ended: \(reason)"
         case .closed: "the endpoint is closed"
         case .timedOut: "no response within the call's timeout"
         case .cancelled: "the waiting task was cancelled"
@@ -48,7 +53,7 @@ public enum EndpointError: Error, Sendable, Equatable, CustomStringConvertible {
     /// True for the errors after which the connection is unusable.
     public var closesConnection: Bool {
         switch self {
-        case .protocolViolation, .peerClosed, .completionFailed, .closed, .rdma: true
+        case .protocolViolation, .peerClosed, .completionFailed, .disconnected, .closed, .rdma: true
         case .timedOut, .cancelled, .messageTooLarge, .invalidConfiguration: false
         }
     }

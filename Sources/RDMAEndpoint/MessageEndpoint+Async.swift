@@ -35,12 +35,6 @@ struct PendingSend {
     var cancelled = false
 }
 
-/// Where a suspended task's ID lives until its cancellation handler needs it (under the
-/// endpoint's lock).
-final class WaiterTicket: @unchecked Sendable {
-    var id: UInt64 = 0
-}
-
 // Async/await driving: tasks post directly when they can and suspend when they cannot; the
 // driver thread polls, hands responses and messages to waiting tasks, posts queued sends as
 // credits return, times calls out and probes a silent peer.
@@ -56,11 +50,39 @@ extension MessageEndpoint {
         try await enqueueSend(kind: .response, callID: callID, bytes: bytes)
     }
 
+    /// Answers request `callID` with `length` bytes that `fill` writes straight into the
+    /// registered send buffer — no copy and no allocation when a credit and a buffer are
+    /// free now; otherwise into a copy queued until they are.
+    ///
+    /// ```swift
+    /// let request = try await endpoint.receive()
+    /// try await endpoint.respond(to: request.callID, length: request.count) { buffer in
+    ///     request.withUnsafeBytes { buffer.copyMemory(from: $0) }     // an echo
+    /// }
+    /// ```
+    public func respond(to callID: UInt64, length: Int, fill: (UnsafeMutableRawBufferPointer) -> Void) async throws(EndpointError) {
+        let sentNow: Bool = try lock.locked { () throws(EndpointError) -> Bool in
+            guard pendingSendsHead == pendingSends.count else { return false }
+            return try sendLocked(kind: .response, callID: callID, length: length, fill: fill)
+        }
+        if sentNow { return }
+        let bytes = [UInt8](unsafeUninitializedCapacity: length) { buffer, count in
+            fill(UnsafeMutableRawBufferPointer(buffer))
+            count = length
+        }
+        try await enqueueSend(kind: .response, callID: callID, bytes: bytes)
+    }
+
     /// The next one-way message or request, in arrival order; suspends until one arrives.
     /// Throws when the connection ended (after the messages that arrived before it).
     public func receive() async throws(EndpointError) -> ReceivedMessage {
         if let message = try tryReceive() { return message }
-        let ticket = WaiterTicket()
+        // The waiter's ID is chosen before suspending, so the cancellation handler knows
+        // it without a shared box (which would be an allocation per receive).
+        let id: UInt64 = lock.locked {
+            nextWaiterID += 1
+            return nextWaiterID
+        }
         let outcome: ReceiveOutcome = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<ReceiveOutcome, Never>) in
                 lock.locked {
@@ -69,14 +91,12 @@ extension MessageEndpoint {
                     do throws(EndpointError) { try requireRunningLocked() } catch {
                         return continuation.resume(returning: .failure(error))
                     }
-                    ticket.id = nextWaiterID
-                    nextWaiterID += 1
-                    receiveWaiterList.append(ReceiveWaiter(id: ticket.id, continuation: continuation))
+                    receiveWaiterList.append(ReceiveWaiter(id: id, continuation: continuation))
                 }
             }
         } onCancel: {
             lock.locked {
-                if let index = receiveWaiterList.firstIndex(where: { $0.id == ticket.id }) {
+                if let index = receiveWaiterList.firstIndex(where: { $0.id == id }) {
                     receiveWaiterList.remove(at: index).resume(returning: .failure(.cancelled))
                 }
             }
@@ -91,13 +111,21 @@ extension MessageEndpoint {
     /// passes (`.timedOut`), the task is cancelled (`.cancelled`) or the connection ends.
     /// Responses are matched by call ID, so calls may complete in any order.
     public func call(_ bytes: [UInt8], timeout: Duration? = nil) async throws(EndpointError) -> ReceivedMessage {
-        let ticket = WaiterTicket()
+        // The call's ID is chosen before suspending, so the cancellation handler knows it
+        // without a shared box (which would be an allocation per call).
+        let now = monotonicNanoseconds()
+        let id: UInt64 = try lock.locked { () throws(EndpointError) -> UInt64 in
+            guard let id = calls.open(now: now, deadline: deadline(now, timeout), state: .queued) else {
+                throw .invalidConfiguration(field: "maxOutstandingCalls", detail: "\(configuration.maxOutstandingCalls) calls are outstanding")
+            }
+            return id
+        }
         let outcome: CallOutcome = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<CallOutcome, Never>) in
-                lock.locked { openCallLocked(bytes, timeout: timeout, ticket: ticket, continuation: continuation) }
+                lock.locked { openCallLocked(id, bytes, continuation: continuation) }
             }
         } onCancel: {
-            lock.locked { giveUpCallLocked(ticket.id, with: .cancelled) }
+            lock.locked { giveUpCallLocked(id, with: .cancelled) }
         }
         switch outcome {
         case .response(let entry): return ReceivedMessage(endpoint: self, entry: entry)
@@ -105,18 +133,16 @@ extension MessageEndpoint {
         }
     }
 
-    private func openCallLocked(_ bytes: [UInt8], timeout: Duration?, ticket: WaiterTicket,
-                                continuation: UnsafeContinuation<CallOutcome, Never>) {
-        if Task.isCancelled { return continuation.resume(returning: .failure(.cancelled)) }
-        do throws(EndpointError) { try requireRunningLocked() } catch { return continuation.resume(returning: .failure(error)) }
-        let now = monotonicNanoseconds()
-        guard let id = calls.open(now: now, deadline: deadline(now, timeout), state: .queued) else {
-            return continuation.resume(returning: .failure(.invalidConfiguration(
-                field: "maxOutstandingCalls", detail: "\(configuration.maxOutstandingCalls) calls are outstanding")))
+    /// Sends call `id` (opened `.queued`), or queues it behind others; `continuation` gets
+    /// its outcome. A call given up meanwhile (cancelled before it got here) is not sent.
+    private func openCallLocked(_ id: UInt64, _ bytes: [UInt8], continuation: UnsafeContinuation<CallOutcome, Never>) {
+        guard let slot = calls.outstanding(id) else { return continuation.resume(returning: .failure(.cancelled)) }
+        do throws(EndpointError) { try requireRunningLocked() } catch {
+            calls.free(slot)
+            return continuation.resume(returning: .failure(error))
         }
-        ticket.id = id
-        let slot = calls.index(id)
         callContinuations[slot] = continuation
+        if Task.isCancelled { return giveUpCallLocked(id, with: .cancelled) }
         if pendingSendsHead == pendingSends.count {
             do throws(EndpointError) {
                 let sent = try sendLocked(kind: .request, callID: id, bytes: bytes)
@@ -157,22 +183,23 @@ extension MessageEndpoint {
             return try sendLocked(kind: kind, callID: callID, bytes: bytes)
         }
         if sentNow { return }
-        let ticket = WaiterTicket()
+        let id: UInt64 = lock.locked {
+            nextWaiterID += 1
+            return nextWaiterID
+        }
         let outcome: EndpointError? = await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<EndpointError?, Never>) in
                 lock.locked {
                     if Task.isCancelled { return continuation.resume(returning: .cancelled) }
                     do throws(EndpointError) { try requireRunningLocked() } catch { return continuation.resume(returning: error) }
-                    ticket.id = nextWaiterID
-                    nextWaiterID += 1
                     metrics.creditStalls.increment()
-                    pendingSends.append(PendingSend(kind: kind, callID: callID, bytes: bytes, continuation: continuation, waiterID: ticket.id))
+                    pendingSends.append(PendingSend(kind: kind, callID: callID, bytes: bytes, continuation: continuation, waiterID: id))
                     drainPendingSendsLocked()
                 }
             }
         } onCancel: {
             lock.locked {
-                for index in pendingSendsHead..<pendingSends.count where pendingSends[index].waiterID == ticket.id && !pendingSends[index].cancelled {
+                for index in pendingSendsHead..<pendingSends.count where pendingSends[index].waiterID == id && !pendingSends[index].cancelled {
                     pendingSends[index].cancelled = true
                     pendingSends[index].continuation?.resume(returning: .cancelled)
                 }
@@ -263,12 +290,19 @@ extension MessageEndpoint {
     }
 }
 
-/// The async mode's thread: polls the endpoint, spinning while traffic flows and backing
-/// off to short sleeps when idle (a cooperative-pool task must never block or spin).
+/// The async mode's thread: polls the endpoint while traffic flows, keeps spinning for
+/// `configuration.idleSpin` after the last completion (the next response is usually that
+/// close), then parks: on the completion queue's channel when it has one (the kernel or
+/// the soft engine wakes it at the next completion; a waiting thread leaves the CPU to
+/// kernel rxe), else in short sleeps. A cooperative-pool task must never block or spin,
+/// hence a thread of its own.
 final class EndpointDriver: @unchecked Sendable {
     private weak var endpoint: MessageEndpoint?
     private let stopping = Atomic<Bool>(false)
     private var thread: pthread_t?
+    /// How long a park lasts at most: the granularity of call deadlines, liveness probes,
+    /// credits written into the control block (they complete nothing here) and `stop()`.
+    static let parkMilliseconds: Int32 = 1
 
     init(endpoint: MessageEndpoint) {
         self.endpoint = endpoint
@@ -283,8 +317,11 @@ final class EndpointDriver: @unchecked Sendable {
     }
 
     private func run() {
-        var idleRounds = 0
+        var sleepRounds = 0
         var nextDeadlineCheck: UInt64 = 0
+        var lastActivity = monotonicNanoseconds()
+        guard let spin = endpoint.map({ UInt64($0.configuration.idleSpin.components.seconds) * 1_000_000_000
+            + UInt64($0.configuration.idleSpin.components.attoseconds / 1_000_000_000) }) else { return }
         while !stopping.load(ordering: .relaxed) {
             guard let endpoint else { return }
             let now = monotonicNanoseconds()
@@ -293,21 +330,51 @@ final class EndpointDriver: @unchecked Sendable {
             let handled = endpoint.driveOnce(now: now, checkDeadlines: checkDeadlines)
             if endpoint.failure != nil { return }
             if handled > 0 {
-                idleRounds = 0
-            } else {
-                idleRounds += 1
-                if idleRounds > 2000 { usleep(200) } else if idleRounds > 200 { usleep(20) }
+                lastActivity = now
+                sleepRounds = 0
+                continue
             }
+            if now &- lastActivity < spin { continue }
+            if endpoint.park(timeoutMilliseconds: Self.parkMilliseconds) { continue }
+            sleepRounds += 1
+            usleep(sleepRounds > 100 ? 200 : 20)
         }
     }
 
-    /// Stops the thread and waits for it (unless called from it).
+    /// Stops the thread and waits for it (unless called from it): at most one park.
     func stop() {
         stopping.store(true, ordering: .relaxed)
         if let thread, !pthread_equal(thread, pthread_self()).boolValue {
             pthread_join(thread, nil)
         }
         thread = nil
+    }
+}
+
+extension MessageEndpoint {
+    /// Waits on the completion queues' channel until a completion, at most
+    /// `timeoutMilliseconds`. False when the queues have no channel, or sends wait for
+    /// credits (they come as RDMA WRITEs into the control block, which raise no event):
+    /// the driver sleeps briefly instead.
+    /// The corresponding C functions are `ibv_req_notify_cq` and `ibv_get_cq_event`.
+    func park(timeoutMilliseconds: Int32) -> Bool {
+        let receiveQueue = queuePair.receiveCompletionQueue, sendQueue = queuePair.sendCompletionQueue
+        guard let channel = receiveQueue.channel, sendQueue === receiveQueue || sendQueue.channel === channel else { return false }
+        let quiet: Bool = lock.locked {
+            guard pendingSendsHead == pendingSends.count, case .running = phase else { return false }
+            // Arm, then look once more: what completed between the last poll and the arm
+            // raises no event.
+            do {
+                try receiveQueue.requestNotification()
+                if sendQueue !== receiveQueue { try sendQueue.requestNotification() }
+            } catch {
+                return false
+            }
+            return progressLocked() == 0
+        }
+        guard quiet else { return true }
+        if let queue = try? channel.waitForEvent(timeoutMilliseconds: timeoutMilliseconds) { queue.acknowledgeEvents(1) }
+        return true
     }
 }
 

@@ -37,7 +37,7 @@ extension MessageEndpoint {
             try applyReleased(control.released, field: "controlBlock.released")
             handled = try drainCompletionsLocked()
         } catch {
-            failLocked(error)
+            failLocked(explainFailureLocked(error))
             return handled
         }
         if control.closeReason != 0, case .running = phase {
@@ -92,8 +92,12 @@ extension MessageEndpoint {
 
     private func handleReceive(_ completion: WorkCompletion, slot: Int32) throws(EndpointError) {
         guard completion.status == .success else {
-            if completion.status == .localLengthError {
-                throw .protocolViolation(field: "message.length", detail: "the peer sent more than a \(memory.slotStride)-byte receive buffer holds (eager limit \(configuration.eagerLimit))")
+            // Our receives are well formed (one element inside the pool), so a receive that
+            // fails on its own is a message that did not fit: LOC_LEN_ERR on the soft engine
+            // and most hardware, LOC_QP_OP_ERR on kernel rxe (its responder calls the
+            // overflow a malformed WQE).
+            if completion.status == .localLengthError || completion.status == .localQueuePairOperationError {
+                throw .protocolViolation(field: "message.length", detail: "the peer sent more than a \(memory.slotStride)-byte receive buffer holds (eager limit \(configuration.eagerLimit); the device reported \(completion.status.verbsName))")
             }
             throw .completionFailed(operation: "receive", status: completion.status)
         }

@@ -113,6 +113,10 @@ public final class MessageEndpoint: @unchecked Sendable {
     var lastActivityNanoseconds: UInt64 = 0
     var driver: EndpointDriver?
 
+    // Connected by address (see MessageEndpoint+Connect.swift): ended by `close()` too.
+    var connection: Connection?
+    var connectionObjects: EndpointObjects?
+
     /// Creates the endpoint on `queuePair` (RC, in INIT or later, connected or about to
     /// be): registers the pools and posts every receive buffer, so the peer may send as
     /// soon as it has `localHandshake`. Logs go to `logger` (default: label
@@ -253,6 +257,7 @@ public final class MessageEndpoint: @unchecked Sendable {
         }
         try? queuePair.close()
         memory.deregister()
+        closeConnection()
         logger.debug("endpoint closed", metadata: ["qpn": "\(queuePair.number)"])
     }
 

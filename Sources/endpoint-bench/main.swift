@@ -4,7 +4,10 @@
 // tools/malloc-count.c (LD_PRELOAD) — heap allocations per call in poll and async mode.
 // Run via tools/bench-endpoint, which builds it in release mode and runs rdma-pingpong
 // alongside on the same backend.
-// Usage: endpoint-bench [iterations] [payload bytes]
+// With --device (kernel rxe in the lab: tools/endpoint-lab), both endpoints are on that
+// verbs device and connect by address through rdma_cm (MessageEndpointListener on
+// --address, MessageEndpoint.connect to it); the handshakes travel in the CM private data.
+// Usage: endpoint-bench [iterations] [payload bytes] [--device rxe0 --address 10.0.0.1]
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,9 +15,19 @@ import RDMA
 import RDMAEndpoint
 import Synchronization
 
-let iterations = CommandLine.arguments.count > 1 ? Int(CommandLine.arguments[1]) ?? 20_000 : 20_000
-let payloadSize = CommandLine.arguments.count > 2 ? Int(CommandLine.arguments[2]) ?? 2 : 2
-let warmup = 2_000
+/// `--name value` from the command line, removed from the positional arguments.
+func option(_ name: String, in arguments: inout [String]) -> String? {
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count else { return nil }
+    defer { arguments.removeSubrange(index...(index + 1)) }
+    return arguments[index + 1]
+}
+var arguments = Array(CommandLine.arguments.dropFirst())
+let verbsDevice = option("--device", in: &arguments)
+let verbsAddress = option("--address", in: &arguments)
+if verbsDevice != nil && verbsAddress == nil { fatalError("--device needs --address (the device's IPv4 address)") }
+let iterations = arguments.count > 0 ? Int(arguments[0]) ?? 20_000 : 20_000
+let payloadSize = arguments.count > 1 ? Int(arguments[1]) ?? 2 : 2
+let warmup = min(2_000, max(100, iterations / 5))
 
 typealias MallocCounter = @convention(c) () -> UInt64
 let mallocCounter: MallocCounter? = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "malloc_count_total")
@@ -26,7 +39,8 @@ func now() -> UInt64 {
     return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
 }
 
-/// One side: a soft device, a QP connected to the other side's.
+/// One side: a soft device, a QP connected to the other side's; its completion queue has
+/// a channel, on which the async driver parks when idle.
 final class Side: @unchecked Sendable {
     let context: Context
     let pair: QueuePair
@@ -34,7 +48,7 @@ final class Side: @unchecked Sendable {
     init(address: String, port: UInt16) throws {
         context = try Context(soft: SoftDeviceConfiguration(address: address, port: port))
         let domain = try ProtectionDomain(context: context)
-        let queue = try CompletionQueue(context: context, minimumEntries: 1024)
+        let queue = try CompletionQueue(context: context, minimumEntries: 1024, channel: CompletionChannel(context: context))
         pair = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queue, receiveCompletionQueue: queue,
                              capabilities: QueuePairCapabilities(maxSendWorkRequests: 256, maxReceiveWorkRequests: 256))
     }
@@ -56,18 +70,33 @@ func connectedSides() throws -> (Side, Side) {
     fatalError("no free UDP port on 127.0.0.1/127.0.0.2")
 }
 
-func endpoints(mode: MessageEndpoint.DrivingMode) throws -> (client: MessageEndpoint, server: MessageEndpoint, sides: (Side, Side)) {
-    let (a, b) = try connectedSides()
+func benchConfiguration() -> EndpointConfiguration {
     var configuration = EndpointConfiguration()
     configuration.receiveSlots = 128
     configuration.sendSlots = 128
     configuration.rendezvousSlots = 0
     configuration.maxOutstandingCalls = 1024
-    let client = try MessageEndpoint(queuePair: a.pair, configuration: configuration)
-    let server = try MessageEndpoint(queuePair: b.pair, configuration: configuration)
+    // An override for experiments: the async driver's spin before it parks.
+    if let spin = getenv("ENDPOINT_IDLE_SPIN_US").flatMap({ Int(String(cString: $0)) }) { configuration.idleSpin = .microseconds(spin) }
+    return configuration
+}
+
+/// A client and a server endpoint: on two soft devices, or by address on the verbs device.
+func endpoints(mode: MessageEndpoint.DrivingMode) async throws -> (client: MessageEndpoint, server: MessageEndpoint, sides: [Side]) {
+    if let verbsAddress {
+        let listener = try MessageEndpointListener(address: ConnectionAddress(verbsAddress, port: 7490)!, configuration: benchConfiguration(), mode: mode)
+        async let accepted = listener.nextEndpoint(timeout: .seconds(30))
+        let client = try await MessageEndpoint.connect(to: verbsAddress, port: 7490, configuration: benchConfiguration(), mode: mode)
+        let server = try await accepted
+        try listener.close()
+        return (client, server, [])
+    }
+    let (a, b) = try connectedSides()
+    let client = try MessageEndpoint(queuePair: a.pair, configuration: benchConfiguration())
+    let server = try MessageEndpoint(queuePair: b.pair, configuration: benchConfiguration())
     try client.start(peer: server.localHandshake, mode: mode)
     try server.start(peer: client.localHandshake, mode: mode)
-    return (client, server, (a, b))
+    return (client, server, [a, b])
 }
 
 final class Stop: Sendable { let flag = Atomic<Bool>(false) }
@@ -112,8 +141,8 @@ func percentile(_ sorted: [UInt64], _ p: Double) -> Double {
 }
 
 /// Poll mode, one call at a time: round-trip samples and mallocs per call.
-func pollModeLatency() throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
-    let (client, server, sides) = try endpoints(mode: .poll)
+func pollModeLatency() async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
+    let (client, server, sides) = try await endpoints(mode: .poll)
     let serverThread = PollServer(server)
     let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: max(payloadSize, 1), alignment: 8)
     defer { payload.deallocate() }
@@ -132,21 +161,21 @@ func pollModeLatency() throws -> (p50: Double, p99: Double, callsPerSecond: Doub
     let elapsed = now() - start
     let mallocs = mallocCounter.map { Double($0() - mallocsAtStart) / Double(iterations) }
     if getenv("ENDPOINT_BENCH_COUNTERS") != nil {
-        for side in [sides.0, sides.1] {
+        for side in sides {
             print((side.context.softCounters?.named ?? []).filter { $0.value != 0 }.map { "\($0.name)=\($0.value)" }.joined(separator: " "))
         }
     }
     serverThread.finish()
     client.close()
     server.close()
-    for side in [sides.0, sides.1] { try? side.context.close() }
+    for side in sides { try? side.context.close() }
     samples.sort()
     return (percentile(samples, 0.5), percentile(samples, 0.99), Double(iterations) / (Double(elapsed) / 1e9), mallocs)
 }
 
 /// Poll mode with `outstanding` calls in flight: calls per second.
-func pollModeThroughput(outstanding: Int) throws -> Double {
-    let (client, server, sides) = try endpoints(mode: .poll)
+func pollModeThroughput(outstanding: Int) async throws -> Double {
+    let (client, server, sides) = try await endpoints(mode: .poll)
     let serverThread = PollServer(server)
     let request: [UInt8] = Array(repeating: 7, count: payloadSize)
     var inFlight = [UInt64](repeating: 0, count: outstanding)
@@ -176,19 +205,21 @@ func pollModeThroughput(outstanding: Int) throws -> Double {
     serverThread.finish()
     client.close()
     server.close()
-    for side in [sides.0, sides.1] { try? side.context.close() }
+    for side in sides { try? side.context.close() }
     return Double(total) / (Double(elapsed) / 1e9)
 }
 
 /// Async mode: `outstanding` tasks each calling in a loop; calls per second, p50/p99 and
 /// mallocs per call.
 func asyncMode(outstanding: Int) async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
-    let (client, server, sides) = try endpoints(mode: .async)
+    let (client, server, sides) = try await endpoints(mode: .async)
     let serverTask = Task {
         while let request = try? await server.receive() {
-            let id = request.callID, bytes = request.bytes
+            // Echoed from the receive buffer straight into a send buffer: no copy in between.
+            try? await server.respond(to: request.callID, length: request.count) { buffer in
+                request.withUnsafeBytes { buffer.copyMemory(from: $0) }
+            }
             request.release()
-            try? await server.respond(to: id, with: bytes)
         }
     }
     let request: [UInt8] = Array(repeating: 7, count: payloadSize)
@@ -218,7 +249,7 @@ func asyncMode(outstanding: Int) async throws -> (p50: Double, p99: Double, call
     client.close()
     server.close()
     serverTask.cancel()
-    for side in [sides.0, sides.1] { try? side.context.close() }
+    for side in sides { try? side.context.close() }
     return (percentile(samples, 0.5), percentile(samples, 0.99), Double(perTask * outstanding) / (Double(elapsed) / 1e9), mallocs)
 }
 
@@ -230,12 +261,12 @@ func fixed(_ value: Double, _ digits: Int) -> String {
 
 func format(_ value: Double?) -> String { value.map { fixed($0, 3) } ?? "n/a (run under tools/malloc-count.c)" }
 
-let poll = try pollModeLatency()
-print("endpoint poll mode, \(payloadSize)-byte request/response, \(iterations) calls:")
+let poll = try await pollModeLatency()
+print("endpoint poll mode, \(payloadSize)-byte request/response, \(iterations) calls, \(verbsDevice.map { "\($0) by rdma_cm" } ?? "soft engine"):")
 print("  round trip p50 \(fixed(poll.p50, 2)) us  p99 \(fixed(poll.p99, 2)) us  (half round trip p50 \(fixed(poll.p50 / 2, 2)) us)")
 print("  calls/s 1 outstanding: \(Int(poll.callsPerSecond))")
 print("  mallocs per call (poll): \(format(poll.mallocsPerCall))")
-let thirtyTwo = try pollModeThroughput(outstanding: 32)
+let thirtyTwo = try await pollModeThroughput(outstanding: 32)
 print("  calls/s 32 outstanding: \(Int(thirtyTwo))")
 let async1 = try await asyncMode(outstanding: 1)
 let async32 = try await asyncMode(outstanding: 32)

@@ -62,7 +62,7 @@ struct EndpointTests {
                 }
             }
         }
-        #expect(pair.queuePairs.context.softCounters!.sendRNRError == 0)
+        #expect(pair.queuePairs.rnrEvents == 0)
     }
 
     @Test func tenThousandConcurrentCallsAllAnswered() async throws {
@@ -90,8 +90,7 @@ struct EndpointTests {
         #expect(try pair.clientMetrics.expectTimer("rdma.endpoint_call_duration").values.count == count)
         #expect(try pair.clientMetrics.expectCounter("rdma.endpoint_credit_stalls").totalValue > 0,
                 "10,000 calls over 128 credits must have waited for credits")
-        let counters = pair.queuePairs.context.softCounters!
-        #expect(counters.sendRNRError == 0 && counters.receivedRNRError == 0)
+        #expect(pair.queuePairs.rnrEvents == 0)
         pair.close()
         await server.value
     }
@@ -111,8 +110,7 @@ struct EndpointTests {
         }
         try await sender.value
         #expect(try pair.clientMetrics.expectCounter("rdma.endpoint_credit_stalls").totalValue > 0)
-        let counters = pair.queuePairs.context.softCounters!
-        #expect(counters.sendRNRError == 0 && counters.receivedRNRError == 0, "credits kept the receiver from running dry")
+        #expect(pair.queuePairs.rnrEvents == 0, "credits kept the receiver from running dry")
     }
 
     @Test func slowReceiverStallsTheSenderAndLosesNothing() throws {
@@ -137,8 +135,7 @@ struct EndpointTests {
             }
         }
         #expect(sent == 1000 && received == 1000 && stalls >= 1000 - 16)
-        let counters = pair.queuePairs.context.softCounters!
-        #expect(counters.sendRNRError == 0 && counters.receivedRNRError == 0 && counters.rnrRetryExceeded == 0)
+        #expect(pair.queuePairs.rnrEvents == 0)
     }
 
     @Test(arguments: [1, 4095, 4096, 4097, 65_536, 1 << 20, 8 << 20])
@@ -204,18 +201,7 @@ struct EndpointTests {
         let pair = try EndpointPair()
         let client = pair.client
         let clock = ContinuousClock()
-        let outcomes = Task {
-            await withTaskGroup(of: EndpointError?.self) { group in
-                for index in 0..<500 {
-                    group.addTask {
-                        do { _ = try await client.call([UInt8(index & 0xFF)]); return nil } catch { return error as? EndpointError }
-                    }
-                }
-                var errors: [EndpointError?] = []
-                for await outcome in group { errors.append(outcome) }
-                return errors
-            }
-        }
+        let outcomes = concurrentCalls(client, count: 500)
         // Some requests reached the server; it goes away without answering.
         let first = try await pair.server.receive()
         first.release()
@@ -232,18 +218,7 @@ struct EndpointTests {
         configuration.livenessProbeInterval = .milliseconds(20)
         let pair = try EndpointPair(client: configuration, timeout: 8, retryCount: 2)
         let client = pair.client
-        let outcomes = Task {
-            await withTaskGroup(of: EndpointError?.self) { group in
-                for _ in 0..<100 {
-                    group.addTask {
-                        do { _ = try await client.call([1]); return nil } catch { return error as? EndpointError }
-                    }
-                }
-                var errors: [EndpointError?] = []
-                for await outcome in group { errors.append(outcome) }
-                return errors
-            }
-        }
+        let outcomes = concurrentCalls(client, count: 100)
         let first = try await pair.server.receive()
         first.release()
         // The server's process "dies": its QP vanishes, no close reaches the client.

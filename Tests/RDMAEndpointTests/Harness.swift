@@ -1,36 +1,78 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import MetricsTestKit
 import RDMA
 import Testing
 @testable import RDMAEndpoint
 
-/// Two RC queue pairs on one soft device (127.0.0.1, a kernel-chosen UDP port), connected
-/// to each other the way the RDMA tests' `ConnectedPair` does, each with its own CQ. The ACK
-/// timeout (16: 0.27 s × 7 retries) outlasts a thread descheduled on a loaded CI machine.
+/// The device the endpoint tests run on: the verbs device `RDMA_TEST_DEVICE` names (kernel
+/// rxe inside the lab VM: tools/endpoint-lab), else a soft device on 127.0.0.1.
+enum EndpointTestDevice {
+    static let verbsName: String? = getenv("RDMA_TEST_DEVICE").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+    /// The address rdma_cm connects to on verbs (the lab's rxe netdev).
+    static let verbsAddress: String? = getenv("RDMA_TEST_IPV4").map { String(cString: $0) }
+
+    static func open() throws -> Context {
+        if let verbsName { return try Context(deviceNamed: verbsName) }
+        return try Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: 0))
+    }
+
+    /// RNR events on the context's device so far — NAKs received and sent, RNR retries
+    /// exhausted: the soft engine's counters, or rxe's hw_counters (device-wide).
+    static func rnrEvents(_ context: Context) -> UInt64 {
+        let names = ["rcvd_rnr_err", "send_rnr_err", "retry_rnr_exceeded_err"]
+        if let counters = context.softCounters {
+            return counters.named.filter { names.contains($0.name) }.reduce(0) { $0 + $1.value }
+        }
+        return names.reduce(0) { total, name in
+            let path = "/sys/class/infiniband/\(context.device.name)/ports/1/hw_counters/\(name)"
+            guard let file = fopen(path, "r") else { return total }
+            defer { fclose(file) }
+            var line = [CChar](repeating: 0, count: 32)
+            guard fgets(&line, 32, file) != nil else { return total }
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return total + (UInt64(text.trimmingPrefix(" ").prefix { $0.isNumber }) ?? 0)
+        }
+    }
+}
+
+/// Two RC queue pairs on one device (`EndpointTestDevice`), connected to each other the
+/// way the RDMA tests' `ConnectedPair` does, each with its own CQ. The ACK timeout (16:
+/// 0.27 s × 7 retries) outlasts a thread descheduled on a loaded CI machine.
 final class QueuePairPair: @unchecked Sendable {
     let context: Context
     let domain: ProtectionDomain
     let pairA: QueuePair
     let pairB: QueuePair
+    /// The device's RNR events when the pair was made (rxe counts device-wide).
+    let rnrEventsAtStart: UInt64
 
     init(receiveSlots: Int = 256, sendDepth: UInt32 = 512, timeout: UInt8 = 16, retryCount: UInt8 = 7) throws {
-        context = try Context(soft: SoftDeviceConfiguration(address: "127.0.0.1", port: 0))
+        context = try EndpointTestDevice.open()
+        rnrEventsAtStart = EndpointTestDevice.rnrEvents(context)
         domain = try ProtectionDomain(context: context)
         let capabilities = QueuePairCapabilities(maxSendWorkRequests: sendDepth, maxReceiveWorkRequests: UInt32(receiveSlots),
                                                  maxSendScatterGather: 1, maxReceiveScatterGather: 1, maxInlineData: 0)
         let entries = Int(sendDepth) + receiveSlots
-        let queueA = try CompletionQueue(context: context, minimumEntries: entries)
-        let queueB = try CompletionQueue(context: context, minimumEntries: entries)
+        // With channels, async drivers park until a completion instead of sleeping in turns
+        // (which, in the lab's emulated VM, left kernel rxe waiting on them).
+        let queueA = try CompletionQueue(context: context, minimumEntries: entries, channel: CompletionChannel(context: context))
+        let queueB = try CompletionQueue(context: context, minimumEntries: entries, channel: CompletionChannel(context: context))
         pairA = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queueA,
                               receiveCompletionQueue: queueA, capabilities: capabilities)
         pairB = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queueB,
                               receiveCompletionQueue: queueB, capabilities: capabilities)
-        let gidIndex = try context.preferredRoCEv2GID().index
+        let gidIndex = try getenv("RDMA_TEST_GID_INDEX").flatMap { Int(String(cString: $0)) } ?? context.preferredRoCEv2GID().index
         let endpointA = try pairA.localEndpoint(gidIndex: gidIndex, psn: 0x100)
         let endpointB = try pairB.localEndpoint(gidIndex: gidIndex, psn: 0xFF_FFF0)
         let options = ConnectionOptions(gidIndex: UInt8(gidIndex), timeout: timeout, retryCount: retryCount)
         try pairA.connect(to: endpointB, local: endpointA, options: options)
         try pairB.connect(to: endpointA, local: endpointB, options: options)
     }
+
+    /// RNR events on the device since the pair was made.
+    var rnrEvents: UInt64 { EndpointTestDevice.rnrEvents(context) - rnrEventsAtStart }
 
     deinit { try? context.close() }
 }
@@ -77,5 +119,22 @@ func serveEcho(_ endpoint: MessageEndpoint) async {
         let id = request.callID, bytes = request.bytes
         request.release()
         do { try await endpoint.respond(to: id, with: bytes) } catch { return }
+    }
+}
+
+/// `count` one-byte calls in flight at once on `client`, each until it ends: the error of
+/// each (nil for one answered). For tests that end the connection under them.
+func concurrentCalls(_ client: MessageEndpoint, count: Int) -> Task<[EndpointError?], Never> {
+    Task {
+        await withTaskGroup(of: EndpointError?.self) { group in
+            for index in 0..<count {
+                group.addTask {
+                    do { _ = try await client.call([UInt8(index & 0xFF)]); return nil } catch { return error as? EndpointError }
+                }
+            }
+            var errors: [EndpointError?] = []
+            for await outcome in group { errors.append(outcome) }
+            return errors
+        }
     }
 }

@@ -50,23 +50,14 @@ public final class Connection: @unchecked Sendable {
     /// `identifier.createQueuePair`, or return a RESET RC QP to be attached), sends the
     /// request with `parameters`, and returns once established. Everything is bounded by
     /// `timeout`; a refusal throws `.rejected(reason)`, no answer ETIMEDOUT/`.unreachable`,
-    /// an unknown address the resolution error. Cancelling the task tears everything down.
+    /// an unknown address the resolution error. Cancelling the task tears everything down; on any failure the queue pair is closed too.
     /// `context` chooses the soft backend (`Context(soft:)`); verbs otherwise.
     /// The corresponding C functions are `rdma_resolve_addr`, `rdma_resolve_route`,
     /// `rdma_create_qp` and `rdma_connect`.
     public static func connect(to host: String, port: UInt16, timeout: Duration = .seconds(10),
                                parameters: ConnectionParameters = ConnectionParameters(), context: Context? = nil,
                                queuePair makeQueuePair: (ConnectionIdentifier) throws -> QueuePair) async throws -> Connection {
-        let address: ConnectionAddress
-        if let numeric = ConnectionAddress(host, port: port) {
-            address = numeric
-        } else {
-            address = try await withCheckedThrowingContinuation { continuation in
-                DispatchQueue.global().async {
-                    continuation.resume(with: Result { () throws(RDMAError) in try ConnectionAddress(host: host, port: port) })
-                }
-            }
-        }
+        let address = try await resolve(host, port: port)
         return try await connect(to: address, timeout: timeout, parameters: parameters, context: context, queuePair: makeQueuePair)
     }
 
@@ -74,10 +65,36 @@ public final class Connection: @unchecked Sendable {
     public static func connect(to address: ConnectionAddress, timeout: Duration = .seconds(10),
                                parameters: ConnectionParameters = ConnectionParameters(), context: Context? = nil,
                                queuePair makeQueuePair: (ConnectionIdentifier) throws -> QueuePair) async throws -> Connection {
+        try ConnectionParameters.validate(privateData: parameters.privateData, limit: PrivateDataLimit.connect, operation: "connect to \(address)")
+        return try await connect(to: address, timeout: timeout, context: context) { identifier in
+            (try makeQueuePair(identifier), parameters)
+        }
+    }
+
+    /// `connect(to:port:…)` for a request whose private data depends on the queue pair:
+    /// `offer` creates the queue pair on the resolved identifier and returns it with the
+    /// parameters to send — e.g. the rkeys and addresses of memory registered for it.
+    ///
+    /// ```swift
+    /// let connection = try await Connection.connect(to: "10.0.0.2", port: 7471) { identifier in
+    ///     let queuePair = try identifier.createQueuePair(protectionDomain: pd, sendCompletionQueue: cq, receiveCompletionQueue: cq)
+    ///     let region = try MemoryRegion(protectionDomain: pd, length: 4096, access: [.localWrite, .remoteWrite])
+    ///     return (queuePair, ConnectionParameters(privateData: region.remoteDescriptor.serialized))
+    /// }
+    /// ```
+    /// The corresponding C functions are `rdma_resolve_addr`, `rdma_resolve_route`,
+    /// `rdma_create_qp` and `rdma_connect`.
+    public static func connect(to host: String, port: UInt16, timeout: Duration = .seconds(10), context: Context? = nil,
+                               offer: (ConnectionIdentifier) throws -> (queuePair: QueuePair, parameters: ConnectionParameters)) async throws -> Connection {
+        try await connect(to: resolve(host, port: port), timeout: timeout, context: context, offer: offer)
+    }
+
+    /// `connect(to:port:offer:)` with an address already resolved.
+    public static func connect(to address: ConnectionAddress, timeout: Duration = .seconds(10), context: Context? = nil,
+                               offer: (ConnectionIdentifier) throws -> (queuePair: QueuePair, parameters: ConnectionParameters)) async throws -> Connection {
         guard timeout > .zero else {
             throw RDMAError(operation: "connect to \(address)", kind: .invalidArgument, hint: "timeout must be positive; got \(timeout)")
         }
-        try ConnectionParameters.validate(privateData: parameters.privateData, limit: PrivateDataLimit.connect, operation: "connect to \(address)")
         let deadline = ContinuousClock.now + timeout
         let channel = try ConnectionEventChannel(context: context)
         let ended = Disconnection()
@@ -89,6 +106,7 @@ public final class Connection: @unchecked Sendable {
             throw error
         }
         var identifier: ConnectionIdentifier?
+        var offered: QueuePair?
         do {
             let client = try ConnectionIdentifier(channel: channel)
             identifier = client
@@ -97,17 +115,32 @@ public final class Connection: @unchecked Sendable {
             _ = try await expect(.addressResolved, from: watcher, until: deadline, operation: "\(step): rdma_resolve_addr")
             try client.resolveRoute(timeoutMilliseconds: milliseconds(until: deadline))
             _ = try await expect(.routeResolved, from: watcher, until: deadline, operation: "\(step): rdma_resolve_route")
-            let queuePair = try makeQueuePair(client)
+            let (queuePair, parameters) = try offer(client)
+            offered = queuePair
             if queuePair.connectionIdentifier !== client { try client.attach(queuePair) }
+            try ConnectionParameters.validate(privateData: parameters.privateData, limit: PrivateDataLimit.connect, operation: step)
             try client.connect(parameters)
             let established = try await expect(.established, from: watcher, until: deadline, operation: "\(step): rdma_connect")
             return Connection(identifier: client, queuePair: queuePair, watcher: watcher, ended: ended,
                               peerPrivateData: established.privateData, peerParameters: established.parameters)
         } catch {
+            // The queue pair is bound to the identifier (rdma_destroy_qp before rdma_destroy_id)
+            // and useless without the connection: closed with it (close is idempotent).
             watcher.stop()
+            try? offered?.close()
             try? identifier?.close()
             try? channel.close()
             throw error
+        }
+    }
+
+    /// `host` as an address: a numeric one at once, a name looked up off the cooperative pool.
+    static func resolve(_ host: String, port: UInt16) async throws -> ConnectionAddress {
+        if let numeric = ConnectionAddress(host, port: port) { return numeric }
+        return try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { () throws(RDMAError) in try ConnectionAddress(host: host, port: port) })
+            }
         }
     }
 
