@@ -27,7 +27,7 @@ struct PerftestSendBandwidthTests {
         let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: 10)
         defer { control.close() }
         let parameters = ThroughputParameters(operation: .send, sizes: [size], iterations: iterations, duration: nil, progressTimeout: 20)
-        let sent = try PerftestBandwidth.runClient(opened: client, control: control, parameters: parameters, log: { _ in })
+        let sent = try PerftestBandwidth.runClient(opened: client, control: control, parameters: parameters, log: { _ in }).last
         if let error = task.wait(timeout: 60) { throw error }
         #expect(sent?.messages == iterations)
         #expect(sent?.messageSize == size)
