@@ -160,7 +160,7 @@ public struct PerftestExchange {
         for key in mine {
             let their = try keys(key)
             if theirs.contains(where: { $0.queuePairNumber == their.queuePairNumber }) {
-                throw .peer("perftest's peer sent QP \(theirs.count)'s key line for QP 0x\(PerftestKey.hex(their.queuePairNumber, 6)) again: it has \(theirs.count) QP(s), we have \(mine.count)",
+                throw .peer("perftest's peer sent QP 0x\(PerftestKey.hex(their.queuePairNumber, 6))'s key line again where we expected its QP \(theirs.count): it has \(theirs.count) QP(s), we have \(mine.count)",
                             hint: "give the same -q on both sides")
             }
             theirs.append(their)
@@ -412,7 +412,7 @@ public struct PerftestBandwidthReport: Equatable, Sendable {
 }
 
 /// WRITE, READ and SEND bandwidth against perftest's `ib_write_bw` / `ib_read_bw` /
-/// `ib_send_bw` (half duplex, 1 QP), either role. The WRITE and READ binaries exchange the
+/// `ib_send_bw` (half duplex, `-q N`; `-a` for WRITE and READ as a client), either role. The WRITE and READ binaries exchange the
 /// same way and their server is passive; `ib_send_bw`'s server receives and counts.
 public enum PerftestBandwidth {
     /// `ib_*_bw`'s key-line exchanges once the keys (a line per QP) are swapped and the
@@ -500,9 +500,10 @@ public enum PerftestBandwidth {
     }
 
     /// Answers `ib_write_bw`'s or `ib_read_bw`'s client (half duplex, `queuePairs` QPs —
-    /// its -q, which perftest does not exchange): the passive target of its WRITEs or READs. Returns the client's report (perftest measured it), which the server prints.
-    /// perftest's client says nothing during the run: the wait for its end is bounded by
-    /// `runTimeout`, not by the progress timeout.
+    /// its -q, which perftest does not exchange; any size or `-a`): the passive target of
+    /// its WRITEs or READs. Returns the client's report (perftest measured it; after `-a`,
+    /// its last size), which the server prints. perftest's client says nothing during the
+    /// run: the wait for its end is bounded by `runTimeout`, not by the progress timeout.
     public static func serve(opened: OpenedDevice, control: any PerftestChannel, admission: ServerLoop.Admission = .init(),
                              queuePairs: Int = 1, inlineSize: Int?, qpTimeout: UInt8,
                              timeout: Double, runTimeout: Double, log: (String) -> Void) throws(PerfError) -> PerftestBandwidthReport? {
@@ -536,9 +537,9 @@ public enum PerftestBandwidth {
 
     /// Answers `ib_send_bw`'s client (half duplex, RC, `queuePairs` QPs — its -q — over
     /// TCP): posts receives of `size` bytes on each QP (its -s must not be larger), counts
-    /// and reposts until its close, and
-    /// returns what we received, timed from the first receive to the last (its size and
-    /// count are not exchanged: the largest completion's length is its size).
+    /// and reposts until its close, and returns what we received, timed from the first
+    /// receive to the last (its size and count are not exchanged: the largest completion's
+    /// length is its size).
     public static func serveSend(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
                                  size: Int, queuePairs: Int = 1, inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
                                  log: (String) -> Void) throws(PerfError) -> BandwidthStatistics? {
