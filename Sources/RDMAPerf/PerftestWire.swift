@@ -144,22 +144,46 @@ public struct PerftestExchange {
         _ = try keys(mine)
     }
 
-    /// A bandwidth test's QP set up the perftest way: our key line (advertising the
-    /// landing half of `queues`' buffer), the peer's, and the test QP connected — to the
-    /// peer's key over TCP, through the CM with `-R`.
-    func connect(_ queues: QueueSet, opened: OpenedDevice, mtu: PathMTU, qpTimeout: UInt8) throws(PerfError) -> (mine: PerftestKey, theirs: PerftestKey) {
-        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
-        let mine = PerftestKey(lid: local.lid, outstandingReads: 1, queuePairNumber: local.queuePairNumber,
-                               psn: local.packetSequenceNumber, rkey: queues.memory.rkey,
-                               virtualAddress: queues.memory.address + UInt64(queues.slot), gid: local.gid)
-        try connectThroughConnectionManager(queues.queuePairs[0], mine: mine)
-        let theirs = try keys(mine)
+    /// A bandwidth test's QPs set up the perftest way: a key line per QP each way (ours
+    /// advertising the landing half of `queues`' buffer), then each QP connected to the
+    /// peer's — over TCP, or through the CM with `-R` (one QP). perftest does not exchange
+    /// its -q: a peer with fewer QPs sends QP 0's line again where we expect another QP's.
+    func connect(_ queues: QueueSet, opened: OpenedDevice, mtu: PathMTU, qpTimeout: UInt8) throws(PerfError) -> (mine: [PerftestKey], theirs: [PerftestKey]) {
+        let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)
+        let mine = local.map { endpoint in
+            PerftestKey(lid: endpoint.lid, outstandingReads: 1, queuePairNumber: endpoint.queuePairNumber,
+                        psn: endpoint.packetSequenceNumber, rkey: queues.memory.rkey,
+                        virtualAddress: queues.memory.address + UInt64(queues.slot), gid: endpoint.gid)
+        }
+        try connectThroughConnectionManager(queues.queuePairs[0], mine: mine[0])
+        var theirs: [PerftestKey] = []
+        for key in mine {
+            let their = try keys(key)
+            if theirs.contains(where: { $0.queuePairNumber == their.queuePairNumber }) {
+                throw .peer("perftest's peer sent QP 0x\(PerftestKey.hex(their.queuePairNumber, 6))'s key line again where we expected its QP \(theirs.count): it has \(theirs.count) QP(s), we have \(mine.count)",
+                            hint: "give the same -q on both sides")
+            }
+            theirs.append(their)
+        }
         if !usesConnectionManager {
-            let remote = Endpoint(queuePairNumber: theirs.queuePairNumber, packetSequenceNumber: theirs.psn, gid: theirs.gid,
-                                  lid: theirs.lid, mtu: mtu)
-            try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
+            let remote = theirs.map { key in
+                Endpoint(queuePairNumber: key.queuePairNumber, packetSequenceNumber: key.psn, gid: key.gid, lid: key.lid, mtu: mtu)
+            }
+            try queues.connect(local: local, remote: remote, port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
         }
         return (mine, theirs)
+    }
+
+    /// perftest's remote-QP prints after connecting: QP i's key line each way, for each
+    /// QP. A peer with more QPs than ours sends a new QP's key here.
+    func printSteps(mine: [PerftestKey], theirs: [PerftestKey]) throws(PerfError) {
+        for (index, key) in mine.enumerated() {
+            let their = try keys(key)
+            guard their.queuePairNumber == theirs[index].queuePairNumber else {
+                throw .peer("perftest's peer printed QP 0x\(PerftestKey.hex(their.queuePairNumber, 6)) where we expected its QP \(index) (0x\(PerftestKey.hex(theirs[index].queuePairNumber, 6))): it has more QPs than our \(mine.count)",
+                            hint: "give the same -q on both sides")
+            }
+        }
     }
 
     func keys(_ mine: PerftestKey) throws(PerfError) -> PerftestKey {
@@ -388,18 +412,22 @@ public struct PerftestBandwidthReport: Equatable, Sendable {
 }
 
 /// WRITE, READ and SEND bandwidth against perftest's `ib_write_bw` / `ib_read_bw` /
-/// `ib_send_bw` (half duplex, 1 QP), either role. The WRITE and READ binaries exchange the
+/// `ib_send_bw` (half duplex, `-q N`; `-a` for WRITE and READ as a client), either role. The WRITE and READ binaries exchange the
 /// same way and their server is passive; `ib_send_bw`'s server receives and counts.
 public enum PerftestBandwidth {
-    /// `ib_write_bw`'s key-line exchanges: the keys before connecting, then (connected)
-    /// the remote-QP print and a barrier; after the run one more, the reports, and the
-    /// close (a key line and the text "done").
-    public static let keyExchangesBeforeRun = (beforeConnect: 1, afterConnect: 2)
-
-    /// `ib_send_bw`'s (half duplex, RC): the keys before connecting; (connected) a barrier,
-    /// the remote-QP print, and a barrier once the server's receives are posted; after the
-    /// run only the close — each side prints its own figures, no reports are exchanged.
-    public static let sendKeyExchangesBeforeRun = (beforeConnect: 1, afterConnect: 3)
+    /// `ib_*_bw`'s key-line exchanges once the keys (a line per QP) are swapped and the
+    /// QPs connected: for SEND first a barrier; the remote-QP prints (a line per QP); a
+    /// barrier — for SEND once the server's receives are posted (`postReceives` runs just
+    /// before it). After the run `ib_write_bw`/`ib_read_bw` exchange one more, the reports
+    /// and the close (a key line and the text "done"); `ib_send_bw` only the close, each
+    /// side printing its own figures.
+    static func connectedSteps(_ exchange: PerftestExchange, operation: BandwidthOperation, mine: [PerftestKey], theirs: [PerftestKey],
+                               postReceives: () throws(PerfError) -> Void = {}) throws(PerfError) {
+        if operation == .send { _ = try exchange.keys(mine[0]) }
+        try exchange.printSteps(mine: mine, theirs: theirs)
+        if operation == .send { try postReceives() }
+        _ = try exchange.keys(mine[0])
+    }
 
     /// perftest's binary for each operation.
     public static func tool(for operation: BandwidthOperation) -> String {
@@ -410,59 +438,74 @@ public enum PerftestBandwidth {
         }
     }
 
+    /// Our client of `ib_write_bw`/`ib_read_bw`/`ib_send_bw`'s server: each size in turn
+    /// (`-a`: WRITE and READ only — half duplex, perftest's client sweeps 2 … 2^23 with no
+    /// exchange between sizes, then sends the last size's report), `report` called as each
+    /// size ends.
     public static func runClient(opened: OpenedDevice, control: any PerftestChannel, parameters: ThroughputParameters,
-                                 log: (String) -> Void) throws(PerfError) -> BandwidthStatistics? {
-        guard parameters.sizes.count == 1, parameters.queuePairs == 1, !parameters.bidirectional,
+                                 log: (String) -> Void, report: (BandwidthStatistics) -> Void = { _ in }) throws(PerfError) -> [BandwidthStatistics] {
+        guard parameters.sizes.count == 1 || parameters.operation != .send, !parameters.bidirectional,
               let iterations = parameters.iterations else {
-            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: one size, -q 1, -n iterations, no -b/-D")
+            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -n iterations, no -b/-D, -a only with WRITE and READ")
         }
         let tool = tool(for: parameters.operation)
-        let size = parameters.sizes[0]
-        try ThroughputSession.checkSizes([size], opened: opened)
+        let sizes = parameters.sizes
+        try ThroughputSession.checkSizes(sizes, opened: opened)
         let exchange = PerftestExchange(control: control, isClient: true, timeout: parameters.progressTimeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
-        log("peer is perftest \(version) (\(tool)'s exchange; \(parameters.operation) bandwidth, \(iterations) × \(size) B)")
-        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [size], depth: parameters.sendDepth,
+        let shown = sizes.count == 1 ? "\(sizes[0]) B" : "each size \(sizes[0]) … \(sizes[sizes.count - 1]) B (give -a on both sides)"
+        log("peer is perftest \(version) (\(tool)'s exchange; \(parameters.operation) bandwidth, \(iterations) × \(shown) on each of \(parameters.queuePairs) QP(s) — give the same -q on both sides)")
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: parameters.queuePairs, sizes: sizes, depth: parameters.sendDepth,
                                                    inlineSize: parameters.inlineSize)
         defer { queues.close() }
         let (mine, theirs) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: parameters.qpTimeout)
-        let steps = parameters.operation == .send ? sendKeyExchangesBeforeRun : keyExchangesBeforeRun
-        for _ in 0..<steps.afterConnect { _ = try exchange.keys(mine) }
+        try connectedSteps(exchange, operation: parameters.operation, mine: mine, theirs: theirs)
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control as? ControlConnection)
         pump.watchControl = false
         pump.yieldWhenIdle = !parameters.spin
         // The loop WRITEs at `slot` into the region it is given (start it `slot` below the
-        // address perftest advertised) and READs from its start.
+        // address perftest advertised) and READs from its start. Every QP uses QP 0's area
+        // (one region, as with our server): perftest registers one buffer for all its QPs.
         let slot = parameters.operation == .write ? UInt64(queues.slot) : 0
-        let region = RemoteMemory(address: theirs.virtualAddress &- slot, rkey: theirs.rkey, length: UInt32(clamping: Int(slot) + size))
-        let stamps = StampBuffers(capacity: iterations, queuePairs: 1)
-        var progress = ProgressLine()
-        let outcome = try ThroughputLoop.run(queues: queues, remote: region, parameters: parameters, size: size, sending: true,
-                                             receiving: false, expectPeerDone: false, stamps: stamps, pump: pump, progress: &progress)
-        progress.finish()
-        let statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
-                                             peakBytesPerSecond: outcome.peak)
-        if parameters.operation == .send {
-            try close(exchange, mine: mine, timeout: parameters.progressTimeout)
-            return statistics
+        let stamps = StampBuffers(capacity: ThroughputParameters.stampCapacity(parameters), queuePairs: parameters.queuePairs)
+        var results: [BandwidthStatistics] = []
+        for size in sizes {
+            if stopRequested() { break }
+            let region = RemoteMemory(address: theirs[0].virtualAddress &- slot, rkey: theirs[0].rkey, length: UInt32(clamping: Int(slot) + size))
+            var progress = ProgressLine()
+            let outcome = try ThroughputLoop.run(queues: queues, remote: region, parameters: parameters, size: size, sending: true,
+                                                 receiving: false, expectPeerDone: false, stamps: stamps, pump: pump, progress: &progress)
+            progress.finish()
+            let statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
+                                                 peakBytesPerSecond: outcome.peak)
+            results.append(statistics)
+            report(statistics)
         }
-        _ = try exchange.keys(mine)          // the client is done
-        let report = PerftestBandwidthReport(size: UInt64(size), iterations: UInt64(outcome.sent),
-                                             peakMiBps: statistics.peakBytesPerSecond / 1_048_576,
-                                             averageMiBps: statistics.averageBytesPerSecond / 1_048_576,
-                                             messageRateMpps: statistics.messageRateMpps)
-        for field in report.fields { _ = try exchange.swap(field, count: 8, what: "perftest's bandwidth report") }
-        _ = try? PerftestExchange(control: control, isClient: true, timeout: min(parameters.progressTimeout, 5)).keys(mine)
+        if parameters.operation == .send {
+            try close(exchange, mine: mine[0], timeout: parameters.progressTimeout)
+            return results
+        }
+        _ = try exchange.keys(mine[0])          // the client is done
+        // perftest reports the messages of all QPs (its -n × -q) as "iterations"; after -a,
+        // of the last size.
+        let last = results.last ?? BandwidthStatistics(messageSize: sizes[0], messages: 0, elapsedNanoseconds: 0, peakBytesPerSecond: 0)
+        let ours = PerftestBandwidthReport(size: UInt64(last.messageSize), iterations: UInt64(last.messages),
+                                           peakMiBps: last.peakBytesPerSecond / 1_048_576,
+                                           averageMiBps: last.averageBytesPerSecond / 1_048_576,
+                                           messageRateMpps: last.messageRateMpps)
+        for field in ours.fields { _ = try exchange.swap(field, count: 8, what: "perftest's bandwidth report") }
+        _ = try? PerftestExchange(control: control, isClient: true, timeout: min(parameters.progressTimeout, 5)).keys(mine[0])
         try? control.sendRaw(Array("done".utf8) + [0])
-        return statistics
+        return results
     }
 
-    /// Answers `ib_write_bw`'s or `ib_read_bw`'s client (half duplex, 1 QP): the passive
-    /// target of its WRITEs or READs. Returns the client's report (perftest measured it), which the server prints.
-    /// perftest's client says nothing during the run: the wait for its end is bounded by
-    /// `runTimeout`, not by the progress timeout.
+    /// Answers `ib_write_bw`'s or `ib_read_bw`'s client (half duplex, `queuePairs` QPs —
+    /// its -q, which perftest does not exchange; any size or `-a`): the passive target of
+    /// its WRITEs or READs. Returns the client's report (perftest measured it; after `-a`,
+    /// its last size), which the server prints. perftest's client says nothing during the
+    /// run: the wait for its end is bounded by `runTimeout`, not by the progress timeout.
     public static func serve(opened: OpenedDevice, control: any PerftestChannel, admission: ServerLoop.Admission = .init(),
-                             inlineSize: Int?, qpTimeout: UInt8,
+                             queuePairs: Int = 1, inlineSize: Int?, qpTimeout: UInt8,
                              timeout: Double, runTimeout: Double, log: (String) -> Void) throws(PerfError) -> PerftestBandwidthReport? {
         let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
@@ -471,17 +514,17 @@ public enum PerftestBandwidth {
         // Its size is not exchanged (below 6.28) and its client may step its remote address
         // through its cycle buffer: a target region for the largest size `-a` reaches.
         let room = min(opened.maxMessageSize, targetRoom)
-        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [room], depth: 128, inlineSize: inlineSize)
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: queuePairs, sizes: [room], depth: 128, inlineSize: inlineSize)
         defer { queues.close() }
-        let (mine, _) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: qpTimeout)
-        for _ in 0..<keyExchangesBeforeRun.afterConnect { _ = try exchange.keys(mine) }
+        let (mine, theirs) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: qpTimeout)
+        try connectedSteps(exchange, operation: .write, mine: mine, theirs: theirs)
         opened.backgroundProgress(true)
         defer { opened.backgroundProgress(false) }
-        _ = try PerftestExchange(control: control, isClient: false, timeout: runTimeout).keys(mine)   // its run is over
+        _ = try PerftestExchange(control: control, isClient: false, timeout: runTimeout).keys(mine[0])   // its run is over
         let nothing = PerftestBandwidthReport(size: 0, iterations: 0, peakMiBps: 0, averageMiBps: 0, messageRateMpps: 0)
         var fields: [[UInt8]] = []
         for field in nothing.fields { fields.append(try exchange.swap(field, count: 8, what: "perftest's bandwidth report")) }
-        _ = try? PerftestExchange(control: control, isClient: false, timeout: min(timeout, 5)).keys(mine)
+        _ = try? PerftestExchange(control: control, isClient: false, timeout: min(timeout, 5)).keys(mine[0])
         try? control.sendRaw(Array("done".utf8) + [0])
         return PerftestBandwidthReport(fields: fields)
     }
@@ -492,30 +535,28 @@ public enum PerftestBandwidth {
         try? exchange.control.sendRaw(Array("done".utf8) + [0])
     }
 
-    /// Answers `ib_send_bw`'s client (half duplex, RC, 1 QP, over TCP): posts receives of
-    /// `size` bytes (its -s must not be larger), counts and reposts until its close, and
-    /// returns what we received, timed from the first receive to the last (its size and
-    /// count are not exchanged: the largest completion's length is its size).
+    /// Answers `ib_send_bw`'s client (half duplex, RC, `queuePairs` QPs — its -q — over
+    /// TCP): posts receives of `size` bytes on each QP (its -s must not be larger), counts
+    /// and reposts until its close, and returns what we received, timed from the first
+    /// receive to the last (its size and count are not exchanged: the largest completion's
+    /// length is its size).
     public static func serveSend(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
-                                 size: Int, inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
+                                 size: Int, queuePairs: Int = 1, inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
                                  log: (String) -> Void) throws(PerfError) -> BandwidthStatistics? {
         let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
         log("peer is perftest \(version) (ib_send_bw's client; we receive up to \(size) B per message — give it the same -s)")
-        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: 1, sizes: [size], depth: 128, inlineSize: inlineSize)
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: queuePairs, sizes: [size], depth: 128, inlineSize: inlineSize)
         defer { queues.close() }
-        let (mine, _) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: qpTimeout)
-        for step in 0..<sendKeyExchangesBeforeRun.afterConnect {
-            if step == sendKeyExchangesBeforeRun.afterConnect - 1 { try ThroughputSession.postReceives(queues) }
-            _ = try exchange.keys(mine)
-        }
+        let (mine, theirs) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: qpTimeout)
+        try connectedSteps(exchange, operation: .send, mine: mine, theirs: theirs) { () throws(PerfError) in try ThroughputSession.postReceives(queues) }
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control)
         pump.watchControl = false
         pump.yieldWhenIdle = !spin
         pump.activity = "receiving ib_send_bw's SENDs"
         pump.progressed(at: MonotonicClock.nanoseconds())
-        let pair = queues.queuePairs[0]
+        let pairs = queues.queuePairs
         let element = queues.memory.scatterGather(offset: queues.slot, length: queues.slot)
         var received = 0, largest = 0
         var first: UInt64 = 0, last: UInt64 = 0
@@ -534,12 +575,13 @@ public enum PerftestBandwidth {
                 if received == 0 { first = now }
                 received += 1
                 largest = max(largest, Int(pump.completions[index].byteLength))
-                try rdma("re-posting a receive") { () throws(RDMAError) in try pair.postReceive(id: receiveTag, scatterGather: element) }
+                let id = pump.completions[index].id   // receiveTag | the QP's index (postReceives)
+                try rdma("re-posting a receive") { () throws(RDMAError) in try pairs[Int(id & 0xFFFF)].postReceive(id: id, scatterGather: element) }
             }
             last = now
             pump.tick()
         }
-        try close(exchange, mine: mine, timeout: min(timeout, 5))
+        try close(exchange, mine: mine[0], timeout: min(timeout, 5))
         guard received > 1 else { return nil }
         // The first message starts the clock: count the others.
         return BandwidthStatistics(messageSize: largest, messages: received - 1, elapsedNanoseconds: last &- first, peakBytesPerSecond: 0)

@@ -39,7 +39,7 @@ public struct ThroughputCommand: ParsableCommand {
     @Option(name: [.customShort("s"), .customLong("size")], help: "Message size in bytes (default 65536).")
     public var size: ByteCount?
 
-    @Option(name: [.customShort("q"), .customLong("qp")], help: "Number of queue pairs.")
+    @Option(name: [.customShort("q"), .customLong("qp")], help: "Number of queue pairs. A server answering a perftest client needs its -q (perftest does not send it).")
     public var queuePairs: Int = 1
 
     @Flag(name: [.customShort("b"), .customLong("bidirectional")], help: "Both sides send; figures are summed.")
@@ -57,7 +57,7 @@ public struct ThroughputCommand: ParsableCommand {
     @Flag(name: .customLong("verify"), help: "Fill every message with its own pattern and check every byte that landed, outside the timed region: the run goes in rounds of up to -t messages per QP, each checked (by the server for WRITE and SEND) before the next; only the rounds are timed. Reports the bytes verified; a mismatch is an error naming the QP, iteration and byte. Not with -b, --perftest or -R.")
     public var verify = false
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw, ib_read_bw or ib_send_bw (--op write, read or send): speak its exchange (one -s, -q 1, -n — the same on both sides). Our server answers their clients without it.")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw, ib_read_bw or ib_send_bw (--op write, read or send): speak its exchange (-s, or -a with WRITE and READ; -n, -q — the same on both sides). Our server answers their clients without it (give it their -q: perftest does not send it).")
     public var perftestPeer = false
 
     public init() {}
@@ -91,9 +91,8 @@ public struct ThroughputCommand: ParsableCommand {
                 throw .usage("--verify -q \(queuePairs): \(why)", hint: "lower -q or -s")
             }
         }
-        if perftestPeer, common.all || common.duration != nil || queuePairs != 1 || bidirectional
-            || common.server == nil || common.loopback {
-            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: one -s, -q 1, -n, as a client (name the server)")
+        if perftestPeer, common.all && operation == .send || common.duration != nil || bidirectional || common.server == nil || common.loopback {
+            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -s (or -a with WRITE and READ), -n, -q (the server's), as a client (name the server)")
         }
         return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: 65536, explicit: size),
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,
@@ -129,10 +128,8 @@ public struct ThroughputCommand: ParsableCommand {
             results = try runThroughConnectionManager(opened: opened, parameters: parameters, printer: printer)
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
-            let result = try PerftestBandwidth.runClient(opened: opened, control: control, parameters: parameters,
-                                                         log: { printError("rdma-throughput: \($0)") })
-            if let result { printer.print(result) }
-            results = result.map { [$0] } ?? []
+            results = try PerftestBandwidth.runClient(opened: opened, control: control, parameters: parameters,
+                                                      log: { printError("rdma-throughput: \($0)") }) { printer.print($0) }
         } else if let host = common.server {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
             results = try ThroughputSession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0) }
@@ -160,9 +157,7 @@ extension ThroughputCommand {
         if let host = common.server {
             let link = try PerftestConnectionManagerLink.connect(opened: opened, host: host, port: common.port, timeout: common.connectTimeout)
             defer { link.close() }
-            let result = try PerftestBandwidth.runClient(opened: opened, control: link, parameters: parameters, log: log)
-            if let result { printer.print(result) }
-            return result.map { [$0] } ?? []
+            return try PerftestBandwidth.runClient(opened: opened, control: link, parameters: parameters, log: log) { printer.print($0) }
         }
         log("waiting for a client on rdma_cm port \(common.port) (at most \(common.connectTimeout) s)")
         let link = try PerftestConnectionManagerLink.accept(opened: opened, port: common.port, bind: common.bindAddress,
@@ -193,6 +188,7 @@ extension ThroughputCommand {
             if operation == .send {
                 let received = try PerftestBandwidth.serveSend(opened: opened, control: control, admission: admission,
                                                                size: common.sizes(defaultSize: 65536, explicit: size).max() ?? 65536,
+                                                               queuePairs: queuePairs,
                                                                inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
                                                                timeout: common.progressTimeout, spin: common.spin, log: log)
                 if let received { printer.print(received, note: "   (received here, first message to last)") }
@@ -200,7 +196,8 @@ extension ThroughputCommand {
             }
             // perftest's client is silent during its run: the wait for its end is bounded
             // by the time its largest run may take, not only by --timeout.
-            let report = try PerftestBandwidth.serve(opened: opened, control: control, admission: admission, inlineSize: common.inlineSize,
+            let report = try PerftestBandwidth.serve(opened: opened, control: control, admission: admission, queuePairs: queuePairs,
+                                                     inlineSize: common.inlineSize,
                                                      qpTimeout: common.qpTimeout, timeout: common.progressTimeout,
                                                      runTimeout: max(common.progressTimeout, 600), log: log)
             guard let report, report.size > 0, report.size <= UInt64(RunLimits.standard.maximumSize),
@@ -209,8 +206,10 @@ extension ThroughputCommand {
                 if let report { log("perftest's client sent a report out of bounds (size \(report.size), iterations \(report.iterations), average \(report.averageMiBps) MiB/s): not printed") }
                 return
             }
-            let seconds = Double(report.size) * Double(report.iterations) / (report.averageMiBps * 1_048_576)
-            let statistics = BandwidthStatistics(messageSize: Int(report.size), messages: Int(report.iterations),
+            // perftest's "iterations" are the messages of all its QPs (-n × -q).
+            let messages = Int(report.iterations)
+            let seconds = Double(report.size) * Double(messages) / (report.averageMiBps * 1_048_576)
+            let statistics = BandwidthStatistics(messageSize: Int(report.size), messages: messages,
                                                  elapsedNanoseconds: MonotonicClock.span(seconds: seconds),
                                                  peakBytesPerSecond: report.peakMiBps * 1_048_576)
             printer.print(statistics, note: "   (client's figures)")

@@ -69,9 +69,9 @@ struct OptionsTests {
 
 @Suite("rdma-throughput --perftest")
 struct ThroughputPerftestOptionTests {
-    @Test("ib_*_bw's exchange only: one size, 1 QP, -n, as a client; no --verify", arguments: [
-        ["--perftest", "-q", "2", "h"], ["--perftest", "-b", "h"],
-        ["--perftest", "-D", "2", "h"], ["--perftest", "-a", "h"], ["--perftest"], ["--perftest", "--verify", "h"],
+    @Test("ib_*_bw's exchange only: one size, -n, as a client; no -b, --verify", arguments: [
+        ["--perftest", "-b", "h"], ["--perftest", "-q", "2", "-b", "h"],
+        ["--perftest", "-D", "2", "h"], ["--perftest", "--op", "send", "-a", "h"], ["--perftest"], ["--perftest", "--verify", "h"],
     ])
     func refused(arguments: [String]) throws {
         let command = try ThroughputCommand.parse(arguments)
@@ -87,5 +87,17 @@ struct ThroughputPerftestOptionTests {
     func accepted(operation: String) throws {
         let command = try ThroughputCommand.parse(["--perftest", "--op", operation, "-s", "4096", "-n", "100", "h"])
         #expect(try command.parameters().sizes == [4096])
+    }
+
+    @Test("-a over ib_write_bw's and ib_read_bw's exchange (sizes 2 … 2^23)", arguments: ["write", "read"])
+    func allSizes(operation: String) throws {
+        let command = try ThroughputCommand.parse(["--perftest", "--op", operation, "-a", "-n", "20", "h"])
+        #expect(try command.parameters().sizes == (1...23).map { 1 << $0 })
+    }
+
+    @Test("-q > 1 over perftest's exchange (ib_*_bw -q N: a key line per QP)", arguments: ["write", "read", "send"])
+    func severalQueuePairs(operation: String) throws {
+        let command = try ThroughputCommand.parse(["--perftest", "--op", operation, "-q", "4", "-n", "100", "h"])
+        #expect(try command.parameters().queuePairs == 4)
     }
 }

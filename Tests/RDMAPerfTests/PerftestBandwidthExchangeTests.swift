@@ -1,0 +1,110 @@
+import RDMA
+import Synchronization
+import Testing
+@testable import RDMAPerf
+
+/// Our perftest-style server (`serverQueuePairs`) in the background and our --perftest
+/// client (`clientQueuePairs`, `sizes`) here, on two soft engines; both outcomes (the
+/// client's last size).
+func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iterations: Int, clientQueuePairs: Int = 1, serverQueuePairs: Int = 1,
+                           address: UInt8) throws -> (sent: Result<[BandwidthStatistics], PerfError>, served: PerfError?, report: PerftestBandwidthReport?, received: BandwidthStatistics?) {
+    let size = sizes.max() ?? 0
+    let server = try DeviceSelection.open(.soft(address: "127.0.34.\(address)"), port: 1, gidIndex: nil) { _ in }
+    defer { server.close() }
+    let client = try DeviceSelection.open(.soft(address: "127.0.34.\(address + 1)"), port: 1, gidIndex: nil) { _ in }
+    defer { client.close() }
+    let listener = try ControlListener(port: 0)
+    defer { listener.close() }
+    let report = Mutex<PerftestBandwidthReport?>(nil)
+    let received = Mutex<BandwidthStatistics?>(nil)
+    let task = BackgroundTask { () throws(PerfError) in
+        let control = try listener.accept(timeout: 30)
+        defer { control.close() }
+        if operation == .send {
+            let result = try PerftestBandwidth.serveSend(opened: server, control: control, size: size, queuePairs: serverQueuePairs,
+                                                         inlineSize: nil, qpTimeout: 14, timeout: 20, log: { _ in })
+            received.withLock { $0 = result }
+        } else {
+            let result = try PerftestBandwidth.serve(opened: server, control: control, queuePairs: serverQueuePairs, inlineSize: nil,
+                                                     qpTimeout: 14, timeout: 20, runTimeout: 60, log: { _ in })
+            report.withLock { $0 = result }
+        }
+    }
+    let sent: Result<[BandwidthStatistics], PerfError>
+    do {
+        let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: 10)
+        defer { control.close() }
+        let parameters = ThroughputParameters(operation: operation, sizes: sizes, iterations: iterations, duration: nil,
+                                              queuePairs: clientQueuePairs, progressTimeout: 20)
+        sent = .success(try PerftestBandwidth.runClient(opened: client, control: control, parameters: parameters, log: { _ in }))
+    } catch {
+        sent = .failure(error)
+    }
+    let served = task.wait(timeout: 60)
+    return (sent, served, report.withLock { $0 }, received.withLock { $0 })
+}
+
+/// `ib_*_bw -q N`'s exchange, both roles of ours against each other on soft engines (the
+/// lab's tools/perf-checks runs each against Debian's perftest): a key line per QP before
+/// connecting, a remote-QP print per QP after, every QP carrying its iterations; a peer
+/// with another -q is refused by name instead of hanging.
+@Suite("perftest exchange: several QPs (ib_*_bw -q N)", .serialized)
+struct PerftestQueuePairTests {
+    @Test("our --perftest client and our server answering an ib_*_bw -q N client", arguments: [
+        (BandwidthOperation.write, 4), (.read, 3), (.send, 2),
+    ])
+    func severalQueuePairs(operation: BandwidthOperation, queuePairs: Int) throws {
+        let size = 4096, iterations = 300
+        let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: [size], iterations: iterations, clientQueuePairs: queuePairs,
+                                                    serverQueuePairs: queuePairs, address: 1)
+        if let error = outcome.served { throw error }
+        let sent = try #require(try outcome.sent.get().last)
+        #expect(sent.messages == iterations * queuePairs, "every QP ran -n iterations")
+        #expect(sent.messageSize == size)
+        if operation == .send {
+            let received = try #require(outcome.received)
+            #expect(received.messages == iterations * queuePairs - 1, "every SEND on every QP counted (the first starts the clock)")
+        } else {
+            let report = try #require(outcome.report)
+            #expect(report.iterations == UInt64(iterations * queuePairs), "perftest's report counts the messages of all QPs (ib_write_bw -q 4 -n 1000 prints 4000)")
+            #expect(report.size == UInt64(size))
+            #expect(report.averageMiBps > 0)
+        }
+    }
+
+    @Test("a peer with another -q is refused naming -q, either way round", arguments: [(2, 1), (1, 2), (3, 2)])
+    func mismatchedQueuePairs(client: Int, server: Int) throws {
+        let outcome = try runPerftestBandwidthPeers(operation: .write, sizes: [4096], iterations: 100, clientQueuePairs: client,
+                                                    serverQueuePairs: server, address: 11)
+        let errors = [outcome.served, outcome.sent.failure].compactMap { $0 }
+        #expect(!errors.isEmpty, "a -q mismatch went unnoticed")
+        #expect(errors.contains { "\($0)".contains("-q") }, "\(errors)")
+    }
+}
+
+/// `ib_write_bw -a`/`ib_read_bw -a`'s exchange as our client speaks it: every size 2 … 2^23
+/// in turn with no exchange between them, then the last size's report, which the server
+/// (ours here, perftest's in the lab) prints.
+@Suite("perftest exchange: all sizes (ib_*_bw -a)", .serialized)
+struct PerftestAllSizesTests {
+    @Test("our --perftest -a client against our server answering ib_write_bw/ib_read_bw", arguments: [BandwidthOperation.write, .read])
+    func allSizes(operation: BandwidthOperation) throws {
+        let sizes = (1...23).map { 1 << $0 }, iterations = 5
+        let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: sizes, iterations: iterations, address: 21)
+        if let error = outcome.served { throw error }
+        let sent = try outcome.sent.get()
+        #expect(sent.map(\.messageSize) == sizes)
+        #expect(sent.allSatisfy { $0.messages == iterations })
+        let report = try #require(outcome.report)
+        #expect(report.size == 1 << 23, "the server is told the last size's figures")
+        #expect(report.iterations == UInt64(iterations))
+        #expect(report.averageMiBps > 0)
+    }
+}
+
+extension Result {
+    fileprivate var failure: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
+    }
+}
