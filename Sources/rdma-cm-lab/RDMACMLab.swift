@@ -5,8 +5,8 @@
 //   rdma-cm-lab ucmatose server --port 7471              # answers `ucmatose -s …`
 //   rdma-cm-lab ucmatose client 10.0.0.1                 # talks to `ucmatose`
 //   rdma-cm-lab cycles 10.0.0.1 --count 1000             # connect/disconnect through our
-//   rdma-cm-lab cycles 127.0.0.2 --soft 127.0.0.1        # the same on the soft engine
 //                                                        # own listener; fds, RSS, QPs, cm ids
+//   rdma-cm-lab cycles 127.0.0.2 --soft 127.0.0.1        # the same on the soft engine
 // rping's protocol (librdmacm/examples/rping.c): per ping the client SENDs the address,
 // rkey and length of its start buffer (16 bytes, big-endian); the server RDMA READs it
 // and SENDs "go ahead"; the client SENDs its landing buffer's; the server RDMA WRITEs the
@@ -409,10 +409,7 @@ struct Usage: CustomStringConvertible {
     static func now() -> Usage {
         _ = mallocTrim(0)   // resident memory then counts what is in use, not what malloc keeps
         var usage = Usage()
-        if let directory = opendir("/proc/self/fd") {
-            while readdir(directory) != nil { usage.descriptors += 1 }
-            closedir(directory)
-        }
+        usage.descriptors = entries(in: "/proc/self/fd")
         if let file = fopen("/proc/self/statm", "r") {
             var size = 0, resident = 0
             withUnsafeMutablePointer(to: &size) { sizePointer in
@@ -427,8 +424,8 @@ struct Usage: CustomStringConvertible {
             usage.liveBlocks = Int(blocks())
             usage.liveKiB = Int(bytes()) / 1024
         }
-        usage.threads = countLines(in: "/proc/self/task", directory: true)
-        usage.mappings = countLines(in: "/proc/self/maps", directory: false)
+        usage.threads = entries(in: "/proc/self/task")
+        usage.mappings = lines(in: "/proc/self/maps")
         // This process's lines only ("… pid 1234 comm …"): other programs may run meanwhile.
         usage.queuePairs = countLines("rdma resource show qp")
         usage.identifiers = countLines("rdma resource show cm_id")
@@ -448,19 +445,22 @@ struct Usage: CustomStringConvertible {
         return count
     }
 
-    /// Entries of a /proc directory, or lines of a /proc file.
-    private static func countLines(in path: String, directory: Bool) -> Int {
+    /// Entries of a /proc directory, "." and ".." left out; -1 when it cannot be read.
+    private static func entries(in path: String) -> Int {
+        guard let handle = opendir(path) else { return -1 }
+        defer { closedir(handle) }
         var count = 0
-        if directory {
-            guard let handle = opendir(path) else { return -1 }
-            while let entry = readdir(handle) { if entry.pointee.d_name.0 != 46 { count += 1 } }   // not "." or ".."
-            closedir(handle)
-        } else {
-            guard let file = fopen(path, "r") else { return -1 }
-            var line = [CChar](repeating: 0, count: 4096)
-            while fgets(&line, Int32(line.count), file) != nil { count += 1 }
-            fclose(file)
-        }
+        while let entry = readdir(handle) { if entry.pointee.d_name.0 != 46 { count += 1 } }   // 46: "."
+        return count
+    }
+
+    /// Lines of a /proc file; -1 when it cannot be read.
+    private static func lines(in path: String) -> Int {
+        guard let file = fopen(path, "r") else { return -1 }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 4096)
+        var count = 0
+        while fgets(&line, Int32(line.count), file) != nil { count += 1 }
         return count
     }
 
