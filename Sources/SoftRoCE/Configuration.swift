@@ -44,6 +44,11 @@ public struct SoftDeviceConfiguration: Sendable {
     public var capture: PacketCapture?
     /// DCQCN: ECN marking, CNPs, per-QP rate pacing (default `.off`).
     public var congestion: SoftCongestionControl
+    /// Send the full-MTU packets of a message that one engine round produces as UDP GSO
+    /// super-datagrams (`UDP_SEGMENT`, one system call for up to 64 packets) and receive them
+    /// whole (`UDP_GRO`); default true. Off, every packet is its own `sendto`. A capture or
+    /// fault injection turns it off for that device (they see each packet).
+    public var segmentationOffload = true
 
     public init(address: String = "127.0.0.1", port: UInt16 = 4791, peerPort: UInt16? = nil, name: String? = nil,
                 icrc: ICRCVerification = .automatic, faults: SoftFaultInjection = .none, capture: PacketCapture? = nil,

@@ -330,7 +330,7 @@ do {
     if let counters = context.softCounters {
         // What the engine saw and did: rxe's peers of these counters are in its hw_counters.
         let wanted = ["sent_pkts", "rcvd_pkts", "duplicate_request", "out_of_seq_request", "rcvd_seq_err", "completer_retry_err",
-                      "retry_exceeded_err", "soft_icrc_err", "soft_fault_drop", "soft_fault_corrupt"]
+                      "retry_exceeded_err", "soft_icrc_err", "soft_fault_drop", "soft_fault_corrupt", "soft_gso_sent", "soft_gso_rcvd"]
         print("ENGINE-COUNTERS " + counters.named.filter { wanted.contains($0.name) }.map { "\($0.name) \($0.value)" }.joined(separator: " "))
     }
     try domain.close()

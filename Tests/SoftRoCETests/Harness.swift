@@ -35,7 +35,8 @@ final class EnginePair {
 
     init(transport: Transport = .memory, regionBytes: Int = 1 << 20, faults: SoftFaultInjection = .none, timeout: UInt8 = 12,
          retryCount: UInt8 = 7, rnrRetry: UInt8 = 7, accessB: SoftAccess = [.localWrite, .remoteWrite, .remoteRead, .remoteAtomic],
-         mtu: Int = 4096, depth: Int = 64, destinationQPNOffsetA: UInt32 = 0) throws {
+         mtu: Int = 4096, depth: Int = 64, destinationQPNOffsetA: UInt32 = 0, icrc: ICRCVerification = .automatic,
+         segmentationOffload: Bool = true, udpAddresses: (SoftAddress, SoftAddress) = (addressA, addressB)) throws {
         var faultsB = faults
         faultsB.seed = faults.seed &+ 77
         switch transport {
@@ -52,7 +53,8 @@ final class EnginePair {
         case .udp:
             network = nil
             clock = nil
-            (deviceA, deviceB) = try loopbackDevices(faultsA: faults, faultsB: faultsB)
+            (deviceA, deviceB) = try loopbackDevices(faultsA: faults, faultsB: faultsB, icrc: icrc, segmentationOffload: segmentationOffload,
+                                                     addresses: ("\(udpAddresses.0)", "\(udpAddresses.1)"))
         }
         domainA = deviceA.allocateProtectionDomain()
         domainB = deviceB.allocateProtectionDomain()
@@ -70,9 +72,10 @@ final class EnginePair {
         qpB = try deviceB.createQueuePair(domain: domainB, type: .reliableConnected, sendQueue: cqB, receiveQueue: cqB,
                                           sharedReceiveQueue: nil, signalAll: false, sendCapacity: depth, receiveCapacity: depth,
                                           maxScatterGather: 2, maxInline: 64)
-        try connect(deviceA, qpA, to: Self.addressB, qpn: qpB.number + destinationQPNOffsetA, sendPSN: 0xFF_FF00, receivePSN: 0x00_0100,
+        let (addressA, addressB) = transport == .udp ? udpAddresses : (Self.addressA, Self.addressB)
+        try connect(deviceA, qpA, to: addressB, qpn: qpB.number + destinationQPNOffsetA, sendPSN: 0xFF_FF00, receivePSN: 0x00_0100,
                     mtu: mtu, timeout: timeout, retry: retryCount, rnr: rnrRetry)
-        try connect(deviceB, qpB, to: Self.addressA, qpn: qpA.number, sendPSN: 0x00_0100, receivePSN: 0xFF_FF00,
+        try connect(deviceB, qpB, to: addressA, qpn: qpA.number, sendPSN: 0x00_0100, receivePSN: 0xFF_FF00,
                     mtu: mtu, timeout: timeout, retry: retryCount, rnr: rnrRetry)
     }
 
@@ -229,15 +232,23 @@ final class ScriptedPeer {
     func deliver(_ headers: TransportHeaders, payload: [UInt8] = [], from source: WireEndpoint? = nil, corruptByte: Int? = nil,
                  trafficClass: TrafficClass = .unmarked, round: Bool = true) {
         let from = source ?? peer
+        var bytes = sealed(headers, payload: payload, from: from)
+        if let corruptByte { bytes[corruptByte] ^= 0x5A }
+        network.inject(bytes, from: from, to: engine, trafficClass: trafficClass)
+        if round { device.progress() }
+    }
+
+    /// A packet from `source` to the engine with a valid ICRC over an IPv4 header carrying
+    /// `identification` (a soft sender's 0 unless it is segment k of a GSO batch).
+    func sealed(_ headers: TransportHeaders, payload: [UInt8] = [], from source: WireEndpoint? = nil, identification: UInt16 = 0) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: RoCEPacket.serializedByteCount(headers: headers, payloadLength: payload.count))
         bytes.withUnsafeMutableBytes { buffer in
             let length = payload.withUnsafeBytes { try! RoCEPacket.serialize(headers: headers, payload: $0, into: buffer) }
             try! ICRC.seal(transportPacket: UnsafeMutableRawBufferPointer(rebasing: buffer[0..<length]),
-                           encapsulation: SoftDevice.encapsulation(from: from, to: engine))
+                           encapsulation: SoftDevice.encapsulation(from: source ?? peer, to: engine,
+                                                                   ipv4: IPv4HeaderFields(identification: identification)))
         }
-        if let corruptByte { bytes[corruptByte] ^= 0x5A }
-        network.inject(bytes, from: from, to: engine, trafficClass: trafficClass)
-        if round { device.progress() }
+        return bytes
     }
 
     /// A response from the peer: an ACK (or NAK, RNR NAK) for `psn`.
@@ -276,10 +287,16 @@ final class ScriptedPeer {
 }
 
 /// Two UDP soft devices, on 127.0.0.1 (a free port) and 127.0.0.2 (the same port).
-func loopbackDevices(faultsA: SoftFaultInjection = .none, faultsB: SoftFaultInjection = .none) throws -> (SoftDevice, SoftDevice) {
+func loopbackDevices(faultsA: SoftFaultInjection = .none, faultsB: SoftFaultInjection = .none, icrc: ICRCVerification = .automatic,
+                     segmentationOffload: Bool = true, addresses: (String, String) = ("127.0.0.1", "127.0.0.2")) throws -> (SoftDevice, SoftDevice) {
+    func configuration(_ address: String, port: UInt16, faults: SoftFaultInjection) -> SoftDeviceConfiguration {
+        var configuration = SoftDeviceConfiguration(address: address, port: port, icrc: icrc, faults: faults)
+        configuration.segmentationOffload = segmentationOffload
+        return configuration
+    }
     for _ in 0..<10 {
-        let a = try SoftDevice(configuration: SoftDeviceConfiguration(address: "127.0.0.1", port: 0, faults: faultsA))
-        if let b = try? SoftDevice(configuration: SoftDeviceConfiguration(address: "127.0.0.2", port: a.port, faults: faultsB)) { return (a, b) }
+        let a = try SoftDevice(configuration: configuration(addresses.0, port: 0, faults: faultsA))
+        if let b = try? SoftDevice(configuration: configuration(addresses.1, port: a.port, faults: faultsB)) { return (a, b) }
         a.close()
     }
     throw SoftRoCEError("test setup", errno: EADDRINUSE, "no common free UDP port on 127.0.0.1 and 127.0.0.2")

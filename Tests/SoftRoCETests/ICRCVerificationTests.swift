@@ -117,7 +117,9 @@ struct ICRCVerificationTests {
 
     /// Two engines both in strict mode still talk (their own packets carry ID 0 + DF).
     @Test func strictEnginesTalkToEachOther() throws {
-        let pair = try EnginePair(transport: .udp)
+        // Addresses no other test uses: a datagram another test's engine sends to a port this
+        // pair reuses (a peer still retransmitting, a fault-injected corruption) cannot reach it.
+        let pair = try EnginePair(transport: .udp, udpAddresses: (.ipv4(0x7F00_0B01), .ipv4(0x7F00_0B02)))
         #expect(pair.deviceA.icrcVerification == .strict)
         var write = SoftSendRequest(id: 1, opcode: .write)
         write.remoteAddress = pair.address(pair.memoryB, 0)

@@ -17,7 +17,12 @@ extension SoftDevice {
         if let error = enqueueSend(qp, request, list) { throw error }
         guard !closed else { return }
         if qp.isSending {
-            if qp.type == .reliableConnected { transmit(qp, now: clock.now()) } else { transmitDatagrams(qp) }
+            if qp.type == .reliableConnected {
+                let now = clock.now()
+                batchingSends { transmit(qp, now: now) }
+            } else {
+                transmitDatagrams(qp)
+            }
         }
         // ACKs a poll deferred go out behind this request, not ahead of it.
         sendAcknowledgementsDue()

@@ -20,6 +20,8 @@ extension SoftDevice {
         sendAcknowledgementsDue()
         let now = clock.now()
         wire.service(now: now)
+        // READ responses (sent while receiving) and requests leave in GSO batches.
+        wire.holdSends()
         receiveBatch(now: now)
         if let management = connectionManagement, management.nextDeadline <= now { serviceConnectionTimers(management, now: now) }
         // Only QPs with sends outstanding are visited. The round starts at a different one
@@ -45,6 +47,7 @@ extension SoftDevice {
             inFlightBytes = inFlight
             if idle > 0 { retireIdleQueuePairs() }
         }
+        countSendFailure(wire.releaseSends())
         if !deferringAcknowledgements { sendAcknowledgementsDue() }
         return now
     }

@@ -12,10 +12,43 @@ extension SoftDevice {
         wire.receive(into: batch)
         if batch.error != 0 { counters.receiveErrors += 1 }
         for index in 0..<batch.count {
-            counters.receivedPackets += 1
-            receive(batch.datagram(index), from: batch.source(index), ipv4: batch.ipv4Header(index),
-                    congestionExperienced: readsECN && batch.trafficClass(index).congestionExperienced, now: now)
+            let datagram = batch.datagram(index), source = batch.source(index), ipv4 = batch.ipv4Header(index)
+            let congestionExperienced = readsECN && batch.trafficClass(index).congestionExperienced
+            var segment = batch.segmentLength(index)
+            if segment == 0 { segment = segmentLength(ofSuperDatagram: datagram) }
+            guard segment > 0, segment < datagram.count else {
+                counters.receivedPackets += 1
+                receive(datagram, from: source, ipv4: ipv4, congestionExperienced: congestionExperienced, now: now)
+                continue
+            }
+            // A GSO super-datagram (`TransmitBatch`): segment k had IPv4 Identification base + k.
+            counters.superDatagramsReceived += 1
+            var offset = 0, position: UInt16 = 0
+            while offset < datagram.count {
+                let end = min(offset + segment, datagram.count)
+                var fields = ipv4
+                fields.identification = ipv4.identification &+ position
+                counters.receivedPackets += 1
+                receive(UnsafeRawBufferPointer(rebasing: datagram[offset..<end]), from: source, ipv4: fields,
+                        congestionExperienced: congestionExperienced, now: now)
+                offset = end
+                position &+= 1
+            }
         }
+    }
+
+    /// The segment size of a super-datagram a raw socket delivered whole (loopback and veth
+    /// keep GSO packets unsegmented and say nothing of their segment size): a batch opens only
+    /// with a full-MTU packet of a 12-byte header (`opensSegmentBatch`), so its first segment is
+    /// BTH + the destination QP's MTU + ICRC. 0 when the datagram is not longer than that (one
+    /// packet) or names no RC QP — it then goes through the checks whole, and fails them.
+    func segmentLength(ofSuperDatagram datagram: UnsafeRawBufferPointer) -> Int {
+        guard datagram.count > BaseTransportHeader.byteCount + 256 + 4 else { return 0 }
+        guard let opcode = Opcode(rawValue: datagram[0]), Self.opensSegmentBatch(opcode) else { return 0 }
+        let destination = UInt32(datagram[5]) << 16 | UInt32(datagram[6]) << 8 | UInt32(datagram[7])
+        guard let qp = queuePairs[destination], qp.type == .reliableConnected else { return 0 }
+        let length = BaseTransportHeader.byteCount + qp.mtu + 4
+        return datagram.count > length ? length : 0
     }
 
     func receive(_ bytes: UnsafeRawBufferPointer, from source: WireEndpoint, ipv4: IPv4HeaderFields, congestionExperienced: Bool, now: UInt64) {

@@ -107,7 +107,8 @@ package final class SoftDevice: @unchecked Sendable {
         }
         var wire: any Wire = try UDPWire(address: address, port: configuration.port, rawReceive: rawReceive,
                                          trafficClass: configuration.congestion.dataTrafficClass,
-                                         readsTrafficClass: configuration.congestion.readsECN)
+                                         readsTrafficClass: configuration.congestion.readsECN,
+                                         segmentationOffload: configuration.segmentationOffload)
         if let capture = configuration.capture {
             do { wire = try CapturingWire(wrapping: wire, capture: capture) } catch { wire.close(); throw error }
         }
@@ -132,7 +133,7 @@ package final class SoftDevice: @unchecked Sendable {
         lock = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
         sendBuffer = .allocate(byteCount: Self.maxPacket, alignment: 64)
-        batch = ReceiveBatch(capacity: 64, bufferSize: Self.maxPacket)
+        batch = ReceiveBatch(capacity: 64)
         queuePairList.reserveCapacity(64)
         activeQueuePairs.reserveCapacity(64)
         acknowledgementsDue.reserveCapacity(64)
@@ -173,6 +174,7 @@ package final class SoftDevice: @unchecked Sendable {
             snapshot.injectedCorruptions = tally.corruptions
             snapshot.injectedDelays = tally.delays
             snapshot.captureDropped = (baseWire as? CapturingWire)?.droppedRecords ?? 0
+            snapshot.superDatagramsSent = baseWire.superDatagramsSent
             snapshot.queuePairRates = queuePairRates(at: clock.now())
             return snapshot
         }

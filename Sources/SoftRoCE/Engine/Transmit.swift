@@ -34,19 +34,45 @@ extension SoftDevice {
         }
         let packet = UnsafeMutableRawBufferPointer(start: sendBuffer, count: total)
         let sourcePort = wire.choosesSourcePort ? udpSourcePort : wire.local.port
-        let flow = Self.encapsulation(from: WireEndpoint(wire.local.address, port: sourcePort), to: destination)
+        let ipv4 = wire.prepareSend(length: total, from: sourcePort, to: destination, trafficClass: trafficClass,
+                                    opensBatch: Self.opensSegmentBatch(headers.bth.opcode))
+        let flow = Self.encapsulation(from: WireEndpoint(wire.local.address, port: sourcePort), to: destination, ipv4: ipv4)
         guard (try? ICRC.seal(transportPacket: packet, encapsulation: flow)) != nil else {
             counters.sendFailed += 1
             return false
         }
-        switch wire.send(UnsafeRawBufferPointer(packet), from: sourcePort, to: destination, trafficClass: trafficClass) {
-        case .sent: counters.sentPackets += 1; return true
+        let result = wire.send(UnsafeRawBufferPointer(packet), from: sourcePort, to: destination, trafficClass: trafficClass)
+        if result == .sent { counters.sentPackets += 1; return true }
+        countSendFailure(result)
+        return false
+    }
+
+    /// Counts a wire's refusal by kind.
+    func countSendFailure(_ failure: WireSendResult) {
+        switch failure {
+        case .sent: break
         case .wouldBlock: counters.sendWouldBlock += 1
         case .noBuffers: counters.sendNoBuffers += 1
         case .refused: counters.sendRefused += 1
         case .failed: counters.sendFailed += 1
         }
-        return false
+    }
+
+    /// Runs `body` (a transmit pass) with the wire holding datagrams back, then sends what it
+    /// held as GSO super-datagrams (`TransmitBatch`). Packets the batch loses on a failed send
+    /// were counted as sent: the retransmit timer recovers them, as for any loss on the path.
+    @inline(__always)
+    func batchingSends(_ body: () -> Void) {
+        wire.holdSends()
+        body()
+        countSendFailure(wire.releaseSends())
+    }
+
+    /// The packets a receiver can cut a super-datagram after without being told the segment
+    /// size: a 12-byte BTH, exactly the QP's MTU of payload, the ICRC (`Receive.swift`).
+    @inline(__always)
+    static func opensSegmentBatch(_ opcode: Opcode) -> Bool {
+        opcode == .rcSendFirst || opcode == .rcSendMiddle || opcode == .rcRDMAWriteMiddle || opcode == .rcRDMAReadResponseMiddle
     }
 
     /// The IP and UDP fields the ICRC covers for a datagram from `source` to `destination`

@@ -30,6 +30,14 @@ package final class UDPWire: Wire {
     private var rawVectors: UnsafeMutablePointer<iovec>? = nil
     private var rawMessageCapacity = 0
     package var choosesSourcePort: Bool { rawSendDescriptor >= 0 }
+    /// Packets held back during an engine round for one GSO send (`TransmitBatch`).
+    private let transmitBatch = TransmitBatch()
+    /// False once the kernel refused a GSO send (no SocketCall.udpSegment): every datagram then leaves alone.
+    private var segmentationOffload: Bool
+    /// UDP sockets bound to per-QP source ports, for GSO sends from those ports (an IP_HDRINCL
+    /// socket cannot segment); −1 where the port could not be bound. At most `maxPortSockets`.
+    private var portSockets: [UInt16: Int32] = [:]
+    private static let maxPortSockets = 128
     /// The DSCP/ECN the UDP socket sends with (IP_TOS / IPV6_TCLASS); a datagram asking for
     /// another one carries it in a control message.
     private let socketTrafficClass: TrafficClass
@@ -47,8 +55,12 @@ package final class UDPWire: Wire {
     /// `trafficClass` is what most datagrams carry (another one costs a control message per
     /// send); with `readsTrafficClass` each received datagram's DSCP and ECN bits are read
     /// (IP_RECVTOS / IPV6_RECVTCLASS on the UDP socket; the raw socket has the header anyway).
+    /// `segmentationOffload`: send the packets of one flow that an engine round produces as UDP
+    /// GSO super-datagrams (`SocketCall.udpSegment`), and receive super-datagrams whole (`UDP_GRO`).
     package init(address: SoftAddress, port: UInt16, rawReceive: RawReceive = .never,
-                 trafficClass: TrafficClass = .unmarked, readsTrafficClass: Bool = false) throws(SoftRoCEError) {
+                 trafficClass: TrafficClass = .unmarked, readsTrafficClass: Bool = false,
+                 segmentationOffload: Bool = true) throws(SoftRoCEError) {
+        self.segmentationOffload = segmentationOffload
         let family: Int32
         switch address {
         case .ipv4: family = AF_INET
@@ -100,6 +112,13 @@ package final class UDPWire: Wire {
                 }
             }
         }
+        // UDP_GRO: a loopback super-datagram reaches the socket whole, with its segment size,
+        // instead of being cut by the kernel — to be read (no raw socket) or dropped by the
+        // filter at once (a raw socket reads; only on loopback, where no NIC merges rxe's packets).
+        if segmentationOffload && (rawDescriptor < 0 || address.isLoopback) {
+            var on: Int32 = 1
+            _ = setsockopt(descriptor, Int32(IPPROTO_UDP), SocketCall.udpGRO, &on, 4)
+        }
     }
 
     private static func openRawReceive(address: UInt32, port: UInt16) throws(SoftRoCEError) -> Int32 {
@@ -135,6 +154,7 @@ package final class UDPWire: Wire {
     package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint,
                       trafficClass: TrafficClass) -> WireSendResult {
         guard descriptor >= 0 else { return .failed(errno: EBADF) }
+        if transmitBatch.append(datagram) { return .sent }
         if sourcePort != local.port, rawSendDescriptor >= 0, let header = rawSendBuffer,
            case .ipv4(let from) = local.address, case .ipv4(let to) = destination.address, datagram.count + 28 <= 65535 {
             IPv4UDPHeader.write(into: header, totalLength: 28 + datagram.count, fields: .softSender, trafficClass: trafficClass,
@@ -157,6 +177,93 @@ package final class UDPWire: Wire {
         let result = address.withSockaddr { sendto(descriptor, datagram.baseAddress, datagram.count, 0, $0, $1) }
         return SocketCall.sendResult(result)
     }
+
+    /// Places the datagram in the pending GSO batch when it can join it or open one (the
+    /// batch's rules: `TransmitBatch`), sending the pending batch first when it cannot.
+    package func prepareSend(length: Int, from sourcePort: UInt16, to destination: WireEndpoint, trafficClass: TrafficClass,
+                             opensBatch: Bool) -> IPv4HeaderFields {
+        let canOpen = opensBatch && segmentationOffload && trafficClass == socketTrafficClass && batchDescriptor(for: sourcePort) >= 0
+        let index = transmitBatch.prepare(length: length, sourcePort: sourcePort, destination: destination, canOpen: canOpen) {
+            _ = sendBatch()
+        }
+        guard let index, index > 0 else { return .softSender }
+        return IPv4HeaderFields(identification: UInt16(index))
+    }
+
+    package func holdSends() {
+        transmitBatch.holding = segmentationOffload && descriptor >= 0
+    }
+
+    package func releaseSends() -> WireSendResult {
+        transmitBatch.holding = false
+        return sendBatch()
+    }
+
+    /// The socket a batch from `sourcePort` leaves through: the UDP socket for its own port,
+    /// else a UDP socket bound to that port (opened on first use: `socket`, `setsockopt`
+    /// SO_REUSEPORT/IP_MTU_DISCOVER/IP_TOS, `bind`, a drop-all filter); −1 when none can be.
+    private func batchDescriptor(for sourcePort: UInt16) -> Int32 {
+        if sourcePort == local.port || rawSendDescriptor < 0 { return descriptor }
+        if let known = portSockets[sourcePort] { return known }
+        guard portSockets.count < Self.maxPortSockets else { return -1 }
+        let fd = Glibc.socket(AF_INET, SocketCall.nonBlocking(SOCK_DGRAM), 0)
+        var opened = fd
+        if fd >= 0 {
+            var on: Int32 = 1, discover = Int32(IP_PMTUDISC_DO), tos = Int32(socketTrafficClass.rawValue)
+            _ = setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, 4)
+            _ = setsockopt(fd, Int32(IPPROTO_IP), IP_MTU_DISCOVER, &discover, 4)
+            _ = setsockopt(fd, Int32(IPPROTO_IP), IP_TOS, &tos, 4)
+            var size: Int32 = 8 << 20
+            if setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &size, 4) != 0 { _ = setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, 4) }
+            var storage = SocketAddress(WireEndpoint(local.address, port: sourcePort))
+            if storage.withSockaddr({ bind(fd, $0, $1) }) != 0 || (try? SocketCall.attachFilter(fd, PacketFilter.dropAll, "")) == nil {
+                _ = Glibc.close(fd)
+                opened = -1
+            }
+        }
+        portSockets[sourcePort] = opened
+        return opened
+    }
+
+    /// `sendmsg(2)` of the pending batch: one datagram alone, several as one super-datagram with
+    /// a SocketCall.udpSegment control message naming the segment size. A kernel without UDP GSO (EIO,
+    /// EINVAL, ENOPROTOOPT) turns batching off; the batch's packets are then lost and resent.
+    private func sendBatch() -> WireSendResult {
+        let batch = transmitBatch
+        guard batch.count > 0 else { return .sent }
+        defer { batch.reset() }
+        let fd = batchDescriptor(for: batch.sourcePort)
+        guard fd >= 0 else { return .failed(errno: EBADF) }
+        var address = SocketAddress(batch.destination)
+        var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: batch.bytes.baseAddress), iov_len: batch.byteCount)
+        var control = ControlMessageInt()
+        control.header.cmsg_len = MemoryLayout<cmsghdr>.size + 2
+        control.header.cmsg_level = Int32(IPPROTO_UDP)
+        control.header.cmsg_type = SocketCall.udpSegment
+        control.value = Int32(batch.segmentLength)   // a u16: little-endian, the int's first two bytes
+        let segmented = batch.count > 1
+        let result = address.withSockaddr { name, length in
+            withUnsafeMutableBytes(of: &control) { controlBytes in
+                withUnsafeMutablePointer(to: &vector) { vectorPointer in
+                    var message = msghdr(msg_name: UnsafeMutableRawPointer(mutating: name), msg_namelen: length, msg_iov: vectorPointer, msg_iovlen: 1,
+                                         msg_control: segmented ? controlBytes.baseAddress : nil, msg_controllen: segmented ? controlBytes.count : 0,
+                                         msg_flags: 0)
+                    return sendmsg(fd, &message, 0)
+                }
+            }
+        }
+        if result < 0, segmented {
+            switch errno {
+            case EIO, EINVAL, ENOPROTOOPT: segmentationOffload = false
+            default: break
+            }
+        }
+        if result >= 0 && segmented { superDatagramsSent += 1 }
+        return SocketCall.sendResult(result)
+    }
+
+    /// GSO super-datagrams sent (each several packets).
+    package private(set) var superDatagramsSent: UInt64 = 0
 
     /// `sendmsg(2)` with the traffic class as an IP_TOS (IPv4) or IPV6_TCLASS (IPv6) control
     /// message: a CNP's DSCP 48 on a socket whose data goes out with another.
@@ -190,8 +297,8 @@ package final class UDPWire: Wire {
         if rawDescriptor >= 0 { receiveWithHeaders(into: batch); return }
         guard descriptor >= 0 else { return }
         var from = SocketAddress()
-        // IP_RECVTOS / IPV6_RECVTCLASS deliver the byte as a control message (empty when not asked for).
-        var control = ControlMessageInt()
+        // IP_RECVTOS / IPV6_RECVTCLASS and UDP_GRO deliver control messages (none when not asked for).
+        var control = ControlMessages()
         while batch.count < batch.capacity {
             let target = batch.buffer(batch.count)
             var vector = iovec(iov_base: target.baseAddress, iov_len: target.count)
@@ -209,7 +316,8 @@ package final class UDPWire: Wire {
                 if let failure = SocketCall.receiveFailure(errno) { batch.error = failure }
                 return
             }
-            batch.append(length: length, from: from.endpoint, trafficClass: control.trafficClass(length: controlLength))
+            let (trafficClass, segmentLength) = control.parse(length: controlLength)
+            batch.append(length: length, from: from.endpoint, trafficClass: trafficClass, segmentLength: segmentLength)
         }
     }
 
@@ -254,6 +362,9 @@ package final class UDPWire: Wire {
 
     /// `close(2)` of the sockets. Idempotent.
     package func close() {
+        transmitBatch.reset()
+        for fd in portSockets.values where fd >= 0 { _ = Glibc.close(fd) }
+        portSockets.removeAll()
         if rawDescriptor >= 0 { _ = Glibc.close(rawDescriptor); rawDescriptor = -1 }
         if rawSendDescriptor >= 0 { _ = Glibc.close(rawSendDescriptor); rawSendDescriptor = -1 }
         rawSendBuffer?.deallocate()
@@ -269,24 +380,46 @@ package final class UDPWire: Wire {
     }
 }
 
-/// One control message with room for an int: IP_TOS / IPV6_TCLASS, sent or received.
+/// One control message with room for an int, sent: IP_TOS / IPV6_TCLASS, UDP_SEGMENT.
 /// (The CMSG_* macros do not import into Swift; this is their layout on Linux.)
 struct ControlMessageInt {
     var header = cmsghdr()
     var value: Int32 = 0
     var padding: Int32 = 0
+}
 
-    /// The DSCP/ECN byte of a received control area `length` bytes long: IPv4's IP_TOS is
-    /// one byte, IPv6's IPV6_TCLASS an int; `.unmarked` when none came.
-    func trafficClass(length: Int) -> TrafficClass {
-        guard length >= MemoryLayout<cmsghdr>.size + 1, header.cmsg_len > MemoryLayout<cmsghdr>.size else { return .unmarked }
-        if header.cmsg_level == Int32(IPPROTO_IP) && header.cmsg_type == IP_TOS {
-            return TrafficClass(rawValue: UInt8(truncatingIfNeeded: value & 0xFF))   // little-endian: the byte is the int's first
+/// The control area of one received datagram: room for IP_TOS/IPV6_TCLASS and UDP_GRO.
+/// (The CMSG_* macros do not import into Swift; this walks their Linux layout.)
+struct ControlMessages {
+    private var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
+
+    /// The DSCP/ECN byte (`.unmarked` when none came) and the GSO segment size (0 when the
+    /// datagram is one packet) in a control area `length` bytes long.
+    func parse(length: Int) -> (TrafficClass, Int) {
+        var trafficClass = TrafficClass.unmarked, segmentLength = 0
+        withUnsafeBytes(of: storage) { bytes in
+            let headerSize = MemoryLayout<cmsghdr>.size
+            var offset = 0
+            let end = min(length, bytes.count)
+            while offset + headerSize <= end {
+                let messageLength = Int(bytes.load(fromByteOffset: offset, as: Int.self))
+                guard messageLength >= headerSize, offset + messageLength <= end else { break }
+                let level = bytes.load(fromByteOffset: offset + 8, as: Int32.self)
+                let type = bytes.load(fromByteOffset: offset + 12, as: Int32.self)
+                let data = offset + headerSize
+                if messageLength > headerSize {
+                    if level == Int32(IPPROTO_IP) && type == IP_TOS {
+                        trafficClass = TrafficClass(rawValue: bytes[data])
+                    } else if level == Int32(IPPROTO_IPV6) && type == IPV6_TCLASS, messageLength >= headerSize + 4 {
+                        trafficClass = TrafficClass(rawValue: UInt8(truncatingIfNeeded: bytes.loadUnaligned(fromByteOffset: data, as: Int32.self)))
+                    } else if level == Int32(IPPROTO_UDP) && type == SocketCall.udpGRO, messageLength >= headerSize + 4 {
+                        segmentLength = Int(bytes.loadUnaligned(fromByteOffset: data, as: Int32.self))
+                    }
+                }
+                offset += (messageLength + 7) & ~7
+            }
         }
-        if header.cmsg_level == Int32(IPPROTO_IPV6) && header.cmsg_type == IPV6_TCLASS {
-            return TrafficClass(rawValue: UInt8(truncatingIfNeeded: value))
-        }
-        return .unmarked
+        return (trafficClass, segmentLength)
     }
 }
 
@@ -318,6 +451,10 @@ enum PacketFilter {
 
 /// The one place that turns socket return conventions into the engine's results.
 enum SocketCall {
+    /// `<netinet/udp.h>`'s UDP_SEGMENT and UDP_GRO (SOL_UDP options; not in Swift's Glibc module).
+    static let udpSegment: Int32 = 103
+    static let udpGRO: Int32 = 104
+
     /// A socket type that never blocks and is closed across exec, as every engine socket is.
     static func nonBlocking(_ type: __socket_type) -> Int32 {
         Int32(type.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
@@ -428,6 +565,16 @@ struct SocketAddress {
                 return WireEndpoint(SoftAddress(gidHigh: high, low: low), port: port)
             }
             return WireEndpoint(.ipv4(UInt32(bigEndian: bytes.load(fromByteOffset: 4, as: UInt32.self))), port: port)
+        }
+    }
+}
+
+extension SoftAddress {
+    /// 127.0.0.0/8 or ::1.
+    var isLoopback: Bool {
+        switch self {
+        case .ipv4(let value): value >> 24 == 127
+        case .ipv6(let high, let low): high == 0 && low == 1
         }
     }
 }

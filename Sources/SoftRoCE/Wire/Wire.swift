@@ -90,12 +90,14 @@ package final class ReceiveBatch {
     private let offsets: UnsafeMutablePointer<Int>
     private let headers: UnsafeMutablePointer<IPv4HeaderFields>
     private let trafficClasses: UnsafeMutablePointer<TrafficClass>
+    private let segmentLengths: UnsafeMutablePointer<Int>
     /// How many datagrams the last receive returned.
     @exclusivity(unchecked) package internal(set) var count = 0
     /// The errno of a receive failure other than "nothing waiting" (0 when none).
     @exclusivity(unchecked) package var error: Int32 = 0
 
-    package init(capacity: Int = 64, bufferSize: Int = 4096 + 512) {
+    /// `bufferSize`: a GSO super-datagram (up to 64 KiB) arrives whole on loopback.
+    package init(capacity: Int = 64, bufferSize: Int = 65_536 + 512) {
         self.capacity = capacity
         self.bufferSize = bufferSize
         storage = .allocate(byteCount: capacity * bufferSize, alignment: 64)
@@ -109,6 +111,8 @@ package final class ReceiveBatch {
         headers.initialize(repeating: .softSender, count: capacity)
         trafficClasses = .allocate(capacity: capacity)
         trafficClasses.initialize(repeating: .unmarked, count: capacity)
+        segmentLengths = .allocate(capacity: capacity)
+        segmentLengths.initialize(repeating: 0, count: capacity)
     }
 
     deinit {
@@ -119,6 +123,7 @@ package final class ReceiveBatch {
         offsets.deallocate()
         headers.deallocate()
         trafficClasses.deallocate()
+        segmentLengths.deallocate()
     }
 
     /// The writable buffer of slot `index` (for a wire filling the batch).
@@ -129,16 +134,18 @@ package final class ReceiveBatch {
     /// Records that slot `count` holds a datagram of `length` bytes starting `offset` bytes
     /// into its buffer (after an IP/UDP header a raw socket delivered), from `source`, with the
     /// IPv4 fields its sender wrote (when the wire knows them) and the DSCP/ECN it arrived
-    /// with (`.unmarked` when the wire cannot tell); false when full.
+    /// with (`.unmarked` when the wire cannot tell); `segmentLength` is the GSO segment size
+    /// of a super-datagram when the socket said it (UDP_GRO), else 0. False when full.
     @discardableResult
     package func append(length: Int, offset: Int = 0, from source: WireEndpoint, ipv4: IPv4HeaderFields = .softSender,
-                        trafficClass: TrafficClass = .unmarked) -> Bool {
+                        trafficClass: TrafficClass = .unmarked, segmentLength: Int = 0) -> Bool {
         guard count < capacity, offset >= 0, offset <= bufferSize else { return false }
         lengths[count] = min(length, bufferSize - offset)
         offsets[count] = offset
         sources[count] = source
         headers[count] = ipv4
         trafficClasses[count] = trafficClass
+        segmentLengths[count] = segmentLength
         count += 1
         return true
     }
@@ -156,6 +163,9 @@ package final class ReceiveBatch {
     package func ipv4Header(_ index: Int) -> IPv4HeaderFields { headers[index] }
 
     package func source(_ index: Int) -> WireEndpoint { sources[index] }
+
+    /// The segment size of super-datagram `index` when its wire knew it (0: one packet, or unknown).
+    package func segmentLength(_ index: Int) -> Int { segmentLengths[index] }
 
     /// The DSCP and ECN bits datagram `index` arrived with (a CE mark is congestion on the path).
     package func trafficClass(_ index: Int) -> TrafficClass { trafficClasses[index] }
@@ -179,6 +189,19 @@ package protocol Wire: AnyObject {
     /// masks it, so it needs no resealing). Never blocks.
     func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint,
               trafficClass: TrafficClass) -> WireSendResult
+    /// Says where the datagram about to be handed to `send` goes, before its ICRC is sealed:
+    /// the IPv4 Identification and flags its header will carry (`TransmitBatch`: segment `k`
+    /// of a GSO batch carries ID `k`). `opensBatch`: the datagram is a full-MTU packet whose
+    /// segment size a receiver can tell from its header, so it may open a batch.
+    func prepareSend(length: Int, from sourcePort: UInt16, to destination: WireEndpoint, trafficClass: TrafficClass,
+                     opensBatch: Bool) -> IPv4HeaderFields
+    /// From now on `send` may hold datagrams back to send them as one GSO super-datagram.
+    func holdSends()
+    /// Sends what was held back and stops holding; the outcome of that send (`.sent` when
+    /// nothing was held).
+    func releaseSends() -> WireSendResult
+    /// GSO super-datagrams this wire sent (0 for a wire that never batches).
+    var superDatagramsSent: UInt64 { get }
     /// Resets `batch` and fills it with what has arrived, up to its capacity. Never blocks.
     func receive(into batch: ReceiveBatch)
     /// Lets a wire that holds datagrams back (fault injection) release the ones now due.
@@ -189,4 +212,10 @@ package protocol Wire: AnyObject {
 
 extension Wire {
     package func service(now: UInt64) {}
+    /// A wire that never batches: every datagram leaves on its own, as a soft sender's.
+    package func prepareSend(length: Int, from sourcePort: UInt16, to destination: WireEndpoint, trafficClass: TrafficClass,
+                             opensBatch: Bool) -> IPv4HeaderFields { .softSender }
+    package func holdSends() {}
+    package func releaseSends() -> WireSendResult { .sent }
+    package var superDatagramsSent: UInt64 { 0 }
 }
