@@ -121,6 +121,8 @@ public struct BandwidthStatistics: Sendable, Equatable, Codable {
     /// With -e: waits on the completion channel an event ended (this side, all sizes so
     /// far); nil without -e.
     public var completionEventWakeups: Int?
+    /// With more than one QP: how evenly they shared the path (nil with one QP, or a run cut short).
+    public var queuePairSpread: QueuePairSpread?
 
     public init(messageSize: Int, messages: Int, elapsedNanoseconds: UInt64, peakBytesPerSecond: Double) {
         self.messageSize = messageSize
@@ -158,5 +160,34 @@ public struct BandwidthStatistics: Sendable, Equatable, Codable {
     /// MiB/s or Gb/s.
     public static func format(_ bytesPerSecond: Double, gigabits: Bool) -> Double {
         gigabits ? bytesPerSecond * 8 / 1e9 : bytesPerSecond / 1_048_576
+    }
+}
+
+/// How evenly several QPs of one bandwidth run shared the path: each QP moves the same number
+/// of messages, so its bandwidth is its bytes over the time from the run's start to its last
+/// completion. Jain's fairness index is (Σx)² / (n·Σx²): 1 when all are equal, 1/n when one
+/// QP had everything.
+///
+/// ```swift
+/// let spread = QueuePairSpread(rates: [100, 100, 50])   // bytes/s
+/// spread?.jainIndex   // 0.926
+/// ```
+public struct QueuePairSpread: Sendable, Equatable, Codable {
+    public var queuePairs: Int
+    public var minimumBytesPerSecond: Double
+    public var medianBytesPerSecond: Double
+    public var maximumBytesPerSecond: Double
+    public var jainIndex: Double
+
+    /// Nil for fewer than two rates or any rate that is not positive and finite.
+    public init?(rates: [Double]) {
+        guard rates.count > 1, rates.allSatisfy({ $0 > 0 && $0.isFinite }) else { return nil }
+        let sorted = rates.sorted()
+        queuePairs = rates.count
+        minimumBytesPerSecond = sorted[0]
+        maximumBytesPerSecond = sorted[sorted.count - 1]
+        medianBytesPerSecond = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        let sum = rates.reduce(0, +), squares = rates.reduce(0) { $0 + $1 * $1 }
+        jainIndex = sum * sum / (Double(rates.count) * squares)
     }
 }

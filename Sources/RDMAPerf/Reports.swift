@@ -82,6 +82,12 @@ public enum JSONReport {
         ]
         if let verified = s.verifiedBytes { object["verified_bytes"] = verified }
         if let wakeups = s.completionEventWakeups { object["completion_event_wakeups"] = wakeups }
+        if let spread = s.queuePairSpread {
+            object["qp_bw_min_mib_s"] = round2(spread.minimumBytesPerSecond / 1_048_576)
+            object["qp_bw_median_mib_s"] = round2(spread.medianBytesPerSecond / 1_048_576)
+            object["qp_bw_max_mib_s"] = round2(spread.maximumBytesPerSecond / 1_048_576)
+            object["qp_jain_index"] = round4(spread.jainIndex)
+        }
         return encode(object)
     }
 

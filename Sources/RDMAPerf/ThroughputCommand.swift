@@ -260,6 +260,13 @@ final class BandwidthPrinter: @unchecked Sendable {
             if let verified = statistics.verifiedBytes {
                 Swift.print("# size \(statistics.messageSize): --verify: \(verified) bytes received and checked, no mismatch")
             }
+            if let spread = statistics.queuePairSpread {
+                let unit = gigabits ? "Gb/s" : "MiB/s"
+                func figure(_ rate: Double) -> String { String(format: "%.2f", BandwidthStatistics.format(rate, gigabits: gigabits)) }
+                Swift.print("# size \(statistics.messageSize): per-QP bandwidth over \(spread.queuePairs) QPs: min \(figure(spread.minimumBytesPerSecond)), "
+                            + "median \(figure(spread.medianBytesPerSecond)), max \(figure(spread.maximumBytesPerSecond)) \(unit); "
+                            + "Jain's index \(String(format: "%.3f", spread.jainIndex))")
+            }
         }
         fflush(nil)
     }

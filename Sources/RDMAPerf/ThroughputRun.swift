@@ -60,6 +60,8 @@ final class StampBuffers {
     let postedOn: UnsafeMutableBufferPointer<Int>
     let unsignaled: UnsafeMutableBufferPointer<Int>
     let target: UnsafeMutableBufferPointer<Int>
+    /// When each QP's last request completed (0: not yet), for the per-QP spread.
+    let finished: UnsafeMutableBufferPointer<UInt64>
 
     init(capacity: Int, queuePairs: Int) {
         posted = .allocate(capacity: max(1, capacity))
@@ -75,6 +77,8 @@ final class StampBuffers {
         postedOn = counters()
         unsignaled = counters()
         target = counters()
+        finished = .allocate(capacity: max(1, queuePairs))
+        finished.initialize(repeating: 0)
     }
 
     deinit {
@@ -84,6 +88,7 @@ final class StampBuffers {
         postedOn.deallocate()
         unsignaled.deallocate()
         target.deallocate()
+        finished.deallocate()
     }
 }
 
@@ -95,6 +100,8 @@ struct ThroughputOutcome {
     var truncated: Bool
     /// The peer said `bye` mid-run (its Ctrl-C).
     var stoppedByPeer = false
+    /// Per-QP bandwidth when several QPs sent and each finished.
+    var spread: QueuePairSpread? = nil
 }
 
 enum ThroughputLoop {
@@ -142,7 +149,7 @@ enum ThroughputLoop {
         let perQueueTarget = sending ? (parameters.iterations ?? Int.max) : 0
         let outstanding = stamps.outstanding, postedOn = stamps.postedOn, unsignaled = stamps.unsignaled, target = stamps.target
         for q in 0..<qpCount {
-            outstanding[q] = 0; postedOn[q] = 0; unsignaled[q] = 0; target[q] = perQueueTarget
+            outstanding[q] = 0; postedOn[q] = 0; unsignaled[q] = 0; target[q] = perQueueTarget; stamps.finished[q] = 0
         }
         var total = sending ? (parameters.iterations.map { $0 * qpCount } ?? Int.max) : 0
         let capacity = stamps.posted.count
@@ -191,6 +198,7 @@ enum ThroughputLoop {
                     } else {
                         let q = Int(id & 0xFFFF), covered = Int((id >> 16) & 0xFFFF)
                         outstanding[q] -= covered
+                        if outstanding[q] == 0 && postedOn[q] >= target[q] { stamps.finished[q] = now }
                         for _ in 0..<covered {
                             if completed < capacity { stamps.completed[completed] = now }
                             completed += 1
@@ -247,7 +255,13 @@ enum ThroughputLoop {
         let peak = BandwidthStatistics.peak(posted: UnsafeBufferPointer(rebasing: stamps.posted[0..<min(posted, capacity)]),
                                             completed: UnsafeBufferPointer(rebasing: stamps.completed[0..<min(completed, capacity)]),
                                             messageSize: size)
-        return ThroughputOutcome(sent: completed, elapsed: lastCompletion &- start, peak: peak, received: received, truncated: truncated)
+        var outcome = ThroughputOutcome(sent: completed, elapsed: lastCompletion &- start, peak: peak, received: received, truncated: truncated)
+        if sending, qpCount > 1, !truncated {
+            outcome.spread = QueuePairSpread(rates: (0..<qpCount).map { q in
+                Double(postedOn[q] * size) / (Double(stamps.finished[q] &- start) / 1e9)
+            })
+        }
+        return outcome
     }
 }
 
@@ -336,6 +350,7 @@ public enum ThroughputSession {
                                                  peakBytesPerSecond: outcome.peak)
             statistics.verifiedBytes = verified
             if queues.completionChannel != nil { statistics.completionEventWakeups = pump.eventWakeups }
+            statistics.queuePairSpread = outcome.spread
             try control.send(.result(statistics))
             if parameters.bidirectional {
                 let theirs = try control.receive(timeout: timeout, waitingFor: "the server's result")
