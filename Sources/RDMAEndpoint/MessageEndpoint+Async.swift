@@ -268,9 +268,14 @@ extension MessageEndpoint {
         lock.locked {
             let handled = progressLocked()
             guard case .running = phase else { return handled }
-            if checkDeadlines && calls.occupied > 0 { expireCallsLocked(now: now) }
+            if checkDeadlines && calls.occupied > 0 && now >= calls.earliestDeadline { expireCallsLocked(now: now) }
             let waiting = calls.occupied > 0 || pendingSendsHead < pendingSends.count
-            if waiting && now &- lastActivityNanoseconds > UInt64(configuration.livenessProbeInterval.components.seconds) * 1_000_000_000
+            // `now` was read before this round's progress, which may have moved the last
+            // activity past it: then the peer was just heard from (a wrapping difference
+            // here probed after every busy round, and each probe's completion was the next
+            // busy round — a storm of control writes, 43 per call on kernel rxe).
+            if waiting && now > lastActivityNanoseconds
+                && now - lastActivityNanoseconds > UInt64(configuration.livenessProbeInterval.components.seconds) * 1_000_000_000
                 + UInt64(configuration.livenessProbeInterval.components.attoseconds / 1_000_000_000) {
                 probeRequested = true
                 lastActivityNanoseconds = now
@@ -280,13 +285,21 @@ extension MessageEndpoint {
         }
     }
 
+    /// Fails the async calls whose deadline passed and notes the next deadline. A call
+    /// opened but not yet holding its continuation keeps its deadline in the next sweep.
     private func expireCallsLocked(now: UInt64) {
+        calls.deadlineSweeps += 1
+        var next = UInt64.max
         for slot in 0..<configuration.maxOutstandingCalls {
             let call = calls[slot]
-            guard call.deadlineNanoseconds != 0, now >= call.deadlineNanoseconds,
-                  call.state == .queued || call.state == .waiting, callContinuations[slot] != nil else { continue }
-            giveUpCallLocked(call.id, with: .timedOut)
+            guard call.deadlineNanoseconds != 0, call.state == .queued || call.state == .waiting else { continue }
+            if now >= call.deadlineNanoseconds, callContinuations[slot] != nil {
+                giveUpCallLocked(call.id, with: .timedOut)
+            } else {
+                next = min(next, call.deadlineNanoseconds)
+            }
         }
+        calls.earliestDeadline = next
     }
 }
 
