@@ -247,6 +247,38 @@ struct EndpointTests {
         pair.close()
     }
 
+    /// Tasks that prefer the endpoint's driver as executor are resumed there; one waiting
+    /// when the endpoint closes is resumed all the same (on the global executor).
+    @Test func tasksOnTheDriversExecutorAreAnsweredAndNotStrandedByClose() async throws {
+        let pair = try EndpointPair()
+        let client = pair.client
+        #expect(client.taskExecutor != nil)
+        let server = Task(executorPreference: pair.server.taskExecutor) { await serveEcho(pair.server) }
+        let answered = try await withThrowingTaskGroup(of: Bool.self) { group in
+            for index in 0..<300 {
+                group.addTask(executorPreference: client.taskExecutor) {
+                    let payload = pattern(16 + index % 32, seed: index)
+                    let response = try await client.call(payload, timeout: .seconds(30))
+                    return response.bytes == payload
+                }
+            }
+            var good = 0
+            for try await ok in group where ok { good += 1 }
+            return good
+        }
+        #expect(answered == 300)
+        let waiting = Task(executorPreference: client.taskExecutor) { try await client.receive().count }
+        var rounds = 0
+        while client.lock.locked({ client.receiveWaiterList.isEmpty }) && rounds < 1_000_000 {
+            await Task.yield()
+            rounds += 1
+        }
+        client.close()
+        await #expect(throws: EndpointError.closed) { _ = try await waiting.value }
+        pair.close()
+        await server.value
+    }
+
     @Test func peerClosingMidStreamFailsEveryWaiter() async throws {
         let pair = try EndpointPair()
         let client = pair.client
