@@ -31,7 +31,7 @@ struct CallTable {
     /// async driver sweeps the table only once it has passed. A sweep visits every slot
     /// (16,384 by default) under the endpoint's lock; done every millisecond, as it was,
     /// it took the driver's time and the lock from the calls themselves — under emulation
-    /// (kernel rxe in the lab VM) 10,000 calls then did not finish in 7 minutes.
+    /// (kernel rxe in the lab VM) 10,000 calls then ran into their 60 s timeouts.
     var earliestDeadline = UInt64.max
     /// Sweeps done (see `earliestDeadline`).
     var deadlineSweeps = 0

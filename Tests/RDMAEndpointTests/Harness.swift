@@ -144,6 +144,23 @@ func serveEcho(_ endpoint: MessageEndpoint) async {
     }
 }
 
+/// `count` calls in flight at once on `client` (8-71 byte payloads, each task preferring
+/// `executor`): how many came back intact. Throws the first call's error.
+func echoCalls(_ client: MessageEndpoint, count: Int, timeout: Duration, executor: (any TaskExecutor)? = nil) async throws -> Int {
+    try await withThrowingTaskGroup(of: Bool.self) { group in
+        for index in 0..<count {
+            group.addTask(executorPreference: executor) {
+                let payload = pattern(8 + index % 64, seed: index)
+                let response = try await client.call(payload, timeout: timeout)
+                return response.bytes == payload
+            }
+        }
+        var good = 0
+        for try await ok in group where ok { good += 1 }
+        return good
+    }
+}
+
 /// `count` one-byte calls in flight at once on `client`, each until it ends: the error of
 /// each (nil for one answered). For tests that end the connection under them.
 func concurrentCalls(_ client: MessageEndpoint, count: Int) -> Task<[EndpointError?], Never> {
