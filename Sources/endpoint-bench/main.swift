@@ -210,8 +210,8 @@ func pollModeThroughput(outstanding: Int) async throws -> Double {
 }
 
 /// Async mode: `outstanding` tasks each calling in a loop; calls per second, p50/p99 and
-/// mallocs per call.
-/// Async mode; with `onDrivers`, the tasks prefer their endpoint's driver thread as executor.
+/// mallocs per call. With `onDrivers`, the tasks (and the server's) prefer their endpoint's
+/// driver thread as executor (`MessageEndpoint.taskExecutor`).
 func asyncMode(outstanding: Int, onDrivers: Bool = false) async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
     let (client, server, sides) = try await endpoints(mode: .async)
     let serverTask = Task(executorPreference: onDrivers ? server.taskExecutor : nil) {
