@@ -27,6 +27,14 @@ struct CallTable {
     private(set) var nextID: UInt64 = 1
     /// Slots not `.free`.
     private(set) var occupied = 0
+    /// No deadline of an outstanding call falls before this (`UInt64.max`: none does): the
+    /// async driver sweeps the table only once it has passed. A sweep visits every slot
+    /// (16,384 by default) under the endpoint's lock; done every millisecond, as it was,
+    /// it took the driver's time and the lock from the calls themselves — under emulation
+    /// (kernel rxe in the lab VM) 10,000 calls then ran into their 60 s timeouts.
+    var earliestDeadline = UInt64.max
+    /// Sweeps done (see `earliestDeadline`).
+    var deadlineSweeps = 0
 
     init(capacity: Int) {
         slots = Array(repeating: Slot(), count: capacity)
@@ -43,6 +51,7 @@ struct CallTable {
         nextID &+= 1
         slots[slot] = Slot(state: state, id: id, startNanoseconds: now, deadlineNanoseconds: deadline)
         occupied += 1
+        if deadline != 0 { earliestDeadline = min(earliestDeadline, deadline) }
         return id
     }
 

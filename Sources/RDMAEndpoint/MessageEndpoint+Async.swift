@@ -268,9 +268,14 @@ extension MessageEndpoint {
         lock.locked {
             let handled = progressLocked()
             guard case .running = phase else { return handled }
-            if checkDeadlines && calls.occupied > 0 { expireCallsLocked(now: now) }
+            if checkDeadlines && calls.occupied > 0 && now >= calls.earliestDeadline { expireCallsLocked(now: now) }
             let waiting = calls.occupied > 0 || pendingSendsHead < pendingSends.count
-            if waiting && now &- lastActivityNanoseconds > UInt64(configuration.livenessProbeInterval.components.seconds) * 1_000_000_000
+            // `now` was read before this round's progress, which may have moved the last
+            // activity past it: then the peer was just heard from (a wrapping difference
+            // here probed after every busy round, and each probe's completion was the next
+            // busy round — a storm of control writes, 43 per call on kernel rxe).
+            if waiting && now > lastActivityNanoseconds
+                && now - lastActivityNanoseconds > UInt64(configuration.livenessProbeInterval.components.seconds) * 1_000_000_000
                 + UInt64(configuration.livenessProbeInterval.components.attoseconds / 1_000_000_000) {
                 probeRequested = true
                 lastActivityNanoseconds = now
@@ -280,13 +285,21 @@ extension MessageEndpoint {
         }
     }
 
+    /// Fails the async calls whose deadline passed and notes the next deadline. A call
+    /// opened but not yet holding its continuation keeps its deadline in the next sweep.
     private func expireCallsLocked(now: UInt64) {
+        calls.deadlineSweeps += 1
+        var next = UInt64.max
         for slot in 0..<configuration.maxOutstandingCalls {
             let call = calls[slot]
-            guard call.deadlineNanoseconds != 0, now >= call.deadlineNanoseconds,
-                  call.state == .queued || call.state == .waiting, callContinuations[slot] != nil else { continue }
-            giveUpCallLocked(call.id, with: .timedOut)
+            guard call.deadlineNanoseconds != 0, call.state == .queued || call.state == .waiting else { continue }
+            if now >= call.deadlineNanoseconds, callContinuations[slot] != nil {
+                giveUpCallLocked(call.id, with: .timedOut)
+            } else {
+                next = min(next, call.deadlineNanoseconds)
+            }
         }
+        calls.earliestDeadline = next
     }
 }
 
@@ -296,10 +309,19 @@ extension MessageEndpoint {
 /// the soft engine wakes it at the next completion; a waiting thread leaves the CPU to
 /// kernel rxe), else in short sleeps. A cooperative-pool task must never block or spin,
 /// hence a thread of its own.
-final class EndpointDriver: @unchecked Sendable {
+///
+/// It is also a task executor (`MessageEndpoint.taskExecutor`): a task that prefers it is
+/// resumed on this thread right after the round that completed its call, instead of being
+/// handed to the global pool — one thread wake-up less per resumption.
+final class EndpointDriver: TaskExecutor, @unchecked Sendable {
     private weak var endpoint: MessageEndpoint?
     private let stopping = Atomic<Bool>(false)
     private var thread: pthread_t?
+    /// Jobs of tasks that prefer this executor, run between rounds; after the thread ended
+    /// (`retired`) they go to the global executor, so that no task is stranded.
+    private let jobLock = EndpointLock()
+    private var jobs: [UnownedJob] = []
+    private var retired = false
     /// How long a park lasts at most: the granularity of call deadlines, liveness probes,
     /// credits written into the control block (they complete nothing here) and `stop()`.
     static let parkMilliseconds: Int32 = 1
@@ -316,7 +338,44 @@ final class EndpointDriver: @unchecked Sendable {
         thread = created
     }
 
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        let accepted: Bool = jobLock.locked {
+            if retired { return false }
+            jobs.append(job)
+            return true
+        }
+        if !accepted { globalConcurrentExecutor.enqueue(job) }
+    }
+
+    /// Runs the jobs enqueued so far (outside the endpoint's lock); how many ran.
+    private func runJobs(_ running: inout [UnownedJob]) -> Int {
+        jobLock.locked { swap(&jobs, &running) }
+        guard !running.isEmpty else { return 0 }
+        let executor = asUnownedTaskExecutor()
+        for job in running { job.runSynchronously(on: executor) }
+        let ran = running.count
+        running.removeAll(keepingCapacity: true)
+        return ran
+    }
+
+    /// The thread ends: jobs still queued, and any that come later, go to the global executor.
+    private func retire() {
+        let stranded: [UnownedJob] = jobLock.locked {
+            retired = true
+            defer { jobs.removeAll() }
+            return jobs
+        }
+        for job in stranded { globalConcurrentExecutor.enqueue(job) }
+    }
+
+    private var hasJobs: Bool { jobLock.locked { !jobs.isEmpty } }
+
     private func run() {
+        defer { retire() }
+        var running: [UnownedJob] = []
+        running.reserveCapacity(64)
+        jobLock.locked { jobs.reserveCapacity(64) }
         var sleepRounds = 0
         var nextDeadlineCheck: UInt64 = 0
         var lastActivity = monotonicNanoseconds()
@@ -328,8 +387,9 @@ final class EndpointDriver: @unchecked Sendable {
             let checkDeadlines = now >= nextDeadlineCheck
             if checkDeadlines { nextDeadlineCheck = now + 1_000_000 }
             let handled = endpoint.driveOnce(now: now, checkDeadlines: checkDeadlines)
+                + runJobs(&running)
             if endpoint.failure != nil { return }
-            if handled > 0 {
+            if handled > 0 || hasJobs {
                 lastActivity = now
                 sleepRounds = 0
                 continue

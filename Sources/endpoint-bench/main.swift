@@ -210,10 +210,11 @@ func pollModeThroughput(outstanding: Int) async throws -> Double {
 }
 
 /// Async mode: `outstanding` tasks each calling in a loop; calls per second, p50/p99 and
-/// mallocs per call.
-func asyncMode(outstanding: Int) async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
+/// mallocs per call. With `onDrivers`, the tasks (and the server's) prefer their endpoint's
+/// driver thread as executor (`MessageEndpoint.taskExecutor`).
+func asyncMode(outstanding: Int, onDrivers: Bool = false) async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
     let (client, server, sides) = try await endpoints(mode: .async)
-    let serverTask = Task {
+    let serverTask = Task(executorPreference: onDrivers ? server.taskExecutor : nil) {
         while let request = try? await server.receive() {
             // Echoed from the receive buffer straight into a send buffer: no copy in between.
             try? await server.respond(to: request.callID, length: request.count) { buffer in
@@ -229,7 +230,7 @@ func asyncMode(outstanding: Int) async throws -> (p50: Double, p99: Double, call
     let start = now()
     let samples = try await withThrowingTaskGroup(of: [UInt64].self) { group in
         for _ in 0..<outstanding {
-            group.addTask {
+            group.addTask(executorPreference: onDrivers ? client.taskExecutor : nil) {
                 var samples = [UInt64]()
                 samples.reserveCapacity(perTask)
                 for _ in 0..<perTask {
@@ -270,8 +271,14 @@ let thirtyTwo = try await pollModeThroughput(outstanding: 32)
 print("  calls/s 32 outstanding: \(Int(thirtyTwo))")
 let async1 = try await asyncMode(outstanding: 1)
 let async32 = try await asyncMode(outstanding: 32)
+let driver1 = try await asyncMode(outstanding: 1, onDrivers: true)
+let driver32 = try await asyncMode(outstanding: 32, onDrivers: true)
 print("endpoint async mode:")
 print("  1 outstanding: round trip p50 \(fixed(async1.p50, 2)) us  p99 \(fixed(async1.p99, 2)) us  calls/s \(Int(async1.callsPerSecond))")
 print("  32 outstanding: calls/s \(Int(async32.callsPerSecond))")
 print("  mallocs per call (async, 1 outstanding): \(format(async1.mallocsPerCall))")
 print("  mallocs per call (async, 32 outstanding): \(format(async32.mallocsPerCall))")
+print("endpoint async mode, tasks on the endpoints' drivers (taskExecutor):")
+print("  1 outstanding: round trip p50 \(fixed(driver1.p50, 2)) us  p99 \(fixed(driver1.p99, 2)) us  calls/s \(Int(driver1.callsPerSecond))")
+print("  32 outstanding: calls/s \(Int(driver32.callsPerSecond))")
+print("  mallocs per call (1 outstanding): \(format(driver1.mallocsPerCall)); (32 outstanding): \(format(driver32.mallocsPerCall))")

@@ -107,9 +107,31 @@ final class EndpointPair: @unchecked Sendable {
     deinit { close() }
 }
 
-/// Payload bytes that depend on `seed` and the position, so a misplaced byte shows.
+/// Payload bytes that depend on `seed` and the position, so a misplaced byte shows: 251
+/// distinct bytes (a prime period, so no shift by a page or a power of two maps it onto
+/// itself), repeated by doubling copies — an 8 MiB payload byte by byte took seconds in a
+/// debug build, tens of them in the lab's emulated VM.
 func pattern(_ count: Int, seed: Int) -> [UInt8] {
-    (0..<count).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed &* 7 &+ ($0 >> 8)) }
+    let period = (0..<min(count, 251)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ seed &* 7) }
+    return [UInt8](unsafeUninitializedCapacity: count) { buffer, initialized in
+        guard let base = buffer.baseAddress else { initialized = 0; return }
+        period.withUnsafeBufferPointer { base.initialize(from: $0.baseAddress!, count: period.count) }
+        var filled = period.count
+        while filled < count {
+            let copied = min(filled, count - filled)
+            (base + filled).initialize(from: base, count: copied)
+            filled += copied
+        }
+        initialized = count
+    }
+}
+
+/// Whether `message` holds exactly `bytes` (one memcmp: an element-wise comparison of
+/// 8 MiB is slow in a debug build).
+func holds(_ message: borrowing ReceivedMessage, _ bytes: [UInt8]) -> Bool {
+    message.count == bytes.count && (bytes.isEmpty || message.withUnsafeBytes { received in
+        bytes.withUnsafeBytes { expected in memcmp(received.baseAddress!, expected.baseAddress!, bytes.count) == 0 }
+    })
 }
 
 /// Serves echo calls until the connection ends: each request's payload comes back.
@@ -119,6 +141,23 @@ func serveEcho(_ endpoint: MessageEndpoint) async {
         let id = request.callID, bytes = request.bytes
         request.release()
         do { try await endpoint.respond(to: id, with: bytes) } catch { return }
+    }
+}
+
+/// `count` calls in flight at once on `client` (8-71 byte payloads, each task preferring
+/// `executor`): how many came back intact. Throws the first call's error.
+func echoCalls(_ client: MessageEndpoint, count: Int, timeout: Duration, executor: (any TaskExecutor)? = nil) async throws -> Int {
+    try await withThrowingTaskGroup(of: Bool.self) { group in
+        for index in 0..<count {
+            group.addTask(executorPreference: executor) {
+                let payload = pattern(8 + index % 64, seed: index)
+                let response = try await client.call(payload, timeout: timeout)
+                return response.bytes == payload
+            }
+        }
+        var good = 0
+        for try await ok in group where ok { good += 1 }
+        return good
     }
 }
 
