@@ -233,20 +233,27 @@ public enum PerftestLatency {
     @inline(__always)
     public static func writeMarker(_ n: Int) -> UInt8 { UInt8(truncatingIfNeeded: n) }
 
-    /// Runs one size for `iterations` (perftest counts and has no warm-up: none here
-    /// either) and returns our figures. `isClient`: we named the server.
+    /// Runs each size in turn for `iterations` (perftest counts and has no warm-up: none
+    /// here either) and returns our figures, one per size (none where the peer measures
+    /// alone: READ/atomic with us as the target). `isClient`: we named the server.
+    /// Several sizes are `ib_*_lat -a` (2 B … 8 MiB, the same `-n` for each): `ib_send_lat`
+    /// posts its receives for the next size and swaps one more key line before it (its
+    /// `ctx_set_recv_wqes` + `ctx_hand_shake`); `ib_write_lat` and `ib_read_lat` go
+    /// straight on, their counts starting again at 1.
     public static func run(opened: OpenedDevice, control: any PerftestChannel, admission: ServerLoop.Admission = .init(),
                            isClient: Bool, operation: LatencyOperation = .send,
-                           size: Int, iterations: Int,
+                           sizes: [Int], iterations: Int,
                            inlineSize: Int?, qpTimeout: UInt8, timeout: Double, runTimeout: Double = 600, spin: Bool = false,
-                           log: (String) -> Void) throws(PerfError) -> LatencyResult? {
-        try LatencySession.checkSizes([size], opened: opened, operation: operation)
+                           log: (String) -> Void) throws(PerfError) -> [LatencyResult] {
+        guard let first = sizes.first, let largest = sizes.max() else { throw .usage("no message size to run") }
+        try LatencySession.checkSizes(sizes, opened: opened, operation: operation)
         let exchange = PerftestExchange(control: control, isClient: isClient, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
         let tool = tool(for: operation)
-        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(iterations) iterations of \(size) B — give the same -s/-n on both sides)")
-        let slot = LatencySession.slot(for: [size])
+        let what = sizes.count == 1 ? "\(first) B" : "each size \(first) B … \(largest) B (-a)"
+        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(iterations) iterations of \(what) — give the same -s or -a and -n on both sides)")
+        let slot = LatencySession.slot(for: sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize,
                                   events: opened.completionEvents && operation != .write)
         defer { queues.close() }
@@ -280,49 +287,62 @@ public enum PerftestLatency {
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control as? ControlConnection)
         pump.watchControl = false
         pump.yieldWhenIdle = !spin
-        let remoteMemory = RemoteMemory(address: theirs.virtualAddress, rkey: theirs.rkey, length: UInt32(clamping: size))
-        var result: LatencyResult?
-        if operation == .write {
-            // ib_write_lat's server writes first and its client answers: we take the
-            // opposite part of whichever role we have, and time our own posts either way.
-            let samples = SampleBuffer(capacity: iterations)
-            try writePingPong(queues: queues, remote: remoteMemory, size: size, iterations: iterations, postsFirst: !isClient,
-                              samples: samples, pump: pump)
-            if let statistics = LatencyStatistics(samples: samples.filled, halve: true) {
-                result = LatencyResult(size: size, operation: .write, statistics: statistics,
-                                       histogram: LatencyStatistics.histogram(of: samples.filled, halve: true), truncated: false)
-            }
-        } else if isClient {
-            // SEND ping-pong, or READ/atomic against perftest's passive server.
-            let parameters = LatencyParameters(operation: operation, sizes: [size], iterations: iterations, duration: nil, warmup: 0,
-                                               inlineSize: inlineSize, progressTimeout: timeout)
-            let samples = SampleBuffer(capacity: iterations)
-            var progress = ProgressLine()
-            var noCheck: PayloadCheck?
-            let truncated = try LatencyLoops.client(queues: queues, remote: remoteMemory, parameters: parameters, size: size,
-                                                    samples: samples, pump: pump, check: &noCheck, progress: &progress)
-            progress.finish()
-            let halve = operation.isPingPong
-            if let statistics = LatencyStatistics(samples: samples.filled, halve: halve) {
-                result = LatencyResult(size: size, operation: operation, statistics: statistics,
-                                       histogram: LatencyStatistics.histogram(of: samples.filled, halve: halve), truncated: truncated)
-            }
-        } else if operation == .send {
-            _ = try LatencyLoops.echo(queues: queues, remote: remoteMemory, operation: .send, size: size, pump: pump, limit: iterations)
-        } else {
-            // READ/atomic target: perftest's client runs silently, then closes. Its run
-            // length is not exchanged: the wait for its close is bounded by `runTimeout`.
+        let remoteMemory = RemoteMemory(address: theirs.virtualAddress, rkey: theirs.rkey, length: UInt32(clamping: largest))
+        if !isClient, operation == .read || operation == .atomic {
+            // READ/atomic target: perftest's client runs silently (every size of -a), then
+            // closes. Its run length is not exchanged: the wait for its close is bounded
+            // by `runTimeout`.
             opened.backgroundProgress(true)
             defer { opened.backgroundProgress(false) }
             _ = try PerftestExchange(control: control, isClient: false, timeout: max(timeout, runTimeout)).keys(mine)
             try? control.sendRaw(Array("done".utf8) + [0])
-            return nil
+            return []
+        }
+        var results: [LatencyResult] = []
+        for (index, size) in sizes.enumerated() {
+            // ib_send_lat's per-size barrier (its receives for this size are posted); ours
+            // stay posted, each as large as the largest size.
+            if operation == .send, index > 0 { _ = try exchange.keys(mine) }
+            if let result = try runSize(size, queues: queues, remote: remoteMemory, pump: pump, isClient: isClient, operation: operation,
+                                        iterations: iterations, inlineSize: inlineSize, timeout: timeout) {
+                results.append(result)
+            }
         }
         // perftest's close (ib_send_lat, ib_read_lat, ib_atomic_lat; ib_write_lat just
         // exits: EOF ends the wait).
         _ = try? PerftestExchange(control: control, isClient: isClient, timeout: min(timeout, 5)).keys(mine)
         if operation == .read || operation == .atomic { try? control.sendRaw(Array("done".utf8) + [0]) }
-        return result
+        return results
+    }
+
+    /// One size of the ping-pong (SEND, WRITE; either role) or of the READ/atomic client;
+    /// our figures, or nil where the peer measures (our SEND echo).
+    static func runSize(_ size: Int, queues: QueueSet, remote: RemoteMemory, pump: CompletionPump, isClient: Bool,
+                        operation: LatencyOperation, iterations: Int, inlineSize: Int?, timeout: Double) throws(PerfError) -> LatencyResult? {
+        let samples = SampleBuffer(capacity: iterations)
+        var truncated = false
+        if operation == .write {
+            // ib_write_lat's server writes first and its client answers: we take the
+            // opposite part of whichever role we have, and time our own posts either way.
+            try writePingPong(queues: queues, remote: remote, size: size, iterations: iterations, postsFirst: !isClient,
+                              samples: samples, pump: pump)
+        } else if isClient {
+            // SEND ping-pong, or READ/atomic against perftest's passive server.
+            let parameters = LatencyParameters(operation: operation, sizes: [size], iterations: iterations, duration: nil, warmup: 0,
+                                               inlineSize: inlineSize, progressTimeout: timeout)
+            var progress = ProgressLine()
+            var noCheck: PayloadCheck?
+            truncated = try LatencyLoops.client(queues: queues, remote: remote, parameters: parameters, size: size,
+                                                samples: samples, pump: pump, check: &noCheck, progress: &progress)
+            progress.finish()
+        } else {
+            _ = try LatencyLoops.echo(queues: queues, remote: remote, operation: .send, size: size, pump: pump, limit: iterations)
+            return nil
+        }
+        let halve = operation.isPingPong
+        guard let statistics = LatencyStatistics(samples: samples.filled, halve: halve) else { return nil }
+        return LatencyResult(size: size, operation: operation, statistics: statistics,
+                             histogram: LatencyStatistics.histogram(of: samples.filled, halve: halve), truncated: truncated)
     }
 
     /// `ib_write_lat`'s ping-pong: each side WRITEs `size` bytes whose last byte is the

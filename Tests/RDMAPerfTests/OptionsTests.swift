@@ -50,7 +50,7 @@ struct OptionsTests {
     @Test("contradictions and unsupported flags are usage errors (exit 2)", arguments: [
         ["-a", "-s", "64"], ["-R", "-a"], ["-R", "--loopback"], ["-R", "-D", "2"], ["-n", "1"], ["-n", "100", "-D", "1"], ["-m", "1000"], ["--loopback", "host"],
         ["-d", "rxe0", "--soft", "127.0.0.1"], ["--op", "atomic", "-a"], ["-x", "300"],
-        ["--perftest", "-D", "2", "h"], ["--perftest", "-a", "h"], ["--perftest"],
+        ["--perftest", "-D", "2", "h"], ["--perftest", "--op", "atomic", "-a", "h"], ["--perftest"],
     ])
     func usageErrors(arguments: [String]) throws {
         let command = try PingPongCommand.parse(arguments)
@@ -64,6 +64,16 @@ struct OptionsTests {
         } catch {
             #expect(error.exitCode == 2)
         }
+    }
+}
+
+@Suite("rdma-pingpong --perftest")
+struct PingPongPerftestOptionTests {
+    @Test("-a over perftest's exchange (ib_send_lat, ib_write_lat, ib_read_lat -a): 2 B … 8 MiB", arguments: ["send", "write", "read"])
+    func allSizes(operation: String) throws {
+        let parameters = try PingPongCommand.parse(["--perftest", "--op", operation, "-a", "-n", "10", "h"]).parameters()
+        #expect(parameters.sizes == (1...23).map { 1 << $0 })
+        #expect(parameters.iterations == 10)
     }
 }
 
