@@ -242,7 +242,7 @@ public enum PerftestLatency {
     /// straight on, their counts starting again at 1.
     public static func run(opened: OpenedDevice, control: any PerftestChannel, admission: ServerLoop.Admission = .init(),
                            isClient: Bool, operation: LatencyOperation = .send,
-                           sizes: [Int], iterations: Int,
+                           sizes: [Int], iterations: Int, duration: Double? = nil,
                            inlineSize: Int?, qpTimeout: UInt8, timeout: Double, runTimeout: Double = 600, spin: Bool = false,
                            log: (String) -> Void) throws(PerfError) -> [LatencyResult] {
         guard let first = sizes.first, let largest = sizes.max() else { throw .usage("no message size to run") }
@@ -251,8 +251,12 @@ public enum PerftestLatency {
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
         let tool = tool(for: operation)
+        if duration != nil, operation == .write || sizes.count > 1 {
+            throw .usage("-D over \(tool)'s exchange: SEND, READ and atomic latency, one size (perftest has no -D with -a; WRITE not yet)")
+        }
         let what = sizes.count == 1 ? "\(first) B" : "each size \(first) B … \(largest) B (-a)"
-        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(iterations) iterations of \(what) — give the same -s or -a and -n on both sides)")
+        let length = duration.map { "for \($0) s (-D) " } ?? "\(iterations) iterations "
+        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(length)of \(what) — give the same -s or -a and -n or -D on both sides)")
         let slot = LatencySession.slot(for: sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize,
                                   events: opened.completionEvents && operation != .write)
@@ -304,7 +308,7 @@ public enum PerftestLatency {
             // stay posted, each as large as the largest size.
             if operation == .send, index > 0 { _ = try exchange.keys(mine) }
             if let result = try runSize(size, queues: queues, remote: remoteMemory, pump: pump, isClient: isClient, operation: operation,
-                                        iterations: iterations, inlineSize: inlineSize, timeout: timeout) {
+                                        iterations: iterations, duration: duration, inlineSize: inlineSize, timeout: timeout) {
                 results.append(result)
             }
         }
@@ -317,9 +321,10 @@ public enum PerftestLatency {
 
     /// One size of the ping-pong (SEND, WRITE; either role) or of the READ/atomic client;
     /// our figures, or nil where the peer measures (our SEND echo).
+    /// `duration` (-D; SEND, READ, atomic): each side runs on its own clock, as perftest's do.
     static func runSize(_ size: Int, queues: QueueSet, remote: RemoteMemory, pump: CompletionPump, isClient: Bool,
-                        operation: LatencyOperation, iterations: Int, inlineSize: Int?, timeout: Double) throws(PerfError) -> LatencyResult? {
-        let samples = SampleBuffer(capacity: iterations)
+                        operation: LatencyOperation, iterations: Int, duration: Double?, inlineSize: Int?, timeout: Double) throws(PerfError) -> LatencyResult? {
+        let samples = SampleBuffer(capacity: duration == nil ? iterations : LatencyParameters.durationSampleCap)
         var truncated = false
         if operation == .write {
             // ib_write_lat's server writes first and its client answers: we take the
@@ -328,15 +333,17 @@ public enum PerftestLatency {
                               samples: samples, pump: pump)
         } else if isClient {
             // SEND ping-pong, or READ/atomic against perftest's passive server.
-            let parameters = LatencyParameters(operation: operation, sizes: [size], iterations: iterations, duration: nil, warmup: 0,
-                                               inlineSize: inlineSize, progressTimeout: timeout)
+            var parameters = LatencyParameters(operation: operation, sizes: [size], iterations: duration == nil ? iterations : nil,
+                                               duration: duration, warmup: 0, inlineSize: inlineSize, progressTimeout: timeout)
+            parameters.dropLateReplies = duration != nil
             var progress = ProgressLine()
             var noCheck: PayloadCheck?
             truncated = try LatencyLoops.client(queues: queues, remote: remote, parameters: parameters, size: size,
                                                 samples: samples, pump: pump, check: &noCheck, progress: &progress)
             progress.finish()
         } else {
-            _ = try LatencyLoops.echo(queues: queues, remote: remote, operation: .send, size: size, pump: pump, limit: iterations)
+            _ = try LatencyLoops.echo(queues: queues, remote: remote, operation: .send, size: size, pump: pump,
+                                      limit: duration == nil ? iterations : nil, duration: duration)
             return nil
         }
         let halve = operation.isPingPong

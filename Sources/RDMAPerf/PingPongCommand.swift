@@ -61,9 +61,10 @@ public struct PingPongCommand: ParsableCommand {
         try common.validate(explicitSize: size, maximumIterations: limits.maximumLatencyIterations)
         if let warmup, !(0...limits.maximumWarmup).contains(warmup) { throw .usage("--warmup \(warmup): give 0…\(limits.maximumWarmup)") }
         if perftestPeer {
-            guard common.duration == nil, common.server != nil else {
-                throw .usage("--perftest speaks ib_send_lat's, ib_write_lat's, ib_read_lat's and ib_atomic_lat's exchange: one size or -a, -n iterations, as a client (name the server); not -D yet")
+            guard common.server != nil else {
+                throw .usage("--perftest speaks ib_send_lat's, ib_write_lat's, ib_read_lat's and ib_atomic_lat's exchange as a client: name the server")
             }
+            if common.duration != nil { try Self.checkPerftestDuration(operation: operation, all: common.all) }
         }
         if verify, perftestPeer { throw .usage("--verify needs our server (it echoes what it received); perftest's does not") }
         if common.completionEvents, operation == .write {
@@ -107,7 +108,7 @@ public struct PingPongCommand: ParsableCommand {
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
             let results = try PerftestLatency.run(opened: opened, control: control, isClient: true, operation: operation, sizes: parameters.sizes,
-                                                  iterations: parameters.iterations ?? 1000, inlineSize: common.inlineSize,
+                                                  iterations: parameters.iterations ?? 1000, duration: parameters.duration, inlineSize: common.inlineSize,
                                                   qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
                                                   log: { printError("rdma-pingpong: \($0)") })
             for result in results { printer.print(result, path: opened.path) }
@@ -165,11 +166,9 @@ public struct PingPongCommand: ParsableCommand {
             }
             // perftest's client opens with its version string, ours with JSON.
             admission.perftest = true
-            guard common.duration == nil else {
-                throw .usage("a perftest client connected: answer it with the --op of its binary (ib_send_lat: send, ib_write_lat: write, ib_read_lat: read, ib_atomic_lat: atomic), its -s or -a, -n (not -D yet)")
-            }
+            if common.duration != nil { try Self.checkPerftestDuration(operation: operation, all: common.all) }
             let results = try PerftestLatency.run(opened: opened, control: control, admission: admission, isClient: false, operation: operation,
-                                                  sizes: parameters.sizes, iterations: parameters.iterations ?? 1000,
+                                                  sizes: parameters.sizes, iterations: parameters.iterations ?? 1000, duration: parameters.duration,
                                                   inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
                                                   timeout: common.progressTimeout, spin: common.spin, log: log)
             if !results.isEmpty {
@@ -181,6 +180,15 @@ public struct PingPongCommand: ParsableCommand {
                 log("answered \(PerftestLatency.tool(for: operation))'s client, \(what) (its figures are on its side)")
             }
         }
+    }
+
+    /// `-D` over perftest's exchange: each side runs on its own clock (perftest's from its
+    /// first received message); WRITE's marker ping-pong cannot end that way yet.
+    static func checkPerftestDuration(operation: LatencyOperation, all: Bool) throws(PerfError) {
+        if operation == .write {
+            throw .usage("-D with --op write over ib_write_lat's exchange is not spoken yet", hint: "give -n, or use our server")
+        }
+        if all { throw .usage("-D with -a: perftest has no duration mode over all sizes") }
     }
 
     func finish(_ results: [LatencyResult], sweep: Bool) throws(PerfError) {
