@@ -469,24 +469,35 @@ public enum PerftestBandwidth {
     /// (`-a`: WRITE and READ only — half duplex, perftest's client sweeps 2 … 2^23 with no
     /// exchange between sizes, then sends the last size's report), `report` called as each
     /// size ends.
+    /// `-b` (`ib_write_bw -b`, `ib_read_bw -b`; one size), either role (`isClient` false:
+    /// we answer their client, with our own -s/-n/-q like theirs): both sides run the loop
+    /// after one more key line, then swap their reports (`xchg_bw_reports`) and close;
+    /// the figures returned are the sum of both directions, like perftest's.
     public static func runClient(opened: OpenedDevice, control: any PerftestChannel, parameters: ThroughputParameters,
+                                 isClient: Bool = true, admission: ServerLoop.Admission = .init(),
                                  log: (String) -> Void, report: (BandwidthStatistics) -> Void = { _ in }) throws(PerfError) -> [BandwidthStatistics] {
-        guard parameters.sizes.count == 1 || parameters.operation != .send, !parameters.bidirectional,
-              let iterations = parameters.iterations else {
-            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -n iterations, no -b/-D, -a only with WRITE and READ")
+        let duplex = parameters.bidirectional
+        guard parameters.sizes.count == 1 || parameters.operation != .send, !duplex || parameters.operation != .send && parameters.sizes.count == 1,
+              isClient || duplex, let iterations = parameters.iterations else {
+            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -n iterations, no -D, -a only with WRITE and READ, -b only with WRITE and READ and one size")
         }
         let tool = tool(for: parameters.operation)
         let sizes = parameters.sizes
         try ThroughputSession.checkSizes(sizes, opened: opened)
-        let exchange = PerftestExchange(control: control, isClient: true, timeout: parameters.progressTimeout)
-        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
+        let exchange = PerftestExchange(control: control, isClient: isClient, timeout: parameters.progressTimeout)
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
+        admission.admitted = true
         let shown = sizes.count == 1 ? "\(sizes[0]) B" : "each size \(sizes[0]) … \(sizes[sizes.count - 1]) B (give -a on both sides)"
         log("peer is perftest \(version) (\(tool)'s exchange; \(parameters.operation) bandwidth, \(iterations) × \(shown) on each of \(parameters.queuePairs) QP(s) — give the same -q on both sides)")
-        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: parameters.queuePairs, sizes: sizes, depth: parameters.sendDepth,
-                                                   inlineSize: parameters.inlineSize)
+        // -b: the peer's WRITEs/READs may step through its cycle buffer: room for them as
+        // for a half-duplex client (`serve`).
+        let room = duplex ? [min(opened.maxMessageSize, targetRoom)] : []
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: parameters.queuePairs, sizes: sizes + room,
+                                                   depth: parameters.sendDepth, inlineSize: parameters.inlineSize)
         defer { queues.close() }
         let (mine, theirs) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: parameters.qpTimeout)
         try connectedSteps(exchange, operation: parameters.operation, mine: mine, theirs: theirs)
+        if duplex { _ = try exchange.keys(mine[0]) }   // both sides' send requests are ready
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control as? ControlConnection)
         pump.watchControl = false
         pump.yieldWhenIdle = !parameters.spin
@@ -500,13 +511,24 @@ public enum PerftestBandwidth {
             if stopRequested() { break }
             let region = RemoteMemory(address: theirs[0].virtualAddress &- slot, rkey: theirs[0].rkey, length: UInt32(clamping: Int(slot) + size))
             var progress = ProgressLine()
-            let outcome = try ThroughputLoop.run(queues: queues, remote: region, parameters: parameters, size: size, sending: true,
+            var oneWay = parameters
+            oneWay.bidirectional = false   // the peer's WRITEs/READs need nothing from our loop
+            let outcome = try ThroughputLoop.run(queues: queues, remote: region, parameters: oneWay, size: size, sending: true,
                                                  receiving: false, expectPeerDone: false, stamps: stamps, pump: pump, progress: &progress)
             progress.finish()
-            let statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
+            var statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
                                                  peakBytesPerSecond: outcome.peak)
+            if duplex {
+                let theirs = try swapReports(exchange, ours: statistics, opened: opened)
+                log("this direction: \(statistics.messages) × \(size) B at \(String(format: "%.2f", statistics.averageBytesPerSecond / 1_048_576)) MiB/s; perftest's: \(theirs.iterations) at \(String(format: "%.2f", theirs.averageMiBps)) MiB/s")
+                statistics = sum(statistics, theirs)
+            }
             results.append(statistics)
             report(statistics)
+        }
+        if duplex {
+            try close(exchange, mine: mine[0], timeout: parameters.progressTimeout)
+            return results
         }
         if parameters.operation == .send {
             try close(exchange, mine: mine[0], timeout: parameters.progressTimeout)
@@ -524,6 +546,36 @@ public enum PerftestBandwidth {
         _ = try? PerftestExchange(control: control, isClient: true, timeout: min(parameters.progressTimeout, 5)).keys(mine[0])
         try? control.sendRaw(Array("done".utf8) + [0])
         return results
+    }
+
+    /// `xchg_bw_reports` after a `-b` run: ours out, theirs in. The peer may still be
+    /// moving data into our memory meanwhile (the soft engine needs driving for that).
+    static func swapReports(_ exchange: PerftestExchange, ours: BandwidthStatistics, opened: OpenedDevice) throws(PerfError) -> PerftestBandwidthReport {
+        let report = PerftestBandwidthReport(size: UInt64(ours.messageSize), iterations: UInt64(ours.messages),
+                                             peakMiBps: ours.peakBytesPerSecond / 1_048_576,
+                                             averageMiBps: ours.averageBytesPerSecond / 1_048_576,
+                                             messageRateMpps: ours.messageRateMpps)
+        opened.backgroundProgress(true)
+        defer { opened.backgroundProgress(false) }
+        var fields: [[UInt8]] = []
+        for field in report.fields { fields.append(try exchange.swap(field, count: 8, what: "perftest's bandwidth report")) }
+        guard let theirs = PerftestBandwidthReport(fields: fields), theirs.size == report.size,
+              theirs.iterations <= UInt64(RunLimits.standard.maximumBandwidthIterations) * 1024,
+              theirs.averageMiBps.isFinite, theirs.averageMiBps >= 0, theirs.peakMiBps.isFinite, theirs.peakMiBps >= 0 else {
+            throw .peer("perftest's -b report is out of bounds or for another size (\(fields.map { $0.map { String($0, radix: 16) }.joined() }))",
+                        hint: "give the same -s on both sides")
+        }
+        return theirs
+    }
+
+    /// Both directions of a `-b` run as one figure: perftest's `print_full_bw_report` adds
+    /// the two average rates (and peaks), so the elapsed time is the one that gives that sum.
+    static func sum(_ ours: BandwidthStatistics, _ theirs: PerftestBandwidthReport) -> BandwidthStatistics {
+        let messages = ours.messages + Int(theirs.iterations)
+        let rate = ours.averageBytesPerSecond + theirs.averageMiBps * 1_048_576
+        let seconds = rate > 0 ? Double(messages) * Double(ours.messageSize) / rate : 0
+        return BandwidthStatistics(messageSize: ours.messageSize, messages: messages, elapsedNanoseconds: MonotonicClock.span(seconds: seconds),
+                                   peakBytesPerSecond: ours.peakBytesPerSecond + theirs.peakMiBps * 1_048_576)
     }
 
     /// Answers `ib_write_bw`'s or `ib_read_bw`'s client (half duplex, `queuePairs` QPs —

@@ -91,8 +91,11 @@ public struct ThroughputCommand: ParsableCommand {
                 throw .usage("--verify -q \(queuePairs): \(why)", hint: "lower -q or -s")
             }
         }
-        if perftestPeer, common.all && operation == .send || common.duration != nil || bidirectional || common.server == nil || common.loopback {
-            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -s (or -a with WRITE and READ), -n, -q (the server's), as a client (name the server)")
+        if perftestPeer, common.all && operation == .send || common.duration != nil || common.server == nil || common.loopback {
+            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -s (or -a with WRITE and READ), -n, -q (the server's), as a client (name the server); not -D yet")
+        }
+        if perftestPeer, bidirectional, operation == .send || common.all {
+            throw .usage("--perftest -b speaks ib_write_bw -b's and ib_read_bw -b's exchange, one size: not ib_send_bw -b, not with -a yet")
         }
         return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: 65536, explicit: size),
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,
@@ -192,6 +195,16 @@ extension ThroughputCommand {
                                                                inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
                                                                timeout: common.progressTimeout, spin: common.spin, log: log)
                 if let received { printer.print(received, note: "   (received here, first message to last)") }
+                return
+            }
+            if bidirectional {
+                // ib_write_bw -b / ib_read_bw -b: both sides run; our -s/-n/-q must be theirs.
+                let parameters = try parameters()
+                guard operation != .send, parameters.sizes.count == 1 else {
+                    throw .usage("a perftest client connected to our -b server: -b is spoken with ib_write_bw and ib_read_bw, one size")
+                }
+                _ = try PerftestBandwidth.runClient(opened: opened, control: control, parameters: parameters, isClient: false,
+                                                    admission: admission, log: log) { printer.print($0, note: "   (both directions)") }
                 return
             }
             // perftest's client is silent during its run: the wait for its end is bounded

@@ -50,7 +50,8 @@ struct OptionsTests {
     @Test("contradictions and unsupported flags are usage errors (exit 2)", arguments: [
         ["-a", "-s", "64"], ["-R", "-a"], ["-R", "--loopback"], ["-R", "-D", "2"], ["-n", "1"], ["-n", "100", "-D", "1"], ["-m", "1000"], ["--loopback", "host"],
         ["-d", "rxe0", "--soft", "127.0.0.1"], ["--op", "atomic", "-a"], ["-x", "300"],
-        ["--perftest", "-D", "2", "h"], ["--perftest", "--op", "atomic", "-a", "h"], ["--perftest"],
+        ["--perftest", "--op", "write", "-D", "2", "h"], ["--perftest", "-a", "-D", "2", "h"], ["--perftest", "--op", "atomic", "-a", "h"],
+        ["--perftest"],
     ])
     func usageErrors(arguments: [String]) throws {
         let command = try PingPongCommand.parse(arguments)
@@ -69,6 +70,12 @@ struct OptionsTests {
 
 @Suite("rdma-pingpong --perftest")
 struct PingPongPerftestOptionTests {
+    @Test("-D over ib_send_lat's, ib_read_lat's and ib_atomic_lat's exchange", arguments: ["send", "read", "atomic"])
+    func duration(operation: String) throws {
+        let parameters = try PingPongCommand.parse(["--perftest", "--op", operation, "-D", "3", "h"]).parameters()
+        #expect(parameters.duration == 3 && parameters.iterations == nil)
+    }
+
     @Test("-a over perftest's exchange (ib_send_lat, ib_write_lat, ib_read_lat -a): 2 B … 8 MiB", arguments: ["send", "write", "read"])
     func allSizes(operation: String) throws {
         let parameters = try PingPongCommand.parse(["--perftest", "--op", operation, "-a", "-n", "10", "h"]).parameters()
@@ -79,8 +86,8 @@ struct PingPongPerftestOptionTests {
 
 @Suite("rdma-throughput --perftest")
 struct ThroughputPerftestOptionTests {
-    @Test("ib_*_bw's exchange only: one size, -n, as a client; no -b, --verify", arguments: [
-        ["--perftest", "-b", "h"], ["--perftest", "-q", "2", "-b", "h"],
+    @Test("ib_*_bw's exchange only: -n, as a client; -b only with WRITE/READ and one size; no --verify", arguments: [
+        ["--perftest", "--op", "send", "-b", "h"], ["--perftest", "-a", "-b", "h"],
         ["--perftest", "-D", "2", "h"], ["--perftest", "--op", "send", "-a", "h"], ["--perftest"], ["--perftest", "--verify", "h"],
     ])
     func refused(arguments: [String]) throws {
@@ -91,6 +98,12 @@ struct ThroughputPerftestOptionTests {
         } catch {
             #expect(error.exitCode == 2)
         }
+    }
+
+    @Test("-b over ib_write_bw's and ib_read_bw's exchange", arguments: ["write", "read"])
+    func bidirectional(operation: String) throws {
+        let command = try ThroughputCommand.parse(["--perftest", "--op", operation, "-b", "-q", "2", "h"])
+        #expect(try command.parameters().bidirectional)
     }
 
     @Test("a plain WRITE, READ or SEND client is accepted (ib_write_bw, ib_read_bw, ib_send_bw)", arguments: ["write", "read", "send"])

@@ -108,3 +108,42 @@ extension Result {
         return nil
     }
 }
+
+/// `ib_write_bw -b`/`ib_read_bw -b`'s exchange, both roles of ours on soft engines (the
+/// lab's tools/perf-checks runs each against Debian's perftest): one more key line, both
+/// sides run, the reports are swapped and each side prints the sum of both directions.
+@Suite("perftest exchange: bidirectional (ib_write_bw/ib_read_bw -b)", .serialized)
+struct PerftestBidirectionalTests {
+    @Test("our --perftest -b client against our -b server answering ib_write_bw/ib_read_bw -b", arguments: [BandwidthOperation.write, .read])
+    func bidirectional(operation: BandwidthOperation) throws {
+        let size = 4096, iterations = 200
+        let server = try DeviceSelection.open(.soft(address: "127.0.34.41"), port: 1, gidIndex: nil) { _ in }
+        defer { server.close() }
+        let client = try DeviceSelection.open(.soft(address: "127.0.34.42"), port: 1, gidIndex: nil) { _ in }
+        defer { client.close() }
+        let listener = try ControlListener(port: 0)
+        defer { listener.close() }
+        var parameters = ThroughputParameters(operation: operation, sizes: [size], iterations: iterations, duration: nil, progressTimeout: 20)
+        parameters.bidirectional = true
+        let served = Mutex<[BandwidthStatistics]>([])
+        let serverParameters = parameters
+        let task = BackgroundTask { () throws(PerfError) in
+            let control = try listener.accept(timeout: 30)
+            defer { control.close() }
+            let results = try PerftestBandwidth.runClient(opened: server, control: control, parameters: serverParameters, isClient: false, log: { _ in })
+            served.withLock { $0 = results }
+        }
+        let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: 10)
+        let sent: [BandwidthStatistics]
+        do {
+            defer { control.close() }
+            sent = try PerftestBandwidth.runClient(opened: client, control: control, parameters: parameters, log: { _ in })
+        }
+        if let error = task.wait(timeout: 60) { throw error }
+        let mine = try #require(sent.first), theirs = try #require(served.withLock { $0 }.first)
+        #expect(mine.messages == 2 * iterations, "both directions' messages (perftest's report counts each side's -n)")
+        #expect(theirs.messages == 2 * iterations)
+        #expect(mine.messageSize == size && theirs.messageSize == size)
+        #expect(mine.averageBytesPerSecond > 0 && theirs.averageBytesPerSecond > 0)
+    }
+}
