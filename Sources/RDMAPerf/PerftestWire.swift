@@ -439,7 +439,7 @@ public struct PerftestBandwidthReport: Equatable, Sendable {
 }
 
 /// WRITE, READ and SEND bandwidth against perftest's `ib_write_bw` / `ib_read_bw` /
-/// `ib_send_bw` (half duplex, `-q N`; `-a` for WRITE and READ as a client), either role. The WRITE and READ binaries exchange the
+/// `ib_send_bw` (`-q N`, `-a`; `-b` for WRITE and READ), either role. The WRITE and READ binaries exchange the
 /// same way and their server is passive; `ib_send_bw`'s server receives and counts.
 public enum PerftestBandwidth {
     /// `ib_*_bw`'s key-line exchanges once the keys (a line per QP) are swapped and the
@@ -466,9 +466,9 @@ public enum PerftestBandwidth {
     }
 
     /// Our client of `ib_write_bw`/`ib_read_bw`/`ib_send_bw`'s server: each size in turn
-    /// (`-a`: WRITE and READ only — half duplex, perftest's client sweeps 2 … 2^23 with no
-    /// exchange between sizes, then sends the last size's report), `report` called as each
-    /// size ends.
+    /// (`-a`: perftest's client sweeps 2 … 2^23 — WRITE and READ with no exchange between
+    /// sizes, then the last size's report; SEND with a key line before and after each
+    /// size), `report` called as each size ends.
     /// `-b` (`ib_write_bw -b`, `ib_read_bw -b`; one size), either role (`isClient` false:
     /// we answer their client, with our own -s/-n/-q like theirs): both sides run the loop
     /// after one more key line, then swap their reports (`xchg_bw_reports`) and close;
@@ -477,10 +477,15 @@ public enum PerftestBandwidth {
                                  isClient: Bool = true, admission: ServerLoop.Admission = .init(),
                                  log: (String) -> Void, report: (BandwidthStatistics) -> Void = { _ in }) throws(PerfError) -> [BandwidthStatistics] {
         let duplex = parameters.bidirectional
-        guard parameters.sizes.count == 1 || parameters.operation != .send, !duplex || parameters.operation != .send && parameters.sizes.count == 1,
-              isClient || duplex, let iterations = parameters.iterations else {
-            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -n iterations, no -D, -a only with WRITE and READ, -b only with WRITE and READ and one size")
+        // -D (`ib_write_bw -D`, `ib_read_bw -D`; one size, half duplex): our loop runs for
+        // that long; their passive server waits for the same epilogue as after -n.
+        let timed = parameters.duration != nil && parameters.iterations == nil
+        guard !duplex || parameters.operation != .send && parameters.sizes.count == 1,
+              !timed || parameters.operation != .send && parameters.sizes.count == 1 && !duplex,
+              isClient || duplex, parameters.iterations != nil || timed else {
+            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -n, or -D with WRITE and READ (one size, no -b); -b only with WRITE and READ and one size")
         }
+        let length = parameters.duration.map { "for \($0) s" } ?? "\(parameters.iterations ?? 0) ×"
         let tool = tool(for: parameters.operation)
         let sizes = parameters.sizes
         try ThroughputSession.checkSizes(sizes, opened: opened)
@@ -488,7 +493,7 @@ public enum PerftestBandwidth {
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
         let shown = sizes.count == 1 ? "\(sizes[0]) B" : "each size \(sizes[0]) … \(sizes[sizes.count - 1]) B (give -a on both sides)"
-        log("peer is perftest \(version) (\(tool)'s exchange; \(parameters.operation) bandwidth, \(iterations) × \(shown) on each of \(parameters.queuePairs) QP(s) — give the same -q on both sides)")
+        log("peer is perftest \(version) (\(tool)'s exchange; \(parameters.operation) bandwidth, \(length) \(shown) on each of \(parameters.queuePairs) QP(s) — give the same -q on both sides)")
         // -b: the peer's WRITEs/READs may step through its cycle buffer: room for them as
         // for a half-duplex client (`serve`).
         let room = duplex ? [min(opened.maxMessageSize, targetRoom)] : []
@@ -507,8 +512,12 @@ public enum PerftestBandwidth {
         let slot = parameters.operation == .write ? UInt64(queues.slot) : 0
         let stamps = StampBuffers(capacity: ThroughputParameters.stampCapacity(parameters), queuePairs: parameters.queuePairs)
         var results: [BandwidthStatistics] = []
-        for size in sizes {
+        // ib_send_bw -a: around each size a key line before (its server's receives for the
+        // size are posted; the first is `connectedSteps`' last) and one after.
+        let sendSweep = parameters.operation == .send && sizes.count > 1
+        for (index, size) in sizes.enumerated() {
             if stopRequested() { break }
+            if sendSweep, index > 0 { _ = try exchange.keys(mine[0]) }
             let region = RemoteMemory(address: theirs[0].virtualAddress &- slot, rkey: theirs[0].rkey, length: UInt32(clamping: Int(slot) + size))
             var progress = ProgressLine()
             var oneWay = parameters
@@ -525,6 +534,7 @@ public enum PerftestBandwidth {
             }
             results.append(statistics)
             report(statistics)
+            if sendSweep { _ = try exchange.keys(mine[0]) }
         }
         if duplex {
             try close(exchange, mine: mine[0], timeout: parameters.progressTimeout)
@@ -619,9 +629,11 @@ public enum PerftestBandwidth {
     /// and reposts until its close, and returns what we received, timed from the first
     /// receive to the last (its size and count are not exchanged: the largest completion's
     /// length is its size).
+    /// `sizeCount` > 1: its `-a` (the key lines around each size, as `runClient` sends
+    /// them); one figure per size.
     public static func serveSend(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
-                                 size: Int, queuePairs: Int = 1, inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
-                                 log: (String) -> Void) throws(PerfError) -> BandwidthStatistics? {
+                                 size: Int, sizeCount: Int = 1, queuePairs: Int = 1, inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
+                                 log: (String) -> Void) throws(PerfError) -> [BandwidthStatistics] {
         let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
@@ -637,6 +649,22 @@ public enum PerftestBandwidth {
         pump.progressed(at: MonotonicClock.nanoseconds())
         let pairs = queues.queuePairs
         let element = queues.memory.scatterGather(offset: queues.slot, length: queues.slot)
+        var results: [BandwidthStatistics] = []
+        for round in 0..<sizeCount {
+            if round > 0 { _ = try exchange.keys(mine[0]) }   // the next size's start
+            let statistics = try receiveUntilKeyLine(pump: pump, control: control, pairs: pairs, element: element, events: queues.completionChannel != nil)
+            if sizeCount > 1 { _ = try exchange.keys(mine[0]) }   // the size's end
+            if let statistics { results.append(statistics) }
+        }
+        try close(exchange, mine: mine[0], timeout: min(timeout, 5))
+        return results
+    }
+
+    /// Counts and reposts `ib_send_bw`'s SENDs until its next key line is waiting; the
+    /// figures of what arrived, timed from the first receive to the last (its size and
+    /// count are not exchanged: the largest completion's length is its size).
+    static func receiveUntilKeyLine(pump: CompletionPump, control: ControlConnection, pairs: [QueuePair], element: ScatterGatherElement,
+                                    events: Bool) throws(PerfError) -> BandwidthStatistics? {
         var received = 0, largest = 0
         var first: UInt64 = 0, last: UInt64 = 0
         var idle = 0
@@ -646,7 +674,7 @@ public enum PerftestBandwidth {
             let count = try pump.poll()
             if count == 0 {
                 idle &+= 1
-                if idle & 1023 == 0 || queues.completionChannel != nil, try control.rawAvailable(PerftestKey.messageSize) { break }
+                if idle & 1023 == 0 || events, try control.rawAvailable(PerftestKey.messageSize) { break }
                 continue
             }
             let now = MonotonicClock.nanoseconds()
@@ -660,7 +688,6 @@ public enum PerftestBandwidth {
             last = now
             pump.tick()
         }
-        try close(exchange, mine: mine[0], timeout: min(timeout, 5))
         guard received > 1 else { return nil }
         // The first message starts the clock: count the others.
         return BandwidthStatistics(messageSize: largest, messages: received - 1, elapsedNanoseconds: last &- first, peakBytesPerSecond: 0)

@@ -88,7 +88,8 @@ struct PingPongPerftestOptionTests {
 struct ThroughputPerftestOptionTests {
     @Test("ib_*_bw's exchange only: -n, as a client; -b only with WRITE/READ and one size; no --verify", arguments: [
         ["--perftest", "--op", "send", "-b", "h"], ["--perftest", "-a", "-b", "h"],
-        ["--perftest", "-D", "2", "h"], ["--perftest", "--op", "send", "-a", "h"], ["--perftest"], ["--perftest", "--verify", "h"],
+        ["--perftest", "--op", "send", "-D", "2", "h"], ["--perftest", "-a", "-D", "2", "h"], ["--perftest", "-b", "-D", "2", "h"],
+        ["--perftest", "--loopback"], ["--perftest"], ["--perftest", "--verify", "h"],
     ])
     func refused(arguments: [String]) throws {
         let command = try ThroughputCommand.parse(arguments)
@@ -112,7 +113,7 @@ struct ThroughputPerftestOptionTests {
         #expect(try command.parameters().sizes == [4096])
     }
 
-    @Test("-a over ib_write_bw's and ib_read_bw's exchange (sizes 2 … 2^23)", arguments: ["write", "read"])
+    @Test("-a over ib_write_bw's, ib_read_bw's and ib_send_bw's exchange (sizes 2 … 2^23)", arguments: ["write", "read", "send"])
     func allSizes(operation: String) throws {
         let command = try ThroughputCommand.parse(["--perftest", "--op", operation, "-a", "-n", "20", "h"])
         #expect(try command.parameters().sizes == (1...23).map { 1 << $0 })
