@@ -5,8 +5,9 @@ import Testing
 
 /// Our perftest-style server (`serverQueuePairs`) in the background and our --perftest
 /// client (`clientQueuePairs`, `sizes`) here, on two soft engines; both outcomes (the
-/// client's last size).
-func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iterations: Int, duration: Double? = nil,
+/// client's last size; `received`: what our SEND server counted, or with `bidirectional`
+/// what our -b server printed).
+func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iterations: Int, duration: Double? = nil, bidirectional: Bool = false,
                                clientQueuePairs: Int = 1, serverQueuePairs: Int = 1, address: UInt8) throws -> (sent: Result<[BandwidthStatistics], PerfError>, served: PerfError?, report: PerftestBandwidthReport?, received: [BandwidthStatistics]) {
     let size = sizes.max() ?? 0
     let server = try DeviceSelection.open(.soft(address: "127.0.34.\(address)"), port: 1, gidIndex: nil) { _ in }
@@ -17,10 +18,17 @@ func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iter
     defer { listener.close() }
     let report = Mutex<PerftestBandwidthReport?>(nil)
     let received = Mutex<[BandwidthStatistics]>([])
-    let task = BackgroundTask { () throws(PerfError) in
+    let parameters = ThroughputParameters(operation: operation, sizes: sizes, iterations: duration == nil ? iterations : nil, duration: duration,
+                                          queuePairs: clientQueuePairs, bidirectional: bidirectional, progressTimeout: 20)
+    var serverParameters = parameters
+    serverParameters.queuePairs = serverQueuePairs
+    let task = BackgroundTask { [serverParameters] () throws(PerfError) in
         let control = try listener.accept(timeout: 30)
         defer { control.close() }
-        if operation == .send {
+        if bidirectional {
+            let result = try PerftestBandwidth.runClient(opened: server, control: control, parameters: serverParameters, isClient: false, log: { _ in })
+            received.withLock { $0 = result }
+        } else if operation == .send {
             let result = try PerftestBandwidth.serveSend(opened: server, control: control, size: size, sizeCount: sizes.count,
                                                          queuePairs: serverQueuePairs, inlineSize: nil, qpTimeout: 14, timeout: 20, log: { _ in })
             received.withLock { $0 = result }
@@ -34,8 +42,6 @@ func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iter
     do {
         let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: 10)
         defer { control.close() }
-        let parameters = ThroughputParameters(operation: operation, sizes: sizes, iterations: duration == nil ? iterations : nil, duration: duration,
-                                              queuePairs: clientQueuePairs, progressTimeout: 20)
         sent = .success(try PerftestBandwidth.runClient(opened: client, control: control, parameters: parameters, log: { _ in }))
     } catch {
         sent = .failure(error)
@@ -145,30 +151,9 @@ struct PerftestBidirectionalTests {
     @Test("our --perftest -b client against our -b server answering ib_write_bw/ib_read_bw -b", arguments: [BandwidthOperation.write, .read])
     func bidirectional(operation: BandwidthOperation) throws {
         let size = 4096, iterations = 200
-        let server = try DeviceSelection.open(.soft(address: "127.0.34.41"), port: 1, gidIndex: nil) { _ in }
-        defer { server.close() }
-        let client = try DeviceSelection.open(.soft(address: "127.0.34.42"), port: 1, gidIndex: nil) { _ in }
-        defer { client.close() }
-        let listener = try ControlListener(port: 0)
-        defer { listener.close() }
-        var parameters = ThroughputParameters(operation: operation, sizes: [size], iterations: iterations, duration: nil, progressTimeout: 20)
-        parameters.bidirectional = true
-        let served = Mutex<[BandwidthStatistics]>([])
-        let serverParameters = parameters
-        let task = BackgroundTask { () throws(PerfError) in
-            let control = try listener.accept(timeout: 30)
-            defer { control.close() }
-            let results = try PerftestBandwidth.runClient(opened: server, control: control, parameters: serverParameters, isClient: false, log: { _ in })
-            served.withLock { $0 = results }
-        }
-        let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: 10)
-        let sent: [BandwidthStatistics]
-        do {
-            defer { control.close() }
-            sent = try PerftestBandwidth.runClient(opened: client, control: control, parameters: parameters, log: { _ in })
-        }
-        if let error = task.wait(timeout: 60) { throw error }
-        let mine = try #require(sent.first), theirs = try #require(served.withLock { $0 }.first)
+        let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: [size], iterations: iterations, bidirectional: true, address: 41)
+        if let error = outcome.served { throw error }
+        let mine = try #require(try outcome.sent.get().first), theirs = try #require(outcome.received.first)
         #expect(mine.messages == 2 * iterations, "both directions' messages (perftest's report counts each side's -n)")
         #expect(theirs.messages == 2 * iterations)
         #expect(mine.messageSize == size && theirs.messageSize == size)
