@@ -423,6 +423,13 @@ public struct PerftestBandwidthReport: Equatable, Sendable {
         self.messageRateMpps = messageRateMpps
     }
 
+    /// Our figures as perftest reports them (MiB/s, Mpps).
+    init(_ statistics: BandwidthStatistics) {
+        self.init(size: UInt64(statistics.messageSize), iterations: UInt64(statistics.messages),
+                  peakMiBps: statistics.peakBytesPerSecond / 1_048_576, averageMiBps: statistics.averageBytesPerSecond / 1_048_576,
+                  messageRateMpps: statistics.messageRateMpps)
+    }
+
     /// The five 8-byte fields in exchange order.
     public var fields: [[UInt8]] {
         [size, iterations, peakMiBps.bitPattern, averageMiBps.bitPattern, messageRateMpps.bitPattern].map { value in
@@ -548,10 +555,7 @@ public enum PerftestBandwidth {
         // perftest reports the messages of all QPs (its -n × -q) as "iterations"; after -a,
         // of the last size.
         let last = results.last ?? BandwidthStatistics(messageSize: sizes[0], messages: 0, elapsedNanoseconds: 0, peakBytesPerSecond: 0)
-        let ours = PerftestBandwidthReport(size: UInt64(last.messageSize), iterations: UInt64(last.messages),
-                                           peakMiBps: last.peakBytesPerSecond / 1_048_576,
-                                           averageMiBps: last.averageBytesPerSecond / 1_048_576,
-                                           messageRateMpps: last.messageRateMpps)
+        let ours = PerftestBandwidthReport(last)
         for field in ours.fields { _ = try exchange.swap(field, count: 8, what: "perftest's bandwidth report") }
         _ = try? PerftestExchange(control: control, isClient: true, timeout: min(parameters.progressTimeout, 5)).keys(mine[0])
         try? control.sendRaw(Array("done".utf8) + [0])
@@ -561,10 +565,7 @@ public enum PerftestBandwidth {
     /// `xchg_bw_reports` after a `-b` run: ours out, theirs in. The peer may still be
     /// moving data into our memory meanwhile (the soft engine needs driving for that).
     static func swapReports(_ exchange: PerftestExchange, ours: BandwidthStatistics, opened: OpenedDevice) throws(PerfError) -> PerftestBandwidthReport {
-        let report = PerftestBandwidthReport(size: UInt64(ours.messageSize), iterations: UInt64(ours.messages),
-                                             peakMiBps: ours.peakBytesPerSecond / 1_048_576,
-                                             averageMiBps: ours.averageBytesPerSecond / 1_048_576,
-                                             messageRateMpps: ours.messageRateMpps)
+        let report = PerftestBandwidthReport(ours)
         opened.backgroundProgress(true)
         defer { opened.backgroundProgress(false) }
         var fields: [[UInt8]] = []
