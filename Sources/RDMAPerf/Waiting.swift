@@ -116,8 +116,7 @@ final class CompletionPump {
     /// `ctx_notify_events` followed by its `ibv_poll_cq`. Returns what the last poll found.
     /// (It returned 0 after a wakeup, so the completion that woke the thread waited for
     /// the periodic checks — a clock read, a system call in a VM without a vDSO clock —
-    /// and another call; an event left over from an arm whose poll found the completion
-    /// cost a whole extra arm-poll-wait round.)
+    /// and another call.)
     private func awaitEvent(_ channel: CompletionChannel) throws(PerfError) -> Int {
         try rdma("arming the completion queue (ibv_req_notify_cq)") { () throws(RDMAError) in try queue.requestNotification() }
         let count = try pollOnce()
@@ -128,15 +127,8 @@ final class CompletionPump {
         guard let woken else { return 0 }
         woken.acknowledgeEvents(1)
         eventWakeups += 1
-        let found = try pollOnce()
-        if found == 0 { emptyWakeups += 1 }
-        return found
+        return try pollOnce()
     }
-
-    /// Wakeups after which the queue was still empty: an event left over from an arm whose
-    /// own poll found the completion (the next wait returns at once), or a completion
-    /// another poll took first.
-    var emptyWakeups = 0
 
     /// How long one wait on the channel lasts before the periodic checks run (Ctrl-C, the
     /// exchange, the no-progress bound).
