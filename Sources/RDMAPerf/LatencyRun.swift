@@ -17,6 +17,10 @@ public struct LatencyParameters: Sendable, Equatable {
     public var spin: Bool
     /// Fill and check every payload byte (--verify).
     public var verify: Bool
+    /// A `-D` run against perftest: each side stops on its own clock (perftest's from its
+    /// first received message), so the peer may stop answering just before our end; a
+    /// round trip still unanswered 50 ms after our end is dropped, not waited for.
+    public var dropLateReplies = false
 
     public init(operation: LatencyOperation, sizes: [Int], iterations: Int?, duration: Double?, warmup: Int,
                 inlineSize: Int? = nil, mtu: Int? = nil, qpTimeout: UInt8 = 14, progressTimeout: Double = 10, spin: Bool = false,
@@ -116,6 +120,7 @@ enum LatencyLoops {
         var pendingStart: UInt64 = 0
         var pending = false
         let verifying = check != nil
+        let lateReplyGrace: UInt64 = 50_000_000
         while iteration < total {
             if pending || verifying, iteration - (verifying ? 0 : 1) >= parameters.warmup, samples.count == samples.storage.count {
                 truncated = true
@@ -136,9 +141,16 @@ enum LatencyLoops {
             pendingStart = now
             pending = !verifying
             var done = false
+            var abandoned = false
             while !done {
                 if parameters.operation == .write, lastLanded.load(as: UInt8.self) == marker { done = true }
                 let count = try pump.poll()
+                if count == 0, parameters.dropLateReplies, pump.spins & 255 == 0, end != .max,
+                   MonotonicClock.nanoseconds() > end &+ lateReplyGrace {
+                    pending = false
+                    abandoned = true
+                    break
+                }
                 for index in 0..<count {
                     let completion = pump.completions[index]
                     if completion.id & receiveTag != 0 {
@@ -149,6 +161,7 @@ enum LatencyLoops {
                     }
                 }
             }
+            if abandoned { break }
             if verifying {
                 let seen = MonotonicClock.nanoseconds()
                 if iteration >= parameters.warmup {
@@ -181,8 +194,10 @@ enum LatencyLoops {
     /// says `done` over the exchange connection.
     /// `echoReceived` (the client verifies): reply with the bytes received, from the
     /// landing area, so the client's check covers both directions.
+    /// `duration` (perftest's `-D` client): answer for that long from the first ping, like
+    /// perftest's own server, then end; the client stops on its own clock.
     static func echo(queues: QueueSet, remote: RemoteMemory, operation: LatencyOperation, size: Int,
-                     pump: CompletionPump, limit: Int? = nil, echoReceived: Bool = false) throws(PerfError) -> ControlMessage {
+                     pump: CompletionPump, limit: Int? = nil, duration: Double? = nil, echoReceived: Bool = false) throws(PerfError) -> ControlMessage {
         let pair = queues.queuePairs[0]
         let base = queues.memory
         let slot = queues.slot
@@ -200,13 +215,19 @@ enum LatencyLoops {
         pump.activity = "waiting for the client's next \(operation) (size \(size))"
         pump.progressed(at: MonotonicClock.nanoseconds())
         var iteration = 0
+        var end = UInt64.max
         while true {
             if let limit, iteration >= limit { return .done(count: iteration, latency: nil) }
+            // The clock is read every 64 replies and while idle, not per reply.
+            if end != .max, iteration & 63 == 0, MonotonicClock.nanoseconds() >= end { return .done(count: iteration, latency: nil) }
             let marker = UInt8(iteration % 255 + 1)
             var pinged = false
             while !pinged {
                 if operation == .write, lastLanded.load(as: UInt8.self) == marker { pinged = true }
                 let count = try pump.poll()
+                if count == 0, end != .max, pump.spins & 255 == 0, MonotonicClock.nanoseconds() >= end {
+                    return .done(count: iteration, latency: nil)
+                }
                 for index in 0..<count where pump.completions[index].id & receiveTag != 0 {
                     try rdma("re-posting a receive") { () throws(RDMAError) in try pair.postReceive(id: receiveTag, scatterGather: receiveElement) }
                     if operation == .send { pinged = true }
@@ -223,6 +244,7 @@ enum LatencyLoops {
             if operation == .write, !echoReceived { lastSent.storeBytes(of: marker, as: UInt8.self) }
             request.flags = iteration % signalEvery == signalEvery - 1 ? flags : quietFlags
             try rdma("posting the \(operation) reply") { () throws(RDMAError) in try pair.post(request, scatterGather: sendElement) }
+            if iteration == 0, let duration { end = MonotonicClock.deadline(after: duration) }
             pump.tick()
             iteration += 1
         }

@@ -233,20 +233,31 @@ public enum PerftestLatency {
     @inline(__always)
     public static func writeMarker(_ n: Int) -> UInt8 { UInt8(truncatingIfNeeded: n) }
 
-    /// Runs one size for `iterations` (perftest counts and has no warm-up: none here
-    /// either) and returns our figures. `isClient`: we named the server.
+    /// Runs each size in turn for `iterations` (perftest counts and has no warm-up: none
+    /// here either) and returns our figures, one per size (none where the peer measures
+    /// alone: READ/atomic with us as the target). `isClient`: we named the server.
+    /// Several sizes are `ib_*_lat -a` (2 B … 8 MiB, the same `-n` for each): `ib_send_lat`
+    /// posts its receives for the next size and swaps one more key line before it (its
+    /// `ctx_set_recv_wqes` + `ctx_hand_shake`); `ib_write_lat` and `ib_read_lat` go
+    /// straight on, their counts starting again at 1.
     public static func run(opened: OpenedDevice, control: any PerftestChannel, admission: ServerLoop.Admission = .init(),
                            isClient: Bool, operation: LatencyOperation = .send,
-                           size: Int, iterations: Int,
+                           sizes: [Int], iterations: Int, duration: Double? = nil,
                            inlineSize: Int?, qpTimeout: UInt8, timeout: Double, runTimeout: Double = 600, spin: Bool = false,
-                           log: (String) -> Void) throws(PerfError) -> LatencyResult? {
-        try LatencySession.checkSizes([size], opened: opened, operation: operation)
+                           log: (String) -> Void) throws(PerfError) -> [LatencyResult] {
+        guard let first = sizes.first, let largest = sizes.max() else { throw .usage("no message size to run") }
+        try LatencySession.checkSizes(sizes, opened: opened, operation: operation)
         let exchange = PerftestExchange(control: control, isClient: isClient, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
         let tool = tool(for: operation)
-        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(iterations) iterations of \(size) B — give the same -s/-n on both sides)")
-        let slot = LatencySession.slot(for: [size])
+        if duration != nil, operation == .write || sizes.count > 1 {
+            throw .usage("-D over \(tool)'s exchange: SEND, READ and atomic latency, one size (perftest has no -D with -a; WRITE not yet)")
+        }
+        let what = sizes.count == 1 ? "\(first) B" : "each size \(first) B … \(largest) B (-a)"
+        let length = duration.map { "for \($0) s (-D) " } ?? "\(iterations) iterations "
+        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(length)of \(what) — give the same -s or -a and -n or -D on both sides)")
+        let slot = LatencySession.slot(for: sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize,
                                   events: opened.completionEvents && operation != .write)
         defer { queues.close() }
@@ -280,49 +291,65 @@ public enum PerftestLatency {
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: timeout, control: control as? ControlConnection)
         pump.watchControl = false
         pump.yieldWhenIdle = !spin
-        let remoteMemory = RemoteMemory(address: theirs.virtualAddress, rkey: theirs.rkey, length: UInt32(clamping: size))
-        var result: LatencyResult?
-        if operation == .write {
-            // ib_write_lat's server writes first and its client answers: we take the
-            // opposite part of whichever role we have, and time our own posts either way.
-            let samples = SampleBuffer(capacity: iterations)
-            try writePingPong(queues: queues, remote: remoteMemory, size: size, iterations: iterations, postsFirst: !isClient,
-                              samples: samples, pump: pump)
-            if let statistics = LatencyStatistics(samples: samples.filled, halve: true) {
-                result = LatencyResult(size: size, operation: .write, statistics: statistics,
-                                       histogram: LatencyStatistics.histogram(of: samples.filled, halve: true), truncated: false)
-            }
-        } else if isClient {
-            // SEND ping-pong, or READ/atomic against perftest's passive server.
-            let parameters = LatencyParameters(operation: operation, sizes: [size], iterations: iterations, duration: nil, warmup: 0,
-                                               inlineSize: inlineSize, progressTimeout: timeout)
-            let samples = SampleBuffer(capacity: iterations)
-            var progress = ProgressLine()
-            var noCheck: PayloadCheck?
-            let truncated = try LatencyLoops.client(queues: queues, remote: remoteMemory, parameters: parameters, size: size,
-                                                    samples: samples, pump: pump, check: &noCheck, progress: &progress)
-            progress.finish()
-            let halve = operation.isPingPong
-            if let statistics = LatencyStatistics(samples: samples.filled, halve: halve) {
-                result = LatencyResult(size: size, operation: operation, statistics: statistics,
-                                       histogram: LatencyStatistics.histogram(of: samples.filled, halve: halve), truncated: truncated)
-            }
-        } else if operation == .send {
-            _ = try LatencyLoops.echo(queues: queues, remote: remoteMemory, operation: .send, size: size, pump: pump, limit: iterations)
-        } else {
-            // READ/atomic target: perftest's client runs silently, then closes. Its run
-            // length is not exchanged: the wait for its close is bounded by `runTimeout`.
+        let remoteMemory = RemoteMemory(address: theirs.virtualAddress, rkey: theirs.rkey, length: UInt32(clamping: largest))
+        if !isClient, operation == .read || operation == .atomic {
+            // READ/atomic target: perftest's client runs silently (every size of -a), then
+            // closes. Its run length is not exchanged: the wait for its close is bounded
+            // by `runTimeout`.
             opened.backgroundProgress(true)
             defer { opened.backgroundProgress(false) }
             _ = try PerftestExchange(control: control, isClient: false, timeout: max(timeout, runTimeout)).keys(mine)
             try? control.sendRaw(Array("done".utf8) + [0])
-            return nil
+            return []
+        }
+        var results: [LatencyResult] = []
+        for (index, size) in sizes.enumerated() {
+            // ib_send_lat's per-size barrier (its receives for this size are posted); ours
+            // stay posted, each as large as the largest size.
+            if operation == .send, index > 0 { _ = try exchange.keys(mine) }
+            if let result = try runSize(size, queues: queues, remote: remoteMemory, pump: pump, isClient: isClient, operation: operation,
+                                        iterations: iterations, duration: duration, inlineSize: inlineSize, timeout: timeout) {
+                results.append(result)
+            }
         }
         // perftest's close (ib_send_lat, ib_read_lat, ib_atomic_lat; ib_write_lat just
         // exits: EOF ends the wait).
         _ = try? PerftestExchange(control: control, isClient: isClient, timeout: min(timeout, 5)).keys(mine)
         if operation == .read || operation == .atomic { try? control.sendRaw(Array("done".utf8) + [0]) }
-        return result
+        return results
+    }
+
+    /// One size of the ping-pong (SEND, WRITE; either role) or of the READ/atomic client;
+    /// our figures, or nil where the peer measures (our SEND echo).
+    /// `duration` (-D; SEND, READ, atomic): each side runs on its own clock, as perftest's do.
+    static func runSize(_ size: Int, queues: QueueSet, remote: RemoteMemory, pump: CompletionPump, isClient: Bool,
+                        operation: LatencyOperation, iterations: Int, duration: Double?, inlineSize: Int?, timeout: Double) throws(PerfError) -> LatencyResult? {
+        let samples = SampleBuffer(capacity: duration == nil ? iterations : LatencyParameters.durationSampleCap)
+        var truncated = false
+        if operation == .write {
+            // ib_write_lat's server writes first and its client answers: we take the
+            // opposite part of whichever role we have, and time our own posts either way.
+            try writePingPong(queues: queues, remote: remote, size: size, iterations: iterations, postsFirst: !isClient,
+                              samples: samples, pump: pump)
+        } else if isClient {
+            // SEND ping-pong, or READ/atomic against perftest's passive server.
+            var parameters = LatencyParameters(operation: operation, sizes: [size], iterations: duration == nil ? iterations : nil,
+                                               duration: duration, warmup: 0, inlineSize: inlineSize, progressTimeout: timeout)
+            parameters.dropLateReplies = duration != nil
+            var progress = ProgressLine()
+            var noCheck: PayloadCheck?
+            truncated = try LatencyLoops.client(queues: queues, remote: remote, parameters: parameters, size: size,
+                                                samples: samples, pump: pump, check: &noCheck, progress: &progress)
+            progress.finish()
+        } else {
+            _ = try LatencyLoops.echo(queues: queues, remote: remote, operation: .send, size: size, pump: pump,
+                                      limit: duration == nil ? iterations : nil, duration: duration)
+            return nil
+        }
+        let halve = operation.isPingPong
+        guard let statistics = LatencyStatistics(samples: samples.filled, halve: halve) else { return nil }
+        return LatencyResult(size: size, operation: operation, statistics: statistics,
+                             histogram: LatencyStatistics.histogram(of: samples.filled, halve: halve), truncated: truncated)
     }
 
     /// `ib_write_lat`'s ping-pong: each side WRITEs `size` bytes whose last byte is the
@@ -396,6 +423,13 @@ public struct PerftestBandwidthReport: Equatable, Sendable {
         self.messageRateMpps = messageRateMpps
     }
 
+    /// Our figures as perftest reports them (MiB/s, Mpps).
+    init(_ statistics: BandwidthStatistics) {
+        self.init(size: UInt64(statistics.messageSize), iterations: UInt64(statistics.messages),
+                  peakMiBps: statistics.peakBytesPerSecond / 1_048_576, averageMiBps: statistics.averageBytesPerSecond / 1_048_576,
+                  messageRateMpps: statistics.messageRateMpps)
+    }
+
     /// The five 8-byte fields in exchange order.
     public var fields: [[UInt8]] {
         [size, iterations, peakMiBps.bitPattern, averageMiBps.bitPattern, messageRateMpps.bitPattern].map { value in
@@ -412,7 +446,7 @@ public struct PerftestBandwidthReport: Equatable, Sendable {
 }
 
 /// WRITE, READ and SEND bandwidth against perftest's `ib_write_bw` / `ib_read_bw` /
-/// `ib_send_bw` (half duplex, `-q N`; `-a` for WRITE and READ as a client), either role. The WRITE and READ binaries exchange the
+/// `ib_send_bw` (`-q N`, `-a`; `-b` for WRITE and READ), either role. The WRITE and READ binaries exchange the
 /// same way and their server is passive; `ib_send_bw`'s server receives and counts.
 public enum PerftestBandwidth {
     /// `ib_*_bw`'s key-line exchanges once the keys (a line per QP) are swapped and the
@@ -439,27 +473,43 @@ public enum PerftestBandwidth {
     }
 
     /// Our client of `ib_write_bw`/`ib_read_bw`/`ib_send_bw`'s server: each size in turn
-    /// (`-a`: WRITE and READ only — half duplex, perftest's client sweeps 2 … 2^23 with no
-    /// exchange between sizes, then sends the last size's report), `report` called as each
-    /// size ends.
+    /// (`-a`: perftest's client sweeps 2 … 2^23 — WRITE and READ with no exchange between
+    /// sizes, then the last size's report; SEND with a key line before and after each
+    /// size), `report` called as each size ends.
+    /// `-b` (`ib_write_bw -b`, `ib_read_bw -b`; one size), either role (`isClient` false:
+    /// we answer their client, with our own -s/-n/-q like theirs): both sides run the loop
+    /// after one more key line, then swap their reports (`xchg_bw_reports`) and close;
+    /// the figures returned are the sum of both directions, like perftest's.
     public static func runClient(opened: OpenedDevice, control: any PerftestChannel, parameters: ThroughputParameters,
+                                 isClient: Bool = true, admission: ServerLoop.Admission = .init(),
                                  log: (String) -> Void, report: (BandwidthStatistics) -> Void = { _ in }) throws(PerfError) -> [BandwidthStatistics] {
-        guard parameters.sizes.count == 1 || parameters.operation != .send, !parameters.bidirectional,
-              let iterations = parameters.iterations else {
-            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -n iterations, no -b/-D, -a only with WRITE and READ")
+        let duplex = parameters.bidirectional
+        // -D (`ib_write_bw -D`, `ib_read_bw -D`; one size, half duplex): our loop runs for
+        // that long; their passive server waits for the same epilogue as after -n.
+        let timed = parameters.duration != nil && parameters.iterations == nil
+        guard !duplex || parameters.operation != .send && parameters.sizes.count == 1,
+              !timed || parameters.operation != .send && parameters.sizes.count == 1 && !duplex,
+              isClient || duplex, parameters.iterations != nil || timed else {
+            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -n, or -D with WRITE and READ (one size, no -b); -b only with WRITE and READ and one size")
         }
+        let length = parameters.duration.map { "for \($0) s" } ?? "\(parameters.iterations ?? 0) ×"
         let tool = tool(for: parameters.operation)
         let sizes = parameters.sizes
         try ThroughputSession.checkSizes(sizes, opened: opened)
-        let exchange = PerftestExchange(control: control, isClient: true, timeout: parameters.progressTimeout)
-        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU)
+        let exchange = PerftestExchange(control: control, isClient: isClient, timeout: parameters.progressTimeout)
+        let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
+        admission.admitted = true
         let shown = sizes.count == 1 ? "\(sizes[0]) B" : "each size \(sizes[0]) … \(sizes[sizes.count - 1]) B (give -a on both sides)"
-        log("peer is perftest \(version) (\(tool)'s exchange; \(parameters.operation) bandwidth, \(iterations) × \(shown) on each of \(parameters.queuePairs) QP(s) — give the same -q on both sides)")
-        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: parameters.queuePairs, sizes: sizes, depth: parameters.sendDepth,
-                                                   inlineSize: parameters.inlineSize)
+        log("peer is perftest \(version) (\(tool)'s exchange; \(parameters.operation) bandwidth, \(length) \(shown) on each of \(parameters.queuePairs) QP(s) — give the same -q on both sides)")
+        // -b: the peer's WRITEs/READs may step through its cycle buffer: room for them as
+        // for a half-duplex client (`serve`).
+        let room = duplex ? [min(opened.maxMessageSize, targetRoom)] : []
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: parameters.queuePairs, sizes: sizes + room,
+                                                   depth: parameters.sendDepth, inlineSize: parameters.inlineSize)
         defer { queues.close() }
         let (mine, theirs) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: parameters.qpTimeout)
         try connectedSteps(exchange, operation: parameters.operation, mine: mine, theirs: theirs)
+        if duplex { _ = try exchange.keys(mine[0]) }   // both sides' send requests are ready
         let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control as? ControlConnection)
         pump.watchControl = false
         pump.yieldWhenIdle = !parameters.spin
@@ -469,17 +519,33 @@ public enum PerftestBandwidth {
         let slot = parameters.operation == .write ? UInt64(queues.slot) : 0
         let stamps = StampBuffers(capacity: ThroughputParameters.stampCapacity(parameters), queuePairs: parameters.queuePairs)
         var results: [BandwidthStatistics] = []
-        for size in sizes {
+        // ib_send_bw -a: around each size a key line before (its server's receives for the
+        // size are posted; the first is `connectedSteps`' last) and one after.
+        let sendSweep = parameters.operation == .send && sizes.count > 1
+        for (index, size) in sizes.enumerated() {
             if stopRequested() { break }
+            if sendSweep, index > 0 { _ = try exchange.keys(mine[0]) }
             let region = RemoteMemory(address: theirs[0].virtualAddress &- slot, rkey: theirs[0].rkey, length: UInt32(clamping: Int(slot) + size))
             var progress = ProgressLine()
-            let outcome = try ThroughputLoop.run(queues: queues, remote: region, parameters: parameters, size: size, sending: true,
+            var oneWay = parameters
+            oneWay.bidirectional = false   // the peer's WRITEs/READs need nothing from our loop
+            let outcome = try ThroughputLoop.run(queues: queues, remote: region, parameters: oneWay, size: size, sending: true,
                                                  receiving: false, expectPeerDone: false, stamps: stamps, pump: pump, progress: &progress)
             progress.finish()
-            let statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
+            var statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
                                                  peakBytesPerSecond: outcome.peak)
+            if duplex {
+                let theirs = try swapReports(exchange, ours: statistics, opened: opened)
+                log("this direction: \(statistics.messages) × \(size) B at \(String(format: "%.2f", statistics.averageBytesPerSecond / 1_048_576)) MiB/s; perftest's: \(theirs.iterations) at \(String(format: "%.2f", theirs.averageMiBps)) MiB/s")
+                statistics = sum(statistics, theirs)
+            }
             results.append(statistics)
             report(statistics)
+            if sendSweep { _ = try exchange.keys(mine[0]) }
+        }
+        if duplex {
+            try close(exchange, mine: mine[0], timeout: parameters.progressTimeout)
+            return results
         }
         if parameters.operation == .send {
             try close(exchange, mine: mine[0], timeout: parameters.progressTimeout)
@@ -489,14 +555,38 @@ public enum PerftestBandwidth {
         // perftest reports the messages of all QPs (its -n × -q) as "iterations"; after -a,
         // of the last size.
         let last = results.last ?? BandwidthStatistics(messageSize: sizes[0], messages: 0, elapsedNanoseconds: 0, peakBytesPerSecond: 0)
-        let ours = PerftestBandwidthReport(size: UInt64(last.messageSize), iterations: UInt64(last.messages),
-                                           peakMiBps: last.peakBytesPerSecond / 1_048_576,
-                                           averageMiBps: last.averageBytesPerSecond / 1_048_576,
-                                           messageRateMpps: last.messageRateMpps)
+        let ours = PerftestBandwidthReport(last)
         for field in ours.fields { _ = try exchange.swap(field, count: 8, what: "perftest's bandwidth report") }
         _ = try? PerftestExchange(control: control, isClient: true, timeout: min(parameters.progressTimeout, 5)).keys(mine[0])
         try? control.sendRaw(Array("done".utf8) + [0])
         return results
+    }
+
+    /// `xchg_bw_reports` after a `-b` run: ours out, theirs in. The peer may still be
+    /// moving data into our memory meanwhile (the soft engine needs driving for that).
+    static func swapReports(_ exchange: PerftestExchange, ours: BandwidthStatistics, opened: OpenedDevice) throws(PerfError) -> PerftestBandwidthReport {
+        let report = PerftestBandwidthReport(ours)
+        opened.backgroundProgress(true)
+        defer { opened.backgroundProgress(false) }
+        var fields: [[UInt8]] = []
+        for field in report.fields { fields.append(try exchange.swap(field, count: 8, what: "perftest's bandwidth report")) }
+        guard let theirs = PerftestBandwidthReport(fields: fields), theirs.size == report.size,
+              theirs.iterations <= UInt64(RunLimits.standard.maximumBandwidthIterations) * 1024,
+              theirs.averageMiBps.isFinite, theirs.averageMiBps >= 0, theirs.peakMiBps.isFinite, theirs.peakMiBps >= 0 else {
+            throw .peer("perftest's -b report is out of bounds or for another size (\(fields.map { $0.map { String($0, radix: 16) }.joined() }))",
+                        hint: "give the same -s on both sides")
+        }
+        return theirs
+    }
+
+    /// Both directions of a `-b` run as one figure: perftest's `print_full_bw_report` adds
+    /// the two average rates (and peaks), so the elapsed time is the one that gives that sum.
+    static func sum(_ ours: BandwidthStatistics, _ theirs: PerftestBandwidthReport) -> BandwidthStatistics {
+        let messages = ours.messages + Int(theirs.iterations)
+        let rate = ours.averageBytesPerSecond + theirs.averageMiBps * 1_048_576
+        let seconds = rate > 0 ? Double(messages) * Double(ours.messageSize) / rate : 0
+        return BandwidthStatistics(messageSize: ours.messageSize, messages: messages, elapsedNanoseconds: MonotonicClock.span(seconds: seconds),
+                                   peakBytesPerSecond: ours.peakBytesPerSecond + theirs.peakMiBps * 1_048_576)
     }
 
     /// Answers `ib_write_bw`'s or `ib_read_bw`'s client (half duplex, `queuePairs` QPs —
@@ -540,9 +630,11 @@ public enum PerftestBandwidth {
     /// and reposts until its close, and returns what we received, timed from the first
     /// receive to the last (its size and count are not exchanged: the largest completion's
     /// length is its size).
+    /// `sizeCount` > 1: its `-a` (the key lines around each size, as `runClient` sends
+    /// them); one figure per size.
     public static func serveSend(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
-                                 size: Int, queuePairs: Int = 1, inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
-                                 log: (String) -> Void) throws(PerfError) -> BandwidthStatistics? {
+                                 size: Int, sizeCount: Int = 1, queuePairs: Int = 1, inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
+                                 log: (String) -> Void) throws(PerfError) -> [BandwidthStatistics] {
         let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
@@ -558,6 +650,22 @@ public enum PerftestBandwidth {
         pump.progressed(at: MonotonicClock.nanoseconds())
         let pairs = queues.queuePairs
         let element = queues.memory.scatterGather(offset: queues.slot, length: queues.slot)
+        var results: [BandwidthStatistics] = []
+        for round in 0..<sizeCount {
+            if round > 0 { _ = try exchange.keys(mine[0]) }   // the next size's start
+            let statistics = try receiveUntilKeyLine(pump: pump, control: control, pairs: pairs, element: element, events: queues.completionChannel != nil)
+            if sizeCount > 1 { _ = try exchange.keys(mine[0]) }   // the size's end
+            if let statistics { results.append(statistics) }
+        }
+        try close(exchange, mine: mine[0], timeout: min(timeout, 5))
+        return results
+    }
+
+    /// Counts and reposts `ib_send_bw`'s SENDs until its next key line is waiting; the
+    /// figures of what arrived, timed from the first receive to the last (its size and
+    /// count are not exchanged: the largest completion's length is its size).
+    static func receiveUntilKeyLine(pump: CompletionPump, control: ControlConnection, pairs: [QueuePair], element: ScatterGatherElement,
+                                    events: Bool) throws(PerfError) -> BandwidthStatistics? {
         var received = 0, largest = 0
         var first: UInt64 = 0, last: UInt64 = 0
         var idle = 0
@@ -567,7 +675,7 @@ public enum PerftestBandwidth {
             let count = try pump.poll()
             if count == 0 {
                 idle &+= 1
-                if idle & 1023 == 0 || queues.completionChannel != nil, try control.rawAvailable(PerftestKey.messageSize) { break }
+                if idle & 1023 == 0 || events, try control.rawAvailable(PerftestKey.messageSize) { break }
                 continue
             }
             let now = MonotonicClock.nanoseconds()
@@ -581,7 +689,6 @@ public enum PerftestBandwidth {
             last = now
             pump.tick()
         }
-        try close(exchange, mine: mine[0], timeout: min(timeout, 5))
         guard received > 1 else { return nil }
         // The first message starts the clock: count the others.
         return BandwidthStatistics(messageSize: largest, messages: received - 1, elapsedNanoseconds: last &- first, peakBytesPerSecond: 0)

@@ -61,9 +61,10 @@ public struct PingPongCommand: ParsableCommand {
         try common.validate(explicitSize: size, maximumIterations: limits.maximumLatencyIterations)
         if let warmup, !(0...limits.maximumWarmup).contains(warmup) { throw .usage("--warmup \(warmup): give 0…\(limits.maximumWarmup)") }
         if perftestPeer {
-            guard !common.all, common.duration == nil, common.server != nil else {
-                throw .usage("--perftest speaks ib_send_lat's, ib_write_lat's, ib_read_lat's and ib_atomic_lat's exchange: one size, -n iterations, as a client (name the server)")
+            guard common.server != nil else {
+                throw .usage("--perftest speaks ib_send_lat's, ib_write_lat's, ib_read_lat's and ib_atomic_lat's exchange as a client: name the server")
             }
+            if common.duration != nil { try Self.checkPerftestDuration(operation: operation, all: common.all) }
         }
         if verify, perftestPeer { throw .usage("--verify needs our server (it echoes what it received); perftest's does not") }
         if common.completionEvents, operation == .write {
@@ -106,12 +107,12 @@ public struct PingPongCommand: ParsableCommand {
             try runThroughConnectionManager(opened: opened, parameters: parameters, printer: printer)
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
-            let result = try PerftestLatency.run(opened: opened, control: control, isClient: true, operation: operation, size: parameters.sizes[0],
-                                                 iterations: parameters.iterations ?? 1000, inlineSize: common.inlineSize,
-                                                 qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
-                                                 log: { printError("rdma-pingpong: \($0)") })
-            if let result { printer.print(result, path: opened.path) }
-            try finish(result.map { [$0] } ?? [], sweep: false)
+            let results = try PerftestLatency.run(opened: opened, control: control, isClient: true, operation: operation, sizes: parameters.sizes,
+                                                  iterations: parameters.iterations ?? 1000, duration: parameters.duration, inlineSize: common.inlineSize,
+                                                  qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
+                                                  log: { printError("rdma-pingpong: \($0)") })
+            for result in results { printer.print(result, path: opened.path) }
+            try finish(results, sweep: sweep)
         } else if let host = common.server {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
             let results = try LatencySession.runClient(opened: opened, control: control, parameters: parameters) { printer.print($0, path: opened.path) }
@@ -137,13 +138,13 @@ public struct PingPongCommand: ParsableCommand {
                                                             timeout: common.progressTimeout, waitForClient: common.connectTimeout)
         }
         defer { link.close() }
-        let result = try PerftestLatency.run(opened: opened, control: link, isClient: common.server != nil, operation: operation,
-                                             size: parameters.sizes[0], iterations: parameters.iterations ?? 1000,
-                                             inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
-                                             timeout: common.progressTimeout, spin: common.spin, log: log)
-        if let result {
-            printer.print(result, path: opened.path + ", rdma_cm")
-            try finish([result], sweep: false)
+        let results = try PerftestLatency.run(opened: opened, control: link, isClient: common.server != nil, operation: operation,
+                                              sizes: parameters.sizes, iterations: parameters.iterations ?? 1000,
+                                              inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
+                                              timeout: common.progressTimeout, spin: common.spin, log: log)
+        if !results.isEmpty {
+            for result in results { printer.print(result, path: opened.path + ", rdma_cm") }
+            try finish(results, sweep: false)
         } else {
             log("answered \(PerftestLatency.tool(for: operation)) -R's client, \(parameters.sizes[0]) B (its figures are on its side)")
         }
@@ -165,21 +166,29 @@ public struct PingPongCommand: ParsableCommand {
             }
             // perftest's client opens with its version string, ours with JSON.
             admission.perftest = true
-            guard !common.all, common.duration == nil else {
-                throw .usage("a perftest client connected: answer it with the --op of its binary (ib_send_lat: send, ib_write_lat: write, ib_read_lat: read, ib_atomic_lat: atomic), one -s, -n")
-            }
-            let result = try PerftestLatency.run(opened: opened, control: control, admission: admission, isClient: false, operation: operation,
-                                                 size: parameters.sizes[0], iterations: parameters.iterations ?? 1000,
-                                                 inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
-                                                 timeout: common.progressTimeout, spin: common.spin, log: log)
-            if let result {
+            if common.duration != nil { try Self.checkPerftestDuration(operation: operation, all: common.all) }
+            let results = try PerftestLatency.run(opened: opened, control: control, admission: admission, isClient: false, operation: operation,
+                                                  sizes: parameters.sizes, iterations: parameters.iterations ?? 1000, duration: parameters.duration,
+                                                  inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
+                                                  timeout: common.progressTimeout, spin: common.spin, log: log)
+            if !results.isEmpty {
                 // WRITE: we time our own posts too (perftest's server role opens the ping-pong).
-                printer.print(result, path: opened.path)
-                try finish([result], sweep: false)
+                for result in results { printer.print(result, path: opened.path) }
+                try finish(results, sweep: parameters.sizes.count > 1)
             } else {
-                log("answered \(PerftestLatency.tool(for: operation))'s client, \(parameters.sizes[0]) B (its figures are on its side)")
+                let what = parameters.sizes.count == 1 ? "\(parameters.sizes[0]) B" : "-a"
+                log("answered \(PerftestLatency.tool(for: operation))'s client, \(what) (its figures are on its side)")
             }
         }
+    }
+
+    /// `-D` over perftest's exchange: each side runs on its own clock (perftest's from its
+    /// first received message); WRITE's marker ping-pong cannot end that way yet.
+    static func checkPerftestDuration(operation: LatencyOperation, all: Bool) throws(PerfError) {
+        if operation == .write {
+            throw .usage("-D with --op write over ib_write_lat's exchange is not spoken yet", hint: "give -n, or use our server")
+        }
+        if all { throw .usage("-D with -a: perftest has no duration mode over all sizes") }
     }
 
     func finish(_ results: [LatencyResult], sweep: Bool) throws(PerfError) {

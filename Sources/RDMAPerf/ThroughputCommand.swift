@@ -57,7 +57,7 @@ public struct ThroughputCommand: ParsableCommand {
     @Flag(name: .customLong("verify"), help: "Fill every message with its own pattern and check every byte that landed, outside the timed region: the run goes in rounds of up to -t messages per QP, each checked (by the server for WRITE and SEND) before the next; only the rounds are timed. Reports the bytes verified; a mismatch is an error naming the QP, iteration and byte. Not with -b, --perftest or -R.")
     public var verify = false
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw, ib_read_bw or ib_send_bw (--op write, read or send): speak its exchange (-s, or -a with WRITE and READ; -n, -q — the same on both sides). Our server answers their clients without it (give it their -q: perftest does not send it).")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw, ib_read_bw or ib_send_bw (--op write, read or send): speak its exchange (-s or -a, -n, -q, -b with WRITE and READ — the same on both sides). Our server answers their clients without it (give it their -q, and their -a with SEND, their -b: perftest does not send them).")
     public var perftestPeer = false
 
     public init() {}
@@ -91,8 +91,14 @@ public struct ThroughputCommand: ParsableCommand {
                 throw .usage("--verify -q \(queuePairs): \(why)", hint: "lower -q or -s")
             }
         }
-        if perftestPeer, common.all && operation == .send || common.duration != nil || bidirectional || common.server == nil || common.loopback {
-            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -s (or -a with WRITE and READ), -n, -q (the server's), as a client (name the server)")
+        if perftestPeer, common.server == nil || common.loopback {
+            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange as a client: name the server")
+        }
+        if perftestPeer, common.duration != nil, operation == .send || common.all || bidirectional {
+            throw .usage("--perftest -D speaks ib_write_bw -D's and ib_read_bw -D's exchange, one size: not ib_send_bw -D, not with -a or -b yet")
+        }
+        if perftestPeer, bidirectional, operation == .send || common.all {
+            throw .usage("--perftest -b speaks ib_write_bw -b's and ib_read_bw -b's exchange, one size: not ib_send_bw -b, not with -a yet")
         }
         return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: 65536, explicit: size),
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,
@@ -186,12 +192,23 @@ extension ThroughputCommand {
             // perftest's client opens with its version string, ours with JSON.
             admission.perftest = true
             if operation == .send {
+                let sizes = common.sizes(defaultSize: 65536, explicit: size)
                 let received = try PerftestBandwidth.serveSend(opened: opened, control: control, admission: admission,
-                                                               size: common.sizes(defaultSize: 65536, explicit: size).max() ?? 65536,
+                                                               size: sizes.max() ?? 65536, sizeCount: sizes.count,
                                                                queuePairs: queuePairs,
                                                                inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
                                                                timeout: common.progressTimeout, spin: common.spin, log: log)
-                if let received { printer.print(received, note: "   (received here, first message to last)") }
+                for statistics in received { printer.print(statistics, note: "   (received here, first message to last)") }
+                return
+            }
+            if bidirectional {
+                // ib_write_bw -b / ib_read_bw -b: both sides run; our -s/-n/-q must be theirs.
+                let parameters = try parameters()
+                guard operation != .send, parameters.sizes.count == 1 else {
+                    throw .usage("a perftest client connected to our -b server: -b is spoken with ib_write_bw and ib_read_bw, one size")
+                }
+                _ = try PerftestBandwidth.runClient(opened: opened, control: control, parameters: parameters, isClient: false,
+                                                    admission: admission, log: log) { printer.print($0, note: "   (both directions)") }
                 return
             }
             // perftest's client is silent during its run: the wait for its end is bounded

@@ -112,7 +112,11 @@ final class CompletionPump {
 
     /// -e: arm the queue, poll once more (a completion that arrived before the arm raises
     /// no event), then sleep on the channel for at most `eventWaitMilliseconds`; an event
-    /// is acknowledged at once. Returns what the second poll found.
+    /// is acknowledged at once and the queue polled at once, like perftest's
+    /// `ctx_notify_events` followed by its `ibv_poll_cq`. Returns what the last poll found.
+    /// (It returned 0 after a wakeup, so the completion that woke the thread waited for
+    /// the periodic checks — a clock read, a system call in a VM without a vDSO clock —
+    /// and another call.)
     private func awaitEvent(_ channel: CompletionChannel) throws(PerfError) -> Int {
         try rdma("arming the completion queue (ibv_req_notify_cq)") { () throws(RDMAError) in try queue.requestNotification() }
         let count = try pollOnce()
@@ -120,11 +124,10 @@ final class CompletionPump {
         let woken = try rdma("waiting for a completion event (ibv_get_cq_event)") { () throws(RDMAError) in
             try channel.waitForEvent(timeoutMilliseconds: Self.eventWaitMilliseconds)
         }
-        if let woken {
-            woken.acknowledgeEvents(1)
-            eventWakeups += 1
-        }
-        return 0
+        guard let woken else { return 0 }
+        woken.acknowledgeEvents(1)
+        eventWakeups += 1
+        return try pollOnce()
     }
 
     /// How long one wait on the channel lasts before the periodic checks run (Ctrl-C, the

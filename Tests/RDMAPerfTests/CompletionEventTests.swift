@@ -16,7 +16,7 @@ struct CompletionEventTests {
 
     @Test("latency: every round trip measured, the client woken by events", arguments: [LatencyOperation.send, .read, .atomic])
     func latency(operation: LatencyOperation) throws {
-        let (server, client) = try Self.pair("127.0.34.1")
+        let (server, client) = try Self.pair("127.0.34.71")
         defer { client.close(); server.close() }
         let results = try VerifyTests.withServer({ control, admission throws(PerfError) in
             try LatencySession.serve(opened: server, control: control, admission: admission, progressTimeout: 20,
@@ -34,7 +34,7 @@ struct CompletionEventTests {
 
     @Test("bandwidth: every message counted, the sender woken by events", arguments: [BandwidthOperation.write, .send, .read])
     func bandwidth(operation: BandwidthOperation) throws {
-        let (server, client) = try Self.pair("127.0.34.1")
+        let (server, client) = try Self.pair("127.0.34.71")
         defer { client.close(); server.close() }
         let results = try VerifyTests.withServer({ control, admission throws(PerfError) in
             try ThroughputSession.serve(opened: server, control: control, admission: admission, progressTimeout: 20,

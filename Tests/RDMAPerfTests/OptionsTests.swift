@@ -50,7 +50,8 @@ struct OptionsTests {
     @Test("contradictions and unsupported flags are usage errors (exit 2)", arguments: [
         ["-a", "-s", "64"], ["-R", "-a"], ["-R", "--loopback"], ["-R", "-D", "2"], ["-n", "1"], ["-n", "100", "-D", "1"], ["-m", "1000"], ["--loopback", "host"],
         ["-d", "rxe0", "--soft", "127.0.0.1"], ["--op", "atomic", "-a"], ["-x", "300"],
-        ["--perftest", "-D", "2", "h"], ["--perftest", "-a", "h"], ["--perftest"],
+        ["--perftest", "--op", "write", "-D", "2", "h"], ["--perftest", "-a", "-D", "2", "h"], ["--perftest", "--op", "atomic", "-a", "h"],
+        ["--perftest"],
     ])
     func usageErrors(arguments: [String]) throws {
         let command = try PingPongCommand.parse(arguments)
@@ -67,11 +68,28 @@ struct OptionsTests {
     }
 }
 
+@Suite("rdma-pingpong --perftest")
+struct PingPongPerftestOptionTests {
+    @Test("-D over ib_send_lat's, ib_read_lat's and ib_atomic_lat's exchange", arguments: ["send", "read", "atomic"])
+    func duration(operation: String) throws {
+        let parameters = try PingPongCommand.parse(["--perftest", "--op", operation, "-D", "3", "h"]).parameters()
+        #expect(parameters.duration == 3 && parameters.iterations == nil)
+    }
+
+    @Test("-a over perftest's exchange (ib_send_lat, ib_write_lat, ib_read_lat -a): 2 B … 8 MiB", arguments: ["send", "write", "read"])
+    func allSizes(operation: String) throws {
+        let parameters = try PingPongCommand.parse(["--perftest", "--op", operation, "-a", "-n", "10", "h"]).parameters()
+        #expect(parameters.sizes == (1...23).map { 1 << $0 })
+        #expect(parameters.iterations == 10)
+    }
+}
+
 @Suite("rdma-throughput --perftest")
 struct ThroughputPerftestOptionTests {
-    @Test("ib_*_bw's exchange only: one size, -n, as a client; no -b, --verify", arguments: [
-        ["--perftest", "-b", "h"], ["--perftest", "-q", "2", "-b", "h"],
-        ["--perftest", "-D", "2", "h"], ["--perftest", "--op", "send", "-a", "h"], ["--perftest"], ["--perftest", "--verify", "h"],
+    @Test("ib_*_bw's exchange only: -n, as a client; -b only with WRITE/READ and one size; no --verify", arguments: [
+        ["--perftest", "--op", "send", "-b", "h"], ["--perftest", "-a", "-b", "h"],
+        ["--perftest", "--op", "send", "-D", "2", "h"], ["--perftest", "-a", "-D", "2", "h"], ["--perftest", "-b", "-D", "2", "h"],
+        ["--perftest", "--loopback"], ["--perftest"], ["--perftest", "--verify", "h"],
     ])
     func refused(arguments: [String]) throws {
         let command = try ThroughputCommand.parse(arguments)
@@ -83,13 +101,19 @@ struct ThroughputPerftestOptionTests {
         }
     }
 
+    @Test("-b over ib_write_bw's and ib_read_bw's exchange", arguments: ["write", "read"])
+    func bidirectional(operation: String) throws {
+        let command = try ThroughputCommand.parse(["--perftest", "--op", operation, "-b", "-q", "2", "h"])
+        #expect(try command.parameters().bidirectional)
+    }
+
     @Test("a plain WRITE, READ or SEND client is accepted (ib_write_bw, ib_read_bw, ib_send_bw)", arguments: ["write", "read", "send"])
     func accepted(operation: String) throws {
         let command = try ThroughputCommand.parse(["--perftest", "--op", operation, "-s", "4096", "-n", "100", "h"])
         #expect(try command.parameters().sizes == [4096])
     }
 
-    @Test("-a over ib_write_bw's and ib_read_bw's exchange (sizes 2 … 2^23)", arguments: ["write", "read"])
+    @Test("-a over ib_write_bw's, ib_read_bw's and ib_send_bw's exchange (sizes 2 … 2^23)", arguments: ["write", "read", "send"])
     func allSizes(operation: String) throws {
         let command = try ThroughputCommand.parse(["--perftest", "--op", operation, "-a", "-n", "20", "h"])
         #expect(try command.parameters().sizes == (1...23).map { 1 << $0 })

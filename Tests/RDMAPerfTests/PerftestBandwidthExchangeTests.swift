@@ -5,9 +5,10 @@ import Testing
 
 /// Our perftest-style server (`serverQueuePairs`) in the background and our --perftest
 /// client (`clientQueuePairs`, `sizes`) here, on two soft engines; both outcomes (the
-/// client's last size).
-func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iterations: Int, clientQueuePairs: Int = 1, serverQueuePairs: Int = 1,
-                           address: UInt8) throws -> (sent: Result<[BandwidthStatistics], PerfError>, served: PerfError?, report: PerftestBandwidthReport?, received: BandwidthStatistics?) {
+/// client's last size; `received`: what our SEND server counted, or with `bidirectional`
+/// what our -b server printed).
+func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iterations: Int, duration: Double? = nil, bidirectional: Bool = false,
+                               clientQueuePairs: Int = 1, serverQueuePairs: Int = 1, address: UInt8) throws -> (sent: Result<[BandwidthStatistics], PerfError>, served: PerfError?, report: PerftestBandwidthReport?, received: [BandwidthStatistics]) {
     let size = sizes.max() ?? 0
     let server = try DeviceSelection.open(.soft(address: "127.0.34.\(address)"), port: 1, gidIndex: nil) { _ in }
     defer { server.close() }
@@ -16,13 +17,20 @@ func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iter
     let listener = try ControlListener(port: 0)
     defer { listener.close() }
     let report = Mutex<PerftestBandwidthReport?>(nil)
-    let received = Mutex<BandwidthStatistics?>(nil)
-    let task = BackgroundTask { () throws(PerfError) in
+    let received = Mutex<[BandwidthStatistics]>([])
+    let parameters = ThroughputParameters(operation: operation, sizes: sizes, iterations: duration == nil ? iterations : nil, duration: duration,
+                                          queuePairs: clientQueuePairs, bidirectional: bidirectional, progressTimeout: 20)
+    var serverParameters = parameters
+    serverParameters.queuePairs = serverQueuePairs
+    let task = BackgroundTask { [serverParameters] () throws(PerfError) in
         let control = try listener.accept(timeout: 30)
         defer { control.close() }
-        if operation == .send {
-            let result = try PerftestBandwidth.serveSend(opened: server, control: control, size: size, queuePairs: serverQueuePairs,
-                                                         inlineSize: nil, qpTimeout: 14, timeout: 20, log: { _ in })
+        if bidirectional {
+            let result = try PerftestBandwidth.runClient(opened: server, control: control, parameters: serverParameters, isClient: false, log: { _ in })
+            received.withLock { $0 = result }
+        } else if operation == .send {
+            let result = try PerftestBandwidth.serveSend(opened: server, control: control, size: size, sizeCount: sizes.count,
+                                                         queuePairs: serverQueuePairs, inlineSize: nil, qpTimeout: 14, timeout: 20, log: { _ in })
             received.withLock { $0 = result }
         } else {
             let result = try PerftestBandwidth.serve(opened: server, control: control, queuePairs: serverQueuePairs, inlineSize: nil,
@@ -34,8 +42,6 @@ func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iter
     do {
         let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: 10)
         defer { control.close() }
-        let parameters = ThroughputParameters(operation: operation, sizes: sizes, iterations: iterations, duration: nil,
-                                              queuePairs: clientQueuePairs, progressTimeout: 20)
         sent = .success(try PerftestBandwidth.runClient(opened: client, control: control, parameters: parameters, log: { _ in }))
     } catch {
         sent = .failure(error)
@@ -62,7 +68,7 @@ struct PerftestQueuePairTests {
         #expect(sent.messages == iterations * queuePairs, "every QP ran -n iterations")
         #expect(sent.messageSize == size)
         if operation == .send {
-            let received = try #require(outcome.received)
+            let received = try #require(outcome.received.last)
             #expect(received.messages == iterations * queuePairs - 1, "every SEND on every QP counted (the first starts the clock)")
         } else {
             let report = try #require(outcome.report)
@@ -87,6 +93,18 @@ struct PerftestQueuePairTests {
 /// (ours here, perftest's in the lab) prints.
 @Suite("perftest exchange: all sizes (ib_*_bw -a)", .serialized)
 struct PerftestAllSizesTests {
+    @Test("our --perftest -a client against our server answering ib_send_bw -a: a key line before and after each size, every size received")
+    func allSizesSend() throws {
+        let sizes = (1...16).map { 1 << $0 }, iterations = 20
+        let outcome = try runPerftestBandwidthPeers(operation: .send, sizes: sizes, iterations: iterations, address: 51)
+        if let error = outcome.served { throw error }
+        let sent = try outcome.sent.get()
+        #expect(sent.map(\.messageSize) == sizes)
+        #expect(sent.allSatisfy { $0.messages == iterations })
+        #expect(outcome.received.map(\.messageSize) == sizes, "the server saw each size in turn")
+        #expect(outcome.received.allSatisfy { $0.messages == iterations - 1 }, "\(outcome.received.map(\.messages)) (the first of each size starts its clock)")
+    }
+
     @Test("our --perftest -a client against our server answering ib_write_bw/ib_read_bw", arguments: [BandwidthOperation.write, .read])
     func allSizes(operation: BandwidthOperation) throws {
         let sizes = (1...23).map { 1 << $0 }, iterations = 5
@@ -102,9 +120,43 @@ struct PerftestAllSizesTests {
     }
 }
 
+/// `ib_write_bw -D`/`ib_read_bw -D`'s exchange as our client speaks it: the run lasts -D,
+/// then the same epilogue as after -n (a key line, the report the server prints, the close).
+@Suite("perftest exchange: duration (ib_write_bw/ib_read_bw -D)", .serialized)
+struct PerftestBandwidthDurationTests {
+    @Test("our --perftest -D client against our server answering ib_write_bw/ib_read_bw -D", arguments: [BandwidthOperation.write, .read])
+    func duration(operation: BandwidthOperation) throws {
+        let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: [4096], iterations: 0, duration: 0.3, address: 61)
+        if let error = outcome.served { throw error }
+        let sent = try #require(try outcome.sent.get().last)
+        #expect(sent.messages > 0)
+        let report = try #require(outcome.report)
+        #expect(report.iterations == UInt64(sent.messages), "the server is told what the timed run moved")
+        #expect(report.size == 4096)
+    }
+}
+
 extension Result {
     fileprivate var failure: Failure? {
         if case .failure(let error) = self { return error }
         return nil
+    }
+}
+
+/// `ib_write_bw -b`/`ib_read_bw -b`'s exchange, both roles of ours on soft engines (the
+/// lab's tools/perf-checks runs each against Debian's perftest): one more key line, both
+/// sides run, the reports are swapped and each side prints the sum of both directions.
+@Suite("perftest exchange: bidirectional (ib_write_bw/ib_read_bw -b)", .serialized)
+struct PerftestBidirectionalTests {
+    @Test("our --perftest -b client against our -b server answering ib_write_bw/ib_read_bw -b", arguments: [BandwidthOperation.write, .read])
+    func bidirectional(operation: BandwidthOperation) throws {
+        let size = 4096, iterations = 200
+        let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: [size], iterations: iterations, bidirectional: true, address: 41)
+        if let error = outcome.served { throw error }
+        let mine = try #require(try outcome.sent.get().first), theirs = try #require(outcome.received.first)
+        #expect(mine.messages == 2 * iterations, "both directions' messages (perftest's report counts each side's -n)")
+        #expect(theirs.messages == 2 * iterations)
+        #expect(mine.messageSize == size && theirs.messageSize == size)
+        #expect(mine.averageBytesPerSecond > 0 && theirs.averageBytesPerSecond > 0)
     }
 }
