@@ -29,6 +29,8 @@ package final class UDPWire: Wire {
     private var rawMessages: UnsafeMutablePointer<csocketbatch_message>? = nil
     private var rawVectors: UnsafeMutablePointer<iovec>? = nil
     private var rawMessageCapacity = 0
+    /// The first buffer of the batch `rawMessages` point into (nil: not prepared).
+    private var rawPreparedFor: UnsafeMutableRawPointer? = nil
     package var choosesSourcePort: Bool { rawSendDescriptor >= 0 }
     /// Packets held back during an engine round for one GSO send (`TransmitBatch`).
     private let transmitBatch = TransmitBatch()
@@ -326,20 +328,26 @@ package final class UDPWire: Wire {
     /// One `recvmmsg(2)` takes every datagram waiting (up to the batch's capacity), so a
     /// ping-pong pays one receive call per packet instead of a `recv` and a trailing EAGAIN.
     private func receiveWithHeaders(into batch: ReceiveBatch) {
-        if rawMessageCapacity < batch.capacity {
-            rawMessages?.deallocate()
-            rawVectors?.deallocate()
-            rawMessages = .allocate(capacity: batch.capacity)
-            rawVectors = .allocate(capacity: batch.capacity)
-            rawMessageCapacity = batch.capacity
+        // The headers point at the batch's buffers once: the kernel writes only each message's
+        // length and flags, so a busy poll that finds nothing does not rebuild 64 of them.
+        if rawMessageCapacity < batch.capacity || rawPreparedFor != batch.buffer(0).baseAddress {
+            if rawMessageCapacity < batch.capacity {
+                rawMessages?.deallocate()
+                rawVectors?.deallocate()
+                rawMessages = .allocate(capacity: batch.capacity)
+                rawVectors = .allocate(capacity: batch.capacity)
+                rawMessageCapacity = batch.capacity
+            }
+            guard let messages = rawMessages, let vectors = rawVectors else { return }
+            for index in 0..<batch.capacity {
+                let target = batch.buffer(index)
+                vectors[index] = iovec(iov_base: target.baseAddress, iov_len: target.count)
+                messages[index] = csocketbatch_message(header: msghdr(msg_name: nil, msg_namelen: 0, msg_iov: vectors + index, msg_iovlen: 1,
+                                                                      msg_control: nil, msg_controllen: 0, msg_flags: 0), length: 0)
+            }
+            rawPreparedFor = batch.buffer(0).baseAddress
         }
-        guard let messages = rawMessages, let vectors = rawVectors else { return }
-        for index in 0..<batch.capacity {
-            let target = batch.buffer(index)
-            vectors[index] = iovec(iov_base: target.baseAddress, iov_len: target.count)
-            messages[index] = csocketbatch_message(header: msghdr(msg_name: nil, msg_namelen: 0, msg_iov: vectors + index, msg_iovlen: 1,
-                                                                  msg_control: nil, msg_controllen: 0, msg_flags: 0), length: 0)
-        }
+        guard let messages = rawMessages else { return }
         let received = Int(csocketbatch_recvmmsg(rawDescriptor, messages, UInt32(batch.capacity), Int32(MSG_DONTWAIT)))
         guard received > 0 else {
             if received < 0, let failure = SocketCall.receiveFailure(errno) { batch.error = failure }
@@ -374,6 +382,7 @@ package final class UDPWire: Wire {
         rawVectors?.deallocate()
         rawVectors = nil
         rawMessageCapacity = 0
+        rawPreparedFor = nil
         guard descriptor >= 0 else { return }
         _ = Glibc.close(descriptor)
         descriptor = -1
