@@ -46,7 +46,10 @@ struct CompletionEventTests {
         }
         let result = try #require(results.first)
         #expect(result.messages == 2000)
-        #expect((result.completionEventWakeups ?? 0) > 0)
+        // Counted in -e mode. Whether the sender had to sleep at all is timing: on the soft engine
+        // its poll drives the engine, and since GSO a WRITE's completions are often there when it
+        // looks (0 wakeups in one CI run). The latency test above asserts real wakeups.
+        #expect(result.completionEventWakeups != nil)
     }
 
     @Test("-e with --op write (a WRITE ping-pong has no completion to wake it) and -e with --spin are refused by name")

@@ -34,7 +34,7 @@ package final class UDPWire: Wire {
     package var choosesSourcePort: Bool { rawSendDescriptor >= 0 }
     /// Packets held back during an engine round for one GSO send (`TransmitBatch`).
     private let transmitBatch = TransmitBatch()
-    /// False once the kernel refused a GSO send (no SocketCall.udpSegment): every datagram then leaves alone.
+    /// False once the kernel refused a GSO send (no UDP_SEGMENT): every datagram then leaves alone.
     private var segmentationOffload: Bool
     /// UDP sockets bound to per-QP source ports, for GSO sends from those ports (an IP_HDRINCL
     /// socket cannot segment); −1 where the port could not be bound. At most `maxPortSockets`.
@@ -58,7 +58,7 @@ package final class UDPWire: Wire {
     /// send); with `readsTrafficClass` each received datagram's DSCP and ECN bits are read
     /// (IP_RECVTOS / IPV6_RECVTCLASS on the UDP socket; the raw socket has the header anyway).
     /// `segmentationOffload`: send the packets of one flow that an engine round produces as UDP
-    /// GSO super-datagrams (`SocketCall.udpSegment`), and receive super-datagrams whole (`UDP_GRO`).
+    /// GSO super-datagrams (`UDP_SEGMENT`), and receive super-datagrams whole (`UDP_GRO`).
     package init(address: SoftAddress, port: UInt16, rawReceive: RawReceive = .never,
                  trafficClass: TrafficClass = .unmarked, readsTrafficClass: Bool = false,
                  segmentationOffload: Bool = true) throws(SoftRoCEError) {
@@ -228,7 +228,7 @@ package final class UDPWire: Wire {
     }
 
     /// `sendmsg(2)` of the pending batch: one datagram alone, several as one super-datagram with
-    /// a SocketCall.udpSegment control message naming the segment size. A kernel without UDP GSO (EIO,
+    /// a UDP_SEGMENT control message naming the segment size. A kernel without UDP GSO (EIO,
     /// EINVAL, ENOPROTOOPT) turns batching off; the batch's packets are then lost and resent.
     private func sendBatch() -> WireSendResult {
         let batch = transmitBatch
