@@ -9,3 +9,7 @@ _Static_assert(offsetof(struct csocketbatch_message, length) == offsetof(struct 
 int csocketbatch_recvmmsg(int fd, struct csocketbatch_message *messages, unsigned int count, int flags) {
     return recvmmsg(fd, (struct mmsghdr *)messages, count, flags, NULL);
 }
+
+int csocketbatch_sendmmsg(int fd, struct csocketbatch_message *messages, unsigned int count, int flags) {
+    return sendmmsg(fd, (struct mmsghdr *)messages, count, flags);
+}

@@ -15,4 +15,7 @@ struct csocketbatch_message {
 /// `recvmmsg(fd, messages, count, flags, NULL)`.
 int csocketbatch_recvmmsg(int fd, struct csocketbatch_message *messages, unsigned int count, int flags);
 
+/// `sendmmsg(fd, messages, count, flags)`.
+int csocketbatch_sendmmsg(int fd, struct csocketbatch_message *messages, unsigned int count, int flags);
+
 #endif

@@ -8,10 +8,11 @@ import Musl
 //
 // The rule, all of it. A QP's responder owes at most one ACK per receive batch (coalescing
 // by count: however many AckReq packets the batch held). The ACK goes out at the end of the
-// round that received the batch — except when the round ran inside a `poll` that hands its
+// round that received the batch, in the one `sendmmsg` that carries the round's other small
+// packets (`HeldDatagrams`) — except when the round ran inside a `poll` that hands its
 // caller a completion: then the ACK is *deferred* so the caller's reply leaves first. A
 // deferred ACK leaves at the caller's next entry into the engine (a post sends it right
-// behind the new request, a poll sends it first), and at the latest
+// behind the new request, in the same `sendmmsg`; a poll sends it first), and at the latest
 // `acknowledgementDelayBound` after it was deferred, sent by the device's flusher thread
 // when the caller makes no further call (it blocks on a TCP socket, sleeps, exits without
 // closing). A READ response or atomic ACK sent meanwhile carries the acknowledgement and

@@ -16,16 +16,17 @@ extension SoftDevice {
         defer { pthread_mutex_unlock(lock) }
         if let error = enqueueSend(qp, request, list) { throw error }
         guard !closed else { return }
-        if qp.isSending {
-            if qp.type == .reliableConnected {
-                let now = clock.now()
-                batchingSends { transmit(qp, now: now) }
-            } else {
-                transmitDatagrams(qp)
+        // The request, then the ACKs a poll deferred (behind it, not ahead of it): one send call.
+        batchingSends {
+            if qp.isSending {
+                if qp.type == .reliableConnected {
+                    transmit(qp, now: clock.now())
+                } else {
+                    transmitDatagrams(qp)
+                }
             }
+            sendAcknowledgementsDue()
         }
-        // ACKs a poll deferred go out behind this request, not ahead of it.
-        sendAcknowledgementsDue()
     }
 
     private func enqueueSend(_ qp: SoftQueuePair, _ request: SoftSendRequest, _ list: UnsafeBufferPointer<SoftScatterGather>) -> SoftRoCEError? {
@@ -103,7 +104,7 @@ extension SoftDevice {
     package func poll(_ queue: SoftCompletionQueue, into buffer: UnsafeMutableBufferPointer<SoftCompletion>) -> Int {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
-        let now = queue.count < buffer.count ? progressLocked(deferringAcknowledgements: true) : 0
+        let now = queue.count < buffer.count ? progressLocked(deferringFor: queue) : 0
         let taken = queue.pop(into: buffer)
         if taken == 0 {
             sendAcknowledgementsDue()

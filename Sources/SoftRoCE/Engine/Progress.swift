@@ -13,9 +13,10 @@ import Musl
 // reply leaves before the ACK; the rule and its time bound are in `AcknowledgementFlush.swift`.
 
 extension SoftDevice {
-    /// Returns the round's clock reading (0 when the device is closed).
+    /// Returns the round's clock reading (0 when the device is closed). With `deferringFor`, the
+    /// round's ACKs stay due when it leaves completions in that queue (the poller defers them).
     @discardableResult
-    func progressLocked(deferringAcknowledgements: Bool = false) -> UInt64 {
+    func progressLocked(deferringFor pollerQueue: SoftCompletionQueue? = nil) -> UInt64 {
         guard !closed else { return 0 }
         sendAcknowledgementsDue()
         let now = clock.now()
@@ -47,8 +48,9 @@ extension SoftDevice {
             inFlightBytes = inFlight
             if idle > 0 { retireIdleQueuePairs() }
         }
+        if pollerQueue.map({ $0.count == 0 }) ?? true { sendAcknowledgementsDue() }
+        // The round's packets — GSO batches, or ACKs, NAKs and small requests together — leave now.
         countSendFailure(wire.releaseSends())
-        if !deferringAcknowledgements { sendAcknowledgementsDue() }
         return now
     }
 
@@ -89,7 +91,7 @@ extension SoftDevice {
 
     /// Drives the engine once without polling a queue.
     package func progress() {
-        locked { progressLocked() }
+        locked { _ = progressLocked() }
     }
 
     /// Sleeps in `poll(2)` until the wire (or `descriptor`) is readable, at most `milliseconds`.

@@ -175,6 +175,7 @@ package final class SoftDevice: @unchecked Sendable {
             snapshot.injectedDelays = tally.delays
             snapshot.captureDropped = (baseWire as? CapturingWire)?.droppedRecords ?? 0
             snapshot.superDatagramsSent = baseWire.superDatagramsSent
+            snapshot.sendSystemCalls = baseWire.sendSystemCalls
             snapshot.queuePairRates = queuePairRates(at: clock.now())
             return snapshot
         }

@@ -9,7 +9,7 @@ import CSocketBatch
 /// where permitted and asked for — a raw socket beside it that receives the same datagrams
 /// with their IPv4 header, so the ICRC can be checked over the Identification kernel rxe
 /// writes (the UDP socket then gets a drop-all filter and is used only to send and to own the
-/// port). This is the only file of the engine that knows `sockaddr`; every socket call's
+/// port). Only this file and `SocketCall.swift` (its socket-level pieces) know `sockaddr`; every socket call's
 /// result goes through `SocketCall`, which names the call and the errno.
 package final class UDPWire: Wire {
     /// Whether to read received datagrams through a raw socket (IPv4 only).
@@ -34,6 +34,14 @@ package final class UDPWire: Wire {
     package var choosesSourcePort: Bool { rawSendDescriptor >= 0 }
     /// Packets held back during an engine round for one GSO send (`TransmitBatch`).
     private let transmitBatch = TransmitBatch()
+    /// Datagrams held back during an engine round that cannot join a GSO batch (`HeldDatagrams`).
+    private let held = HeldDatagrams()
+    /// True between `holdSends()` and `releaseSends()`.
+    private var holding = false
+    /// The first refusal of a send made while holding (reported by `releaseSends`).
+    private var heldFailure = WireSendResult.sent
+    /// System calls that sent datagrams (`sendto`, `sendmsg`, `sendmmsg`).
+    private var directSendCalls: UInt64 = 0
     /// False once the kernel refused a GSO send (no UDP_SEGMENT): every datagram then leaves alone.
     private var segmentationOffload: Bool
     /// UDP sockets bound to per-QP source ports, for GSO sends from those ports (an IP_HDRINCL
@@ -159,6 +167,11 @@ package final class UDPWire: Wire {
         if transmitBatch.append(datagram) { return .sent }
         if sourcePort != local.port, rawSendDescriptor >= 0, let header = rawSendBuffer,
            case .ipv4(let from) = local.address, case .ipv4(let to) = destination.address, datagram.count + 28 <= 65535 {
+            if let slot = hold(datagram, headerLength: 28, to: SocketAddress(WireEndpoint(destination.address, port: 0)), through: rawSendDescriptor) {
+                IPv4UDPHeader.write(into: slot, totalLength: 28 + datagram.count, fields: .softSender, trafficClass: trafficClass,
+                                    source: from, destination: to, sourcePort: sourcePort, destinationPort: destination.port)
+                return .sent
+            }
             IPv4UDPHeader.write(into: header, totalLength: 28 + datagram.count, fields: .softSender, trafficClass: trafficClass,
                                 source: from, destination: to, sourcePort: sourcePort, destinationPort: destination.port)
             // The header and the packet as two iovecs: the packet is not copied here.
@@ -172,12 +185,38 @@ package final class UDPWire: Wire {
                     return sendmsg(rawSendDescriptor, &message, 0)
                 }
             }
+            directSendCalls += 1
             return SocketCall.sendResult(result)
         }
         var address = SocketAddress(destination)
-        if trafficClass != socketTrafficClass { return sendWithTrafficClass(datagram, to: &address, trafficClass) }
+        if trafficClass != socketTrafficClass {
+            sendHeld()
+            return sendWithTrafficClass(datagram, to: &address, trafficClass)
+        }
+        if hold(datagram, headerLength: 0, to: address, through: descriptor) != nil { return .sent }
         let result = address.withSockaddr { sendto(descriptor, datagram.baseAddress, datagram.count, 0, $0, $1) }
+        directSendCalls += 1
         return SocketCall.sendResult(result)
+    }
+
+    /// Holds `datagram` for the round's `sendmmsg` (`HeldDatagrams`) and returns its slot, whose
+    /// first `headerLength` bytes the caller writes; nil when not holding. Sends the held
+    /// datagrams first when this one cannot join them.
+    private func hold(_ datagram: UnsafeRawBufferPointer, headerLength: Int, to address: SocketAddress,
+                      through socket: Int32) -> UnsafeMutableRawPointer? {
+        guard holding, headerLength + datagram.count <= HeldDatagrams.storageBytes else {
+            sendHeld()
+            return nil
+        }
+        if !held.canHold(length: headerLength + datagram.count, through: socket) { sendHeld() }
+        return held.hold(datagram, headerLength: headerLength, to: address, through: socket)
+    }
+
+    /// Sends the held datagrams now, keeping the first refusal for `releaseSends`.
+    private func sendHeld() {
+        guard held.count > 0 else { return }
+        let result = held.send()
+        if heldFailure == .sent { heldFailure = result }
     }
 
     /// Places the datagram in the pending GSO batch when it can join it or open one (the
@@ -188,18 +227,30 @@ package final class UDPWire: Wire {
         let index = transmitBatch.prepare(length: length, sourcePort: sourcePort, destination: destination, canOpen: canOpen) {
             _ = sendBatch()
         }
+        // Held datagrams were produced before this batch's first packet: they leave first.
+        if index == 0 { sendHeld() }
         guard let index, index > 0 else { return .softSender }
         return IPv4HeaderFields(identification: UInt16(index))
     }
 
     package func holdSends() {
-        transmitBatch.holding = segmentationOffload && descriptor >= 0
+        holding = descriptor >= 0
+        transmitBatch.holding = segmentationOffload && holding
     }
 
+    /// Sends what the round held: the GSO batch or the held datagrams (at most one is pending).
     package func releaseSends() -> WireSendResult {
+        holding = false
         transmitBatch.holding = false
-        return sendBatch()
+        sendHeld()
+        let batch = sendBatch()
+        let failure = heldFailure
+        heldFailure = .sent
+        return failure == .sent ? batch : failure
     }
+
+    /// System calls that sent datagrams: one per `sendto`/`sendmsg`, one per `sendmmsg` of held ones.
+    package var sendSystemCalls: UInt64 { directSendCalls + held.calls }
 
     /// The socket a batch from `sourcePort` leaves through: the UDP socket for its own port,
     /// else a UDP socket bound to that port (opened on first use: `socket`, `setsockopt`
@@ -254,6 +305,7 @@ package final class UDPWire: Wire {
                 }
             }
         }
+        directSendCalls += 1
         if result < 0, segmented {
             switch errno {
             case EIO, EINVAL, ENOPROTOOPT: segmentationOffload = false
@@ -290,6 +342,7 @@ package final class UDPWire: Wire {
                 }
             }
         }
+        directSendCalls += 1
         return SocketCall.sendResult(result)
     }
 
@@ -371,6 +424,8 @@ package final class UDPWire: Wire {
     /// `close(2)` of the sockets. Idempotent.
     package func close() {
         transmitBatch.reset()
+        held.discard()
+        holding = false
         for fd in portSockets.values where fd >= 0 { _ = Glibc.close(fd) }
         portSockets.removeAll()
         if rawDescriptor >= 0 { _ = Glibc.close(rawDescriptor); rawDescriptor = -1 }
@@ -386,204 +441,5 @@ package final class UDPWire: Wire {
         guard descriptor >= 0 else { return }
         _ = Glibc.close(descriptor)
         descriptor = -1
-    }
-}
-
-/// One control message with room for an int, sent: IP_TOS / IPV6_TCLASS, UDP_SEGMENT.
-/// (The CMSG_* macros do not import into Swift; this is their layout on Linux.)
-struct ControlMessageInt {
-    var header = cmsghdr()
-    var value: Int32 = 0
-    var padding: Int32 = 0
-}
-
-/// The control area of one received datagram: room for IP_TOS/IPV6_TCLASS and UDP_GRO.
-/// (The CMSG_* macros do not import into Swift; this walks their Linux layout.)
-struct ControlMessages {
-    private var storage: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0)
-
-    /// The DSCP/ECN byte (`.unmarked` when none came) and the GSO segment size (0 when the
-    /// datagram is one packet) in a control area `length` bytes long.
-    func parse(length: Int) -> (TrafficClass, Int) {
-        var trafficClass = TrafficClass.unmarked, segmentLength = 0
-        withUnsafeBytes(of: storage) { bytes in
-            let headerSize = MemoryLayout<cmsghdr>.size
-            var offset = 0
-            let end = min(length, bytes.count)
-            while offset + headerSize <= end {
-                let messageLength = Int(bytes.load(fromByteOffset: offset, as: Int.self))
-                guard messageLength >= headerSize, offset + messageLength <= end else { break }
-                let level = bytes.load(fromByteOffset: offset + 8, as: Int32.self)
-                let type = bytes.load(fromByteOffset: offset + 12, as: Int32.self)
-                let data = offset + headerSize
-                if messageLength > headerSize {
-                    if level == Int32(IPPROTO_IP) && type == IP_TOS {
-                        trafficClass = TrafficClass(rawValue: bytes[data])
-                    } else if level == Int32(IPPROTO_IPV6) && type == IPV6_TCLASS, messageLength >= headerSize + 4 {
-                        trafficClass = TrafficClass(rawValue: UInt8(truncatingIfNeeded: bytes.loadUnaligned(fromByteOffset: data, as: Int32.self)))
-                    } else if level == Int32(IPPROTO_UDP) && type == SocketCall.udpGRO, messageLength >= headerSize + 4 {
-                        segmentLength = Int(bytes.loadUnaligned(fromByteOffset: data, as: Int32.self))
-                    }
-                }
-                offset += (messageLength + 7) & ~7
-            }
-        }
-        return (trafficClass, segmentLength)
-    }
-}
-
-/// Classic BPF programs for `SO_ATTACH_FILTER` (the layout of `struct sock_filter`).
-enum PacketFilter {
-    struct Instruction {
-        var code: UInt16
-        var jumpIfTrue: UInt8
-        var jumpIfFalse: UInt8
-        var constant: UInt32
-    }
-
-    /// Keeps nothing.
-    static let dropAll = [Instruction(code: 0x06, jumpIfTrue: 0, jumpIfFalse: 0, constant: 0)]
-
-    /// On a raw IPv4 socket: keeps unfragmented-or-first-fragment UDP datagrams to `port`.
-    static func udpDestination(port: UInt16) -> [Instruction] {
-        [
-            Instruction(code: 0x28, jumpIfTrue: 0, jumpIfFalse: 0, constant: 6),          // ldh [6]: flags, fragment offset
-            Instruction(code: 0x45, jumpIfTrue: 4, jumpIfFalse: 0, constant: 0x1FFF),     // jset #0x1fff → drop
-            Instruction(code: 0xB1, jumpIfTrue: 0, jumpIfFalse: 0, constant: 0),          // ldxb 4*([0]&0xf): IP header length
-            Instruction(code: 0x48, jumpIfTrue: 0, jumpIfFalse: 0, constant: 2),          // ldh [x+2]: UDP destination port
-            Instruction(code: 0x15, jumpIfTrue: 0, jumpIfFalse: 1, constant: UInt32(port)), // jeq #port
-            Instruction(code: 0x06, jumpIfTrue: 0, jumpIfFalse: 0, constant: 0xFFFF),     // ret: keep
-            Instruction(code: 0x06, jumpIfTrue: 0, jumpIfFalse: 0, constant: 0),          // ret: drop
-        ]
-    }
-}
-
-/// The one place that turns socket return conventions into the engine's results.
-enum SocketCall {
-    /// `<netinet/udp.h>`'s UDP_SEGMENT and UDP_GRO (SOL_UDP options; not in Swift's Glibc module).
-    static let udpSegment: Int32 = 103
-    static let udpGRO: Int32 = 104
-
-    /// A socket type that never blocks and is closed across exec, as every engine socket is.
-    static func nonBlocking(_ type: __socket_type) -> Int32 {
-        Int32(type.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-    }
-
-    /// A call returning a descriptor or −1 with errno.
-    static func descriptor(_ operation: String, _ result: Int32, _ message: String) throws(SoftRoCEError) -> Int32 {
-        guard result >= 0 else { throw SoftRoCEError(operation, errno: errno, message) }
-        return result
-    }
-
-    /// `sendto`'s byte count or −1 with errno.
-    static func sendResult(_ result: Int) -> WireSendResult {
-        if result >= 0 { return .sent }
-        switch errno {
-        case EAGAIN, EWOULDBLOCK: return .wouldBlock
-        case ENOBUFS: return .noBuffers
-        case ECONNREFUSED: return .refused
-        case let code: return .failed(errno: code)
-        }
-    }
-
-    /// 8 MiB send and receive buffers: bursts of a window of MTU packets per QP
-    /// (the FORCE variants need CAP_NET_ADMIN; the plain ones are capped by rmem_max).
-    static func enlargeBuffers(_ descriptor: Int32) {
-        var size: Int32 = 8 << 20
-        if setsockopt(descriptor, SOL_SOCKET, SO_RCVBUFFORCE, &size, 4) != 0 { _ = setsockopt(descriptor, SOL_SOCKET, SO_RCVBUF, &size, 4) }
-        if setsockopt(descriptor, SOL_SOCKET, SO_SNDBUFFORCE, &size, 4) != 0 { _ = setsockopt(descriptor, SOL_SOCKET, SO_SNDBUF, &size, 4) }
-    }
-
-    /// `setsockopt(IP_TOS)` (IPv4) or `setsockopt(IPV6_TCLASS)` (IPv6) to what datagrams go out
-    /// with, and with `receiving` IP_RECVTOS / IPV6_RECVTCLASS, so that each received datagram
-    /// brings its DSCP and ECN bits along.
-    static func setTrafficClass(_ descriptor: Int32, address: SoftAddress, _ trafficClass: TrafficClass, receiving: Bool) throws(SoftRoCEError) {
-        var value = Int32(trafficClass.rawValue)
-        var on: Int32 = 1
-        let (level, send, receive, names): (Int32, Int32, Int32, (String, String)) = switch address {
-        case .ipv4: (Int32(IPPROTO_IP), IP_TOS, IP_RECVTOS, ("setsockopt(IP_TOS)", "setsockopt(IP_RECVTOS)"))
-        case .ipv6: (Int32(IPPROTO_IPV6), IPV6_TCLASS, IPV6_RECVTCLASS, ("setsockopt(IPV6_TCLASS)", "setsockopt(IPV6_RECVTCLASS)"))
-        }
-        if trafficClass != .unmarked, setsockopt(descriptor, level, send, &value, 4) != 0 {
-            throw SoftRoCEError(names.0, errno: errno, "cannot set the DSCP/ECN bits datagrams are sent with")
-        }
-        if receiving, setsockopt(descriptor, level, receive, &on, 4) != 0 {
-            throw SoftRoCEError(names.1, errno: errno, "cannot read the ECN bits of received datagrams")
-        }
-    }
-
-    /// `setsockopt(SO_ATTACH_FILTER)` of a classic BPF program.
-    static func attachFilter(_ descriptor: Int32, _ program: [PacketFilter.Instruction], _ operation: String) throws(SoftRoCEError) {
-        let result = program.withUnsafeBufferPointer { instructions -> Int32 in
-            // struct sock_fprog { unsigned short len; struct sock_filter *filter; }
-            var header = (UInt16(instructions.count), UInt16(0), UInt32(0), UInt(bitPattern: instructions.baseAddress))
-            return setsockopt(descriptor, SOL_SOCKET, SO_ATTACH_FILTER, &header, socklen_t(MemoryLayout.size(ofValue: header)))
-        }
-        guard result == 0 else { throw SoftRoCEError(operation, errno: errno, "cannot attach the packet filter") }
-    }
-
-    /// `recvfrom`'s −1: nil when nothing was waiting (EAGAIN) or a signal interrupted it.
-    static func receiveFailure(_ code: Int32) -> Int32? {
-        code == EAGAIN || code == EWOULDBLOCK || code == EINTR ? nil : code
-    }
-}
-
-/// A `sockaddr_in`/`sockaddr_in6` in a `sockaddr_storage`, converted from and to `WireEndpoint`.
-struct SocketAddress {
-    private var storage = sockaddr_storage()
-
-    init() {}
-
-    init(_ endpoint: WireEndpoint) {
-        withUnsafeMutableBytes(of: &storage) { bytes in
-            switch endpoint.address {
-            case .ipv4(let value):
-                bytes.storeBytes(of: sa_family_t(AF_INET), as: sa_family_t.self)
-                bytes.storeBytes(of: endpoint.port.bigEndian, toByteOffset: 2, as: UInt16.self)
-                bytes.storeBytes(of: value.bigEndian, toByteOffset: 4, as: UInt32.self)
-            case .ipv6(let high, let low):
-                bytes.storeBytes(of: sa_family_t(AF_INET6), as: sa_family_t.self)
-                bytes.storeBytes(of: endpoint.port.bigEndian, toByteOffset: 2, as: UInt16.self)
-                bytes.storeBytes(of: high.bigEndian, toByteOffset: 8, as: UInt64.self)
-                bytes.storeBytes(of: low.bigEndian, toByteOffset: 16, as: UInt64.self)
-            }
-        }
-    }
-
-    private var length: socklen_t {
-        let family = withUnsafeBytes(of: storage) { $0.load(as: sa_family_t.self) }
-        return socklen_t(family == sa_family_t(AF_INET6) ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
-    }
-
-    mutating func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
-        let length = self.length
-        return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, length) } }
-    }
-
-    mutating func withMutableSockaddr<T>(_ body: (UnsafeMutablePointer<sockaddr>, UnsafeMutablePointer<socklen_t>) -> T) -> T {
-        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        return withUnsafeMutablePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, &length) } }
-    }
-
-    var endpoint: WireEndpoint {
-        withUnsafeBytes(of: storage) { bytes in
-            let port = UInt16(bigEndian: bytes.load(fromByteOffset: 2, as: UInt16.self))
-            if bytes.load(as: sa_family_t.self) == sa_family_t(AF_INET6) {
-                let high = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
-                let low = UInt64(bigEndian: bytes.loadUnaligned(fromByteOffset: 16, as: UInt64.self))
-                return WireEndpoint(SoftAddress(gidHigh: high, low: low), port: port)
-            }
-            return WireEndpoint(.ipv4(UInt32(bigEndian: bytes.load(fromByteOffset: 4, as: UInt32.self))), port: port)
-        }
-    }
-}
-
-extension SoftAddress {
-    /// 127.0.0.0/8 or ::1.
-    var isLoopback: Bool {
-        switch self {
-        case .ipv4(let value): value >> 24 == 127
-        case .ipv6(let high, let low): high == 0 && low == 1
-        }
     }
 }

@@ -202,6 +202,8 @@ package protocol Wire: AnyObject {
     func releaseSends() -> WireSendResult
     /// GSO super-datagrams this wire sent (0 for a wire that never batches).
     var superDatagramsSent: UInt64 { get }
+    /// System calls that sent datagrams (the wires that make none say 0).
+    var sendSystemCalls: UInt64 { get }
     /// Resets `batch` and fills it with what has arrived, up to its capacity. Never blocks.
     func receive(into batch: ReceiveBatch)
     /// Lets a wire that holds datagrams back (fault injection) release the ones now due.
@@ -218,4 +220,5 @@ extension Wire {
     package func holdSends() {}
     package func releaseSends() -> WireSendResult { .sent }
     package var superDatagramsSent: UInt64 { 0 }
+    package var sendSystemCalls: UInt64 { 0 }
 }

@@ -1,0 +1,102 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+import CSocketBatch
+
+/// Datagrams a wire holds back during one engine round that cannot join a GSO batch — the ACK
+/// a post sends behind its request, the ACKs a round owes many QPs, small SENDs, packets to
+/// several destinations — sent together with one `sendmmsg(2)` when the round ends. A
+/// ping-pong's reply and the ACK of the request it answers then cost one system call, not two.
+///
+/// The rules, and why each exists:
+/// - All held datagrams leave through one socket (the raw socket for per-QP source ports, or
+///   the UDP socket); a datagram for another socket sends the held ones first, so that the
+///   order of packets is the order the engine produced them in.
+/// - The wire sends held datagrams before it opens a GSO batch, and a GSO batch before it holds
+///   a datagram: at most one of the two is pending, and neither overtakes the other.
+/// - A datagram `sendmmsg` could not send is lost like a dropped packet (the retransmit timer
+///   recovers it); the rest are still sent.
+///
+/// Preallocated once; nothing is allocated per datagram.
+final class HeldDatagrams {
+    /// The most datagrams one `sendmmsg` carries.
+    static let capacity = 32
+    /// Room for the held datagrams' bytes (with the raw socket's IPv4 and UDP headers).
+    static let storageBytes = 64 * 1024
+
+    private let storage: UnsafeMutableRawPointer
+    private let addresses: UnsafeMutablePointer<SocketAddress>
+    private let vectors: UnsafeMutablePointer<iovec>
+    private let messages: UnsafeMutablePointer<csocketbatch_message>
+    private(set) var count = 0
+    private var byteCount = 0
+    /// The socket the held datagrams leave through.
+    private(set) var descriptor: Int32 = -1
+    /// `sendmmsg` calls made.
+    private(set) var calls: UInt64 = 0
+
+    init() {
+        storage = .allocate(byteCount: Self.storageBytes, alignment: 64)
+        addresses = .allocate(capacity: Self.capacity)
+        addresses.initialize(repeating: SocketAddress(), count: Self.capacity)
+        vectors = .allocate(capacity: Self.capacity)
+        messages = .allocate(capacity: Self.capacity)
+    }
+
+    deinit {
+        storage.deallocate()
+        addresses.deinitialize(count: Self.capacity)
+        addresses.deallocate()
+        vectors.deallocate()
+        messages.deallocate()
+    }
+
+    /// Whether a datagram of `length` bytes for `descriptor` can be held now without sending
+    /// the held ones first.
+    func canHold(length: Int, through descriptor: Int32) -> Bool {
+        count < Self.capacity && byteCount + length <= Self.storageBytes && (count == 0 || descriptor == self.descriptor)
+    }
+
+    /// Copies `datagram` into the next slot, `headerLength` bytes after its start, and returns
+    /// the slot's start for the caller to write those header bytes. Call `canHold` first.
+    func hold(_ datagram: UnsafeRawBufferPointer, headerLength: Int, to address: SocketAddress,
+              through descriptor: Int32) -> UnsafeMutableRawPointer {
+        let slot = storage + byteCount
+        if let base = datagram.baseAddress { (slot + headerLength).copyMemory(from: base, byteCount: datagram.count) }
+        let length = headerLength + datagram.count
+        addresses[count] = address
+        vectors[count] = iovec(iov_base: slot, iov_len: length)
+        messages[count] = csocketbatch_message(header: msghdr(msg_name: UnsafeMutableRawPointer(addresses + count), msg_namelen: address.length,
+                                                              msg_iov: vectors + count, msg_iovlen: 1, msg_control: nil, msg_controllen: 0,
+                                                              msg_flags: 0), length: 0)
+        self.descriptor = descriptor
+        byteCount += (length + 7) & ~7
+        count += 1
+        return slot
+    }
+
+    /// `sendmmsg(2)` of every held datagram, then empties the queue. A datagram the kernel
+    /// refuses is skipped (at most `count` calls in all); the result is the first refusal.
+    func send() -> WireSendResult {
+        guard count > 0 else { return .sent }
+        defer { count = 0; byteCount = 0 }
+        var result = WireSendResult.sent
+        var next = 0
+        while next < count {
+            let sent = Int(csocketbatch_sendmmsg(descriptor, messages + next, UInt32(count - next), 0))
+            calls += 1
+            if sent > 0 { next += sent; continue }
+            if result == .sent { result = SocketCall.sendResult(-1) }
+            next += 1
+        }
+        return result
+    }
+
+    /// Forgets the held datagrams unsent (the wire is closing).
+    func discard() {
+        count = 0
+        byteCount = 0
+    }
+}
