@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import RoCEWire
 import Testing
 @testable import SoftRoCE
@@ -32,6 +35,34 @@ struct SharingTests {
         let counters = pair.deviceA.snapshotCounters()
         #expect(counters.completerRetry == 0, "no QP waited for its retransmit timer")
         #expect(counters.retryExceeded == 0)
+    }
+
+    /// One QP's window: a 1 MiB WRITE puts `window` packets on the wire before any ACK (256,
+    /// enough to keep a sender busy across the ACK round trip), but a 1 MiB READ only 4 of its
+    /// 16-packet requests (the READ window, 64 packets): more could outrun the responder's memory
+    /// of READs it may replay, and a lost response would then never be resent (RETRY_EXC_ERR at
+    /// 1 % loss in `tools/soft-reliability` with the 256-packet window for READs too). Then both
+    /// complete, byte-checked.
+    @Test func aWriteFillsTheWindowAndAReadOnlyTheReadWindow() throws {
+        let pair = try EnginePair()
+        let network = try #require(pair.network)
+        let size = 1 << 20
+        for index in 0..<size { pair.memoryA[index] = UInt8(truncatingIfNeeded: index &* 5 &+ 3) }
+        let write = SoftSendRequest(id: 1, opcode: .write, remoteAddress: pair.address(pair.memoryB, 0), remoteKey: pair.regionB.rkey)
+        try pair.postA(write, pair.sgeA(0, size))
+        for _ in 0..<8 { pair.deviceA.progress() }   // a round sends at most 64 packets; B does not run yet
+        let destination = WireEndpoint(EnginePair.addressB, port: 4791)
+        #expect(network.pending(for: destination) == SoftDevice.window, "WRITE packets before any ACK")
+        #expect(pair.completions(from: pair.cqA, count: 1).first?.status == .success)
+        #expect(memcmp(pair.memoryA.baseAddress!, pair.memoryB.baseAddress!, size) == 0)
+
+        for index in 0..<size { pair.memoryB[index] = UInt8(truncatingIfNeeded: index &* 7 &+ 1) }
+        let read = SoftSendRequest(id: 2, opcode: .read, remoteAddress: pair.address(pair.memoryB, 0), remoteKey: pair.regionB.rkey)
+        try pair.postA(read, pair.sgeA(0, size))
+        for _ in 0..<8 { pair.deviceA.progress() }
+        #expect(network.pending(for: destination) == 4, "READ requests before any response (16 packets each)")
+        #expect(pair.completions(from: pair.cqA, count: 1).first?.status == .success)
+        #expect(memcmp(pair.memoryA.baseAddress!, pair.memoryB.baseAddress!, size) == 0)
     }
 
     /// 1,000 QP pairs in one engine pair, each with a SEND, an 8 KiB WRITE and an 8 KiB READ:

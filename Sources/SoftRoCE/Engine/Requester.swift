@@ -52,6 +52,9 @@ extension SoftDevice {
                 moveToNextRequest(qp)
                 continue
             }
+            // A READ request leaves only inside the narrower READ window: the peer replays a lost
+            // response only for the READ requests it remembers (16), and each asks for 16 packets.
+            if entry.pointee.request.opcode == .read && packetsInFlight(qp) >= Self.readWindow { return }
             let resumingRead = entry.pointee.request.opcode == .read && entry.pointee.responsesReceived > 0
             if qp.requester.packetIndex == 0 && !resumingRead {
                 entry.pointee.firstPSN = qp.requester.nextPSN

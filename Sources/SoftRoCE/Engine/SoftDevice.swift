@@ -78,8 +78,14 @@ package final class SoftDevice: @unchecked Sendable {
     var progressThread: pthread_t?
     var progressStop = false
 
-    /// Packets in flight per QP before the requester waits for acknowledgements.
-    package static let window = 64
+    /// Packets in flight per QP before the requester waits for acknowledgements: 1 MiB at MTU
+    /// 4096, more than one ACK round trip of a receiver whose thread sleeps in `poll(2)` between
+    /// bursts (with 64 the sender sat idle for much of each round trip). Go-back-N resends at
+    /// most this many after a loss; the device's byte budget below bounds many QPs together.
+    package static let window = 256
+    /// Packets in flight beyond which no READ request is sent: at most 4 of its 16-packet
+    /// requests, well inside the responder's replay memory (`ReadRequestCache`, 16 requests).
+    package static let readWindow = 64
     /// Data in flight across all QPs of the device (see `transmit(_:now:)`): half of the
     /// 8 MB receive buffer each engine asks for, since the kernel charges a datagram about
     /// twice its payload.
