@@ -12,7 +12,7 @@ import Musl
 // packets (`HeldDatagrams`) — except when the round ran inside a `poll` that hands its
 // caller a completion: then the ACK is *deferred* so the caller's reply leaves first. A
 // deferred ACK leaves at the caller's next entry into the engine (a post sends it right
-// behind the new request, in the same `sendmmsg`; a poll sends it first), and at the latest
+// behind the new request, in a call of its own; a poll sends it first), and at the latest
 // `acknowledgementDelayBound` after it was deferred, sent by the device's flusher thread
 // when the caller makes no further call (it blocks on a TCP socket, sleeps, exits without
 // closing). A READ response or atomic ACK sent meanwhile carries the acknowledgement and

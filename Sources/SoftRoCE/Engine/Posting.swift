@@ -16,17 +16,26 @@ extension SoftDevice {
         defer { pthread_mutex_unlock(lock) }
         if let error = enqueueSend(qp, request, list) { throw error }
         guard !closed else { return }
-        // The request, then the ACKs a poll deferred (behind it, not ahead of it): one send call.
-        batchingSends {
-            if qp.isSending {
-                if qp.type == .reliableConnected {
-                    transmit(qp, now: clock.now())
+        if qp.isSending {
+            if qp.type == .reliableConnected {
+                let now = clock.now()
+                // A one-packet message alone on the queue leaves by itself: holding it would only
+                // add a copy and `sendmmsg`'s bookkeeping to a ping-pong's every request.
+                let queue = qp.sendQueue
+                if queue.tail - qp.requester.cursor == 1 && queue.entry(queue.tail - 1).pointee.packetCount == 1 {
+                    transmit(qp, now: now)
                 } else {
-                    transmitDatagrams(qp)
+                    batchingSends { transmit(qp, now: now) }
                 }
+            } else {
+                transmitDatagrams(qp)
             }
-            sendAcknowledgementsDue()
         }
+        // ACKs a poll deferred go out behind this request, in a call of their own: sent in one
+        // `sendmmsg` with it, the peer's engine handled the ACK in the round that delivers the
+        // request, ahead of its completion (2 B ping-pong p50 +0.1 µs, +0.25 µs in assume-id0,
+        // 3 of 3 interleaved rounds of tools/bench-soft-compare).
+        sendAcknowledgementsDue()
     }
 
     private func enqueueSend(_ qp: SoftQueuePair, _ request: SoftSendRequest, _ list: UnsafeBufferPointer<SoftScatterGather>) -> SoftRoCEError? {

@@ -5,10 +5,11 @@ import Musl
 #endif
 import CSocketBatch
 
-/// Datagrams a wire holds back during one engine round that cannot join a GSO batch — the ACK
-/// a post sends behind its request, the ACKs a round owes many QPs, small SENDs, packets to
-/// several destinations — sent together with one `sendmmsg(2)` when the round ends. A
-/// ping-pong's reply and the ACK of the request it answers then cost one system call, not two.
+/// Datagrams a wire holds back during one engine round that cannot join a GSO batch — the ACKs
+/// a round owes many QPs, NAKs, small requests a window lets out, packets to several
+/// destinations — sent together with one `sendmmsg(2)` when the round ends: one system call
+/// where there were as many as packets. (A post's request and the ACK deferred behind it are
+/// not held together: see `Posting.swift`.)
 ///
 /// The rules, and why each exists:
 /// - All held datagrams leave through one socket (the raw socket for per-QP source ports, or
