@@ -158,7 +158,9 @@ package final class UDPWire: Wire {
 
     /// `sendto(2)` of one datagram from the UDP socket (`sendmsg(2)` with an IP_TOS/IPV6_TCLASS
     /// control message when `trafficClass` is not the socket's), or — for another source port —
-    /// `sendmsg(2)` on the IP_HDRINCL raw socket with an IPv4 header of ID 0 and DF (what the ICRC was sealed
+    /// `sendto(2)` on the UDP socket bound to that port, else (or when held for `sendmmsg`, which
+    /// needs one socket for all ports) `sendmsg(2)` on the IP_HDRINCL raw socket with an IPv4
+    /// header of ID 0 and DF (what the ICRC was sealed
     /// over; the kernel keeps a zero ID on DF packets), `trafficClass` as TOS and a UDP header
     /// without checksum, as kernel rxe sends on IPv4.
     package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint,
@@ -171,6 +173,15 @@ package final class UDPWire: Wire {
                 IPv4UDPHeader.write(into: slot, totalLength: 28 + datagram.count, fields: .softSender, trafficClass: trafficClass,
                                     source: from, destination: to, sourcePort: sourcePort, destinationPort: destination.port)
                 return .sent
+            }
+            // Sent alone, from the UDP socket bound to its port where there is one: cheaper in the
+            // kernel than the raw socket (2 B ping-pong p50 5.03 -> 4.94 us, 6 of 6 interleaved
+            // runs), with the same header (an unconnected DF socket writes Identification 0).
+            if trafficClass == socketTrafficClass, case let portSocket = batchDescriptor(for: sourcePort), portSocket >= 0 {
+                var address = SocketAddress(destination)
+                let result = address.withSockaddr { sendto(portSocket, datagram.baseAddress, datagram.count, 0, $0, $1) }
+                directSendCalls += 1
+                return SocketCall.sendResult(result)
             }
             IPv4UDPHeader.write(into: header, totalLength: 28 + datagram.count, fields: .softSender, trafficClass: trafficClass,
                                 source: from, destination: to, sourcePort: sourcePort, destinationPort: destination.port)
