@@ -268,12 +268,13 @@ extension MessageEndpoint {
         lock.locked {
             let handled = progressLocked()
             guard case .running = phase else { return handled }
+            // The peer was heard from in this round (the clock is read once per round, here).
+            if handled > 0 { lastActivityNanoseconds = now }
             if checkDeadlines && calls.occupied > 0 && now >= calls.earliestDeadline { expireCallsLocked(now: now) }
             let waiting = calls.occupied > 0 || pendingSendsHead < pendingSends.count
-            // `now` was read before this round's progress, which may have moved the last
-            // activity past it: then the peer was just heard from (a wrapping difference
-            // here probed after every busy round, and each probe's completion was the next
-            // busy round — a storm of control writes, 43 per call on kernel rxe).
+            // Not after a busy round (a wrapping difference here once probed after every
+            // busy round, and each probe's completion was the next busy round — a storm of
+            // control writes, 43 per call on kernel rxe).
             if waiting && now > lastActivityNanoseconds
                 && now - lastActivityNanoseconds > UInt64(configuration.livenessProbeInterval.components.seconds) * 1_000_000_000
                 + UInt64(configuration.livenessProbeInterval.components.attoseconds / 1_000_000_000) {

@@ -74,14 +74,20 @@ public final class MessageEndpoint: @unchecked Sendable {
     var peerGranted: UInt64 = 0
     var messagesSent: UInt64 = 0
     var sendSlots: FreeList
-    var sendQueueOutstanding = 0
-    let sendQueueCapacity: Int
+    /// Posted send-queue requests, retired by the signalled ones' completions.
+    var sendQueue: SendQueueLedger
+    /// The largest SEND (header and payload) posted inline: its buffer is free at once.
+    let inlineLimit: Int
 
     // What we grant.
     var grantedTotal: UInt64
     var advertisedGranted: UInt64
     var messagesReceived: UInt64 = 0
     let grantThreshold: UInt64
+    /// Released receive buffers not posted yet (poll mode): posted in one `ibv_post_recv`
+    /// by the next round, off the path between a response and the next request — or at
+    /// once when the peer may be running short of credits.
+    let receivesToPost: ReceiveRequestChain
 
     // Rendezvous both ways.
     var rendezvousSent: UInt64 = 0
@@ -103,6 +109,8 @@ public final class MessageEndpoint: @unchecked Sendable {
     var inbound: FixedRing<InboundEntry>
     var calls: CallTable
     let completions: UnsafeMutableBufferPointer<WorkCompletion>
+    /// What was asked of the device (`statistics`).
+    var counts = EndpointStatistics()
 
     // Async mode (see MessageEndpoint+Async.swift).
     var callContinuations: [UnsafeContinuation<CallOutcome, Never>?]
@@ -150,9 +158,11 @@ public final class MessageEndpoint: @unchecked Sendable {
         metrics = EndpointMetrics(label: configuration.label, factory: metricsFactory)
         memory = try EndpointMemory(domain: queuePair.protectionDomain, configuration: configuration)
         sendSlots = FreeList(count: configuration.sendSlots)
-        sendQueueCapacity = maxSends
-        grantedTotal = UInt64(configuration.receiveSlots)
-        advertisedGranted = grantedTotal
+        sendQueue = SendQueueLedger(capacity: maxSends)
+        inlineLimit = Int(queuePair.capabilities.maxInlineData)
+        receivesToPost = ReceiveRequestChain(capacity: configuration.receiveSlots)
+        grantedTotal = 0   // counted as the receives are posted, below
+        advertisedGranted = UInt64(configuration.receiveSlots)
         grantThreshold = UInt64(max(1, configuration.receiveSlots / 4))
         rendezvousReleasedFlags = Array(repeating: false, count: max(1, configuration.rendezvousSlots))
         inbound = FixedRing(capacity: configuration.receiveSlots + configuration.rendezvousSlots, filler: .empty)
@@ -171,12 +181,13 @@ public final class MessageEndpoint: @unchecked Sendable {
             } ?? RemoteMemory(address: 0, rkey: 0, length: 0),
             rendezvousSlots: UInt16(configuration.rendezvousSlots),
             rendezvousSlotSize: configuration.rendezvousSlots > 0 ? UInt32(configuration.rendezvousSlotSize) : 0)
-        for slot in 0..<configuration.receiveSlots {
-            do { try postReceive(Int32(slot)) } catch {
-                memory.deregister()
-                completions.deallocate()
-                throw error
-            }
+        do throws(EndpointError) {
+            for slot in 0..<configuration.receiveSlots { try queueReceive(Int32(slot)) }
+            try postQueuedReceives()
+        } catch {
+            memory.deregister()
+            completions.deallocate()
+            throw error
         }
     }
 
@@ -222,6 +233,9 @@ public final class MessageEndpoint: @unchecked Sendable {
     /// }
     /// ```
     public var taskExecutor: (any TaskExecutor)? { lock.locked { driver } }
+
+    /// What the endpoint asked of the device so far (work requests, completions polled).
+    public var statistics: EndpointStatistics { lock.locked { counts } }
 
     /// The largest message `send` accepts toward this peer (after `start`).
     public var maxMessageSize: Int { lock.locked { max(eagerLimit, rendezvousSizeOut) } }

@@ -7,7 +7,9 @@
 // With --device (kernel rxe in the lab: tools/endpoint-lab), both endpoints are on that
 // verbs device and connect by address through rdma_cm (MessageEndpointListener on
 // --address, MessageEndpoint.connect to it); the handshakes travel in the CM private data.
-// Usage: endpoint-bench [iterations] [payload bytes] [--device rxe0 --address 10.0.0.1]
+// --latency-only runs the poll-mode round trip alone (the scripts interleave it with
+// rdma-pingpong, pair by pair, to show the ratio beside the noise).
+// Usage: endpoint-bench [iterations] [payload bytes] [--device rxe0 --address 10.0.0.1] [--latency-only]
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +24,8 @@ func option(_ name: String, in arguments: inout [String]) -> String? {
     return arguments[index + 1]
 }
 var arguments = Array(CommandLine.arguments.dropFirst())
+let latencyOnly = arguments.contains("--latency-only")
+arguments.removeAll { $0 == "--latency-only" }
 let verbsDevice = option("--device", in: &arguments)
 let verbsAddress = option("--address", in: &arguments)
 if verbsDevice != nil && verbsAddress == nil { fatalError("--device needs --address (the device's IPv4 address)") }
@@ -140,8 +144,18 @@ func percentile(_ sorted: [UInt64], _ p: Double) -> Double {
     Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1000
 }
 
-/// Poll mode, one call at a time: round-trip samples and mallocs per call.
-func pollModeLatency() async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
+/// What a call asked of the device, per call, from both endpoints' statistics.
+func perCall(_ before: EndpointStatistics, _ after: EndpointStatistics, calls: Int) -> String {
+    func rate(_ value: KeyPath<EndpointStatistics, UInt64>) -> String { fixed(Double(after[keyPath: value] - before[keyPath: value]) / Double(calls), 3) }
+    return "post_send \(rate(\.sendRequestsPosted)) (signalled \(rate(\.sendRequestsSignalled)), inline \(rate(\.inlineSends)), "
+        + "control writes \(rate(\.controlWrites))), post_recv calls \(rate(\.receivePostCalls)) (receives \(rate(\.receivesPosted))), "
+        + "completions \(rate(\.completionsPolled)), poll_cq calls \(rate(\.completionQueuePolls))"
+}
+
+/// Poll mode, one call at a time: round-trip samples, mallocs and verbs calls per call.
+/// A sample is the time from one call's start to the next's — one clock read per call,
+/// as rdma-pingpong takes them (the period between consecutive posts).
+func pollModeLatency() async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?, client: String, server: String) {
     let (client, server, sides) = try await endpoints(mode: .poll)
     let serverThread = PollServer(server)
     let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: max(payloadSize, 1), alignment: 8)
@@ -150,16 +164,28 @@ func pollModeLatency() async throws -> (p50: Double, p99: Double, callsPerSecond
     var samples = [UInt64](repeating: 0, count: iterations)
     var mallocsAtStart: UInt64 = 0
     var start: UInt64 = 0
+    var clientBefore = EndpointStatistics(), serverBefore = EndpointStatistics()
+    var previous: UInt64 = 0
     for k in 0..<(warmup + iterations) {
-        if k == warmup { mallocsAtStart = mallocCounter?() ?? 0; start = now() }
+        if k == warmup {
+            clientBefore = client.statistics
+            serverBefore = server.statistics
+            mallocsAtStart = mallocCounter?() ?? 0
+        }
         let t0 = now()
+        if k > warmup { samples[k - warmup - 1] = t0 - previous }
+        if k == warmup { start = t0 }
+        previous = t0
         let response = try client.callPolling(request)
         precondition(response.count == payloadSize)
         response.release()
-        if k >= warmup { samples[k - warmup] = now() - t0 }
     }
-    let elapsed = now() - start
+    let end = now()
+    samples[iterations - 1] = end - previous
+    let elapsed = end - start
     let mallocs = mallocCounter.map { Double($0() - mallocsAtStart) / Double(iterations) }
+    let clientCounts = perCall(clientBefore, client.statistics, calls: iterations)
+    let serverCounts = perCall(serverBefore, server.statistics, calls: iterations)
     if getenv("ENDPOINT_BENCH_COUNTERS") != nil {
         for side in sides {
             print((side.context.softCounters?.named ?? []).filter { $0.value != 0 }.map { "\($0.name)=\($0.value)" }.joined(separator: " "))
@@ -170,7 +196,8 @@ func pollModeLatency() async throws -> (p50: Double, p99: Double, callsPerSecond
     server.close()
     for side in sides { try? side.context.close() }
     samples.sort()
-    return (percentile(samples, 0.5), percentile(samples, 0.99), Double(iterations) / (Double(elapsed) / 1e9), mallocs)
+    return (percentile(samples, 0.5), percentile(samples, 0.99), Double(iterations) / (Double(elapsed) / 1e9), mallocs,
+            clientCounts, serverCounts)
 }
 
 /// Poll mode with `outstanding` calls in flight: calls per second.
@@ -267,6 +294,9 @@ print("endpoint poll mode, \(payloadSize)-byte request/response, \(iterations) c
 print("  round trip p50 \(fixed(poll.p50, 2)) us  p99 \(fixed(poll.p99, 2)) us  (half round trip p50 \(fixed(poll.p50 / 2, 2)) us)")
 print("  calls/s 1 outstanding: \(Int(poll.callsPerSecond))")
 print("  mallocs per call (poll): \(format(poll.mallocsPerCall))")
+print("  per call, client: \(poll.client)")
+print("  per call, server: \(poll.server)")
+if latencyOnly { exit(0) }
 let thirtyTwo = try await pollModeThroughput(outstanding: 32)
 print("  calls/s 32 outstanding: \(Int(thirtyTwo))")
 let async1 = try await asyncMode(outstanding: 1)
