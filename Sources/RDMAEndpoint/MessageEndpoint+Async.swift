@@ -113,9 +113,8 @@ extension MessageEndpoint {
     public func call(_ bytes: [UInt8], timeout: Duration? = nil) async throws(EndpointError) -> ReceivedMessage {
         // The call's ID is chosen before suspending, so the cancellation handler knows it
         // without a shared box (which would be an allocation per call).
-        let now = monotonicNanoseconds()
         let id: UInt64 = try lock.locked { () throws(EndpointError) -> UInt64 in
-            guard let id = calls.open(now: now, deadline: deadline(now, timeout), state: .queued) else {
+            guard let id = newCallLocked(timeout: timeout, state: .queued) else {
                 throw .invalidConfiguration(field: "maxOutstandingCalls", detail: "\(configuration.maxOutstandingCalls) calls are outstanding")
             }
             return id

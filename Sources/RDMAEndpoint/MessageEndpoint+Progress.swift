@@ -169,7 +169,9 @@ extension MessageEndpoint {
         let call = calls[slot]
         metrics.calls.increment()
         counts.calls += 1
-        metrics.callDuration.recordNanoseconds(Int64(monotonicNanoseconds() &- call.startNanoseconds))
+        if call.startNanoseconds != 0 {
+            metrics.callDuration.recordNanoseconds(Int64(monotonicNanoseconds() &- call.startNanoseconds))
+        }
         if call.state == .abandoned {
             calls.free(slot)
             releaseLocked(entry.location)

@@ -120,10 +120,12 @@ final class PollServer: @unchecked Sendable {
         }, Unmanaged.passUnretained(self).toOpaque())
     }
 
+    /// Yields like rdma-pingpong's server (`MessageEndpoint.idle`) after 256 empty rounds.
     func run() {
+        var emptyRounds = 0
         do {
             while !stop.flag.load(ordering: .relaxed) {
-                try endpoint.poll()
+                if try endpoint.poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
                 while let request = try endpoint.tryReceive() {
                     let id = request.callID
                     while try !request.withUnsafeBytes({ try endpoint.trySendResponse(to: id, $0) }) { try endpoint.poll() }
@@ -214,8 +216,9 @@ func pollModeThroughput(outstanding: Int) async throws -> Double {
             while true { if let id = try client.trySendRequest(bytes) { inFlight[slot] = id; break }; try client.poll() }
             issued += 1
         }
+        var emptyRounds = 0
         while completed < total {
-            try client.poll()
+            if try client.poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
             for slot in 0..<outstanding where inFlight[slot] != 0 {
                 guard let response = try client.takeResponse(inFlight[slot]) else { continue }
                 response.release()
