@@ -57,32 +57,36 @@ public final class MessageEndpoint: @unchecked Sendable {
     let lock = EndpointLock()
 
     // MARK: state, touched only under `lock`
+    // The lock is what keeps accesses exclusive, so the runtime's checks are off for these
+    // (`@exclusivity(unchecked)`): each checked access was a `swift_beginAccess` call, ~60
+    // sites on the call path, a good part of the endpoint's own work per call — which the
+    // lab's emulated CPU multiplies.
 
     enum Phase {
         case created, running, failed(EndpointError), closed
     }
-    var phase = Phase.created
-    var mode = DrivingMode.poll
-    var peer: EndpointHandshake?
+    @exclusivity(unchecked) var phase = Phase.created
+    @exclusivity(unchecked) var mode = DrivingMode.poll
+    @exclusivity(unchecked) var peer: EndpointHandshake?
     /// The eager threshold in force: the smaller of both sides' limits.
-    var eagerLimit = 0
+    @exclusivity(unchecked) var eagerLimit = 0
     /// Rendezvous slots and size usable toward the peer (0 when either side has none).
-    var rendezvousSlotsOut = 0
-    var rendezvousSizeOut = 0
+    @exclusivity(unchecked) var rendezvousSlotsOut = 0
+    @exclusivity(unchecked) var rendezvousSizeOut = 0
 
     // Credits toward the peer.
-    var peerGranted: UInt64 = 0
-    var messagesSent: UInt64 = 0
-    var sendSlots: FreeList
+    @exclusivity(unchecked) var peerGranted: UInt64 = 0
+    @exclusivity(unchecked) var messagesSent: UInt64 = 0
+    @exclusivity(unchecked) var sendSlots: FreeList
     /// Posted send-queue requests, retired by the signalled ones' completions.
-    var sendQueue: SendQueueLedger
+    @exclusivity(unchecked) var sendQueue: SendQueueLedger
     /// The largest SEND (header and payload) posted inline: its buffer is free at once.
     let inlineLimit: Int
 
     // What we grant.
-    var grantedTotal: UInt64
-    var advertisedGranted: UInt64
-    var messagesReceived: UInt64 = 0
+    @exclusivity(unchecked) var grantedTotal: UInt64
+    @exclusivity(unchecked) var advertisedGranted: UInt64
+    @exclusivity(unchecked) var messagesReceived: UInt64 = 0
     let grantThreshold: UInt64
     /// Released receive buffers not posted yet (poll mode): posted in one `ibv_post_recv`
     /// by the next round, off the path between a response and the next request — or at
@@ -90,40 +94,40 @@ public final class MessageEndpoint: @unchecked Sendable {
     let receivesToPost: ReceiveRequestChain
 
     // Rendezvous both ways.
-    var rendezvousSent: UInt64 = 0
-    var peerReleased: UInt64 = 0
-    var rendezvousReceived: UInt64 = 0
-    var rendezvousReleasedFlags: [Bool]
-    var releasedTotal: UInt64 = 0
-    var advertisedReleased: UInt64 = 0
+    @exclusivity(unchecked) var rendezvousSent: UInt64 = 0
+    @exclusivity(unchecked) var peerReleased: UInt64 = 0
+    @exclusivity(unchecked) var rendezvousReceived: UInt64 = 0
+    @exclusivity(unchecked) var rendezvousReleasedFlags: [Bool]
+    @exclusivity(unchecked) var releasedTotal: UInt64 = 0
+    @exclusivity(unchecked) var advertisedReleased: UInt64 = 0
 
     // Control writes toward the peer.
-    var controlWritesPosted: UInt64 = 0
-    var controlWritesCompleted: UInt64 = 0
-    var closeReasonToSend: UInt32 = 0
-    var probeRequested = false
+    @exclusivity(unchecked) var controlWritesPosted: UInt64 = 0
+    @exclusivity(unchecked) var controlWritesCompleted: UInt64 = 0
+    @exclusivity(unchecked) var closeReasonToSend: UInt32 = 0
+    @exclusivity(unchecked) var probeRequested = false
     /// The peer's close reason, seen in our control block and acted on after the CQ drained.
-    var peerCloseReason: UInt32 = 0
+    @exclusivity(unchecked) var peerCloseReason: UInt32 = 0
 
     // Receiving.
-    var inbound: FixedRing<InboundEntry>
-    var calls: CallTable
+    @exclusivity(unchecked) var inbound: FixedRing<InboundEntry>
+    @exclusivity(unchecked) var calls: CallTable
     let completions: UnsafeMutableBufferPointer<WorkCompletion>
     /// What was asked of the device (`statistics`).
-    var counts = EndpointStatistics()
+    @exclusivity(unchecked) var counts = EndpointStatistics()
 
     // Async mode (see MessageEndpoint+Async.swift).
-    var callContinuations: [UnsafeContinuation<CallOutcome, Never>?]
-    var receiveWaiterList: [ReceiveWaiter] = []
-    var pendingSends: [PendingSend] = []
-    var pendingSendsHead = 0
-    var nextWaiterID: UInt64 = 1
-    var lastActivityNanoseconds: UInt64 = 0
-    var driver: EndpointDriver?
+    @exclusivity(unchecked) var callContinuations: [UnsafeContinuation<CallOutcome, Never>?]
+    @exclusivity(unchecked) var receiveWaiterList: [ReceiveWaiter] = []
+    @exclusivity(unchecked) var pendingSends: [PendingSend] = []
+    @exclusivity(unchecked) var pendingSendsHead = 0
+    @exclusivity(unchecked) var nextWaiterID: UInt64 = 1
+    @exclusivity(unchecked) var lastActivityNanoseconds: UInt64 = 0
+    @exclusivity(unchecked) var driver: EndpointDriver?
 
     // Connected by address (see MessageEndpoint+Connect.swift): ended by `close()` too.
-    var connection: Connection?
-    var connectionObjects: EndpointObjects?
+    @exclusivity(unchecked) var connection: Connection?
+    @exclusivity(unchecked) var connectionObjects: EndpointObjects?
 
     /// Creates the endpoint on `queuePair` (RC, in INIT or later, connected or about to
     /// be): registers the pools and posts every receive buffer, so the peer may send as
