@@ -239,11 +239,17 @@ func pollModeThroughput(outstanding: Int) async throws -> Double {
     return Double(total) / (Double(elapsed) / 1e9)
 }
 
+/// Where the async benchmark's tasks run: the global pool (the default), on their
+/// endpoint's driver (`MessageEndpoint.taskExecutor`), or the callers on the global pool
+/// with only each `call` scoped to the client's driver (`withTaskExecutorPreference`) —
+/// what `call` could do by default; the task hops back to the pool when the scope ends.
+enum Placement { case global, drivers, scopedToCalls }
+
 /// Async mode: `outstanding` tasks each calling in a loop; calls per second, p50/p99 and
-/// mallocs per call. With `onDrivers`, the tasks (and the server's) prefer their endpoint's
-/// driver thread as executor (`MessageEndpoint.taskExecutor`).
-func asyncMode(outstanding: Int, onDrivers: Bool = false) async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
+/// mallocs per call, with the tasks (and the server's) placed by `placement`.
+func asyncMode(outstanding: Int, placement: Placement = .global) async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
     let (client, server, sides) = try await endpoints(mode: .async)
+    let onDrivers = placement == .drivers, scoped = placement == .scopedToCalls
     let serverTask = Task(executorPreference: onDrivers ? server.taskExecutor : nil) {
         while let request = try? await server.receive() {
             // Echoed from the receive buffer straight into a send buffer: no copy in between.
@@ -265,7 +271,11 @@ func asyncMode(outstanding: Int, onDrivers: Bool = false) async throws -> (p50: 
                 samples.reserveCapacity(perTask)
                 for _ in 0..<perTask {
                     let t0 = now()
-                    try await client.call(request).release()
+                    if scoped {
+                        try await withTaskExecutorPreference(client.taskExecutor) { try await client.call(request).release() }
+                    } else {
+                        try await client.call(request).release()
+                    }
                     samples.append(now() - t0)
                 }
                 return samples
@@ -304,8 +314,9 @@ let thirtyTwo = try await pollModeThroughput(outstanding: 32)
 print("  calls/s 32 outstanding: \(Int(thirtyTwo))")
 let async1 = try await asyncMode(outstanding: 1)
 let async32 = try await asyncMode(outstanding: 32)
-let driver1 = try await asyncMode(outstanding: 1, onDrivers: true)
-let driver32 = try await asyncMode(outstanding: 32, onDrivers: true)
+let driver1 = try await asyncMode(outstanding: 1, placement: .drivers)
+let driver32 = try await asyncMode(outstanding: 32, placement: .drivers)
+let scoped1 = try await asyncMode(outstanding: 1, placement: .scopedToCalls)
 print("endpoint async mode:")
 print("  1 outstanding: round trip p50 \(fixed(async1.p50, 2)) us  p99 \(fixed(async1.p99, 2)) us  calls/s \(Int(async1.callsPerSecond))")
 print("  32 outstanding: calls/s \(Int(async32.callsPerSecond))")
@@ -315,3 +326,5 @@ print("endpoint async mode, tasks on the endpoints' drivers (taskExecutor):")
 print("  1 outstanding: round trip p50 \(fixed(driver1.p50, 2)) us  p99 \(fixed(driver1.p99, 2)) us  calls/s \(Int(driver1.callsPerSecond))")
 print("  32 outstanding: calls/s \(Int(driver32.callsPerSecond))")
 print("  mallocs per call (1 outstanding): \(format(driver1.mallocsPerCall)); (32 outstanding): \(format(driver32.mallocsPerCall))")
+print("endpoint async mode, tasks on the global pool, each call scoped to the client's driver (withTaskExecutorPreference):")
+print("  1 outstanding: round trip p50 \(fixed(scoped1.p50, 2)) us  p99 \(fixed(scoped1.p99, 2)) us  calls/s \(Int(scoped1.callsPerSecond))  mallocs per call \(format(scoped1.mallocsPerCall))")
