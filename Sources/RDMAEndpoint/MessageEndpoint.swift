@@ -339,25 +339,27 @@ public final class MessageEndpoint: @unchecked Sendable {
     /// The response to call `id` if it arrived, nil if not yet. Throws when the call
     /// timed out (checked against its deadline here) or the connection failed.
     public func takeResponse(_ id: UInt64) throws(EndpointError) -> ReceivedMessage? {
-        let entry: InboundEntry? = try lock.locked { () throws(EndpointError) -> InboundEntry? in
-            guard let slot = calls.outstanding(id) else {
-                throw .invalidConfiguration(field: "callID", detail: "call \(id) is not outstanding")
-            }
-            let call = calls[slot]
-            if call.state == .completed {
-                calls.free(slot)
-                return call.response
-            }
-            if case .failed(let error) = phase { calls.free(slot); throw error }
-            if case .closed = phase { calls.free(slot); throw .closed }
-            if call.deadlineNanoseconds != 0 && monotonicNanoseconds() >= call.deadlineNanoseconds {
-                calls[slot].state = .abandoned
-                throw .timedOut
-            }
-            return nil
-        }
+        let entry: InboundEntry? = try lock.locked { () throws(EndpointError) -> InboundEntry? in try takeResponseLocked(id) }
         guard let entry else { return nil }
         return ReceivedMessage(endpoint: self, entry: entry)
+    }
+
+    func takeResponseLocked(_ id: UInt64) throws(EndpointError) -> InboundEntry? {
+        guard let slot = calls.outstanding(id) else {
+            throw .invalidConfiguration(field: "callID", detail: "call \(id) is not outstanding")
+        }
+        let call = calls[slot]
+        if call.state == .completed {
+            calls.free(slot)
+            return call.response
+        }
+        if case .failed(let error) = phase { calls.free(slot); throw error }
+        if case .closed = phase { calls.free(slot); throw .closed }
+        if call.deadlineNanoseconds != 0 && monotonicNanoseconds() >= call.deadlineNanoseconds {
+            calls[slot].state = .abandoned
+            throw .timedOut
+        }
+        return nil
     }
 
     /// Gives up on call `id`: its response, if it ever comes, is released on arrival.
@@ -406,9 +408,13 @@ public final class MessageEndpoint: @unchecked Sendable {
             id = try trySendRequest(bytes, timeout: timeout)
             if id == nil, try poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
         }
+        // One lock per round: the round and the look at the call together.
         while true {
-            if try poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
-            if let response = try takeResponse(id!) { return response }
+            let (handled, entry) = try lock.locked { () throws(EndpointError) -> (Int, InboundEntry?) in
+                (progressLocked(), try takeResponseLocked(id!))
+            }
+            if let entry { return ReceivedMessage(endpoint: self, entry: entry) }
+            if handled == 0 { MessageEndpoint.idle(&emptyRounds) }
         }
     }
 
