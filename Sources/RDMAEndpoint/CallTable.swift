@@ -16,6 +16,7 @@ struct CallTable {
     struct Slot {
         var state: State = .free
         var id: UInt64 = 0
+        /// 0 for an untimed call (see `EndpointConfiguration.timedCallInterval`).
         var startNanoseconds: UInt64 = 0
         /// 0 for none.
         var deadlineNanoseconds: UInt64 = 0
@@ -44,12 +45,12 @@ struct CallTable {
     @inline(__always) func index(_ id: UInt64) -> Int { Int(id & mask) }
 
     /// A new call ID, or nil while the slot it would use is still taken.
-    mutating func open(now: UInt64, deadline: UInt64, state: State) -> UInt64? {
+    mutating func open(start: UInt64, deadline: UInt64, state: State) -> UInt64? {
         let id = nextID
         let slot = index(id)
         guard slots[slot].state == .free else { return nil }
         nextID &+= 1
-        slots[slot] = Slot(state: state, id: id, startNanoseconds: now, deadlineNanoseconds: deadline)
+        slots[slot] = Slot(state: state, id: id, startNanoseconds: start, deadlineNanoseconds: deadline)
         occupied += 1
         if deadline != 0 { earliestDeadline = min(earliestDeadline, deadline) }
         return id

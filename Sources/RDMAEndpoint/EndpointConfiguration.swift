@@ -30,6 +30,11 @@ public struct EndpointConfiguration: Sendable, Equatable {
     /// need (on 2 cores, 100 µs of spin made one outstanding call 2.5× slower); raise
     /// it where cores are to spare.
     public var idleSpin: Duration = .zero
+    /// One call in this many is timed for the `_call_duration` timer (1: every call). A
+    /// timed call reads the clock twice; where `clock_gettime` is a system call (a VM
+    /// whose clocksource is hpet or acpi_pm — the lab's TCG VM) that is two system calls
+    /// per call, a third of the endpoint's overhead over a raw ping-pong there.
+    public var timedCallInterval = 16
     /// Label of the swift-log logger and prefix of the swift-metrics names.
     public var label = "rdma.endpoint"
 
@@ -54,6 +59,9 @@ public struct EndpointConfiguration: Sendable, Equatable {
         }
         guard idleSpin >= .zero, idleSpin <= .seconds(1) else {
             throw .invalidConfiguration(field: "idleSpin", detail: "\(idleSpin) outside 0…1 s")
+        }
+        guard (1...65_536).contains(timedCallInterval) else {
+            throw .invalidConfiguration(field: "timedCallInterval", detail: "\(timedCallInterval) outside 1…65536")
         }
         guard maxOutstandingCalls >= 1, maxOutstandingCalls <= 1 << 20, maxOutstandingCalls & (maxOutstandingCalls - 1) == 0 else {
             throw .invalidConfiguration(field: "maxOutstandingCalls", detail: "\(maxOutstandingCalls) is not a power of two in 1…\(1 << 20)")

@@ -6,7 +6,8 @@ import Metrics
 /// Names, with the configuration's label (default `rdma.endpoint`) as prefix:
 /// `_calls` (completed calls), `_messages_sent`, `_messages_received`, `_bytes_sent`,
 /// `_bytes_received`, `_credit_stalls` (sends that waited for credits or buffers),
-/// `_call_duration` (a Timer: request to response, nanoseconds), `_protocol_violations`.
+/// `_call_duration` (a Timer: request to response, nanoseconds, of one call in
+/// `EndpointConfiguration.timedCallInterval`), `_protocol_violations`.
 struct EndpointMetrics {
     let calls: Counter
     let messagesSent: Counter

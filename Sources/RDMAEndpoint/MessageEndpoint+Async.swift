@@ -113,9 +113,8 @@ extension MessageEndpoint {
     public func call(_ bytes: [UInt8], timeout: Duration? = nil) async throws(EndpointError) -> ReceivedMessage {
         // The call's ID is chosen before suspending, so the cancellation handler knows it
         // without a shared box (which would be an allocation per call).
-        let now = monotonicNanoseconds()
         let id: UInt64 = try lock.locked { () throws(EndpointError) -> UInt64 in
-            guard let id = calls.open(now: now, deadline: deadline(now, timeout), state: .queued) else {
+            guard let id = newCallLocked(timeout: timeout, state: .queued) else {
                 throw .invalidConfiguration(field: "maxOutstandingCalls", detail: "\(configuration.maxOutstandingCalls) calls are outstanding")
             }
             return id
@@ -268,12 +267,13 @@ extension MessageEndpoint {
         lock.locked {
             let handled = progressLocked()
             guard case .running = phase else { return handled }
+            // The peer was heard from in this round (the clock is read once per round, here).
+            if handled > 0 { lastActivityNanoseconds = now }
             if checkDeadlines && calls.occupied > 0 && now >= calls.earliestDeadline { expireCallsLocked(now: now) }
             let waiting = calls.occupied > 0 || pendingSendsHead < pendingSends.count
-            // `now` was read before this round's progress, which may have moved the last
-            // activity past it: then the peer was just heard from (a wrapping difference
-            // here probed after every busy round, and each probe's completion was the next
-            // busy round — a storm of control writes, 43 per call on kernel rxe).
+            // Not after a busy round (a wrapping difference here once probed after every
+            // busy round, and each probe's completion was the next busy round — a storm of
+            // control writes, 43 per call on kernel rxe).
             if waiting && now > lastActivityNanoseconds
                 && now - lastActivityNanoseconds > UInt64(configuration.livenessProbeInterval.components.seconds) * 1_000_000_000
                 + UInt64(configuration.livenessProbeInterval.components.attoseconds / 1_000_000_000) {

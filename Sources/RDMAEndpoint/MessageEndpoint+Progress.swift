@@ -1,7 +1,8 @@
 import Logging
 import RDMA
 
-/// Work request IDs: a tag in the top byte, the pool index below.
+/// Work request IDs: a tag in the top byte; below it a receive's slot, or a send-queue
+/// request's sequence number (`SendQueueLedger`).
 enum RequestTag: UInt64 {
     case receive = 1, eagerSend = 2, rendezvousWrite = 3, controlWrite = 4
 
@@ -14,11 +15,23 @@ enum RequestTag: UInt64 {
 // The receive side and the credit protocol: completions in, grants and releases out, and
 // every check of what the peer sent.
 extension MessageEndpoint {
-    /// Posts receive buffer `slot`. The corresponding C function is `ibv_post_recv`.
-    func postReceive(_ slot: Int32) throws(EndpointError) {
+    /// Queues receive buffer `slot` for the next `postQueuedReceives`.
+    func queueReceive(_ slot: Int32) throws(EndpointError) {
         let element = ScatterGatherElement(address: memory.receive.address(Int(slot) * memory.slotStride),
                                            length: UInt32(memory.slotStride), lkey: memory.receive.region.lkey)
-        do { try queuePair.postReceive(id: RequestTag.receive.id(slot), scatterGather: element) } catch { throw .rdma(error) }
+        do { try receivesToPost.append(id: RequestTag.receive.id(slot), scatterGather: element) } catch { throw .rdma(error) }
+    }
+
+    /// Posts the queued receive buffers in one call: that many more credits for the peer.
+    /// The corresponding C function is `ibv_post_recv`.
+    func postQueuedReceives() throws(EndpointError) {
+        let count = receivesToPost.count
+        guard count > 0 else { return }
+        defer { receivesToPost.removeAll() }
+        do { try queuePair.postReceive(receivesToPost) } catch { throw .rdma(error) }
+        grantedTotal += UInt64(count)
+        counts.receivesPosted += UInt64(count)
+        counts.receivePostCalls += 1
     }
 
     /// One round: the peer's control block, then every completion, then what we owe.
@@ -45,7 +58,11 @@ extension MessageEndpoint {
             failLocked(.peerClosed(reason: control.closeReason), log: true)
             return handled
         }
-        if handled > 0 { lastActivityNanoseconds = monotonicNanoseconds() }
+        // Released buffers go back once per round (in poll mode a release only queues them).
+        do { try postQueuedReceives() } catch {
+            failLocked(error)
+            return handled
+        }
         // Credits also arrive by a WRITE into the control block, which completes nothing here.
         if mode == .async && (handled > 0 || peerGranted != creditsBefore || peerReleased != releasesBefore) {
             drainPendingSendsLocked()
@@ -60,13 +77,16 @@ extension MessageEndpoint {
         while true {
             let count: Int
             do { count = try sendQueue.poll(into: completions) } catch { throw .rdma(error) }
+            counts.completionQueuePolls += 1
             for index in 0..<count { try handleCompletion(completions[index]) }
             var received = 0
             if receiveQueue !== sendQueue {
                 do { received = try receiveQueue.poll(into: completions) } catch { throw .rdma(error) }
+                counts.completionQueuePolls += 1
                 for index in 0..<received { try handleCompletion(completions[index]) }
             }
             handled += count + received
+            counts.completionsPolled += UInt64(count + received)
             if count < completions.count && received < completions.count { return handled }
         }
     }
@@ -78,12 +98,7 @@ extension MessageEndpoint {
             try handleReceive(completion, slot: index)
             return
         }
-        sendQueueOutstanding -= 1
-        switch tag {
-        case .eagerSend: sendSlots.put(index)
-        case .controlWrite: controlWritesCompleted += 1
-        case .rendezvousWrite, .receive: break
-        }
+        retireSendsLocked(through: completion.id)
         guard completion.status == .success else {
             throw .completionFailed(operation: tag == .controlWrite ? "control RDMA WRITE" : tag == .rendezvousWrite ? "rendezvous RDMA WRITE" : "SEND",
                                     status: completion.status)
@@ -103,6 +118,7 @@ extension MessageEndpoint {
         }
         guard Int(slot) < configuration.receiveSlots else { return }
         messagesReceived += 1
+        counts.messagesReceived += 1
         let base = memory.receive.base + Int(slot) * memory.slotStride
         let byteLength = Int(completion.byteLength)
         let header = try MessageHeader.parse(base, byteLength: byteLength)
@@ -152,7 +168,10 @@ extension MessageEndpoint {
     private func completeCallLocked(_ slot: Int, with entry: InboundEntry) {
         let call = calls[slot]
         metrics.calls.increment()
-        metrics.callDuration.recordNanoseconds(Int64(monotonicNanoseconds() &- call.startNanoseconds))
+        counts.calls += 1
+        if call.startNanoseconds != 0 {
+            metrics.callDuration.recordNanoseconds(Int64(monotonicNanoseconds() &- call.startNanoseconds))
+        }
         if call.state == .abandoned {
             calls.free(slot)
             releaseLocked(entry.location)
@@ -188,10 +207,24 @@ extension MessageEndpoint {
         peerReleased = released
     }
 
-    /// Re-posts receive buffer `slot`: one more credit for the peer.
+    /// The send-queue requests up to `id` are done (its completion, and RC's order, say
+    /// so): their queue room, send buffers and control-write places come back.
+    func retireSendsLocked(through id: UInt64) {
+        sendQueue.retire(through: id) { entry in
+            if entry.sendSlot >= 0 { sendSlots.put(entry.sendSlot) }
+            if entry.tag == .controlWrite { controlWritesCompleted += 1 }
+        }
+    }
+
+    /// Re-posts receive buffer `slot`: one more credit for the peer. In poll mode it waits
+    /// for the end of the round (or the next one) unless the peer may be running short;
+    /// in async mode it goes at once, since the driver may be parked.
     func repostLocked(_ slot: Int32) throws(EndpointError) {
-        try postReceive(slot)
-        grantedTotal += 1
+        try queueReceive(slot)
+        let peerCredits = advertisedGranted &- messagesReceived
+        if mode == .async || peerCredits <= grantThreshold || receivesToPost.count >= receivesToPost.capacity {
+            try postQueuedReceives()
+        }
     }
 
     /// A released message's buffer goes back: a receive slot is re-posted (a credit), a
@@ -223,21 +256,20 @@ extension MessageEndpoint {
         let closeDue = closeReasonToSend != 0
         guard grantDue || releaseDue || probeRequested || closeDue else { return }
         guard controlWritesPosted - controlWritesCompleted < UInt64(EndpointMemory.controlWritesInFlight),
-              sendQueueOutstanding < sendQueueCapacity else { return }
+              sendQueue.room > 0 else { return }
         let source = Int(controlWritesPosted % UInt64(EndpointMemory.controlWritesInFlight)) * ControlBlock.size
         ControlBlock.write(ControlBlock.Values(granted: grantedTotal, released: releasedTotal, closeReason: closeReasonToSend),
                            to: memory.controlOut.base + source)
         let element = ScatterGatherElement(address: memory.controlOut.address(source), length: UInt32(ControlBlock.size),
                                            lkey: memory.controlOut.region.lkey)
         do {
-            try queuePair.post(SendWorkRequest(id: RequestTag.controlWrite.id(0), operation: .write(peer.controlBlock)),
-                               scatterGather: element)
+            try postSendLocked(.write(peer.controlBlock), tag: .controlWrite, sendSlot: -1, element: element)
         } catch {
             if !closeDue { failLocked(.rdma(error)) }
             return
         }
-        sendQueueOutstanding += 1
         controlWritesPosted += 1
+        counts.controlWrites += 1
         advertisedGranted = grantedTotal
         advertisedReleased = releasedTotal
         probeRequested = false
@@ -276,14 +308,10 @@ extension MessageEndpoint {
     /// flushes) come in, so that the close write finds room and its completion is counted.
     func drainSendCompletionsAfterClose() {
         while let completion = try? queuePair.sendCompletionQueue.pollOne() {
-            let (tag, index) = RequestTag.split(completion.id)
-            switch tag {
-            case .controlWrite: controlWritesCompleted += 1
-            case .eagerSend: sendSlots.put(index)
-            case .rendezvousWrite: break
+            switch RequestTag.split(completion.id).0 {
+            case .controlWrite, .eagerSend, .rendezvousWrite: retireSendsLocked(through: completion.id)
             case .receive, nil: continue
             }
-            sendQueueOutstanding -= 1
         }
     }
 

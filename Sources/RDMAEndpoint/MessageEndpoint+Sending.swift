@@ -24,7 +24,7 @@ extension MessageEndpoint {
             throw .messageTooLarge(length: length, limit: max(eagerLimit, rendezvousSizeOut))
         }
         guard peerGranted > messagesSent, sendSlots.available > 0,
-              sendQueueCapacity - sendQueueOutstanding >= (rendezvous ? 2 : 1) + 1,
+              sendQueue.room >= (rendezvous ? 2 : 1) + 1,
               !rendezvous || rendezvousSent - peerReleased < UInt64(rendezvousSlotsOut) else {
             metrics.creditStalls.increment()
             return false
@@ -41,14 +41,10 @@ extension MessageEndpoint {
             let remote = RemoteMemory(address: peer.rendezvousRegion.address + UInt64(remoteSlot) * UInt64(peer.rendezvousSlotSize),
                                       rkey: peer.rendezvousRegion.rkey, length: UInt32(length))
             let element = ScatterGatherElement(address: staging.address(stagingOffset), length: UInt32(length), lkey: staging.region.lkey)
-            do {
-                try queuePair.post(SendWorkRequest(id: RequestTag.rendezvousWrite.id(Int32(remoteSlot)), operation: .write(remote)),
-                                   scatterGather: element)
-            } catch {
+            do { try postSendLocked(.write(remote), tag: .rendezvousWrite, sendSlot: -1, element: element) } catch {
                 sendSlots.put(slot)
                 throw .rdma(error)
             }
-            sendQueueOutstanding += 1
             rendezvousSent += 1
             header.rendezvousSlot = UInt16(remoteSlot)
         } else {
@@ -58,19 +54,41 @@ extension MessageEndpoint {
         let sentLength = MessageHeader.size + (rendezvous ? 0 : length)
         let element = ScatterGatherElement(address: memory.send.address(Int(slot) * memory.slotStride),
                                            length: UInt32(sentLength), lkey: memory.send.region.lkey)
+        // Inline, the bytes are copied into the work request: the buffer is free at once.
+        let inline = sentLength <= inlineLimit
         do {
-            try queuePair.post(SendWorkRequest(id: RequestTag.eagerSend.id(slot)), scatterGather: element)
+            try postSendLocked(.send, tag: .eagerSend, sendSlot: inline ? -1 : slot, element: element, inline: inline)
         } catch {
             sendSlots.put(slot)
             failLocked(.rdma(error))
             throw .rdma(error)
         }
-        sendQueueOutstanding += 1
+        if inline {
+            sendSlots.put(slot)
+            counts.inlineSends += 1
+        }
         messagesSent += 1
+        counts.messagesSent += 1
         advertisedGranted = grantedTotal
         advertisedReleased = releasedTotal
         metrics.messagesSent.increment()
         metrics.bytesSent.increment(by: length)
         return true
+    }
+}
+
+extension MessageEndpoint {
+    /// Posts one send-queue request and records it in the ledger, signalled or not (see
+    /// `SendQueueLedger`); control writes always are. `sendSlot` is the send buffer its
+    /// completion frees (-1: none). The corresponding C function is `ibv_post_send`.
+    func postSendLocked(_ operation: SendOperation, tag: RequestTag, sendSlot: Int32,
+                        element: ScatterGatherElement, inline: Bool = false) throws(RDMAError) {
+        let signalled = sendQueue.mustSignal(always: tag == .controlWrite, sendSlotsLeft: sendSlots.available)
+        var flags: SendFlags = signalled ? .signaled : []
+        if inline { flags.insert(.inline) }
+        try queuePair.post(SendWorkRequest(id: sendQueue.nextID(tag), operation: operation, flags: flags), scatterGather: element)
+        sendQueue.record(SendQueueLedger.Entry(tag: tag, sendSlot: sendSlot), signalled: signalled)
+        counts.sendRequestsPosted += 1
+        if signalled { counts.sendRequestsSignalled += 1 }
     }
 }

@@ -57,65 +57,77 @@ public final class MessageEndpoint: @unchecked Sendable {
     let lock = EndpointLock()
 
     // MARK: state, touched only under `lock`
+    // The lock is what keeps accesses exclusive, so the runtime's checks are off for these
+    // (`@exclusivity(unchecked)`): each checked access was a `swift_beginAccess` call, ~60
+    // sites on the call path, a good part of the endpoint's own work per call — which the
+    // lab's emulated CPU multiplies.
 
     enum Phase {
         case created, running, failed(EndpointError), closed
     }
-    var phase = Phase.created
-    var mode = DrivingMode.poll
-    var peer: EndpointHandshake?
+    @exclusivity(unchecked) var phase = Phase.created
+    @exclusivity(unchecked) var mode = DrivingMode.poll
+    @exclusivity(unchecked) var peer: EndpointHandshake?
     /// The eager threshold in force: the smaller of both sides' limits.
-    var eagerLimit = 0
+    @exclusivity(unchecked) var eagerLimit = 0
     /// Rendezvous slots and size usable toward the peer (0 when either side has none).
-    var rendezvousSlotsOut = 0
-    var rendezvousSizeOut = 0
+    @exclusivity(unchecked) var rendezvousSlotsOut = 0
+    @exclusivity(unchecked) var rendezvousSizeOut = 0
 
     // Credits toward the peer.
-    var peerGranted: UInt64 = 0
-    var messagesSent: UInt64 = 0
-    var sendSlots: FreeList
-    var sendQueueOutstanding = 0
-    let sendQueueCapacity: Int
+    @exclusivity(unchecked) var peerGranted: UInt64 = 0
+    @exclusivity(unchecked) var messagesSent: UInt64 = 0
+    @exclusivity(unchecked) var sendSlots: FreeList
+    /// Posted send-queue requests, retired by the signalled ones' completions.
+    @exclusivity(unchecked) var sendQueue: SendQueueLedger
+    /// The largest SEND (header and payload) posted inline: its buffer is free at once.
+    let inlineLimit: Int
 
     // What we grant.
-    var grantedTotal: UInt64
-    var advertisedGranted: UInt64
-    var messagesReceived: UInt64 = 0
+    @exclusivity(unchecked) var grantedTotal: UInt64
+    @exclusivity(unchecked) var advertisedGranted: UInt64
+    @exclusivity(unchecked) var messagesReceived: UInt64 = 0
     let grantThreshold: UInt64
+    /// Released receive buffers not posted yet (poll mode): posted in one `ibv_post_recv`
+    /// by the next round, off the path between a response and the next request — or at
+    /// once when the peer may be running short of credits.
+    let receivesToPost: ReceiveRequestChain
 
     // Rendezvous both ways.
-    var rendezvousSent: UInt64 = 0
-    var peerReleased: UInt64 = 0
-    var rendezvousReceived: UInt64 = 0
-    var rendezvousReleasedFlags: [Bool]
-    var releasedTotal: UInt64 = 0
-    var advertisedReleased: UInt64 = 0
+    @exclusivity(unchecked) var rendezvousSent: UInt64 = 0
+    @exclusivity(unchecked) var peerReleased: UInt64 = 0
+    @exclusivity(unchecked) var rendezvousReceived: UInt64 = 0
+    @exclusivity(unchecked) var rendezvousReleasedFlags: [Bool]
+    @exclusivity(unchecked) var releasedTotal: UInt64 = 0
+    @exclusivity(unchecked) var advertisedReleased: UInt64 = 0
 
     // Control writes toward the peer.
-    var controlWritesPosted: UInt64 = 0
-    var controlWritesCompleted: UInt64 = 0
-    var closeReasonToSend: UInt32 = 0
-    var probeRequested = false
+    @exclusivity(unchecked) var controlWritesPosted: UInt64 = 0
+    @exclusivity(unchecked) var controlWritesCompleted: UInt64 = 0
+    @exclusivity(unchecked) var closeReasonToSend: UInt32 = 0
+    @exclusivity(unchecked) var probeRequested = false
     /// The peer's close reason, seen in our control block and acted on after the CQ drained.
-    var peerCloseReason: UInt32 = 0
+    @exclusivity(unchecked) var peerCloseReason: UInt32 = 0
 
     // Receiving.
-    var inbound: FixedRing<InboundEntry>
-    var calls: CallTable
+    @exclusivity(unchecked) var inbound: FixedRing<InboundEntry>
+    @exclusivity(unchecked) var calls: CallTable
     let completions: UnsafeMutableBufferPointer<WorkCompletion>
+    /// What was asked of the device (`statistics`).
+    @exclusivity(unchecked) var counts = EndpointStatistics()
 
     // Async mode (see MessageEndpoint+Async.swift).
-    var callContinuations: [UnsafeContinuation<CallOutcome, Never>?]
-    var receiveWaiterList: [ReceiveWaiter] = []
-    var pendingSends: [PendingSend] = []
-    var pendingSendsHead = 0
-    var nextWaiterID: UInt64 = 1
-    var lastActivityNanoseconds: UInt64 = 0
-    var driver: EndpointDriver?
+    @exclusivity(unchecked) var callContinuations: [UnsafeContinuation<CallOutcome, Never>?]
+    @exclusivity(unchecked) var receiveWaiterList: [ReceiveWaiter] = []
+    @exclusivity(unchecked) var pendingSends: [PendingSend] = []
+    @exclusivity(unchecked) var pendingSendsHead = 0
+    @exclusivity(unchecked) var nextWaiterID: UInt64 = 1
+    @exclusivity(unchecked) var lastActivityNanoseconds: UInt64 = 0
+    @exclusivity(unchecked) var driver: EndpointDriver?
 
     // Connected by address (see MessageEndpoint+Connect.swift): ended by `close()` too.
-    var connection: Connection?
-    var connectionObjects: EndpointObjects?
+    @exclusivity(unchecked) var connection: Connection?
+    @exclusivity(unchecked) var connectionObjects: EndpointObjects?
 
     /// Creates the endpoint on `queuePair` (RC, in INIT or later, connected or about to
     /// be): registers the pools and posts every receive buffer, so the peer may send as
@@ -150,9 +162,11 @@ public final class MessageEndpoint: @unchecked Sendable {
         metrics = EndpointMetrics(label: configuration.label, factory: metricsFactory)
         memory = try EndpointMemory(domain: queuePair.protectionDomain, configuration: configuration)
         sendSlots = FreeList(count: configuration.sendSlots)
-        sendQueueCapacity = maxSends
-        grantedTotal = UInt64(configuration.receiveSlots)
-        advertisedGranted = grantedTotal
+        sendQueue = SendQueueLedger(capacity: maxSends)
+        inlineLimit = Int(queuePair.capabilities.maxInlineData)
+        receivesToPost = ReceiveRequestChain(capacity: configuration.receiveSlots)
+        grantedTotal = 0   // counted as the receives are posted, below
+        advertisedGranted = UInt64(configuration.receiveSlots)
         grantThreshold = UInt64(max(1, configuration.receiveSlots / 4))
         rendezvousReleasedFlags = Array(repeating: false, count: max(1, configuration.rendezvousSlots))
         inbound = FixedRing(capacity: configuration.receiveSlots + configuration.rendezvousSlots, filler: .empty)
@@ -171,12 +185,13 @@ public final class MessageEndpoint: @unchecked Sendable {
             } ?? RemoteMemory(address: 0, rkey: 0, length: 0),
             rendezvousSlots: UInt16(configuration.rendezvousSlots),
             rendezvousSlotSize: configuration.rendezvousSlots > 0 ? UInt32(configuration.rendezvousSlotSize) : 0)
-        for slot in 0..<configuration.receiveSlots {
-            do { try postReceive(Int32(slot)) } catch {
-                memory.deregister()
-                completions.deallocate()
-                throw error
-            }
+        do throws(EndpointError) {
+            for slot in 0..<configuration.receiveSlots { try queueReceive(Int32(slot)) }
+            try postQueuedReceives()
+        } catch {
+            memory.deregister()
+            completions.deallocate()
+            throw error
         }
     }
 
@@ -222,6 +237,9 @@ public final class MessageEndpoint: @unchecked Sendable {
     /// }
     /// ```
     public var taskExecutor: (any TaskExecutor)? { lock.locked { driver } }
+
+    /// What the endpoint asked of the device so far (work requests, completions polled).
+    public var statistics: EndpointStatistics { lock.locked { counts } }
 
     /// The largest message `send` accepts toward this peer (after `start`).
     public var maxMessageSize: Int { lock.locked { max(eagerLimit, rendezvousSizeOut) } }
@@ -309,8 +327,7 @@ public final class MessageEndpoint: @unchecked Sendable {
     public func trySendRequest(_ bytes: UnsafeRawBufferPointer, timeout: Duration? = nil) throws(EndpointError) -> UInt64? {
         try lock.locked { () throws(EndpointError) -> UInt64? in
             try requireRunningLocked()
-            let now = monotonicNanoseconds()
-            guard let id = calls.open(now: now, deadline: deadline(now, timeout), state: .waiting) else { return nil }
+            guard let id = newCallLocked(timeout: timeout, state: .waiting) else { return nil }
             if try sendLocked(kind: .request, callID: id, length: bytes.count, fill: { $0.copyMemory(from: bytes) }) {
                 return id
             }
@@ -322,25 +339,27 @@ public final class MessageEndpoint: @unchecked Sendable {
     /// The response to call `id` if it arrived, nil if not yet. Throws when the call
     /// timed out (checked against its deadline here) or the connection failed.
     public func takeResponse(_ id: UInt64) throws(EndpointError) -> ReceivedMessage? {
-        let entry: InboundEntry? = try lock.locked { () throws(EndpointError) -> InboundEntry? in
-            guard let slot = calls.outstanding(id) else {
-                throw .invalidConfiguration(field: "callID", detail: "call \(id) is not outstanding")
-            }
-            let call = calls[slot]
-            if call.state == .completed {
-                calls.free(slot)
-                return call.response
-            }
-            if case .failed(let error) = phase { calls.free(slot); throw error }
-            if case .closed = phase { calls.free(slot); throw .closed }
-            if call.deadlineNanoseconds != 0 && monotonicNanoseconds() >= call.deadlineNanoseconds {
-                calls[slot].state = .abandoned
-                throw .timedOut
-            }
-            return nil
-        }
+        let entry: InboundEntry? = try lock.locked { () throws(EndpointError) -> InboundEntry? in try takeResponseLocked(id) }
         guard let entry else { return nil }
         return ReceivedMessage(endpoint: self, entry: entry)
+    }
+
+    func takeResponseLocked(_ id: UInt64) throws(EndpointError) -> InboundEntry? {
+        guard let slot = calls.outstanding(id) else {
+            throw .invalidConfiguration(field: "callID", detail: "call \(id) is not outstanding")
+        }
+        let call = calls[slot]
+        if call.state == .completed {
+            calls.free(slot)
+            return call.response
+        }
+        if case .failed(let error) = phase { calls.free(slot); throw error }
+        if case .closed = phase { calls.free(slot); throw .closed }
+        if call.deadlineNanoseconds != 0 && monotonicNanoseconds() >= call.deadlineNanoseconds {
+            calls[slot].state = .abandoned
+            throw .timedOut
+        }
+        return nil
     }
 
     /// Gives up on call `id`: its response, if it ever comes, is released on arrival.
@@ -378,17 +397,50 @@ public final class MessageEndpoint: @unchecked Sendable {
     }
 
     /// Run-to-completion call: sends `bytes` as a request and polls until its response
-    /// arrives, in the caller's thread. Allocates nothing.
+    /// arrives, in the caller's thread. Allocates nothing. After every 256 empty rounds it
+    /// yields the CPU (`sched_yield`), as rdma-pingpong does: kernel rxe's deferred work
+    /// (ksoftirqd) on this CPU then runs at once, not at the next scheduler tick — 4 ms at
+    /// HZ=250, which a spinning caller made the p50 of whole runs in the lab VM.
     public func callPolling(_ bytes: UnsafeRawBufferPointer, timeout: Duration? = nil) throws(EndpointError) -> ReceivedMessage {
         var id: UInt64?
+        var emptyRounds = 0
         while id == nil {
             id = try trySendRequest(bytes, timeout: timeout)
-            if id == nil { try poll() }
+            if id == nil, try poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
         }
+        // One lock per round: the round and the look at the call together.
         while true {
-            try poll()
-            if let response = try takeResponse(id!) { return response }
+            let (handled, entry) = try lock.locked { () throws(EndpointError) -> (Int, InboundEntry?) in
+                (progressLocked(), try takeResponseLocked(id!))
+            }
+            if let entry { return ReceivedMessage(endpoint: self, entry: entry) }
+            if handled == 0 { MessageEndpoint.idle(&emptyRounds) }
         }
+    }
+
+    /// For a poll loop's empty round: counts it, and every 256th yields the CPU
+    /// (`sched_yield`), so that kernel work deferred to this CPU runs now rather than at
+    /// the next scheduler tick (see `callPolling`). Poll loops of your own can call it.
+    ///
+    /// ```swift
+    /// var emptyRounds = 0
+    /// while running {
+    ///     if try endpoint.poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
+    ///     while let request = try endpoint.tryReceive() { answer(request) }
+    /// }
+    /// ```
+    @inline(__always)
+    public static func idle(_ emptyRounds: inout Int) {
+        emptyRounds &+= 1
+        if emptyRounds & 255 == 0 { sched_yield() }
+    }
+
+    /// Opens a call in the table. The clock is read only for a deadline or a timed call
+    /// (one in `timedCallInterval`).
+    func newCallLocked(timeout: Duration?, state: CallTable.State) -> UInt64? {
+        let timed = calls.nextID % UInt64(configuration.timedCallInterval) == 0
+        let now = timeout != nil || timed ? monotonicNanoseconds() : 0
+        return calls.open(start: timed ? now : 0, deadline: deadline(now, timeout), state: state)
     }
 
     func deadline(_ now: UInt64, _ timeout: Duration?) -> UInt64 {

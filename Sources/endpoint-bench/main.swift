@@ -7,7 +7,9 @@
 // With --device (kernel rxe in the lab: tools/endpoint-lab), both endpoints are on that
 // verbs device and connect by address through rdma_cm (MessageEndpointListener on
 // --address, MessageEndpoint.connect to it); the handshakes travel in the CM private data.
-// Usage: endpoint-bench [iterations] [payload bytes] [--device rxe0 --address 10.0.0.1]
+// --latency-only runs the poll-mode round trip alone (the scripts interleave it with
+// rdma-pingpong, pair by pair, to show the ratio beside the noise).
+// Usage: endpoint-bench [iterations] [payload bytes] [--device rxe0 --address 10.0.0.1] [--latency-only]
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,6 +24,8 @@ func option(_ name: String, in arguments: inout [String]) -> String? {
     return arguments[index + 1]
 }
 var arguments = Array(CommandLine.arguments.dropFirst())
+let latencyOnly = arguments.contains("--latency-only")
+arguments.removeAll { $0 == "--latency-only" }
 let verbsDevice = option("--device", in: &arguments)
 let verbsAddress = option("--address", in: &arguments)
 if verbsDevice != nil && verbsAddress == nil { fatalError("--device needs --address (the device's IPv4 address)") }
@@ -116,10 +120,12 @@ final class PollServer: @unchecked Sendable {
         }, Unmanaged.passUnretained(self).toOpaque())
     }
 
+    /// Yields like rdma-pingpong's server (`MessageEndpoint.idle`) after 256 empty rounds.
     func run() {
+        var emptyRounds = 0
         do {
             while !stop.flag.load(ordering: .relaxed) {
-                try endpoint.poll()
+                if try endpoint.poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
                 while let request = try endpoint.tryReceive() {
                     let id = request.callID
                     while try !request.withUnsafeBytes({ try endpoint.trySendResponse(to: id, $0) }) { try endpoint.poll() }
@@ -140,8 +146,18 @@ func percentile(_ sorted: [UInt64], _ p: Double) -> Double {
     Double(sorted[min(sorted.count - 1, Int(Double(sorted.count) * p))]) / 1000
 }
 
-/// Poll mode, one call at a time: round-trip samples and mallocs per call.
-func pollModeLatency() async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
+/// What a call asked of the device, per call, from both endpoints' statistics.
+func perCall(_ before: EndpointStatistics, _ after: EndpointStatistics, calls: Int) -> String {
+    func rate(_ value: KeyPath<EndpointStatistics, UInt64>) -> String { fixed(Double(after[keyPath: value] - before[keyPath: value]) / Double(calls), 3) }
+    return "post_send \(rate(\.sendRequestsPosted)) (signalled \(rate(\.sendRequestsSignalled)), inline \(rate(\.inlineSends)), "
+        + "control writes \(rate(\.controlWrites))), post_recv calls \(rate(\.receivePostCalls)) (receives \(rate(\.receivesPosted))), "
+        + "completions \(rate(\.completionsPolled)), poll_cq calls \(rate(\.completionQueuePolls))"
+}
+
+/// Poll mode, one call at a time: round-trip samples, mallocs and verbs calls per call.
+/// A sample is the time from one call's start to the next's — one clock read per call,
+/// as rdma-pingpong takes them (the period between consecutive posts).
+func pollModeLatency() async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?, client: String, server: String) {
     let (client, server, sides) = try await endpoints(mode: .poll)
     let serverThread = PollServer(server)
     let payload = UnsafeMutableRawBufferPointer.allocate(byteCount: max(payloadSize, 1), alignment: 8)
@@ -150,16 +166,28 @@ func pollModeLatency() async throws -> (p50: Double, p99: Double, callsPerSecond
     var samples = [UInt64](repeating: 0, count: iterations)
     var mallocsAtStart: UInt64 = 0
     var start: UInt64 = 0
+    var clientBefore = EndpointStatistics(), serverBefore = EndpointStatistics()
+    var previous: UInt64 = 0
     for k in 0..<(warmup + iterations) {
-        if k == warmup { mallocsAtStart = mallocCounter?() ?? 0; start = now() }
+        if k == warmup {
+            clientBefore = client.statistics
+            serverBefore = server.statistics
+            mallocsAtStart = mallocCounter?() ?? 0
+        }
         let t0 = now()
+        if k > warmup { samples[k - warmup - 1] = t0 - previous }
+        if k == warmup { start = t0 }
+        previous = t0
         let response = try client.callPolling(request)
         precondition(response.count == payloadSize)
         response.release()
-        if k >= warmup { samples[k - warmup] = now() - t0 }
     }
-    let elapsed = now() - start
+    let end = now()
+    samples[iterations - 1] = end - previous
+    let elapsed = end - start
     let mallocs = mallocCounter.map { Double($0() - mallocsAtStart) / Double(iterations) }
+    let clientCounts = perCall(clientBefore, client.statistics, calls: iterations)
+    let serverCounts = perCall(serverBefore, server.statistics, calls: iterations)
     if getenv("ENDPOINT_BENCH_COUNTERS") != nil {
         for side in sides {
             print((side.context.softCounters?.named ?? []).filter { $0.value != 0 }.map { "\($0.name)=\($0.value)" }.joined(separator: " "))
@@ -170,7 +198,8 @@ func pollModeLatency() async throws -> (p50: Double, p99: Double, callsPerSecond
     server.close()
     for side in sides { try? side.context.close() }
     samples.sort()
-    return (percentile(samples, 0.5), percentile(samples, 0.99), Double(iterations) / (Double(elapsed) / 1e9), mallocs)
+    return (percentile(samples, 0.5), percentile(samples, 0.99), Double(iterations) / (Double(elapsed) / 1e9), mallocs,
+            clientCounts, serverCounts)
 }
 
 /// Poll mode with `outstanding` calls in flight: calls per second.
@@ -187,8 +216,9 @@ func pollModeThroughput(outstanding: Int) async throws -> Double {
             while true { if let id = try client.trySendRequest(bytes) { inFlight[slot] = id; break }; try client.poll() }
             issued += 1
         }
+        var emptyRounds = 0
         while completed < total {
-            try client.poll()
+            if try client.poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
             for slot in 0..<outstanding where inFlight[slot] != 0 {
                 guard let response = try client.takeResponse(inFlight[slot]) else { continue }
                 response.release()
@@ -209,11 +239,17 @@ func pollModeThroughput(outstanding: Int) async throws -> Double {
     return Double(total) / (Double(elapsed) / 1e9)
 }
 
+/// Where the async benchmark's tasks run: the global pool (the default), on their
+/// endpoint's driver (`MessageEndpoint.taskExecutor`), or the callers on the global pool
+/// with only each `call` scoped to the client's driver (`withTaskExecutorPreference`) —
+/// what `call` could do by default; the task hops back to the pool when the scope ends.
+enum Placement { case global, drivers, scopedToCalls }
+
 /// Async mode: `outstanding` tasks each calling in a loop; calls per second, p50/p99 and
-/// mallocs per call. With `onDrivers`, the tasks (and the server's) prefer their endpoint's
-/// driver thread as executor (`MessageEndpoint.taskExecutor`).
-func asyncMode(outstanding: Int, onDrivers: Bool = false) async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
+/// mallocs per call, with the tasks (and the server's) placed by `placement`.
+func asyncMode(outstanding: Int, placement: Placement = .global) async throws -> (p50: Double, p99: Double, callsPerSecond: Double, mallocsPerCall: Double?) {
     let (client, server, sides) = try await endpoints(mode: .async)
+    let onDrivers = placement == .drivers, scoped = placement == .scopedToCalls
     let serverTask = Task(executorPreference: onDrivers ? server.taskExecutor : nil) {
         while let request = try? await server.receive() {
             // Echoed from the receive buffer straight into a send buffer: no copy in between.
@@ -235,7 +271,11 @@ func asyncMode(outstanding: Int, onDrivers: Bool = false) async throws -> (p50: 
                 samples.reserveCapacity(perTask)
                 for _ in 0..<perTask {
                     let t0 = now()
-                    try await client.call(request).release()
+                    if scoped {
+                        try await withTaskExecutorPreference(client.taskExecutor) { try await client.call(request).release() }
+                    } else {
+                        try await client.call(request).release()
+                    }
                     samples.append(now() - t0)
                 }
                 return samples
@@ -267,12 +307,16 @@ print("endpoint poll mode, \(payloadSize)-byte request/response, \(iterations) c
 print("  round trip p50 \(fixed(poll.p50, 2)) us  p99 \(fixed(poll.p99, 2)) us  (half round trip p50 \(fixed(poll.p50 / 2, 2)) us)")
 print("  calls/s 1 outstanding: \(Int(poll.callsPerSecond))")
 print("  mallocs per call (poll): \(format(poll.mallocsPerCall))")
+print("  per call, client: \(poll.client)")
+print("  per call, server: \(poll.server)")
+if latencyOnly { exit(0) }
 let thirtyTwo = try await pollModeThroughput(outstanding: 32)
 print("  calls/s 32 outstanding: \(Int(thirtyTwo))")
 let async1 = try await asyncMode(outstanding: 1)
 let async32 = try await asyncMode(outstanding: 32)
-let driver1 = try await asyncMode(outstanding: 1, onDrivers: true)
-let driver32 = try await asyncMode(outstanding: 32, onDrivers: true)
+let driver1 = try await asyncMode(outstanding: 1, placement: .drivers)
+let driver32 = try await asyncMode(outstanding: 32, placement: .drivers)
+let scoped1 = try await asyncMode(outstanding: 1, placement: .scopedToCalls)
 print("endpoint async mode:")
 print("  1 outstanding: round trip p50 \(fixed(async1.p50, 2)) us  p99 \(fixed(async1.p99, 2)) us  calls/s \(Int(async1.callsPerSecond))")
 print("  32 outstanding: calls/s \(Int(async32.callsPerSecond))")
@@ -282,3 +326,5 @@ print("endpoint async mode, tasks on the endpoints' drivers (taskExecutor):")
 print("  1 outstanding: round trip p50 \(fixed(driver1.p50, 2)) us  p99 \(fixed(driver1.p99, 2)) us  calls/s \(Int(driver1.callsPerSecond))")
 print("  32 outstanding: calls/s \(Int(driver32.callsPerSecond))")
 print("  mallocs per call (1 outstanding): \(format(driver1.mallocsPerCall)); (32 outstanding): \(format(driver32.mallocsPerCall))")
+print("endpoint async mode, tasks on the global pool, each call scoped to the client's driver (withTaskExecutorPreference):")
+print("  1 outstanding: round trip p50 \(fixed(scoped1.p50, 2)) us  p99 \(fixed(scoped1.p99, 2)) us  calls/s \(Int(scoped1.callsPerSecond))  mallocs per call \(format(scoped1.mallocsPerCall))")
