@@ -59,18 +59,8 @@ struct HeldDatagramsTests {
     @Test func aRoundsAcknowledgementsForManyQueuePairsLeaveInFewCalls() throws {
         let pair = try EnginePair(transport: .udp, udpAddresses: (.ipv4(0x7F00_0D11), .ipv4(0x7F00_0D12)))
         let count = 16
-        var senders = [SoftQueuePair]()
-        for index in 0..<count {
-            let a = try pair.deviceA.createQueuePair(domain: pair.domainA, type: .reliableConnected, sendQueue: pair.cqA, receiveQueue: pair.cqA,
-                                                     sharedReceiveQueue: nil, signalAll: true, sendCapacity: 4, receiveCapacity: 4,
-                                                     maxScatterGather: 1, maxInline: 0)
-            let b = try pair.deviceB.createQueuePair(domain: pair.domainB, type: .reliableConnected, sendQueue: pair.cqB, receiveQueue: pair.cqB,
-                                                     sharedReceiveQueue: nil, signalAll: true, sendCapacity: 4, receiveCapacity: 4,
-                                                     maxScatterGather: 1, maxInline: 0)
-            try connect(pair.deviceA, a, to: .ipv4(0x7F00_0D12), qpn: b.number, sendPSN: UInt32(index), receivePSN: 0x100, mtu: 4096, timeout: 14, retry: 7, rnr: 7)
-            try connect(pair.deviceB, b, to: .ipv4(0x7F00_0D11), qpn: a.number, sendPSN: 0x100, receivePSN: UInt32(index), mtu: 4096, timeout: 14, retry: 7, rnr: 7)
+        let senders = try SharingTests.connectedQueuePairs(pair, count: count, mtu: 4096, addresses: (.ipv4(0x7F00_0D11), .ipv4(0x7F00_0D12))) { index, b in
             try withUnsafePointer(to: pair.sgeB(index * 64, 64)) { try pair.deviceB.postReceive(b, id: UInt64(index), UnsafeBufferPointer(start: $0, count: 1)) }
-            senders.append(a)
         }
         for (index, qp) in senders.enumerated() {
             try withUnsafePointer(to: pair.sgeA(index * 64, 64)) {

@@ -99,6 +99,7 @@ struct SharingTests {
     /// `count` RC QPs on A, each connected to its own QP on B (A's send PSN is its index);
     /// `prepare` gets each receiver before A sends. Returns A's QPs.
     static func connectedQueuePairs(_ pair: EnginePair, count: Int, mtu: Int,
+                                    addresses: (SoftAddress, SoftAddress) = (EnginePair.addressA, EnginePair.addressB),
                                     prepare: (Int, SoftQueuePair) throws -> Void = { _, _ in }) throws -> [SoftQueuePair] {
         var senders = [SoftQueuePair]()
         for index in 0..<count {
@@ -108,9 +109,9 @@ struct SharingTests {
             let b = try pair.deviceB.createQueuePair(domain: pair.domainB, type: .reliableConnected, sendQueue: pair.cqB, receiveQueue: pair.cqB,
                                                      sharedReceiveQueue: nil, signalAll: true, sendCapacity: 4, receiveCapacity: 4,
                                                      maxScatterGather: 1, maxInline: 0)
-            try connect(pair.deviceA, a, to: EnginePair.addressB, qpn: b.number, sendPSN: UInt32(index), receivePSN: 0x100,
+            try connect(pair.deviceA, a, to: addresses.1, qpn: b.number, sendPSN: UInt32(index), receivePSN: 0x100,
                         mtu: mtu, timeout: 12, retry: 7, rnr: 7)
-            try connect(pair.deviceB, b, to: EnginePair.addressA, qpn: a.number, sendPSN: 0x100, receivePSN: UInt32(index),
+            try connect(pair.deviceB, b, to: addresses.0, qpn: a.number, sendPSN: 0x100, receivePSN: UInt32(index),
                         mtu: mtu, timeout: 12, retry: 7, rnr: 7)
             try prepare(index, b)
             senders.append(a)
