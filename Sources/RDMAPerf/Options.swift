@@ -10,9 +10,13 @@ public enum LatencyOperation: String, CaseIterable, Sendable, Codable, Expressib
     public var isPingPong: Bool { self == .send || self == .write }
 }
 
-/// What a bandwidth run moves (`--op`).
+/// What a bandwidth run moves (`--op`). `atomic` is an 8-byte FETCH_AND_ADD, as
+/// `ib_atomic_bw` posts by default.
 public enum BandwidthOperation: String, CaseIterable, Sendable, Codable, ExpressibleByArgument {
-    case write, send, read
+    case write, send, read, atomic
+
+    /// The size every atomic moves (`ib_atomic_bw` fixes its -s at 8).
+    public static let atomicSize = 8
 }
 
 /// perftest's `--output=` choices: print one number instead of the table.

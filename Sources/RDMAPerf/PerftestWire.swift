@@ -251,8 +251,8 @@ public enum PerftestLatency {
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
         let tool = tool(for: operation)
-        if duration != nil, operation == .write || sizes.count > 1 {
-            throw .usage("-D over \(tool)'s exchange: SEND, READ and atomic latency, one size (perftest has no -D with -a; WRITE not yet)")
+        if duration != nil, sizes.count > 1 {
+            throw .usage("-D over \(tool)'s exchange: one size (perftest refuses -D with -a)")
         }
         let what = sizes.count == 1 ? "\(first) B" : "each size \(first) B … \(largest) B (-a)"
         let length = duration.map { "for \($0) s (-D) " } ?? "\(iterations) iterations "
@@ -329,7 +329,7 @@ public enum PerftestLatency {
         if operation == .write {
             // ib_write_lat's server writes first and its client answers: we take the
             // opposite part of whichever role we have, and time our own posts either way.
-            try writePingPong(queues: queues, remote: remote, size: size, iterations: iterations, postsFirst: !isClient,
+            try writePingPong(queues: queues, remote: remote, size: size, iterations: iterations, duration: duration, postsFirst: !isClient,
                               samples: samples, pump: pump)
         } else if isClient {
             // SEND ping-pong, or READ/atomic against perftest's passive server.
@@ -357,7 +357,10 @@ public enum PerftestLatency {
     /// peer's count in its own. `postsFirst`: we open (perftest's server role). A sample
     /// is the period between two of our posts (a round trip); the opener's last one ends
     /// at the final reply.
-    static func writePingPong(queues: QueueSet, remote: RemoteMemory, size: Int, iterations: Int, postsFirst: Bool,
+    /// `duration` (`ib_write_lat -D`): as many rounds as fit, each side on its own clock —
+    /// a wait for the peer's next WRITE also ends when ours runs out, as perftest's
+    /// `run_iter_lat_write` stops spinning when its alarm fires.
+    static func writePingPong(queues: QueueSet, remote: RemoteMemory, size: Int, iterations: Int, duration: Double? = nil, postsFirst: Bool,
                               samples: SampleBuffer, pump: CompletionPump) throws(PerfError) {
         let pair = queues.queuePairs[0]
         let base = queues.memory
@@ -370,35 +373,46 @@ public enum PerftestLatency {
         let lastSent = mine + (size - 1)
         let lastLanded = mine + (queues.slot + size - 1)
         pump.activity = "waiting for ib_write_lat's next WRITE (size \(size))"
-        pump.progressed(at: MonotonicClock.nanoseconds())
-        func waitFor(_ count: Int) throws(PerfError) {
+        let start = MonotonicClock.nanoseconds()
+        pump.progressed(at: start)
+        let end = duration.map { start &+ MonotonicClock.span(seconds: $0, cap: .max &- start) } ?? .max
+        /// False when our -D ran out first.
+        func waitFor(_ count: Int) throws(PerfError) -> Bool {
             let marker = writeMarker(count)
-            while lastLanded.load(as: UInt8.self) != marker { _ = try pump.poll() }
+            var polls = 0
+            while lastLanded.load(as: UInt8.self) != marker {
+                _ = try pump.poll()
+                polls &+= 1
+                if polls & 63 == 0, end != .max, MonotonicClock.nanoseconds() >= end { return false }
+            }
             pump.tick()
+            return true
         }
         var previous: UInt64 = 0
-        for sent in 0..<iterations {
-            if !(postsFirst && sent == 0) { try waitFor(postsFirst ? sent : sent + 1) }
+        var sent = 0
+        while sent < (duration == nil ? iterations : Int.max) {
+            if !(postsFirst && sent == 0) { guard try waitFor(postsFirst ? sent : sent + 1) else { break } }
             lastSent.storeBytes(of: writeMarker(sent + 1), as: UInt8.self)
             request.flags = sent % signalEvery == signalEvery - 1 ? flags : quietFlags
             let now = MonotonicClock.nanoseconds()   // before the post: see LatencyLoops.client
+            if now >= end { break }
             try rdma("posting the WRITE") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
             if sent > 0, samples.count < samples.storage.count {
                 samples.storage[samples.count] = now &- previous
                 samples.count += 1
             }
             previous = now
+            sent += 1
             _ = try pump.poll()
         }
-        if postsFirst, iterations > 0 {
-            try waitFor(iterations)
+        if postsFirst, sent > 0, try waitFor(sent) {
             if samples.count < samples.storage.count {
                 samples.storage[samples.count] = MonotonicClock.nanoseconds() &- previous
                 samples.count += 1
             }
         }
         // Let the last signaled WRITEs complete before the QP goes away.
-        let end = MonotonicClock.nanoseconds() + 100_000_000
-        while MonotonicClock.nanoseconds() < end { if try pump.poll() == 0 { break } }
+        let settled = MonotonicClock.nanoseconds() + 100_000_000
+        while MonotonicClock.nanoseconds() < settled { if try pump.poll() == 0 { break } }
     }
 }

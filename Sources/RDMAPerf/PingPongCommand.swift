@@ -183,11 +183,8 @@ public struct PingPongCommand: ParsableCommand {
     }
 
     /// `-D` over perftest's exchange: each side runs on its own clock (perftest's from its
-    /// first received message); WRITE's marker ping-pong cannot end that way yet.
+    /// first received message; ib_write_lat's from the start of its ping-pong).
     static func checkPerftestDuration(operation: LatencyOperation, all: Bool) throws(PerfError) {
-        if operation == .write {
-            throw .usage("-D with --op write over ib_write_lat's exchange is not spoken yet", hint: "give -n, or use our server")
-        }
         if all { throw .usage("-D with -a: perftest has no duration mode over all sizes") }
     }
 

@@ -117,8 +117,10 @@ enum ThroughputLoop {
     /// See `signalEvery` in `run`.
     static let signalingBytes = 256 << 20
 
+    /// `peerMessages`: how many messages the peer sends us, known beforehand (a perftest
+    /// `ib_send_bw -b` peer, whose -n and -q are ours): received before the run ends.
     static func run(queues: QueueSet, remote: RemoteMemory, parameters: ThroughputParameters, size: Int,
-                    sending: Bool, receiving: Bool, expectPeerDone: Bool, stamps: StampBuffers,
+                    sending: Bool, receiving: Bool, expectPeerDone: Bool, peerMessages: Int? = nil, stamps: StampBuffers,
                     pump: CompletionPump, progress: inout ProgressLine) throws(PerfError) -> ThroughputOutcome {
         let peerCountLimit = RunLimits.standard.doneCountLimit(iterations: parameters.iterations, queuePairs: parameters.queuePairs)
         let pairs = queues.queuePairs
@@ -130,7 +132,8 @@ enum ThroughputLoop {
         // otherwise come only when nearly everything has moved, past the no-progress bound.
         let signalingBound = max(1, Self.signalingBytes / max(1, size * qpCount))
         let signalEvery = max(1, min(parameters.completionModeration, depth, 0xFFFF, signalingBound))
-        let quiet: SendFlags = size <= queues.maxInline && parameters.operation != .read ? [.inline] : []
+        let carriesData = parameters.operation == .write || parameters.operation == .send
+        let quiet: SendFlags = size <= queues.maxInline && carriesData ? [.inline] : []
         let loud = quiet.union(.signaled)
         let operation: SendOperation
         let element: ScatterGatherElement
@@ -144,6 +147,11 @@ enum ThroughputLoop {
         case .read:
             operation = .read(remote.slice(offset: 0, length: UInt32(size)))
             element = queues.memory.scatterGather(offset: slot, length: size)
+        case .atomic:
+            // ib_atomic_bw's default: FETCH_AND_ADD of 1 on the peer's first 8 bytes; the
+            // old value lands at our `slot`.
+            operation = .fetchAndAdd(remote.slice(offset: 0, length: UInt32(BandwidthOperation.atomicSize)), add: 1)
+            element = queues.memory.scatterGather(offset: slot, length: BandwidthOperation.atomicSize)
         }
         let receiveElement = queues.memory.scatterGather(offset: slot, length: slot)
         let perQueueTarget = sending ? (parameters.iterations ?? Int.max) : 0
@@ -154,7 +162,7 @@ enum ThroughputLoop {
         var total = sending ? (parameters.iterations.map { $0 * qpCount } ?? Int.max) : 0
         let capacity = stamps.posted.count
         var posted = 0, completed = 0, received = 0
-        var peerCount: Int? = nil
+        var peerCount: Int? = peerMessages
         var peerDone = !expectPeerDone
         var announced = !sending
         var stopping = !sending || parameters.duration == nil
@@ -390,6 +398,9 @@ public enum ThroughputSession {
         guard case .bandwidth(let operation, let qps, let bidirectional, let depth, let moderation) = hello.shape else {
             throw .refused("hello.tool", "not a bandwidth run")
         }
+        if operation == .atomic, hello.sizes != [BandwidthOperation.atomicSize] {
+            throw .refused("hello.sizes", "\(hello.sizes.prefix(4)) with op atomic (an atomic moves \(BandwidthOperation.atomicSize) B)")
+        }
         let parameters = ThroughputParameters(operation: operation, sizes: hello.sizes, iterations: hello.iterations, duration: hello.duration,
                                               queuePairs: qps, bidirectional: bidirectional, sendDepth: depth,
                                               completionModeration: moderation, inlineSize: inlineSize, mtu: mtu, qpTimeout: qpTimeout,
@@ -398,6 +409,7 @@ public enum ThroughputSession {
         var ring: VerifyRing?
         if hello.verify {
             guard !bidirectional else { throw .refused("hello.verify", "--verify with -b (both sides sending) is not supported") }
+            guard operation != .atomic else { throw .refused("hello.verify", "--verify with op atomic (it checks payloads)") }
             if let why = VerifyRing.check(sizes: hello.sizes, queuePairs: qps) { throw .refused("hello.verify", why) }
             ring = VerifyRing(sizes: hello.sizes, queuePairs: qps, sendDepth: depth)
         }

@@ -148,9 +148,10 @@ extension Result {
 /// sides run, the reports are swapped and each side prints the sum of both directions.
 @Suite("perftest exchange: bidirectional (ib_write_bw/ib_read_bw -b)", .serialized)
 struct PerftestBidirectionalTests {
-    @Test("our --perftest -b client against our -b server answering ib_write_bw/ib_read_bw -b", arguments: [BandwidthOperation.write, .read])
+    @Test("our --perftest -b client against our -b server answering ib_write_bw/ib_read_bw/ib_atomic_bw/ib_send_bw -b",
+          arguments: [BandwidthOperation.write, .read, .atomic, .send])
     func bidirectional(operation: BandwidthOperation) throws {
-        let size = 4096, iterations = 200
+        let size = operation == .atomic ? BandwidthOperation.atomicSize : 4096, iterations = 200
         let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: [size], iterations: iterations, bidirectional: true, address: 41)
         if let error = outcome.served { throw error }
         let mine = try #require(try outcome.sent.get().first), theirs = try #require(outcome.received.first)
@@ -158,5 +159,57 @@ struct PerftestBidirectionalTests {
         #expect(theirs.messages == 2 * iterations)
         #expect(mine.messageSize == size && theirs.messageSize == size)
         #expect(mine.averageBytesPerSecond > 0 && theirs.averageBytesPerSecond > 0)
+    }
+}
+
+/// `ib_*_bw -a -b`: each size in turn both ways — WRITE/READ with a key line before and
+/// after each size's run, SEND with its receives posted and a key line before and after —
+/// the reports swapped after each size.
+@Suite("perftest exchange: all sizes both ways (ib_*_bw -a -b)", .serialized)
+struct PerftestAllSizesBidirectionalTests {
+    @Test("our --perftest -a -b client against our -a -b server", arguments: [BandwidthOperation.write, .read, .send])
+    func allSizesBothWays(operation: BandwidthOperation) throws {
+        let sizes = (1...12).map { 1 << $0 }, iterations = 20
+        let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: sizes, iterations: iterations, bidirectional: true, address: 71)
+        if let error = outcome.served { throw error }
+        let mine = try outcome.sent.get()
+        #expect(mine.map(\.messageSize) == sizes)
+        #expect(outcome.received.map(\.messageSize) == sizes)
+        #expect(mine.allSatisfy { $0.messages == 2 * iterations }, "\(mine.map(\.messages))")
+        #expect(outcome.received.allSatisfy { $0.messages == 2 * iterations }, "\(outcome.received.map(\.messages))")
+    }
+}
+
+/// `ib_atomic_bw`: `ib_read_bw`'s exchange with 8-byte FETCH_AND_ADDs; the server is the
+/// passive target and prints the client's report.
+@Suite("perftest exchange: atomic bandwidth (ib_atomic_bw)", .serialized)
+struct PerftestAtomicBandwidthTests {
+    @Test("our --perftest --op atomic client against our server answering ib_atomic_bw, -q 1 and 2", arguments: [1, 2])
+    func atomic(queuePairs: Int) throws {
+        let iterations = 300
+        let outcome = try runPerftestBandwidthPeers(operation: .atomic, sizes: [BandwidthOperation.atomicSize], iterations: iterations,
+                                                    clientQueuePairs: queuePairs, serverQueuePairs: queuePairs, address: 81)
+        if let error = outcome.served { throw error }
+        let sent = try #require(try outcome.sent.get().last)
+        #expect(sent.messages == iterations * queuePairs)
+        #expect(sent.messageSize == 8)
+        let report = try #require(outcome.report)
+        #expect(report.size == 8 && report.iterations == UInt64(iterations * queuePairs))
+        #expect(report.averageMiBps > 0)
+    }
+}
+
+/// `ib_send_bw -D`: the client sends for -D, then the close; our SEND server counts until
+/// that close (it needs no -D).
+@Suite("perftest exchange: SEND bandwidth for a time (ib_send_bw -D)", .serialized)
+struct PerftestSendDurationTests {
+    @Test("our --perftest --op send -D client against our server answering ib_send_bw -D")
+    func sendDuration() throws {
+        let outcome = try runPerftestBandwidthPeers(operation: .send, sizes: [4096], iterations: 0, duration: 0.3, address: 91)
+        if let error = outcome.served { throw error }
+        let sent = try #require(try outcome.sent.get().last)
+        #expect(sent.messages > 0)
+        let received = try #require(outcome.received.last)
+        #expect(received.messages == sent.messages - 1, "every SEND counted (the first starts the clock)")
     }
 }
