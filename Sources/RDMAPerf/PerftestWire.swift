@@ -257,7 +257,10 @@ public enum PerftestLatency {
         let what = sizes.count == 1 ? "\(first) B" : "each size \(first) B … \(largest) B (-a)"
         let length = duration.map { "for \($0) s (-D) " } ?? "\(iterations) iterations "
         log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(length)of \(what) — give the same -s or -a and -n or -D on both sides)")
-        let slot = LatencySession.slot(for: sizes)
+        // As READ/atomic target we expose room for the largest size perftest's -a reaches,
+        // so that our server needs neither its -s nor its -a (they are not exchanged).
+        let target = !isClient && (operation == .read || operation == .atomic)
+        let slot = LatencySession.slot(for: target ? sizes + [min(opened.maxMessageSize, PerftestBandwidth.targetRoom)] : sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize,
                                   events: opened.completionEvents && operation != .write)
         defer { queues.close() }

@@ -41,7 +41,7 @@ public struct PingPongCommand: ParsableCommand {
     @Option(name: .customLong("warmup"), help: "Warm-up iterations before measuring (default: 10% of -n, at most 1000).")
     public var warmup: Int?
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat, ib_write_lat, ib_read_lat or ib_atomic_lat (--op send/write/read/atomic): speak its exchange (one -s, same -s/-n on both sides, no warm-up).")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat, ib_write_lat, ib_read_lat or ib_atomic_lat (--op send/write/read/atomic): speak its exchange (-s or -a, -n or -D — the same on both sides; no warm-up; not -D with -a, which perftest refuses). Our server answers their clients without it, but perftest's exchange carries none of the client's -s/-a/-n/-D: for SEND and WRITE give our server the client's -s or -a and -n or -D, as perftest's own server needs them; as the target of READs and atomics it needs none (it exposes 8 MiB and waits for the client's close).")
     public var perftestPeer = false
 
     @Flag(name: .customLong("verify"), help: "Fill every message with a per-iteration pattern and check every received byte, outside the timed region (a sample then runs from the post to the reply being seen); the server echoes what it received. Reports the bytes verified; a mismatch is an error naming the message and byte.")

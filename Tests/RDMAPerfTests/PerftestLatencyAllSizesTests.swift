@@ -11,8 +11,8 @@ import Testing
 struct PerftestLatencyAllSizesTests {
     /// Our server answering an `ib_*_lat` client (in the background) and our --perftest
     /// client, on two soft engines; the client's figures and the server's.
-    static func run(operation: LatencyOperation, sizes: [Int], iterations: Int, clientDuration: Double? = nil, serverDuration: Double? = nil,
-                    address: UInt8) throws -> (measured: [LatencyResult], served: [LatencyResult]) {
+    static func run(operation: LatencyOperation, sizes: [Int], serverSizes: [Int]? = nil, iterations: Int, clientDuration: Double? = nil,
+                    serverDuration: Double? = nil, address: UInt8) throws -> (measured: [LatencyResult], served: [LatencyResult]) {
         let server = try DeviceSelection.open(.soft(address: "127.0.35.\(address)"), port: 1, gidIndex: nil) { _ in }
         defer { server.close() }
         let client = try DeviceSelection.open(.soft(address: "127.0.35.\(address + 1)"), port: 1, gidIndex: nil) { _ in }
@@ -23,7 +23,7 @@ struct PerftestLatencyAllSizesTests {
         let task = BackgroundTask { () throws(PerfError) in
             let control = try listener.accept(timeout: 30)
             defer { control.close() }
-            let results = try PerftestLatency.run(opened: server, control: control, isClient: false, operation: operation, sizes: sizes,
+            let results = try PerftestLatency.run(opened: server, control: control, isClient: false, operation: operation, sizes: serverSizes ?? sizes,
                                                   iterations: iterations, duration: serverDuration, inlineSize: nil, qpTimeout: 14,
                                                   timeout: 20, runTimeout: 60, log: { _ in })
             served.withLock { $0 = results }
@@ -54,6 +54,14 @@ struct PerftestLatencyAllSizesTests {
                 "\(measured.map(\.statistics.sampleCount))")
         // ib_write_lat's server role times its own posts too; the SEND echo and the READ target do not measure.
         #expect(served.map(\.size) == (operation == .write ? sizes : []))
+    }
+
+    @Test("our server as the target of ib_read_lat -a / ib_atomic_lat needs none of the client's flags (its default -s 2, -n 1000)",
+          arguments: [LatencyOperation.read, .atomic])
+    func targetNeedsNoFlags(operation: LatencyOperation) throws {
+        let sizes = operation == .read ? (1...23).map { 1 << $0 } : [8]
+        let (measured, _) = try Self.run(operation: operation, sizes: sizes, serverSizes: [operation == .read ? 2 : 8], iterations: 4, address: 41)
+        #expect(measured.map(\.size) == sizes, "every size read from the server's region")
     }
 }
 
