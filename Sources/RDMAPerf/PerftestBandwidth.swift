@@ -86,30 +86,36 @@ public enum PerftestBandwidth {
     /// both directions, like perftest's.
     /// `-D` (one size, half duplex, any operation): our loop runs for that long; their
     /// server waits for the same epilogue as after -n.
+    /// `connection` `.unreliableDatagram` (`ib_send_bw -c UD`; SEND, half duplex): UD QPs,
+    /// each SEND aimed at the peer's QP of the same index; `-a` sweeps 2 B … the path MTU.
     public static func runClient(opened: OpenedDevice, control: any PerftestChannel, parameters: ThroughputParameters,
-                                 isClient: Bool = true, admission: ServerLoop.Admission = .init(),
+                                 connection: QueuePairKind = .reliableConnected, isClient: Bool = true, admission: ServerLoop.Admission = .init(),
                                  log: (String) -> Void, report: (BandwidthStatistics) -> Void = { _ in }) throws(PerfError) -> [BandwidthStatistics] {
         let duplex = parameters.bidirectional
         let operation = parameters.operation
         let timed = parameters.duration != nil && parameters.iterations == nil
-        let sizes = parameters.sizes
-        guard isClient || duplex, parameters.iterations != nil || timed, !timed || sizes.count == 1 && !duplex,
-              operation != .atomic || sizes == [BandwidthOperation.atomicSize] else {
+        let datagrams = connection == .unreliableDatagram
+        guard isClient || duplex, parameters.iterations != nil || timed, !timed || parameters.sizes.count == 1 && !duplex,
+              operation != .atomic || parameters.sizes == [BandwidthOperation.atomicSize] else {
             throw .usage("--perftest speaks ib_*_bw's exchange with -n, or -D (one size, no -b); atomics move \(BandwidthOperation.atomicSize) B")
+        }
+        guard !datagrams || operation == .send && !duplex && !(control is PerftestConnectionManagerLink) else {
+            throw .usage("-c UD over ib_send_bw's exchange: --op send, without -b or -R")
         }
         let length = parameters.duration.map { "for \($0) s" } ?? "\(parameters.iterations ?? 0) ×"
         let tool = tool(for: operation)
-        try ThroughputSession.checkSizes(sizes, opened: opened)
+        try ThroughputSession.checkSizes(parameters.sizes, opened: opened)
         let exchange = PerftestExchange(control: control, isClient: isClient, timeout: parameters.progressTimeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
+        let sizes = PerftestExchange.datagramSizes(parameters.sizes, datagrams: datagrams, mtu: mtu, log: log)
         let shown = sizes.count == 1 ? "\(sizes[0]) B" : "each size \(sizes[0]) … \(sizes[sizes.count - 1]) B (give -a on both sides)"
         log("peer is perftest \(version) (\(tool)'s exchange; \(operation) bandwidth\(duplex ? " both ways" : ""), \(length) \(shown) on each of \(parameters.queuePairs) QP(s) — give the same -q on both sides)")
         // -b: the peer's WRITEs/READs may step through its cycle buffer: room for them as
         // for a half-duplex client (`serve`).
         let room = duplex ? [min(opened.maxMessageSize, targetRoom)] : []
         let queues = try ThroughputSession.prepare(opened: opened, queuePairs: parameters.queuePairs, sizes: sizes + room,
-                                                   depth: parameters.sendDepth, inlineSize: parameters.inlineSize)
+                                                   depth: parameters.sendDepth, inlineSize: parameters.inlineSize, kind: connection)
         defer { queues.close() }
         let (mine, theirs) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: parameters.qpTimeout)
         // ib_send_bw -b: our receives for its SENDs are posted before the last barrier, as its own.
@@ -241,14 +247,21 @@ public enum PerftestBandwidth {
     /// length is its size).
     /// `sizeCount` > 1: its `-a` (the key lines around each size, as `runClient` sends
     /// them); one figure per size.
+    /// `connection` UD: its `-c UD` (`sizeCount` then counts its -a sweep up to the MTU).
     public static func serveSend(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
-                                 size: Int, sizeCount: Int = 1, queuePairs: Int = 1, inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
+                                 size: Int, sizeCount: Int = 1, queuePairs: Int = 1, connection: QueuePairKind = .reliableConnected,
+                                 inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
                                  log: (String) -> Void) throws(PerfError) -> [BandwidthStatistics] {
         let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
-        log("peer is perftest \(version) (ib_send_bw's client; we receive up to \(size) B per message — give it the same -s)")
-        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: queuePairs, sizes: [size], depth: 128, inlineSize: inlineSize)
+        let datagrams = connection == .unreliableDatagram
+        // With -a over UD the sweep is 2 B … the MTU: one size per power of two.
+        let sizeCount = datagrams && sizeCount > 1 ? mtu.bytes.trailingZeroBitCount : sizeCount
+        let size = datagrams ? min(size, mtu.bytes) : size
+        log("peer is perftest \(version) (ib_send_bw's client\(datagrams ? " over UD" : ""); we receive up to \(size) B per message — give it the same -s)")
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: queuePairs, sizes: [size], depth: 128, inlineSize: inlineSize,
+                                                   kind: connection)
         defer { queues.close() }
         let (mine, theirs) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: qpTimeout)
         try connectedSteps(exchange, operation: .send, mine: mine, theirs: theirs) { () throws(PerfError) in try ThroughputSession.postReceives(queues) }
@@ -262,7 +275,8 @@ public enum PerftestBandwidth {
         var results: [BandwidthStatistics] = []
         for round in 0..<sizeCount {
             if round > 0 { _ = try exchange.keys(mine[0]) }   // the next size's start
-            let statistics = try receiveUntilKeyLine(pump: pump, control: control, pairs: pairs, element: element, events: queues.completionChannel != nil)
+            let statistics = try receiveUntilKeyLine(pump: pump, control: control, pairs: pairs, element: element, events: queues.completionChannel != nil,
+                                                     headerRoom: datagrams ? QueueSet.routeHeaderRoom : 0)
             if sizeCount > 1 { _ = try exchange.keys(mine[0]) }   // the size's end
             if let statistics { results.append(statistics) }
         }
@@ -273,8 +287,9 @@ public enum PerftestBandwidth {
     /// Counts and reposts `ib_send_bw`'s SENDs until its next key line is waiting; the
     /// figures of what arrived, timed from the first receive to the last (its size and
     /// count are not exchanged: the largest completion's length is its size).
+    /// `headerRoom`: what a receive holds before the message (UD's route header).
     static func receiveUntilKeyLine(pump: CompletionPump, control: ControlConnection, pairs: [QueuePair], element: ScatterGatherElement,
-                                    events: Bool) throws(PerfError) -> BandwidthStatistics? {
+                                    events: Bool, headerRoom: Int = 0) throws(PerfError) -> BandwidthStatistics? {
         var received = 0, largest = 0
         var first: UInt64 = 0, last: UInt64 = 0
         var idle = 0
@@ -291,7 +306,7 @@ public enum PerftestBandwidth {
             for index in 0..<count where pump.completions[index].id & receiveTag != 0 {
                 if received == 0 { first = now }
                 received += 1
-                largest = max(largest, Int(pump.completions[index].byteLength))
+                largest = max(largest, Int(pump.completions[index].byteLength) - headerRoom)
                 let id = pump.completions[index].id   // receiveTag | the QP's index (postReceives)
                 try rdma("re-posting a receive") { () throws(RDMAError) in try pairs[Int(id & 0xFFFF)].postReceive(id: id, scatterGather: element) }
             }

@@ -131,6 +131,16 @@ public struct PerftestExchange {
         return (versionText, mtu)
     }
 
+    /// The sizes a run over `datagrams` (UD) moves, as perftest's parser makes them: `-a`
+    /// stops at the path MTU; one size above it becomes the MTU (said in `log`).
+    static func datagramSizes(_ sizes: [Int], datagrams: Bool, mtu: PathMTU, log: (String) -> Void) -> [Int] {
+        guard datagrams else { return sizes }
+        if sizes.count > 1 { return sizes.filter { $0 <= mtu.bytes } }
+        guard let size = sizes.first, size > mtu.bytes else { return sizes }
+        log("-c UD: a datagram must fit the path MTU: \(size) B becomes \(mtu.bytes) B, as perftest makes it")
+        return [mtu.bytes]
+    }
+
     /// True with `-R`: the CM connects the test QP (`connectThroughConnectionManager`).
     var usesConnectionManager: Bool { control is PerftestConnectionManagerLink }
 
@@ -170,6 +180,7 @@ public struct PerftestExchange {
                 Endpoint(queuePairNumber: key.queuePairNumber, packetSequenceNumber: key.psn, gid: key.gid, lid: key.lid, mtu: mtu)
             }
             try queues.connect(local: local, remote: remote, port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
+            if queues.kind == .unreliableDatagram { try queues.aim(at: remote, port: opened.port, gidIndex: opened.gidIndex) }
         }
         return (mine, theirs)
     }
@@ -240,29 +251,38 @@ public enum PerftestLatency {
     /// posts its receives for the next size and swaps one more key line before it (its
     /// `ctx_set_recv_wqes` + `ctx_hand_shake`); `ib_write_lat` and `ib_read_lat` go
     /// straight on, their counts starting again at 1.
+    /// `connection` `.unreliableDatagram` (`ib_send_lat -c UD`): the same exchange over UD
+    /// QPs; each SEND is aimed at the peer's QP (`QueueSet.aim`), each receive has room for
+    /// the 40-byte route header, and `-a` sweeps 2 B … the path MTU, as perftest's.
     public static func run(opened: OpenedDevice, control: any PerftestChannel, admission: ServerLoop.Admission = .init(),
-                           isClient: Bool, operation: LatencyOperation = .send,
-                           sizes: [Int], iterations: Int, duration: Double? = nil,
+                           isClient: Bool, operation: LatencyOperation = .send, connection: QueuePairKind = .reliableConnected,
+                           sizes asked: [Int], iterations: Int, duration: Double? = nil,
                            inlineSize: Int?, qpTimeout: UInt8, timeout: Double, runTimeout: Double = 600, spin: Bool = false,
                            log: (String) -> Void) throws(PerfError) -> [LatencyResult] {
-        guard let first = sizes.first, let largest = sizes.max() else { throw .usage("no message size to run") }
-        try LatencySession.checkSizes(sizes, opened: opened, operation: operation)
+        let datagrams = connection == .unreliableDatagram
+        guard !datagrams || operation == .send && !(control is PerftestConnectionManagerLink) else {
+            throw .usage("-c UD over perftest's exchange: SEND latency, without -R")
+        }
+        try LatencySession.checkSizes(asked, opened: opened, operation: operation)
         let exchange = PerftestExchange(control: control, isClient: isClient, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
+        let sizes = PerftestExchange.datagramSizes(asked, datagrams: datagrams, mtu: mtu, log: log)
+        guard let first = sizes.first, let largest = sizes.max() else { throw .usage("no message size to run") }
         let tool = tool(for: operation)
         if duration != nil, sizes.count > 1 {
             throw .usage("-D over \(tool)'s exchange: one size (perftest refuses -D with -a)")
         }
         let what = sizes.count == 1 ? "\(first) B" : "each size \(first) B … \(largest) B (-a)"
         let length = duration.map { "for \($0) s (-D) " } ?? "\(iterations) iterations "
-        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(length)of \(what) — give the same -s or -a and -n or -D on both sides)")
+        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency\(datagrams ? " over UD" : ""), \(length)of \(what) — give the same -s or -a and -n or -D\(datagrams ? " and -c UD" : "") on both sides)")
         // As READ/atomic target we expose room for the largest size perftest's -a reaches,
         // so that our server needs neither its -s nor its -a (they are not exchanged).
         let target = !isClient && (operation == .read || operation == .atomic)
-        let slot = LatencySession.slot(for: target ? sizes + [min(opened.maxMessageSize, PerftestBandwidth.targetRoom)] : sizes)
+        let slot = LatencySession.slot(for: target ? sizes + [min(opened.maxMessageSize, PerftestBandwidth.targetRoom)]
+                                             : datagrams ? sizes.map { $0 + QueueSet.routeHeaderRoom } : sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize,
-                                  events: opened.completionEvents && operation != .write)
+                                  events: opened.completionEvents && operation != .write, kind: connection)
         defer { queues.close() }
         queues.memory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
@@ -279,6 +299,7 @@ public enum PerftestLatency {
                               lid: theirs.lid, mtu: mtu)
         if !exchange.usesConnectionManager {
             try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
+            if datagrams { try queues.aim(at: [remote], port: opened.port, gidIndex: opened.gidIndex) }
         }
         let pair = queues.queuePairs[0]
         for step in 0..<steps.afterConnect {

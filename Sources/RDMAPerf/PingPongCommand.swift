@@ -67,6 +67,11 @@ public struct PingPongCommand: ParsableCommand {
             if common.duration != nil { try Self.checkPerftestDuration(operation: operation, all: common.all) }
         }
         if verify, perftestPeer { throw .usage("--verify needs our server (it echoes what it received); perftest's does not") }
+        if common.connection == .UD {
+            if operation != .send { throw .usage("-c UD with --op \(operation): datagrams carry SENDs only (perftest: \"UD connection only possible in SEND verb\")") }
+            if common.server != nil, !perftestPeer { throw .usage("-c UD is spoken over perftest's exchange only", hint: "add --perftest") }
+            if verify { throw .usage("-c UD with --verify: --verify runs over our exchange, which is RC only") }
+        }
         if common.completionEvents, operation == .write {
             throw .usage("-e with --op write: WRITE ping-pong waits on a byte in memory, no completion comes to wake it", hint: "drop -e")
         }
@@ -107,7 +112,8 @@ public struct PingPongCommand: ParsableCommand {
             try runThroughConnectionManager(opened: opened, parameters: parameters, printer: printer)
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
-            let results = try PerftestLatency.run(opened: opened, control: control, isClient: true, operation: operation, sizes: parameters.sizes,
+            let results = try PerftestLatency.run(opened: opened, control: control, isClient: true, operation: operation,
+                                                  connection: common.connection.queuePairKind, sizes: parameters.sizes,
                                                   iterations: parameters.iterations ?? 1000, duration: parameters.duration, inlineSize: common.inlineSize,
                                                   qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
                                                   log: { printError("rdma-pingpong: \($0)") })
@@ -168,7 +174,7 @@ public struct PingPongCommand: ParsableCommand {
             admission.perftest = true
             if common.duration != nil { try Self.checkPerftestDuration(operation: operation, all: common.all) }
             let results = try PerftestLatency.run(opened: opened, control: control, admission: admission, isClient: false, operation: operation,
-                                                  sizes: parameters.sizes, iterations: parameters.iterations ?? 1000, duration: parameters.duration,
+                                                  connection: common.connection.queuePairKind, sizes: parameters.sizes, iterations: parameters.iterations ?? 1000, duration: parameters.duration,
                                                   inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
                                                   timeout: common.progressTimeout, spin: common.spin, log: log)
             if !results.isEmpty {

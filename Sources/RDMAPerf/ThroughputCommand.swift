@@ -102,6 +102,11 @@ public struct ThroughputCommand: ParsableCommand {
                 throw .usage("--verify -q \(queuePairs): \(why)", hint: "lower -q or -s")
             }
         }
+        if common.connection == .UD {
+            if operation != .send { throw .usage("-c UD with --op \(operation): datagrams carry SENDs only (perftest: \"UD connection only possible in SEND verb\")") }
+            if common.server != nil, !perftestPeer { throw .usage("-c UD is spoken over perftest's exchange only", hint: "add --perftest") }
+            if bidirectional || verify { throw .usage("-c UD with \(bidirectional ? "-b" : "--verify"): not spoken over UD") }
+        }
         if perftestPeer, common.server == nil || common.loopback {
             throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange as a client: name the server")
         }
@@ -146,6 +151,7 @@ public struct ThroughputCommand: ParsableCommand {
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
             results = try PerftestBandwidth.runClient(opened: opened, control: control, parameters: parameters,
+                                                      connection: common.connection.queuePairKind,
                                                       log: { printError("rdma-throughput: \($0)") }) { printer.print($0) }
         } else if let host = common.server {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
@@ -213,7 +219,7 @@ extension ThroughputCommand {
                 let sizes = common.sizes(defaultSize: defaultSize, explicit: size)
                 let received = try PerftestBandwidth.serveSend(opened: opened, control: control, admission: admission,
                                                                size: sizes.max() ?? 65536, sizeCount: sizes.count,
-                                                               queuePairs: queuePairs,
+                                                               queuePairs: queuePairs, connection: common.connection.queuePairKind,
                                                                inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
                                                                timeout: common.progressTimeout, spin: common.spin, log: log)
                 for statistics in received { printer.print(statistics, note: "   (received here, first message to last)") }

@@ -154,6 +154,7 @@ enum ThroughputLoop {
             element = queues.memory.scatterGather(offset: slot, length: BandwidthOperation.atomicSize)
         }
         let receiveElement = queues.memory.scatterGather(offset: slot, length: slot)
+        let datagrams = queues.datagrams   // UD: each QP's destination
         let perQueueTarget = sending ? (parameters.iterations ?? Int.max) : 0
         let outstanding = stamps.outstanding, postedOn = stamps.postedOn, unsignaled = stamps.unsignaled, target = stamps.target
         for q in 0..<qpCount {
@@ -183,7 +184,8 @@ enum ThroughputLoop {
                         let signal = unsignaled[q] >= signalEvery || postedOn[q] == target[q]
                         let id = UInt64(q) | UInt64(unsignaled[q]) << 16
                         try rdma("posting \(parameters.operation) on QP \(q)") { () throws(RDMAError) in
-                            try pairs[q].post(SendWorkRequest(id: id, operation: operation, flags: signal ? loud : quiet), scatterGather: element)
+                            try pairs[q].post(SendWorkRequest(id: id, operation: operation, flags: signal ? loud : quiet,
+                                                              datagram: datagrams.isEmpty ? nil : datagrams[q]), scatterGather: element)
                         }
                         if signal { unsignaled[q] = 0 }
                         if posted < capacity { stamps.posted[posted] = now }
@@ -282,11 +284,13 @@ public enum ThroughputSession {
     }
 
     /// `ring` (--verify): the buffer holds a slot per message in flight instead of one.
+    /// `kind` UD (`ib_send_bw -c UD`): each receive has room for the 40-byte route header.
     static func prepare(opened: OpenedDevice, queuePairs: Int, sizes: [Int], depth: Int, inlineSize: Int?,
-                        ring: VerifyRing? = nil) throws(PerfError) -> QueueSet {
-        let slot = ring?.half ?? LatencySession.slot(for: sizes)
+                        ring: VerifyRing? = nil, kind: QueuePairKind = .reliableConnected) throws(PerfError) -> QueueSet {
+        let room = kind == .unreliableDatagram ? QueueSet.routeHeaderRoom : 0
+        let slot = ring?.half ?? LatencySession.slot(for: sizes.map { $0 + room })
         let queues = try QueueSet(context: opened.context, queuePairs: queuePairs, slot: slot, sendDepth: depth,
-                                  receiveDepth: max(2 * depth, 256), inlineSize: inlineSize, events: opened.completionEvents)
+                                  receiveDepth: max(2 * depth, 256), inlineSize: inlineSize, events: opened.completionEvents, kind: kind)
         return queues
     }
 

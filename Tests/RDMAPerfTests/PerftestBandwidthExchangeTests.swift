@@ -8,7 +8,8 @@ import Testing
 /// client's last size; `received`: what our SEND server counted, or with `bidirectional`
 /// what our -b server printed).
 func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iterations: Int, duration: Double? = nil, bidirectional: Bool = false,
-                               clientQueuePairs: Int = 1, serverQueuePairs: Int = 1, address: UInt8) throws -> (sent: Result<[BandwidthStatistics], PerfError>, served: PerfError?, report: PerftestBandwidthReport?, received: [BandwidthStatistics]) {
+                               clientQueuePairs: Int = 1, serverQueuePairs: Int = 1, connection: QueuePairKind = .reliableConnected,
+                               address: UInt8) throws -> (sent: Result<[BandwidthStatistics], PerfError>, served: PerfError?, report: PerftestBandwidthReport?, received: [BandwidthStatistics]) {
     let size = sizes.max() ?? 0
     let server = try DeviceSelection.open(.soft(address: "127.0.34.\(address)"), port: 1, gidIndex: nil) { _ in }
     defer { server.close() }
@@ -30,7 +31,8 @@ func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iter
             received.withLock { $0 = result }
         } else if operation == .send {
             let result = try PerftestBandwidth.serveSend(opened: server, control: control, size: size, sizeCount: sizes.count,
-                                                         queuePairs: serverQueuePairs, inlineSize: nil, qpTimeout: 14, timeout: 20, log: { _ in })
+                                                         queuePairs: serverQueuePairs, connection: connection, inlineSize: nil, qpTimeout: 14,
+                                                         timeout: 20, log: { _ in })
             received.withLock { $0 = result }
         } else {
             let result = try PerftestBandwidth.serve(opened: server, control: control, queuePairs: serverQueuePairs, inlineSize: nil,
@@ -42,7 +44,7 @@ func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iter
     do {
         let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: 10)
         defer { control.close() }
-        sent = .success(try PerftestBandwidth.runClient(opened: client, control: control, parameters: parameters, log: { _ in }))
+        sent = .success(try PerftestBandwidth.runClient(opened: client, control: control, parameters: parameters, connection: connection, log: { _ in }))
     } catch {
         sent = .failure(error)
     }
@@ -211,5 +213,28 @@ struct PerftestSendDurationTests {
         #expect(sent.messages > 0)
         let received = try #require(outcome.received.last)
         #expect(received.messages == sent.messages - 1, "every SEND counted (the first starts the clock)")
+    }
+}
+
+/// `ib_send_bw -c UD`: SENDs over UD QPs (each aimed at the peer's QP of the same index),
+/// counted by our server until the client's close; `-a` sweeps 2 B … the path MTU.
+@Suite("perftest exchange: SEND bandwidth over UD (ib_send_bw -c UD)", .serialized)
+struct PerftestDatagramBandwidthTests {
+    @Test("our --perftest -c UD client against our server answering ib_send_bw -c UD: one size on 2 QPs, and -a")
+    func datagrams() throws {
+        // 200 per QP against 256 receives posted on each: none can find its receive queue empty (UD drops those).
+        let one = try runPerftestBandwidthPeers(operation: .send, sizes: [512], iterations: 200, clientQueuePairs: 2, serverQueuePairs: 2,
+                                                connection: .unreliableDatagram, address: 101)
+        if let error = one.served { throw error }
+        let sent = try #require(try one.sent.get().last)
+        #expect(sent.messages == 400)
+        #expect(one.received.last?.messages == 399, "every datagram counted (the first starts the clock)")
+        let swept = try runPerftestBandwidthPeers(operation: .send, sizes: (1...23).map { 1 << $0 }, iterations: 20,
+                                                  connection: .unreliableDatagram, address: 111)
+        if let error = swept.served { throw error }
+        let sizes = try swept.sent.get().map(\.messageSize)
+        let mtu = try #require(sizes.last)
+        #expect(sizes == (1...mtu.trailingZeroBitCount).map { 1 << $0 }, "2 B … the path MTU")
+        #expect(swept.received.map(\.messageSize) == sizes, "the server saw each size in turn")
     }
 }

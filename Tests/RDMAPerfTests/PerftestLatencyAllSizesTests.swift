@@ -12,7 +12,8 @@ struct PerftestLatencyAllSizesTests {
     /// Our server answering an `ib_*_lat` client (in the background) and our --perftest
     /// client, on two soft engines; the client's figures and the server's.
     static func run(operation: LatencyOperation, sizes: [Int], serverSizes: [Int]? = nil, iterations: Int, clientDuration: Double? = nil,
-                    serverDuration: Double? = nil, address: UInt8) throws -> (measured: [LatencyResult], served: [LatencyResult]) {
+                    serverDuration: Double? = nil, connection: QueuePairKind = .reliableConnected,
+                    address: UInt8) throws -> (measured: [LatencyResult], served: [LatencyResult]) {
         let server = try DeviceSelection.open(.soft(address: "127.0.35.\(address)"), port: 1, gidIndex: nil) { _ in }
         defer { server.close() }
         let client = try DeviceSelection.open(.soft(address: "127.0.35.\(address + 1)"), port: 1, gidIndex: nil) { _ in }
@@ -23,7 +24,8 @@ struct PerftestLatencyAllSizesTests {
         let task = BackgroundTask { () throws(PerfError) in
             let control = try listener.accept(timeout: 30)
             defer { control.close() }
-            let results = try PerftestLatency.run(opened: server, control: control, isClient: false, operation: operation, sizes: serverSizes ?? sizes,
+            let results = try PerftestLatency.run(opened: server, control: control, isClient: false, operation: operation, connection: connection,
+                                                  sizes: serverSizes ?? sizes,
                                                   iterations: iterations, duration: serverDuration, inlineSize: nil, qpTimeout: 14,
                                                   timeout: 20, runTimeout: 60, log: { _ in })
             served.withLock { $0 = results }
@@ -32,7 +34,8 @@ struct PerftestLatencyAllSizesTests {
         let measured: [LatencyResult]
         do {
             defer { control.close() }
-            measured = try PerftestLatency.run(opened: client, control: control, isClient: true, operation: operation, sizes: sizes,
+            measured = try PerftestLatency.run(opened: client, control: control, isClient: true, operation: operation, connection: connection,
+                                               sizes: sizes,
                                                iterations: iterations, duration: clientDuration, inlineSize: nil, qpTimeout: 14, timeout: 20,
                                                log: { _ in })
         }
@@ -100,5 +103,23 @@ struct PerftestLatencyDurationTests {
                                                                  serverDuration: 0.15, address: 21)
         let result = try #require(measured.first)
         #expect(result.statistics.sampleCount > 0)
+    }
+}
+
+/// `ib_send_lat -c UD`: the same exchange over UD QPs — each SEND aimed at the peer's QP
+/// through an address handle, each receive with room for the route header — and `-a`
+/// sweeping 2 B … the path MTU.
+@Suite("perftest exchange: SEND latency over UD (ib_send_lat -c UD)", .serialized)
+struct PerftestDatagramLatencyTests {
+    @Test("our --perftest -c UD client against our server answering ib_send_lat -c UD, one size and -a")
+    func datagrams() throws {
+        let (one, _) = try PerftestLatencyAllSizesTests.run(operation: .send, sizes: [64], iterations: 200, connection: .unreliableDatagram, address: 51)
+        #expect(one.map(\.size) == [64])
+        #expect(one.first?.statistics.sampleCount == 200)
+        let (swept, _) = try PerftestLatencyAllSizesTests.run(operation: .send, sizes: (1...23).map { 1 << $0 }, iterations: 20,
+                                                              connection: .unreliableDatagram, address: 61)
+        let mtu = try #require(swept.last?.size)
+        #expect(swept.map(\.size) == (1...mtu.trailingZeroBitCount).map { 1 << $0 }, "2 B … the path MTU, as ib_send_lat -c UD -a")
+        #expect([256, 512, 1024, 2048, 4096].contains(mtu))
     }
 }
