@@ -172,7 +172,7 @@ struct PerftestAllSizesBidirectionalTests {
     @Test("our --perftest -a -b client against our -a -b server", arguments: [BandwidthOperation.write, .read, .send])
     func allSizesBothWays(operation: BandwidthOperation) throws {
         let sizes = (1...12).map { 1 << $0 }, iterations = 20
-        let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: sizes, iterations: iterations, bidirectional: true, address: 71)
+        let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: sizes, iterations: iterations, bidirectional: true, address: 121)
         if let error = outcome.served { throw error }
         let mine = try outcome.sent.get()
         #expect(mine.map(\.messageSize) == sizes)
@@ -190,7 +190,7 @@ struct PerftestAtomicBandwidthTests {
     func atomic(queuePairs: Int) throws {
         let iterations = 300
         let outcome = try runPerftestBandwidthPeers(operation: .atomic, sizes: [BandwidthOperation.atomicSize], iterations: iterations,
-                                                    clientQueuePairs: queuePairs, serverQueuePairs: queuePairs, address: 81)
+                                                    clientQueuePairs: queuePairs, serverQueuePairs: queuePairs, address: 131)
         if let error = outcome.served { throw error }
         let sent = try #require(try outcome.sent.get().last)
         #expect(sent.messages == iterations * queuePairs)
@@ -207,7 +207,7 @@ struct PerftestAtomicBandwidthTests {
 struct PerftestSendDurationTests {
     @Test("our --perftest --op send -D client against our server answering ib_send_bw -D")
     func sendDuration() throws {
-        let outcome = try runPerftestBandwidthPeers(operation: .send, sizes: [4096], iterations: 0, duration: 0.3, address: 91)
+        let outcome = try runPerftestBandwidthPeers(operation: .send, sizes: [4096], iterations: 0, duration: 0.3, address: 141)
         if let error = outcome.served { throw error }
         let sent = try #require(try outcome.sent.get().last)
         #expect(sent.messages > 0)
@@ -224,13 +224,13 @@ struct PerftestDatagramBandwidthTests {
     func datagrams() throws {
         // 200 per QP against 256 receives posted on each: none can find its receive queue empty (UD drops those).
         let one = try runPerftestBandwidthPeers(operation: .send, sizes: [512], iterations: 200, clientQueuePairs: 2, serverQueuePairs: 2,
-                                                connection: .unreliableDatagram, address: 101)
+                                                connection: .unreliableDatagram, address: 151)
         if let error = one.served { throw error }
         let sent = try #require(try one.sent.get().last)
         #expect(sent.messages == 400)
         #expect(one.received.last?.messages == 399, "every datagram counted (the first starts the clock)")
         let swept = try runPerftestBandwidthPeers(operation: .send, sizes: (1...23).map { 1 << $0 }, iterations: 20,
-                                                  connection: .unreliableDatagram, address: 111)
+                                                  connection: .unreliableDatagram, address: 161)
         if let error = swept.served { throw error }
         let sizes = try swept.sent.get().map(\.messageSize)
         let mtu = try #require(sizes.last)
