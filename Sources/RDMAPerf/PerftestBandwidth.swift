@@ -84,8 +84,9 @@ public enum PerftestBandwidth {
     /// once both sides' receives are posted, expecting the peer's -n × -q — then swap
     /// their reports (`xchg_bw_reports`) and close; the figures returned are the sum of
     /// both directions, like perftest's.
-    /// `-D` (one size, half duplex, any operation): our loop runs for that long; their
-    /// server waits for the same epilogue as after -n.
+    /// `-D` (one size; any operation, and with `-b` WRITE, READ and atomic): our loop runs
+    /// for that long; their server waits for the same epilogue as after -n (with `-b` the
+    /// reports are swapped as after -n: `ib_send_bw -D -b` swaps none and is not spoken).
     /// `connection` `.unreliableDatagram` (`ib_send_bw -c UD`; SEND, half duplex): UD QPs,
     /// each SEND aimed at the peer's QP of the same index; `-a` sweeps 2 B … the path MTU.
     public static func runClient(opened: OpenedDevice, control: any PerftestChannel, parameters: ThroughputParameters,
@@ -95,9 +96,10 @@ public enum PerftestBandwidth {
         let operation = parameters.operation
         let timed = parameters.duration != nil && parameters.iterations == nil
         let datagrams = connection == .unreliableDatagram
-        guard isClient || duplex, parameters.iterations != nil || timed, !timed || parameters.sizes.count == 1 && !duplex,
+        guard isClient || duplex, parameters.iterations != nil || timed,
+              !timed || parameters.sizes.count == 1 && !(duplex && operation == .send),
               operation != .atomic || parameters.sizes == [BandwidthOperation.atomicSize] else {
-            throw .usage("--perftest speaks ib_*_bw's exchange with -n, or -D (one size, no -b); atomics move \(BandwidthOperation.atomicSize) B")
+            throw .usage("--perftest speaks ib_*_bw's exchange with -n, or -D (one size; with -b not for SEND); atomics move \(BandwidthOperation.atomicSize) B")
         }
         guard !datagrams || operation == .send && !duplex && !(control is PerftestConnectionManagerLink) else {
             throw .usage("-c UD over ib_send_bw's exchange: --op send, without -b or -R")

@@ -57,7 +57,7 @@ public struct ThroughputCommand: ParsableCommand {
     @Flag(name: .customLong("verify"), help: "Fill every message with its own pattern and check every byte that landed, outside the timed region: the run goes in rounds of up to -t messages per QP, each checked (by the server for WRITE and SEND) before the next; only the rounds are timed. Reports the bytes verified; a mismatch is an error naming the QP, iteration and byte. Not with -b, --perftest or -R.")
     public var verify = false
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw, ib_read_bw, ib_atomic_bw or ib_send_bw (--op write, read, atomic or send): speak its exchange (-s or -a, -n or -D, -q, -b — the same on both sides; not -D with -a, which perftest refuses, nor -D with -b). Our server answers their clients without it; perftest's exchange does not carry the client's -q, -b or (SEND) -a, so give our server the client's -q, -b and, with --op send, -a. -D and -n need not be given to it.")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw, ib_read_bw, ib_atomic_bw or ib_send_bw (--op write, read, atomic or send): speak its exchange (-s or -a, -n or -D, -q, -b — the same on both sides; not -D with -a, which perftest refuses, nor -D -b with SEND). Our server answers their clients without it; perftest's exchange does not carry the client's -q, -b or (SEND) -a, so give our server the client's -q, -b and, with --op send, -a. -D and -n need not be given to it.")
     public var perftestPeer = false
 
     public init() {}
@@ -113,8 +113,8 @@ public struct ThroughputCommand: ParsableCommand {
         if perftestPeer, common.duration != nil, common.all {
             throw .usage("--perftest -D with -a: perftest refuses it too (\"Duration mode currently doesn't support running on all sizes\")")
         }
-        if perftestPeer, common.duration != nil, bidirectional {
-            throw .usage("--perftest -D with -b: not spoken yet (-D and -b each are)")
+        if perftestPeer, common.duration != nil, bidirectional, operation == .send {
+            throw .usage("--perftest -D with -b and --op send: not spoken yet (ib_send_bw -D -b swaps no reports; -D and -b each are)")
         }
         return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: defaultSize, explicit: size),
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,

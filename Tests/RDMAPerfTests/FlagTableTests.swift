@@ -45,8 +45,8 @@ struct FlagTableTests {
         (["--timeout", "0"], "--timeout"),
         // ib_atomic_bw: "Message size cannot be changed for Atomic tests" (-a included).
         (["--op", "atomic", "-s", "64"], "-s"), (["--op", "atomic", "-a"], "-a"), (["--op", "atomic", "--verify"], "--verify"),
-        // perftest refuses -D with -a; -D with -b is not spoken over its exchange.
-        (["--perftest", "-D", "2", "-a", "127.0.0.1"], "-a"), (["--perftest", "-D", "2", "-b", "127.0.0.1"], "-b"),
+        // perftest refuses -D with -a; -D with SEND -b is not spoken over its exchange.
+        (["--perftest", "-D", "2", "-a", "127.0.0.1"], "-a"), (["--perftest", "--op", "send", "-D", "2", "-b", "127.0.0.1"], "-b"),
     ])
     func throughput(arguments: [String], flag: String) throws {
         let refusal = try #require(Self.refusal(ThroughputCommand.self, arguments) { command throws(PerfError) in _ = try command.parameters() },

@@ -87,8 +87,8 @@ struct PingPongPerftestOptionTests {
 
 @Suite("rdma-throughput --perftest")
 struct ThroughputPerftestOptionTests {
-    @Test("ib_*_bw's exchange only: as a client; no -D with -a (perftest refuses it) or -b; -c UD only with SEND, without -b; no --verify", arguments: [
-        ["--perftest", "-a", "-D", "2", "h"], ["--perftest", "-b", "-D", "2", "h"],
+    @Test("ib_*_bw's exchange only: as a client; no -D with -a (perftest refuses it), nor with SEND -b; -c UD only with SEND, without -b; no --verify", arguments: [
+        ["--perftest", "-a", "-D", "2", "h"], ["--perftest", "--op", "send", "-b", "-D", "2", "h"],
         ["--perftest", "--loopback"], ["--perftest"], ["--perftest", "--verify", "h"],
         ["--perftest", "-c", "UD", "h"], ["-c", "UD", "--op", "send", "h"], ["--perftest", "-c", "UD", "--op", "send", "-b", "h"],
         ["-c", "UD", "--op", "send", "--loopback"], ["--op", "atomic", "-s", "16"],

@@ -164,6 +164,22 @@ struct PerftestBidirectionalTests {
     }
 }
 
+/// `ib_write_bw -D -b` (and READ, atomic): both sides run on their own clocks, then swap
+/// their reports as after -n.
+@Suite("perftest exchange: both ways for a time (ib_*_bw -D -b)", .serialized)
+struct PerftestBidirectionalDurationTests {
+    @Test("our --perftest -D -b client against our -D -b server", arguments: [BandwidthOperation.write, .read, .atomic])
+    func bothWaysForATime(operation: BandwidthOperation) throws {
+        let size = operation == .atomic ? BandwidthOperation.atomicSize : 4096
+        let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: [size], iterations: 0, duration: 0.3, bidirectional: true,
+                                                    address: 171)
+        if let error = outcome.served { throw error }
+        let mine = try #require(try outcome.sent.get().first), theirs = try #require(outcome.received.first)
+        #expect(mine.messages > 0 && mine.messages == theirs.messages, "each side sums both directions: \(mine.messages) vs \(theirs.messages)")
+        #expect(mine.messageSize == size)
+    }
+}
+
 /// `ib_*_bw -a -b`: each size in turn both ways — WRITE/READ with a key line before and
 /// after each size's run, SEND with its receives posted and a key line before and after —
 /// the reports swapped after each size.
