@@ -125,7 +125,7 @@ public enum PerftestBandwidth {
         try connectedSteps(exchange, operation: operation, mine: mine, theirs: theirs) { () throws(PerfError) in
             if sendBothWays { try ThroughputSession.postReceives(queues) }
         }
-        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control as? ControlConnection)
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.sendingProgressTimeout, control: control as? ControlConnection)
         pump.watchControl = false
         pump.yieldWhenIdle = !parameters.spin
         // The loop WRITEs at `slot` into the region it is given (start it `slot` below the

@@ -46,6 +46,15 @@ public struct ThroughputParameters: Sendable, Equatable {
     /// with more messages times the first ones only; its average counts them all.
     public static let stampCap = 1 << 22
 
+    /// The progress bound of a sending loop: `--timeout` plus the time the bytes between
+    /// two signaled completions take at 8 MiB/s (`progressBound`) — with -Q 100 and 8 MiB
+    /// messages a completion comes only every `ThroughputLoop.signalingBytes` (256 MiB),
+    /// half a minute on a slow path (kernel rxe under TCG moves ~9 MiB/s).
+    var sendingProgressTimeout: Double {
+        let between = (sizes.max() ?? 0) * max(1, min(completionModeration, sendDepth)) * max(1, queuePairs)
+        return progressBound(progressTimeout, size: min(ThroughputLoop.signalingBytes, between))
+    }
+
     /// How many timestamps a run keeps: one per message up to `stampCap`.
     static func stampCapacity(_ parameters: ThroughputParameters) -> Int {
         min(stampCap, parameters.iterations.map { $0 * parameters.queuePairs } ?? stampCap)
@@ -317,7 +326,7 @@ public enum ThroughputSession {
                                             sendDepth: parameters.sendDepth, completionModeration: parameters.completionModeration),
                           sizes: parameters.sizes, iterations: parameters.iterations, duration: parameters.duration,
                           endpoints: local, memory: queues.remoteDescriptor, verify: parameters.verify)
-        let timeout = progressBound(parameters.progressTimeout, size: parameters.sizes.max() ?? 0)
+        let timeout = parameters.sendingProgressTimeout
         let welcome = try control.greet(hello, timeout: timeout)
         let (remoteEndpoints, remote) = (welcome.endpoints, welcome.memory)
         if let ring, Int(remote.length) < 2 * ring.half {
