@@ -87,7 +87,7 @@ enum LatencyLoops {
         let flags: SendFlags = size <= queues.maxInline && parameters.operation.isPingPong ? [.signaled, .inline] : .signaled
         var request: SendWorkRequest
         switch parameters.operation {
-        case .send: request = SendWorkRequest(id: 0, operation: .send, flags: flags)
+        case .send: request = SendWorkRequest(id: 0, operation: .send, flags: flags, datagram: queues.datagrams.first)
         case .write: request = SendWorkRequest(id: 0, operation: .write(remote.slice(offset: UInt32(slot), length: UInt32(size))), flags: flags)
         case .read: request = SendWorkRequest(id: 0, operation: .read(remote.slice(offset: 0, length: UInt32(size))), flags: flags)
         case .atomic: request = SendWorkRequest(id: 0, operation: .fetchAndAdd(remote.slice(offset: 0, length: 8), add: 1), flags: flags)
@@ -205,7 +205,7 @@ enum LatencyLoops {
         let receiveElement = base.scatterGather(offset: slot, length: slot)
         let flags: SendFlags = size <= queues.maxInline ? [.signaled, .inline] : .signaled
         var request = operation == .send
-            ? SendWorkRequest(id: 0, operation: .send, flags: flags)
+            ? SendWorkRequest(id: 0, operation: .send, flags: flags, datagram: queues.datagrams.first)
             : SendWorkRequest(id: 0, operation: .write(remote.slice(offset: UInt32(slot), length: UInt32(size))), flags: flags)
         let quietFlags = flags.subtracting(.signaled)
         let signalEvery = max(1, min(64, queues.sendDepth / 2))

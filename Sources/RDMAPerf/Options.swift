@@ -10,9 +10,21 @@ public enum LatencyOperation: String, CaseIterable, Sendable, Codable, Expressib
     public var isPingPong: Bool { self == .send || self == .write }
 }
 
-/// What a bandwidth run moves (`--op`).
+/// What a bandwidth run moves (`--op`). `atomic` is an 8-byte FETCH_AND_ADD, as
+/// `ib_atomic_bw` posts by default.
 public enum BandwidthOperation: String, CaseIterable, Sendable, Codable, ExpressibleByArgument {
-    case write, send, read
+    case write, send, read, atomic
+
+    /// The size every atomic moves (`ib_atomic_bw` fixes its -s at 8).
+    public static let atomicSize = 8
+}
+
+/// perftest's `-c`: the transport of the test QPs. UD (unreliable datagram) only for
+/// SEND over perftest's exchange.
+public enum ConnectionKind: String, CaseIterable, Sendable, ExpressibleByArgument {
+    case RC, UD
+
+    var queuePairKind: QueuePairKind { self == .UD ? .unreliableDatagram : .reliableConnected }
 }
 
 /// perftest's `--output=` choices: print one number instead of the table.
@@ -90,6 +102,9 @@ public struct CommonOptions: ParsableArguments, Sendable {
 
     @Option(name: [.customShort("D"), .customLong("duration")], help: "Run each size for this many seconds instead of -n.")
     public var duration: Double?
+
+    @Option(name: [.customShort("c"), .customLong("connection")], help: "Transport of the test QPs, as perftest's -c: RC, or UD for SEND over perftest's exchange (--perftest; our server uses it for perftest's clients, which need it given too: it is not exchanged). A datagram must fit the path MTU; -a sweeps 2 B … the MTU.")
+    public var connection: ConnectionKind = .RC
 
     @Option(name: [.customShort("m"), .customLong("mtu")], help: "Path MTU: 256, 512, 1024, 2048 or 4096 (default: the port's active MTU).")
     public var mtu: Int?
@@ -186,6 +201,9 @@ public struct CommonOptions: ParsableArguments, Sendable {
             throw .usage("-I \(inlineSize): give 0…\(Self.maximumInline) bytes of inline data")
         }
         if loopback, server != nil { throw .usage("--loopback runs both sides here; do not name a server") }
+        if connection == .UD, loopback || rdmaCM {
+            throw .usage("-c UD is spoken over perftest's exchange only (a --perftest client, or our server answering perftest's)", hint: "drop --loopback/-R")
+        }
         if completionEvents, spin { throw .usage("-e and --spin both choose how to wait for completions", hint: "give one of them") }
         if server != nil, port == 0 { throw .usage("-p 0: a client needs the server's port") }
         for (flag, value) in [("--timeout", progressTimeout), ("--connect-timeout", connectTimeout)]

@@ -45,9 +45,10 @@ public struct PerftestBandwidthReport: Equatable, Sendable {
     }
 }
 
-/// WRITE, READ and SEND bandwidth against perftest's `ib_write_bw` / `ib_read_bw` /
-/// `ib_send_bw` (`-q N`, `-a`; `-b` for WRITE and READ), either role. The WRITE and READ binaries exchange the
-/// same way and their server is passive; `ib_send_bw`'s server receives and counts.
+/// WRITE, READ, atomic and SEND bandwidth against perftest's `ib_write_bw` / `ib_read_bw` /
+/// `ib_atomic_bw` / `ib_send_bw` (`-q N`, `-a`, `-b`, `-D`), either role. The WRITE, READ
+/// and atomic binaries exchange the same way and their server is passive; `ib_send_bw`'s
+/// server receives and counts.
 public enum PerftestBandwidth {
     /// `ib_*_bw`'s key-line exchanges once the keys (a line per QP) are swapped and the
     /// QPs connected: for SEND first a barrier; the remote-QP prints (a line per QP); a
@@ -69,72 +70,91 @@ public enum PerftestBandwidth {
         case .write: "ib_write_bw"
         case .read: "ib_read_bw"
         case .send: "ib_send_bw"
+        case .atomic: "ib_atomic_bw"
         }
     }
 
-    /// Our client of `ib_write_bw`/`ib_read_bw`/`ib_send_bw`'s server: each size in turn
-    /// (`-a`: perftest's client sweeps 2 … 2^23 — WRITE and READ with no exchange between
-    /// sizes, then the last size's report; SEND with a key line before and after each
-    /// size), `report` called as each size ends.
-    /// `-b` (`ib_write_bw -b`, `ib_read_bw -b`; one size), either role (`isClient` false:
-    /// we answer their client, with our own -s/-n/-q like theirs): both sides run the loop
-    /// after one more key line, then swap their reports (`xchg_bw_reports`) and close;
-    /// the figures returned are the sum of both directions, like perftest's.
+    /// Our client of `ib_write_bw`/`ib_read_bw`/`ib_atomic_bw`/`ib_send_bw`'s server: each
+    /// size in turn (`-a`: perftest's client sweeps 2 … 2^23 — WRITE and READ with no
+    /// exchange between sizes, then the last size's report; SEND with a key line before
+    /// and after each size), `report` called as each size ends.
+    /// `-b` (any operation, with or without `-a`), either role (`isClient` false: we
+    /// answer their client, with our own -s/-n/-q like theirs): both sides run each size —
+    /// WRITE/READ/atomic after one more key line (with `-a` another after the run), SEND
+    /// once both sides' receives are posted, expecting the peer's -n × -q — then swap
+    /// their reports (`xchg_bw_reports`) and close; the figures returned are the sum of
+    /// both directions, like perftest's.
+    /// `-D` (one size; any operation, and with `-b` WRITE, READ and atomic): our loop runs
+    /// for that long; their server waits for the same epilogue as after -n (with `-b` the
+    /// reports are swapped as after -n: `ib_send_bw -D -b` swaps none and is not spoken).
+    /// `connection` `.unreliableDatagram` (`ib_send_bw -c UD`; SEND, half duplex): UD QPs,
+    /// each SEND aimed at the peer's QP of the same index; `-a` sweeps 2 B … the path MTU.
     public static func runClient(opened: OpenedDevice, control: any PerftestChannel, parameters: ThroughputParameters,
-                                 isClient: Bool = true, admission: ServerLoop.Admission = .init(),
+                                 connection: QueuePairKind = .reliableConnected, isClient: Bool = true, admission: ServerLoop.Admission = .init(),
                                  log: (String) -> Void, report: (BandwidthStatistics) -> Void = { _ in }) throws(PerfError) -> [BandwidthStatistics] {
         let duplex = parameters.bidirectional
-        // -D (`ib_write_bw -D`, `ib_read_bw -D`; one size, half duplex): our loop runs for
-        // that long; their passive server waits for the same epilogue as after -n.
+        let operation = parameters.operation
         let timed = parameters.duration != nil && parameters.iterations == nil
-        guard !duplex || parameters.operation != .send && parameters.sizes.count == 1,
-              !timed || parameters.operation != .send && parameters.sizes.count == 1 && !duplex,
-              isClient || duplex, parameters.iterations != nil || timed else {
-            throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange: -n, or -D with WRITE and READ (one size, no -b); -b only with WRITE and READ and one size")
+        let datagrams = connection == .unreliableDatagram
+        guard isClient || duplex, parameters.iterations != nil || timed,
+              !timed || parameters.sizes.count == 1 && !(duplex && operation == .send),
+              operation != .atomic || parameters.sizes == [BandwidthOperation.atomicSize] else {
+            throw .usage("--perftest speaks ib_*_bw's exchange with -n, or -D (one size; with -b not for SEND); atomics move \(BandwidthOperation.atomicSize) B")
+        }
+        guard !datagrams || operation == .send && !duplex && !(control is PerftestConnectionManagerLink) else {
+            throw .usage("-c UD over ib_send_bw's exchange: --op send, without -b or -R")
         }
         let length = parameters.duration.map { "for \($0) s" } ?? "\(parameters.iterations ?? 0) ×"
-        let tool = tool(for: parameters.operation)
-        let sizes = parameters.sizes
-        try ThroughputSession.checkSizes(sizes, opened: opened)
+        let tool = tool(for: operation)
+        try ThroughputSession.checkSizes(parameters.sizes, opened: opened)
         let exchange = PerftestExchange(control: control, isClient: isClient, timeout: parameters.progressTimeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
+        let sizes = PerftestExchange.datagramSizes(parameters.sizes, datagrams: datagrams, mtu: mtu, log: log)
         let shown = sizes.count == 1 ? "\(sizes[0]) B" : "each size \(sizes[0]) … \(sizes[sizes.count - 1]) B (give -a on both sides)"
-        log("peer is perftest \(version) (\(tool)'s exchange; \(parameters.operation) bandwidth, \(length) \(shown) on each of \(parameters.queuePairs) QP(s) — give the same -q on both sides)")
+        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) bandwidth\(duplex ? " both ways" : ""), \(length) \(shown) on each of \(parameters.queuePairs) QP(s) — give the same -q on both sides)")
         // -b: the peer's WRITEs/READs may step through its cycle buffer: room for them as
         // for a half-duplex client (`serve`).
         let room = duplex ? [min(opened.maxMessageSize, targetRoom)] : []
         let queues = try ThroughputSession.prepare(opened: opened, queuePairs: parameters.queuePairs, sizes: sizes + room,
-                                                   depth: parameters.sendDepth, inlineSize: parameters.inlineSize)
+                                                   depth: parameters.sendDepth, inlineSize: parameters.inlineSize, kind: connection)
         defer { queues.close() }
         let (mine, theirs) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: parameters.qpTimeout)
-        try connectedSteps(exchange, operation: parameters.operation, mine: mine, theirs: theirs)
-        if duplex { _ = try exchange.keys(mine[0]) }   // both sides' send requests are ready
-        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.progressTimeout, control: control as? ControlConnection)
+        // ib_send_bw -b: our receives for its SENDs are posted before the last barrier, as its own.
+        let sendBothWays = duplex && operation == .send
+        try connectedSteps(exchange, operation: operation, mine: mine, theirs: theirs) { () throws(PerfError) in
+            if sendBothWays { try ThroughputSession.postReceives(queues) }
+        }
+        let pump = CompletionPump(queue: queues.completionQueue, progressTimeout: parameters.sendingProgressTimeout, control: control as? ControlConnection)
         pump.watchControl = false
         pump.yieldWhenIdle = !parameters.spin
         // The loop WRITEs at `slot` into the region it is given (start it `slot` below the
         // address perftest advertised) and READs from its start. Every QP uses QP 0's area
         // (one region, as with our server): perftest registers one buffer for all its QPs.
-        let slot = parameters.operation == .write ? UInt64(queues.slot) : 0
+        let slot = operation == .write ? UInt64(queues.slot) : 0
         let stamps = StampBuffers(capacity: ThroughputParameters.stampCapacity(parameters), queuePairs: parameters.queuePairs)
         var results: [BandwidthStatistics] = []
         // ib_send_bw -a: around each size a key line before (its server's receives for the
         // size are posted; the first is `connectedSteps`' last) and one after.
-        let sendSweep = parameters.operation == .send && sizes.count > 1
+        let sendSweep = operation == .send && sizes.count > 1
         for (index, size) in sizes.enumerated() {
             if stopRequested() { break }
             if sendSweep, index > 0 { _ = try exchange.keys(mine[0]) }
+            if duplex, operation != .send { _ = try exchange.keys(mine[0]) }   // both sides' send requests are ready
             let region = RemoteMemory(address: theirs[0].virtualAddress &- slot, rkey: theirs[0].rkey, length: UInt32(clamping: Int(slot) + size))
             var progress = ProgressLine()
             var oneWay = parameters
             oneWay.bidirectional = false   // the peer's WRITEs/READs need nothing from our loop
             let outcome = try ThroughputLoop.run(queues: queues, remote: region, parameters: oneWay, size: size, sending: true,
-                                                 receiving: false, expectPeerDone: false, stamps: stamps, pump: pump, progress: &progress)
+                                                 receiving: sendBothWays, expectPeerDone: false,
+                                                 peerMessages: sendBothWays ? (parameters.iterations ?? 0) * parameters.queuePairs : nil,
+                                                 stamps: stamps, pump: pump, progress: &progress)
             progress.finish()
             var statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
                                                  peakBytesPerSecond: outcome.peak)
             if duplex {
+                // ib_write_bw/ib_read_bw -a -b: a barrier after each size's run, then the reports.
+                if operation != .send, sizes.count > 1 { _ = try exchange.keys(mine[0]) }
                 let theirs = try swapReports(exchange, ours: statistics, opened: opened)
                 log("this direction: \(statistics.messages) × \(size) B at \(String(format: "%.2f", statistics.averageBytesPerSecond / 1_048_576)) MiB/s; perftest's: \(theirs.iterations) at \(String(format: "%.2f", theirs.averageMiBps)) MiB/s")
                 statistics = sum(statistics, theirs)
@@ -143,11 +163,7 @@ public enum PerftestBandwidth {
             report(statistics)
             if sendSweep { _ = try exchange.keys(mine[0]) }
         }
-        if duplex {
-            try close(exchange, mine: mine[0], timeout: parameters.progressTimeout)
-            return results
-        }
-        if parameters.operation == .send {
+        if duplex || operation == .send {
             try close(exchange, mine: mine[0], timeout: parameters.progressTimeout)
             return results
         }
@@ -190,7 +206,7 @@ public enum PerftestBandwidth {
         return ThroughputSession.combine(ours, other)
     }
 
-    /// Answers `ib_write_bw`'s or `ib_read_bw`'s client (half duplex, `queuePairs` QPs —
+    /// Answers `ib_write_bw`'s, `ib_read_bw`'s or `ib_atomic_bw`'s client (half duplex, `queuePairs` QPs —
     /// its -q, which perftest does not exchange; any size or `-a`): the passive target of
     /// its WRITEs or READs. Returns the client's report (perftest measured it; after `-a`,
     /// its last size), which the server prints. perftest's client says nothing during the
@@ -201,7 +217,7 @@ public enum PerftestBandwidth {
         let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
-        log("peer is perftest \(version) (ib_write_bw's or ib_read_bw's client; we are the target of its WRITEs or READs — at most \(min(opened.maxMessageSize, targetRoom)) B each; its figures come at the end)")
+        log("peer is perftest \(version) (ib_write_bw's, ib_read_bw's or ib_atomic_bw's client; we are the target of its WRITEs, READs or atomics — at most \(min(opened.maxMessageSize, targetRoom)) B each; its figures come at the end)")
         // Its size is not exchanged (below 6.28) and its client may step its remote address
         // through its cycle buffer: a target region for the largest size `-a` reaches.
         let room = min(opened.maxMessageSize, targetRoom)
@@ -233,14 +249,21 @@ public enum PerftestBandwidth {
     /// length is its size).
     /// `sizeCount` > 1: its `-a` (the key lines around each size, as `runClient` sends
     /// them); one figure per size.
+    /// `connection` UD: its `-c UD` (`sizeCount` then counts its -a sweep up to the MTU).
     public static func serveSend(opened: OpenedDevice, control: ControlConnection, admission: ServerLoop.Admission = .init(),
-                                 size: Int, sizeCount: Int = 1, queuePairs: Int = 1, inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
+                                 size: Int, sizeCount: Int = 1, queuePairs: Int = 1, connection: QueuePairKind = .reliableConnected,
+                                 inlineSize: Int?, qpTimeout: UInt8, timeout: Double, spin: Bool = false,
                                  log: (String) -> Void) throws(PerfError) -> [BandwidthStatistics] {
         let exchange = PerftestExchange(control: control, isClient: false, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
-        log("peer is perftest \(version) (ib_send_bw's client; we receive up to \(size) B per message — give it the same -s)")
-        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: queuePairs, sizes: [size], depth: 128, inlineSize: inlineSize)
+        let datagrams = connection == .unreliableDatagram
+        // With -a over UD the sweep is 2 B … the MTU: one size per power of two.
+        let sizeCount = datagrams && sizeCount > 1 ? mtu.bytes.trailingZeroBitCount : sizeCount
+        let size = datagrams ? min(size, mtu.bytes) : size
+        log("peer is perftest \(version) (ib_send_bw's client\(datagrams ? " over UD" : ""); we receive up to \(size) B per message — give it the same -s)")
+        let queues = try ThroughputSession.prepare(opened: opened, queuePairs: queuePairs, sizes: [size], depth: 128, inlineSize: inlineSize,
+                                                   kind: connection)
         defer { queues.close() }
         let (mine, theirs) = try exchange.connect(queues, opened: opened, mtu: mtu, qpTimeout: qpTimeout)
         try connectedSteps(exchange, operation: .send, mine: mine, theirs: theirs) { () throws(PerfError) in try ThroughputSession.postReceives(queues) }
@@ -254,7 +277,8 @@ public enum PerftestBandwidth {
         var results: [BandwidthStatistics] = []
         for round in 0..<sizeCount {
             if round > 0 { _ = try exchange.keys(mine[0]) }   // the next size's start
-            let statistics = try receiveUntilKeyLine(pump: pump, control: control, pairs: pairs, element: element, events: queues.completionChannel != nil)
+            let statistics = try receiveUntilKeyLine(pump: pump, control: control, pairs: pairs, element: element, events: queues.completionChannel != nil,
+                                                     headerRoom: datagrams ? QueueSet.routeHeaderRoom : 0)
             if sizeCount > 1 { _ = try exchange.keys(mine[0]) }   // the size's end
             if let statistics { results.append(statistics) }
         }
@@ -265,8 +289,9 @@ public enum PerftestBandwidth {
     /// Counts and reposts `ib_send_bw`'s SENDs until its next key line is waiting; the
     /// figures of what arrived, timed from the first receive to the last (its size and
     /// count are not exchanged: the largest completion's length is its size).
+    /// `headerRoom`: what a receive holds before the message (UD's route header).
     static func receiveUntilKeyLine(pump: CompletionPump, control: ControlConnection, pairs: [QueuePair], element: ScatterGatherElement,
-                                    events: Bool) throws(PerfError) -> BandwidthStatistics? {
+                                    events: Bool, headerRoom: Int = 0) throws(PerfError) -> BandwidthStatistics? {
         var received = 0, largest = 0
         var first: UInt64 = 0, last: UInt64 = 0
         var idle = 0
@@ -283,7 +308,7 @@ public enum PerftestBandwidth {
             for index in 0..<count where pump.completions[index].id & receiveTag != 0 {
                 if received == 0 { first = now }
                 received += 1
-                largest = max(largest, Int(pump.completions[index].byteLength))
+                largest = max(largest, Int(pump.completions[index].byteLength) - headerRoom)
                 let id = pump.completions[index].id   // receiveTag | the QP's index (postReceives)
                 try rdma("re-posting a receive") { () throws(RDMAError) in try pairs[Int(id & 0xFFFF)].postReceive(id: id, scatterGather: element) }
             }

@@ -131,6 +131,16 @@ public struct PerftestExchange {
         return (versionText, mtu)
     }
 
+    /// The sizes a run over `datagrams` (UD) moves, as perftest's parser makes them: `-a`
+    /// stops at the path MTU; one size above it becomes the MTU (said in `log`).
+    static func datagramSizes(_ sizes: [Int], datagrams: Bool, mtu: PathMTU, log: (String) -> Void) -> [Int] {
+        guard datagrams else { return sizes }
+        if sizes.count > 1 { return sizes.filter { $0 <= mtu.bytes } }
+        guard let size = sizes.first, size > mtu.bytes else { return sizes }
+        log("-c UD: a datagram must fit the path MTU: \(size) B becomes \(mtu.bytes) B, as perftest makes it")
+        return [mtu.bytes]
+    }
+
     /// True with `-R`: the CM connects the test QP (`connectThroughConnectionManager`).
     var usesConnectionManager: Bool { control is PerftestConnectionManagerLink }
 
@@ -170,6 +180,7 @@ public struct PerftestExchange {
                 Endpoint(queuePairNumber: key.queuePairNumber, packetSequenceNumber: key.psn, gid: key.gid, lid: key.lid, mtu: mtu)
             }
             try queues.connect(local: local, remote: remote, port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
+            if queues.kind == .unreliableDatagram { try queues.aim(at: remote, port: opened.port, gidIndex: opened.gidIndex) }
         }
         return (mine, theirs)
     }
@@ -240,26 +251,38 @@ public enum PerftestLatency {
     /// posts its receives for the next size and swaps one more key line before it (its
     /// `ctx_set_recv_wqes` + `ctx_hand_shake`); `ib_write_lat` and `ib_read_lat` go
     /// straight on, their counts starting again at 1.
+    /// `connection` `.unreliableDatagram` (`ib_send_lat -c UD`): the same exchange over UD
+    /// QPs; each SEND is aimed at the peer's QP (`QueueSet.aim`), each receive has room for
+    /// the 40-byte route header, and `-a` sweeps 2 B … the path MTU, as perftest's.
     public static func run(opened: OpenedDevice, control: any PerftestChannel, admission: ServerLoop.Admission = .init(),
-                           isClient: Bool, operation: LatencyOperation = .send,
-                           sizes: [Int], iterations: Int, duration: Double? = nil,
+                           isClient: Bool, operation: LatencyOperation = .send, connection: QueuePairKind = .reliableConnected,
+                           sizes asked: [Int], iterations: Int, duration: Double? = nil,
                            inlineSize: Int?, qpTimeout: UInt8, timeout: Double, runTimeout: Double = 600, spin: Bool = false,
                            log: (String) -> Void) throws(PerfError) -> [LatencyResult] {
-        guard let first = sizes.first, let largest = sizes.max() else { throw .usage("no message size to run") }
-        try LatencySession.checkSizes(sizes, opened: opened, operation: operation)
+        let datagrams = connection == .unreliableDatagram
+        guard !datagrams || operation == .send && !(control is PerftestConnectionManagerLink) else {
+            throw .usage("-c UD over perftest's exchange: SEND latency, without -R")
+        }
+        try LatencySession.checkSizes(asked, opened: opened, operation: operation)
         let exchange = PerftestExchange(control: control, isClient: isClient, timeout: timeout)
         let (version, mtu) = try exchange.preamble(localMTU: opened.activeMTU, admission: admission)
         admission.admitted = true
+        let sizes = PerftestExchange.datagramSizes(asked, datagrams: datagrams, mtu: mtu, log: log)
+        guard let first = sizes.first, let largest = sizes.max() else { throw .usage("no message size to run") }
         let tool = tool(for: operation)
-        if duration != nil, operation == .write || sizes.count > 1 {
-            throw .usage("-D over \(tool)'s exchange: SEND, READ and atomic latency, one size (perftest has no -D with -a; WRITE not yet)")
+        if duration != nil, sizes.count > 1 {
+            throw .usage("-D over \(tool)'s exchange: one size (perftest refuses -D with -a)")
         }
         let what = sizes.count == 1 ? "\(first) B" : "each size \(first) B … \(largest) B (-a)"
         let length = duration.map { "for \($0) s (-D) " } ?? "\(iterations) iterations "
-        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency, \(length)of \(what) — give the same -s or -a and -n or -D on both sides)")
-        let slot = LatencySession.slot(for: sizes)
+        log("peer is perftest \(version) (\(tool)'s exchange; \(operation) latency\(datagrams ? " over UD" : ""), \(length)of \(what) — give the same -s or -a and -n or -D\(datagrams ? " and -c UD" : "") on both sides)")
+        // As READ/atomic target we expose room for the largest size perftest's -a reaches,
+        // so that our server needs neither its -s nor its -a (they are not exchanged).
+        let target = !isClient && (operation == .read || operation == .atomic)
+        let slot = LatencySession.slot(for: target ? sizes + [min(opened.maxMessageSize, PerftestBandwidth.targetRoom)]
+                                             : datagrams ? sizes.map { $0 + QueueSet.routeHeaderRoom } : sizes)
         let queues = try QueueSet(context: opened.context, queuePairs: 1, slot: slot, sendDepth: 128, receiveDepth: 64, inlineSize: inlineSize,
-                                  events: opened.completionEvents && operation != .write)
+                                  events: opened.completionEvents && operation != .write, kind: connection)
         defer { queues.close() }
         queues.memory.bytes.initializeMemory(as: UInt8.self, repeating: 0)
         let local = try queues.endpoints(port: opened.port, gidIndex: opened.gidIndex)[0]
@@ -276,6 +299,7 @@ public enum PerftestLatency {
                               lid: theirs.lid, mtu: mtu)
         if !exchange.usesConnectionManager {
             try queues.connect(local: [local], remote: [remote], port: opened.port, gidIndex: opened.gidIndex, mtu: mtu.rawValue, timeout: qpTimeout)
+            if datagrams { try queues.aim(at: [remote], port: opened.port, gidIndex: opened.gidIndex) }
         }
         let pair = queues.queuePairs[0]
         for step in 0..<steps.afterConnect {
@@ -329,7 +353,7 @@ public enum PerftestLatency {
         if operation == .write {
             // ib_write_lat's server writes first and its client answers: we take the
             // opposite part of whichever role we have, and time our own posts either way.
-            try writePingPong(queues: queues, remote: remote, size: size, iterations: iterations, postsFirst: !isClient,
+            try writePingPong(queues: queues, remote: remote, size: size, iterations: iterations, duration: duration, postsFirst: !isClient,
                               samples: samples, pump: pump)
         } else if isClient {
             // SEND ping-pong, or READ/atomic against perftest's passive server.
@@ -357,7 +381,10 @@ public enum PerftestLatency {
     /// peer's count in its own. `postsFirst`: we open (perftest's server role). A sample
     /// is the period between two of our posts (a round trip); the opener's last one ends
     /// at the final reply.
-    static func writePingPong(queues: QueueSet, remote: RemoteMemory, size: Int, iterations: Int, postsFirst: Bool,
+    /// `duration` (`ib_write_lat -D`): as many rounds as fit, each side on its own clock —
+    /// a wait for the peer's next WRITE also ends when ours runs out, as perftest's
+    /// `run_iter_lat_write` stops spinning when its alarm fires.
+    static func writePingPong(queues: QueueSet, remote: RemoteMemory, size: Int, iterations: Int, duration: Double? = nil, postsFirst: Bool,
                               samples: SampleBuffer, pump: CompletionPump) throws(PerfError) {
         let pair = queues.queuePairs[0]
         let base = queues.memory
@@ -370,35 +397,46 @@ public enum PerftestLatency {
         let lastSent = mine + (size - 1)
         let lastLanded = mine + (queues.slot + size - 1)
         pump.activity = "waiting for ib_write_lat's next WRITE (size \(size))"
-        pump.progressed(at: MonotonicClock.nanoseconds())
-        func waitFor(_ count: Int) throws(PerfError) {
+        let start = MonotonicClock.nanoseconds()
+        pump.progressed(at: start)
+        let end = duration.map { start &+ MonotonicClock.span(seconds: $0, cap: .max &- start) } ?? .max
+        /// False when our -D ran out first.
+        func waitFor(_ count: Int) throws(PerfError) -> Bool {
             let marker = writeMarker(count)
-            while lastLanded.load(as: UInt8.self) != marker { _ = try pump.poll() }
+            var polls = 0
+            while lastLanded.load(as: UInt8.self) != marker {
+                _ = try pump.poll()
+                polls &+= 1
+                if polls & 63 == 0, end != .max, MonotonicClock.nanoseconds() >= end { return false }
+            }
             pump.tick()
+            return true
         }
         var previous: UInt64 = 0
-        for sent in 0..<iterations {
-            if !(postsFirst && sent == 0) { try waitFor(postsFirst ? sent : sent + 1) }
+        var sent = 0
+        while sent < (duration == nil ? iterations : Int.max) {
+            if !(postsFirst && sent == 0) { guard try waitFor(postsFirst ? sent : sent + 1) else { break } }
             lastSent.storeBytes(of: writeMarker(sent + 1), as: UInt8.self)
             request.flags = sent % signalEvery == signalEvery - 1 ? flags : quietFlags
             let now = MonotonicClock.nanoseconds()   // before the post: see LatencyLoops.client
+            if now >= end { break }
             try rdma("posting the WRITE") { () throws(RDMAError) in try pair.post(request, scatterGather: element) }
             if sent > 0, samples.count < samples.storage.count {
                 samples.storage[samples.count] = now &- previous
                 samples.count += 1
             }
             previous = now
+            sent += 1
             _ = try pump.poll()
         }
-        if postsFirst, iterations > 0 {
-            try waitFor(iterations)
+        if postsFirst, sent > 0, try waitFor(sent) {
             if samples.count < samples.storage.count {
                 samples.storage[samples.count] = MonotonicClock.nanoseconds() &- previous
                 samples.count += 1
             }
         }
         // Let the last signaled WRITEs complete before the QP goes away.
-        let end = MonotonicClock.nanoseconds() + 100_000_000
-        while MonotonicClock.nanoseconds() < end { if try pump.poll() == 0 { break } }
+        let settled = MonotonicClock.nanoseconds() + 100_000_000
+        while MonotonicClock.nanoseconds() < settled { if try pump.poll() == 0 { break } }
     }
 }

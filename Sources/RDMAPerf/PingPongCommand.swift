@@ -41,7 +41,7 @@ public struct PingPongCommand: ParsableCommand {
     @Option(name: .customLong("warmup"), help: "Warm-up iterations before measuring (default: 10% of -n, at most 1000).")
     public var warmup: Int?
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat, ib_write_lat, ib_read_lat or ib_atomic_lat (--op send/write/read/atomic): speak its exchange (one -s, same -s/-n on both sides, no warm-up).")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_send_lat, ib_write_lat, ib_read_lat or ib_atomic_lat (--op send/write/read/atomic): speak its exchange (-s or -a, -n or -D — the same on both sides; no warm-up; not -D with -a, which perftest refuses). Our server answers their clients without it, but perftest's exchange carries none of the client's -s/-a/-n/-D: for SEND and WRITE give our server the client's -s or -a and -n or -D, as perftest's own server needs them; as the target of READs and atomics it needs none (it exposes 8 MiB and waits for the client's close).")
     public var perftestPeer = false
 
     @Flag(name: .customLong("verify"), help: "Fill every message with a per-iteration pattern and check every received byte, outside the timed region (a sample then runs from the post to the reply being seen); the server echoes what it received. Reports the bytes verified; a mismatch is an error naming the message and byte.")
@@ -67,6 +67,11 @@ public struct PingPongCommand: ParsableCommand {
             if common.duration != nil { try Self.checkPerftestDuration(operation: operation, all: common.all) }
         }
         if verify, perftestPeer { throw .usage("--verify needs our server (it echoes what it received); perftest's does not") }
+        if common.connection == .UD {
+            if operation != .send { throw .usage("-c UD with --op \(operation): datagrams carry SENDs only (perftest: \"UD connection only possible in SEND verb\")") }
+            if common.server != nil, !perftestPeer { throw .usage("-c UD is spoken over perftest's exchange only", hint: "add --perftest") }
+            if verify { throw .usage("-c UD with --verify: --verify runs over our exchange, which is RC only") }
+        }
         if common.completionEvents, operation == .write {
             throw .usage("-e with --op write: WRITE ping-pong waits on a byte in memory, no completion comes to wake it", hint: "drop -e")
         }
@@ -107,7 +112,8 @@ public struct PingPongCommand: ParsableCommand {
             try runThroughConnectionManager(opened: opened, parameters: parameters, printer: printer)
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
-            let results = try PerftestLatency.run(opened: opened, control: control, isClient: true, operation: operation, sizes: parameters.sizes,
+            let results = try PerftestLatency.run(opened: opened, control: control, isClient: true, operation: operation,
+                                                  connection: common.connection.queuePairKind, sizes: parameters.sizes,
                                                   iterations: parameters.iterations ?? 1000, duration: parameters.duration, inlineSize: common.inlineSize,
                                                   qpTimeout: common.qpTimeout, timeout: common.progressTimeout, spin: common.spin,
                                                   log: { printError("rdma-pingpong: \($0)") })
@@ -168,7 +174,7 @@ public struct PingPongCommand: ParsableCommand {
             admission.perftest = true
             if common.duration != nil { try Self.checkPerftestDuration(operation: operation, all: common.all) }
             let results = try PerftestLatency.run(opened: opened, control: control, admission: admission, isClient: false, operation: operation,
-                                                  sizes: parameters.sizes, iterations: parameters.iterations ?? 1000, duration: parameters.duration,
+                                                  connection: common.connection.queuePairKind, sizes: parameters.sizes, iterations: parameters.iterations ?? 1000, duration: parameters.duration,
                                                   inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
                                                   timeout: common.progressTimeout, spin: common.spin, log: log)
             if !results.isEmpty {
@@ -183,11 +189,8 @@ public struct PingPongCommand: ParsableCommand {
     }
 
     /// `-D` over perftest's exchange: each side runs on its own clock (perftest's from its
-    /// first received message); WRITE's marker ping-pong cannot end that way yet.
+    /// first received message; ib_write_lat's from the start of its ping-pong).
     static func checkPerftestDuration(operation: LatencyOperation, all: Bool) throws(PerfError) {
-        if operation == .write {
-            throw .usage("-D with --op write over ib_write_lat's exchange is not spoken yet", hint: "give -n, or use our server")
-        }
         if all { throw .usage("-D with -a: perftest has no duration mode over all sizes") }
     }
 

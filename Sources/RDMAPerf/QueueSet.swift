@@ -1,7 +1,7 @@
 import RDMA
 
 /// One side's RDMA objects for a run: a protection domain, one registered buffer, one
-/// completion queue shared by every QP, and `count` RC queue pairs.
+/// completion queue shared by every QP, and `count` RC queue pairs (UD ones for `-c UD`).
 ///
 /// Buffer layout: `[0, slot)` is what we send / what the peer reads; `[slot, 2·slot)` is
 /// where the peer's SENDs and WRITEs land and where READ/atomic results go.
@@ -19,12 +19,25 @@ final class QueueSet {
     /// The channel the completion queue reports to with `-e`; nil when the loops busy-poll.
     let completionChannel: CompletionChannel?
 
+    let kind: QueuePairKind
+
+    /// UD (`-c UD`): where each QP's SENDs go (`aim`); empty on connected QPs.
+    private(set) var datagrams: [DatagramDestination] = []
+    private var addressHandles: [AddressHandle] = []
+
+    /// What a UD receive holds before the payload: the 40-byte global route header.
+    static let routeHeaderRoom = 40
+    /// The Q_Key of our UD QPs and of their SENDs: perftest's `DEF_QKEY`.
+    static let queueKey: UInt32 = 0x1111_1111
+
     /// `events` (-e): the completion queue gets a channel (`ibv_create_comp_channel`),
     /// which `CompletionPump` waits on when a poll finds nothing.
+    /// `kind`: RC, or UD for perftest's `-c UD` (SENDs only, each aimed with `aim`).
     init(context: Context, queuePairs count: Int, slot: Int, sendDepth: Int, receiveDepth: Int,
-         inlineSize: Int?, events: Bool = false) throws(PerfError) {
+         inlineSize: Int?, events: Bool = false, kind: QueuePairKind = .reliableConnected) throws(PerfError) {
         self.context = context
         self.slot = slot
+        self.kind = kind
         do {
             let attributes = try context.deviceAttributes()
             let depthCap = max(1, attributes.maxQueuePairWorkRequests)
@@ -39,7 +52,7 @@ final class QueueSet {
             var pairs: [QueuePair] = []
             var granted = Int.max
             for _ in 0..<count {
-                let pair = try QueuePair(protectionDomain: protectionDomain, kind: .reliableConnected,
+                let pair = try QueuePair(protectionDomain: protectionDomain, kind: kind,
                                          sendCompletionQueue: completionQueue, receiveCompletionQueue: completionQueue,
                                          capabilities: QueuePairCapabilities(maxSendWorkRequests: UInt32(self.sendDepth),
                                                                              maxReceiveWorkRequests: UInt32(self.receiveDepth),
@@ -76,6 +89,7 @@ final class QueueSet {
         var options = ConnectionOptions(port: port, gidIndex: UInt8(gidIndex), timeout: timeout)
         options.access = [.remoteRead, .remoteWrite, .remoteAtomic]
         options.maxReadAtomic = 16
+        options.qkey = Self.queueKey
         if let mtu { options.pathMTU = PathMTU(bytes: mtu) }
         if let attributes = try? context.deviceAttributes() {
             options.maxReadAtomic = UInt8(clamping: max(1, min(16, attributes.maxQueuePairReadAtomicRequester, attributes.maxQueuePairReadAtomicResponder)))
@@ -87,7 +101,27 @@ final class QueueSet {
         }
     }
 
+    /// UD: an address handle per peer QP (`ibv_create_ah`, from our GID at `gidIndex`)
+    /// and the destination each of our QPs sends to — the peer's QP of the same index,
+    /// with perftest's Q_Key (`queueKey`).
+    func aim(at remote: [Endpoint], port: UInt8, gidIndex: Int) throws(PerfError) {
+        for endpoint in remote.prefix(queuePairs.count) {
+            do {
+                let handle = try AddressHandle(protectionDomain: protectionDomain,
+                                               addressVector: AddressVector(destinationGID: endpoint.gid, sourceGIDIndex: UInt8(gidIndex), port: port))
+                addressHandles.append(handle)
+                datagrams.append(DatagramDestination(addressHandle: handle, remoteQueuePairNumber: endpoint.queuePairNumber,
+                                                     remoteQKey: Self.queueKey))
+            } catch {
+                throw PerfError("creating the address handle towards \(endpoint.gid): \(error)")
+            }
+        }
+    }
+
     func close() {
+        datagrams = []
+        for handle in addressHandles { try? handle.close() }
+        addressHandles = []
         for pair in queuePairs { try? pair.close() }
         try? completionQueue.close()
         try? completionChannel?.close()

@@ -27,16 +27,16 @@ public struct ThroughputCommand: ParsableCommand {
           rdma-throughput --loopback --op send -q 2 --verify  # check every byte
           rdma-throughput -d rxe0 -n 5000 --perftest 10.0.0.1
               # client of `ib_write_bw -d rxe0` (--op read: of ib_read_bw,
-              # --op send: of ib_send_bw); our server (--op write|read|send)
-              # also answers their clients
+              # --op atomic: of ib_atomic_bw, --op send: of ib_send_bw); our
+              # server (--op write|read|atomic|send) also answers their clients
         """)
 
     @OptionGroup public var common: CommonOptions
 
-    @Option(name: .customLong("op"), help: "write, send or read.")
+    @Option(name: .customLong("op"), help: "write, send, read or atomic (8-byte FETCH_AND_ADD, as ib_atomic_bw).")
     public var operation: BandwidthOperation = .write
 
-    @Option(name: [.customShort("s"), .customLong("size")], help: "Message size in bytes (default 65536).")
+    @Option(name: [.customShort("s"), .customLong("size")], help: "Message size in bytes (default 65536; atomics: 8, the only size).")
     public var size: ByteCount?
 
     @Option(name: [.customShort("q"), .customLong("qp")], help: "Number of queue pairs. A server answering a perftest client needs its -q (perftest does not send it).")
@@ -57,10 +57,13 @@ public struct ThroughputCommand: ParsableCommand {
     @Flag(name: .customLong("verify"), help: "Fill every message with its own pattern and check every byte that landed, outside the timed region: the run goes in rounds of up to -t messages per QP, each checked (by the server for WRITE and SEND) before the next; only the rounds are timed. Reports the bytes verified; a mismatch is an error naming the QP, iteration and byte. Not with -b, --perftest or -R.")
     public var verify = false
 
-    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw, ib_read_bw or ib_send_bw (--op write, read or send): speak its exchange (-s or -a, -n, -q, -b with WRITE and READ — the same on both sides). Our server answers their clients without it (give it their -q, and their -a with SEND, their -b: perftest does not send them).")
+    @Flag(name: .customLong("perftest"), help: "The server is perftest's ib_write_bw, ib_read_bw, ib_atomic_bw or ib_send_bw (--op write, read, atomic or send): speak its exchange (-s or -a, -n or -D, -q, -b — the same on both sides; not -D with -a, which perftest refuses, nor -D -b with SEND). Our server answers their clients without it; perftest's exchange does not carry the client's -q, -b or (SEND) -a, so give our server the client's -q, -b and, with --op send, -a. -D and -n need not be given to it.")
     public var perftestPeer = false
 
     public init() {}
+
+    /// -s when not given: 64 KiB, or the 8 B every atomic moves.
+    var defaultSize: Int { operation == .atomic ? BandwidthOperation.atomicSize : 65536 }
 
     public func run() throws {
         try runReportingErrors("rdma-throughput") { () throws(PerfError) in try execute() }
@@ -83,24 +86,37 @@ public struct ThroughputCommand: ParsableCommand {
                          hint: "lower -n, or use -D to run for a time")
         }
         let iterations = common.duration == nil ? (common.iterations ?? 5000) : nil
+        if operation == .atomic {
+            // As ib_atomic_bw: "Message size cannot be changed for Atomic tests" (its -a too).
+            if common.all { throw .usage("-a with --op atomic: an atomic moves \(BandwidthOperation.atomicSize) B (ib_atomic_bw refuses -a too)") }
+            if let size, size.value != BandwidthOperation.atomicSize {
+                throw .usage("-s \(size.value) with --op atomic: an atomic moves \(BandwidthOperation.atomicSize) B", hint: "drop -s")
+            }
+            if verify { throw .usage("--verify checks WRITE, SEND and READ payloads, not atomics", hint: "drop --verify") }
+        }
         if verify {
             if bidirectional || perftestPeer || common.rdmaCM {
                 throw .usage("--verify needs our server on the other side and one sending side", hint: "drop -b, --perftest and -R")
             }
-            if let why = VerifyRing.check(sizes: common.sizes(defaultSize: 65536, explicit: size), queuePairs: queuePairs) {
+            if let why = VerifyRing.check(sizes: common.sizes(defaultSize: defaultSize, explicit: size), queuePairs: queuePairs) {
                 throw .usage("--verify -q \(queuePairs): \(why)", hint: "lower -q or -s")
             }
+        }
+        if common.connection == .UD {
+            if operation != .send { throw .usage("-c UD with --op \(operation): datagrams carry SENDs only (perftest: \"UD connection only possible in SEND verb\")") }
+            if common.server != nil, !perftestPeer { throw .usage("-c UD is spoken over perftest's exchange only", hint: "add --perftest") }
+            if bidirectional || verify { throw .usage("-c UD with \(bidirectional ? "-b" : "--verify"): not spoken over UD") }
         }
         if perftestPeer, common.server == nil || common.loopback {
             throw .usage("--perftest speaks ib_write_bw's, ib_read_bw's and ib_send_bw's exchange as a client: name the server")
         }
-        if perftestPeer, common.duration != nil, operation == .send || common.all || bidirectional {
-            throw .usage("--perftest -D speaks ib_write_bw -D's and ib_read_bw -D's exchange, one size: not ib_send_bw -D, not with -a or -b yet")
+        if perftestPeer, common.duration != nil, common.all {
+            throw .usage("--perftest -D with -a: perftest refuses it too (\"Duration mode currently doesn't support running on all sizes\")")
         }
-        if perftestPeer, bidirectional, operation == .send || common.all {
-            throw .usage("--perftest -b speaks ib_write_bw -b's and ib_read_bw -b's exchange, one size: not ib_send_bw -b, not with -a yet")
+        if perftestPeer, common.duration != nil, bidirectional, operation == .send {
+            throw .usage("--perftest -D with -b and --op send: not spoken yet (ib_send_bw -D -b swaps no reports; -D and -b each are)")
         }
-        return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: 65536, explicit: size),
+        return ThroughputParameters(operation: operation, sizes: common.sizes(defaultSize: defaultSize, explicit: size),
                                     iterations: iterations, duration: common.duration, queuePairs: queuePairs,
                                     bidirectional: bidirectional, sendDepth: sendDepth,
                                     completionModeration: completionModeration, inlineSize: common.inlineSize,
@@ -135,6 +151,7 @@ public struct ThroughputCommand: ParsableCommand {
         } else if let host = common.server, perftestPeer {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
             results = try PerftestBandwidth.runClient(opened: opened, control: control, parameters: parameters,
+                                                      connection: common.connection.queuePairKind,
                                                       log: { printError("rdma-throughput: \($0)") }) { printer.print($0) }
         } else if let host = common.server {
             let control = try connectControl(host: host, port: common.port, timeout: common.connectTimeout)
@@ -156,7 +173,7 @@ extension ThroughputCommand {
     /// `-R`: perftest's rdma_cm exchange (`ib_write_bw -R`, `ib_read_bw -R`), either role.
     func runThroughConnectionManager(opened: OpenedDevice, parameters: ThroughputParameters,
                                      printer: BandwidthPrinter) throws(PerfError) -> [BandwidthStatistics] {
-        guard operation != .send, queuePairs == 1, !bidirectional else {
+        guard operation == .write || operation == .read, queuePairs == 1, !bidirectional else {
             throw .usage("-R speaks ib_write_bw's and ib_read_bw's rdma_cm exchange: --op write or read, -q 1, no -b")
         }
         let log: (String) -> Void = { printError("rdma-throughput: \($0)") }
@@ -191,24 +208,21 @@ extension ThroughputCommand {
             }
             // perftest's client opens with its version string, ours with JSON.
             admission.perftest = true
+            if bidirectional {
+                // ib_*_bw -b: both sides run; our -s or -a, -n and -q must be theirs.
+                let parameters = try parameters()
+                _ = try PerftestBandwidth.runClient(opened: opened, control: control, parameters: parameters, isClient: false,
+                                                    admission: admission, log: log) { printer.print($0, note: "   (both directions)") }
+                return
+            }
             if operation == .send {
-                let sizes = common.sizes(defaultSize: 65536, explicit: size)
+                let sizes = common.sizes(defaultSize: defaultSize, explicit: size)
                 let received = try PerftestBandwidth.serveSend(opened: opened, control: control, admission: admission,
                                                                size: sizes.max() ?? 65536, sizeCount: sizes.count,
-                                                               queuePairs: queuePairs,
+                                                               queuePairs: queuePairs, connection: common.connection.queuePairKind,
                                                                inlineSize: common.inlineSize, qpTimeout: common.qpTimeout,
                                                                timeout: common.progressTimeout, spin: common.spin, log: log)
                 for statistics in received { printer.print(statistics, note: "   (received here, first message to last)") }
-                return
-            }
-            if bidirectional {
-                // ib_write_bw -b / ib_read_bw -b: both sides run; our -s/-n/-q must be theirs.
-                let parameters = try parameters()
-                guard operation != .send, parameters.sizes.count == 1 else {
-                    throw .usage("a perftest client connected to our -b server: -b is spoken with ib_write_bw and ib_read_bw, one size")
-                }
-                _ = try PerftestBandwidth.runClient(opened: opened, control: control, parameters: parameters, isClient: false,
-                                                    admission: admission, log: log) { printer.print($0, note: "   (both directions)") }
                 return
             }
             // perftest's client is silent during its run: the wait for its end is bounded

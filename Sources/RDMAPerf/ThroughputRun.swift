@@ -46,6 +46,15 @@ public struct ThroughputParameters: Sendable, Equatable {
     /// with more messages times the first ones only; its average counts them all.
     public static let stampCap = 1 << 22
 
+    /// The progress bound of a sending loop: `--timeout` plus the time the bytes between
+    /// two signaled completions take at 8 MiB/s (`progressBound`) — with -Q 100 and 8 MiB
+    /// messages a completion comes only every `ThroughputLoop.signalingBytes` (256 MiB),
+    /// half a minute on a slow path (kernel rxe under TCG moves ~9 MiB/s).
+    var sendingProgressTimeout: Double {
+        let between = (sizes.max() ?? 0) * max(1, min(completionModeration, sendDepth)) * max(1, queuePairs)
+        return progressBound(progressTimeout, size: min(ThroughputLoop.signalingBytes, between))
+    }
+
     /// How many timestamps a run keeps: one per message up to `stampCap`.
     static func stampCapacity(_ parameters: ThroughputParameters) -> Int {
         min(stampCap, parameters.iterations.map { $0 * parameters.queuePairs } ?? stampCap)
@@ -117,8 +126,10 @@ enum ThroughputLoop {
     /// See `signalEvery` in `run`.
     static let signalingBytes = 256 << 20
 
+    /// `peerMessages`: how many messages the peer sends us, known beforehand (a perftest
+    /// `ib_send_bw -b` peer, whose -n and -q are ours): received before the run ends.
     static func run(queues: QueueSet, remote: RemoteMemory, parameters: ThroughputParameters, size: Int,
-                    sending: Bool, receiving: Bool, expectPeerDone: Bool, stamps: StampBuffers,
+                    sending: Bool, receiving: Bool, expectPeerDone: Bool, peerMessages: Int? = nil, stamps: StampBuffers,
                     pump: CompletionPump, progress: inout ProgressLine) throws(PerfError) -> ThroughputOutcome {
         let peerCountLimit = RunLimits.standard.doneCountLimit(iterations: parameters.iterations, queuePairs: parameters.queuePairs)
         let pairs = queues.queuePairs
@@ -130,7 +141,8 @@ enum ThroughputLoop {
         // otherwise come only when nearly everything has moved, past the no-progress bound.
         let signalingBound = max(1, Self.signalingBytes / max(1, size * qpCount))
         let signalEvery = max(1, min(parameters.completionModeration, depth, 0xFFFF, signalingBound))
-        let quiet: SendFlags = size <= queues.maxInline && parameters.operation != .read ? [.inline] : []
+        let carriesData = parameters.operation == .write || parameters.operation == .send
+        let quiet: SendFlags = size <= queues.maxInline && carriesData ? [.inline] : []
         let loud = quiet.union(.signaled)
         let operation: SendOperation
         let element: ScatterGatherElement
@@ -144,8 +156,14 @@ enum ThroughputLoop {
         case .read:
             operation = .read(remote.slice(offset: 0, length: UInt32(size)))
             element = queues.memory.scatterGather(offset: slot, length: size)
+        case .atomic:
+            // ib_atomic_bw's default: FETCH_AND_ADD of 1 on the peer's first 8 bytes; the
+            // old value lands at our `slot`.
+            operation = .fetchAndAdd(remote.slice(offset: 0, length: UInt32(BandwidthOperation.atomicSize)), add: 1)
+            element = queues.memory.scatterGather(offset: slot, length: BandwidthOperation.atomicSize)
         }
         let receiveElement = queues.memory.scatterGather(offset: slot, length: slot)
+        let datagrams = queues.datagrams   // UD: each QP's destination
         let perQueueTarget = sending ? (parameters.iterations ?? Int.max) : 0
         let outstanding = stamps.outstanding, postedOn = stamps.postedOn, unsignaled = stamps.unsignaled, target = stamps.target
         for q in 0..<qpCount {
@@ -154,7 +172,7 @@ enum ThroughputLoop {
         var total = sending ? (parameters.iterations.map { $0 * qpCount } ?? Int.max) : 0
         let capacity = stamps.posted.count
         var posted = 0, completed = 0, received = 0
-        var peerCount: Int? = nil
+        var peerCount: Int? = peerMessages
         var peerDone = !expectPeerDone
         var announced = !sending
         var stopping = !sending || parameters.duration == nil
@@ -175,7 +193,8 @@ enum ThroughputLoop {
                         let signal = unsignaled[q] >= signalEvery || postedOn[q] == target[q]
                         let id = UInt64(q) | UInt64(unsignaled[q]) << 16
                         try rdma("posting \(parameters.operation) on QP \(q)") { () throws(RDMAError) in
-                            try pairs[q].post(SendWorkRequest(id: id, operation: operation, flags: signal ? loud : quiet), scatterGather: element)
+                            try pairs[q].post(SendWorkRequest(id: id, operation: operation, flags: signal ? loud : quiet,
+                                                              datagram: datagrams.isEmpty ? nil : datagrams[q]), scatterGather: element)
                         }
                         if signal { unsignaled[q] = 0 }
                         if posted < capacity { stamps.posted[posted] = now }
@@ -274,11 +293,13 @@ public enum ThroughputSession {
     }
 
     /// `ring` (--verify): the buffer holds a slot per message in flight instead of one.
+    /// `kind` UD (`ib_send_bw -c UD`): each receive has room for the 40-byte route header.
     static func prepare(opened: OpenedDevice, queuePairs: Int, sizes: [Int], depth: Int, inlineSize: Int?,
-                        ring: VerifyRing? = nil) throws(PerfError) -> QueueSet {
-        let slot = ring?.half ?? LatencySession.slot(for: sizes)
+                        ring: VerifyRing? = nil, kind: QueuePairKind = .reliableConnected) throws(PerfError) -> QueueSet {
+        let room = kind == .unreliableDatagram ? QueueSet.routeHeaderRoom : 0
+        let slot = ring?.half ?? LatencySession.slot(for: sizes.map { $0 + room })
         let queues = try QueueSet(context: opened.context, queuePairs: queuePairs, slot: slot, sendDepth: depth,
-                                  receiveDepth: max(2 * depth, 256), inlineSize: inlineSize, events: opened.completionEvents)
+                                  receiveDepth: max(2 * depth, 256), inlineSize: inlineSize, events: opened.completionEvents, kind: kind)
         return queues
     }
 
@@ -305,7 +326,7 @@ public enum ThroughputSession {
                                             sendDepth: parameters.sendDepth, completionModeration: parameters.completionModeration),
                           sizes: parameters.sizes, iterations: parameters.iterations, duration: parameters.duration,
                           endpoints: local, memory: queues.remoteDescriptor, verify: parameters.verify)
-        let timeout = progressBound(parameters.progressTimeout, size: parameters.sizes.max() ?? 0)
+        let timeout = parameters.sendingProgressTimeout
         let welcome = try control.greet(hello, timeout: timeout)
         let (remoteEndpoints, remote) = (welcome.endpoints, welcome.memory)
         if let ring, Int(remote.length) < 2 * ring.half {
@@ -390,6 +411,9 @@ public enum ThroughputSession {
         guard case .bandwidth(let operation, let qps, let bidirectional, let depth, let moderation) = hello.shape else {
             throw .refused("hello.tool", "not a bandwidth run")
         }
+        if operation == .atomic, hello.sizes != [BandwidthOperation.atomicSize] {
+            throw .refused("hello.sizes", "\(hello.sizes.prefix(4)) with op atomic (an atomic moves \(BandwidthOperation.atomicSize) B)")
+        }
         let parameters = ThroughputParameters(operation: operation, sizes: hello.sizes, iterations: hello.iterations, duration: hello.duration,
                                               queuePairs: qps, bidirectional: bidirectional, sendDepth: depth,
                                               completionModeration: moderation, inlineSize: inlineSize, mtu: mtu, qpTimeout: qpTimeout,
@@ -398,6 +422,7 @@ public enum ThroughputSession {
         var ring: VerifyRing?
         if hello.verify {
             guard !bidirectional else { throw .refused("hello.verify", "--verify with -b (both sides sending) is not supported") }
+            guard operation != .atomic else { throw .refused("hello.verify", "--verify with op atomic (it checks payloads)") }
             if let why = VerifyRing.check(sizes: hello.sizes, queuePairs: qps) { throw .refused("hello.verify", why) }
             ring = VerifyRing(sizes: hello.sizes, queuePairs: qps, sendDepth: depth)
         }

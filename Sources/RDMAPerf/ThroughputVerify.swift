@@ -167,6 +167,8 @@ enum VerifiedThroughput {
                     case .read:
                         request = SendWorkRequest(id: UInt64(q) | 1 << 16, operation: .read(remote.slice(offset: UInt32(offset), length: UInt32(size))), flags: flags)
                         element = queues.memory.scatterGather(offset: ring.half + offset, length: size)
+                    case .atomic:
+                        throw .usage("--verify checks WRITE, SEND and READ payloads, not atomics")
                     }
                     let now = MonotonicClock.nanoseconds()
                     try rdma("posting \(parameters.operation) on QP \(q)") { () throws(RDMAError) in try pairs[q].post(request, scatterGather: element) }
@@ -255,6 +257,8 @@ enum VerifiedThroughput {
                 case .read:
                     ring.fill(base, messages: messages.upperBound..<(messages.upperBound + ring.window), size: size,
                               sizeIndex: sizeIndex, writer: .server)
+                case .atomic:
+                    throw .refused("hello.verify", "--verify with op atomic")
                 }
                 checked += count
                 try control.send(.checked(bytes: bytes))

@@ -43,6 +43,10 @@ struct FlagTableTests {
         (["-q", "1024", "-t", "8192"], "-q"), (["-Q", "0"], "-Q"), (["-Q", "70000"], "-Q"), (["-s", "2G"], "-s"),
         (["-n", "4611686018427387904"], "-n"), (["--timeout", "1e300"], "--timeout"), (["-I=-1"], "-I"), (["-u", "255"], "-u"),
         (["--timeout", "0"], "--timeout"),
+        // ib_atomic_bw: "Message size cannot be changed for Atomic tests" (-a included).
+        (["--op", "atomic", "-s", "64"], "-s"), (["--op", "atomic", "-a"], "-a"), (["--op", "atomic", "--verify"], "--verify"),
+        // perftest refuses -D with -a; -D with SEND -b is not spoken over its exchange.
+        (["--perftest", "-D", "2", "-a", "127.0.0.1"], "-a"), (["--perftest", "--op", "send", "-D", "2", "-b", "127.0.0.1"], "-b"),
     ])
     func throughput(arguments: [String], flag: String) throws {
         let refusal = try #require(Self.refusal(ThroughputCommand.self, arguments) { command throws(PerfError) in _ = try command.parameters() },
@@ -56,5 +60,7 @@ struct FlagTableTests {
         #expect(try PingPongCommand.parse(["-s", "1G", "-n", "\(1 << 24)", "-u", "31", "-I", "0"]).parameters().sizes == [1 << 30])
         #expect(try ThroughputCommand.parse(["-q", "1024", "-n", "\((1 << 32) / 1024)"]).parameters().queuePairs == 1024)
         #expect(try PingPongCommand.parse(["--timeout", "0.1", "--connect-timeout", "86400"]).parameters().progressTimeout == 0.1)
+        #expect(try ThroughputCommand.parse(["--op", "atomic"]).parameters().sizes == [8], "an atomic moves 8 B")
+        #expect(try ThroughputCommand.parse(["--op", "atomic", "-s", "8"]).parameters().sizes == [8])
     }
 }

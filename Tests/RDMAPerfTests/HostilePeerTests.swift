@@ -193,7 +193,8 @@ struct HostilePeerTests {
             (HostileLine.from(hello) { $0["memory"] = ["address": 0x10000, "rkey": 5, "length": 1] }, "hello.memory.length"),
             (HostileLine.from(hello) { $0["iterations"] = 1 << 62 }, "hello.iterations"),
             (HostileLine.from(hello) { $0["duration"] = 1e300 }, "hello.iterations"),
-            (HostileLine.from(hello) { $0["op"] = "atomic" }, "hello.op"),
+            (HostileLine.from(hello) { $0["op"] = "bogus" }, "hello.op"),
+            (HostileLine.from(hello) { $0["op"] = "atomic" }, "hello.sizes"),   // an atomic moves 8 B, not 4096
             (HostileLine.from(latencyHello(endpoint)), "hello.tool"),
             (hello.line + ControlMessage.go(size: 0).line, "go.size"),
             (send.line + ControlMessage.go(size: 4096).line + ControlMessage.done(count: 1 << 62, latency: nil).line, "done.count"),

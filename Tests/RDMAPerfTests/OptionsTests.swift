@@ -50,7 +50,8 @@ struct OptionsTests {
     @Test("contradictions and unsupported flags are usage errors (exit 2)", arguments: [
         ["-a", "-s", "64"], ["-R", "-a"], ["-R", "--loopback"], ["-R", "-D", "2"], ["-n", "1"], ["-n", "100", "-D", "1"], ["-m", "1000"], ["--loopback", "host"],
         ["-d", "rxe0", "--soft", "127.0.0.1"], ["--op", "atomic", "-a"], ["-x", "300"],
-        ["--perftest", "--op", "write", "-D", "2", "h"], ["--perftest", "-a", "-D", "2", "h"], ["--perftest", "--op", "atomic", "-a", "h"],
+        ["--perftest", "-a", "-D", "2", "h"], ["--perftest", "--op", "atomic", "-a", "h"],
+        ["--perftest", "-c", "UD", "--op", "read", "h"], ["-c", "UD", "h"], ["-c", "UD", "--loopback"], ["-c", "UD", "-R", "h"],
         ["--perftest"],
     ])
     func usageErrors(arguments: [String]) throws {
@@ -86,10 +87,11 @@ struct PingPongPerftestOptionTests {
 
 @Suite("rdma-throughput --perftest")
 struct ThroughputPerftestOptionTests {
-    @Test("ib_*_bw's exchange only: -n, as a client; -b only with WRITE/READ and one size; no --verify", arguments: [
-        ["--perftest", "--op", "send", "-b", "h"], ["--perftest", "-a", "-b", "h"],
-        ["--perftest", "--op", "send", "-D", "2", "h"], ["--perftest", "-a", "-D", "2", "h"], ["--perftest", "-b", "-D", "2", "h"],
+    @Test("ib_*_bw's exchange only: as a client; no -D with -a (perftest refuses it), nor with SEND -b; -c UD only with SEND, without -b; no --verify", arguments: [
+        ["--perftest", "-a", "-D", "2", "h"], ["--perftest", "--op", "send", "-b", "-D", "2", "h"],
         ["--perftest", "--loopback"], ["--perftest"], ["--perftest", "--verify", "h"],
+        ["--perftest", "-c", "UD", "h"], ["-c", "UD", "--op", "send", "h"], ["--perftest", "-c", "UD", "--op", "send", "-b", "h"],
+        ["-c", "UD", "--op", "send", "--loopback"], ["--op", "atomic", "-s", "16"],
     ])
     func refused(arguments: [String]) throws {
         let command = try ThroughputCommand.parse(arguments)
@@ -101,10 +103,17 @@ struct ThroughputPerftestOptionTests {
         }
     }
 
-    @Test("-b over ib_write_bw's and ib_read_bw's exchange", arguments: ["write", "read"])
+    @Test("-b over every ib_*_bw's exchange, with -a too", arguments: ["write", "read", "send", "atomic"])
     func bidirectional(operation: String) throws {
         let command = try ThroughputCommand.parse(["--perftest", "--op", operation, "-b", "-q", "2", "h"])
         #expect(try command.parameters().bidirectional)
+        if operation != "atomic" { #expect(try ThroughputCommand.parse(["--perftest", "--op", operation, "-a", "-b", "h"]).parameters().sizes.count == 23) }
+    }
+
+    @Test("-D over every ib_*_bw's exchange; -c UD with SEND", arguments: ["write", "read", "send", "atomic"])
+    func durationAndDatagrams(operation: String) throws {
+        #expect(try ThroughputCommand.parse(["--perftest", "--op", operation, "-D", "2", "h"]).parameters().duration == 2)
+        if operation == "send" { #expect(try ThroughputCommand.parse(["--perftest", "--op", "send", "-c", "UD", "h"]).parameters().sizes == [65536]) }
     }
 
     @Test("a plain WRITE, READ or SEND client is accepted (ib_write_bw, ib_read_bw, ib_send_bw)", arguments: ["write", "read", "send"])

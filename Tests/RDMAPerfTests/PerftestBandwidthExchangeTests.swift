@@ -8,7 +8,8 @@ import Testing
 /// client's last size; `received`: what our SEND server counted, or with `bidirectional`
 /// what our -b server printed).
 func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iterations: Int, duration: Double? = nil, bidirectional: Bool = false,
-                               clientQueuePairs: Int = 1, serverQueuePairs: Int = 1, address: UInt8) throws -> (sent: Result<[BandwidthStatistics], PerfError>, served: PerfError?, report: PerftestBandwidthReport?, received: [BandwidthStatistics]) {
+                               clientQueuePairs: Int = 1, serverQueuePairs: Int = 1, connection: QueuePairKind = .reliableConnected,
+                               address: UInt8) throws -> (sent: Result<[BandwidthStatistics], PerfError>, served: PerfError?, report: PerftestBandwidthReport?, received: [BandwidthStatistics]) {
     let size = sizes.max() ?? 0
     let server = try DeviceSelection.open(.soft(address: "127.0.34.\(address)"), port: 1, gidIndex: nil) { _ in }
     defer { server.close() }
@@ -30,7 +31,8 @@ func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iter
             received.withLock { $0 = result }
         } else if operation == .send {
             let result = try PerftestBandwidth.serveSend(opened: server, control: control, size: size, sizeCount: sizes.count,
-                                                         queuePairs: serverQueuePairs, inlineSize: nil, qpTimeout: 14, timeout: 20, log: { _ in })
+                                                         queuePairs: serverQueuePairs, connection: connection, inlineSize: nil, qpTimeout: 14,
+                                                         timeout: 20, log: { _ in })
             received.withLock { $0 = result }
         } else {
             let result = try PerftestBandwidth.serve(opened: server, control: control, queuePairs: serverQueuePairs, inlineSize: nil,
@@ -42,7 +44,7 @@ func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iter
     do {
         let control = try connectControl(host: "127.0.0.1", port: listener.port, timeout: 10)
         defer { control.close() }
-        sent = .success(try PerftestBandwidth.runClient(opened: client, control: control, parameters: parameters, log: { _ in }))
+        sent = .success(try PerftestBandwidth.runClient(opened: client, control: control, parameters: parameters, connection: connection, log: { _ in }))
     } catch {
         sent = .failure(error)
     }
@@ -148,9 +150,10 @@ extension Result {
 /// sides run, the reports are swapped and each side prints the sum of both directions.
 @Suite("perftest exchange: bidirectional (ib_write_bw/ib_read_bw -b)", .serialized)
 struct PerftestBidirectionalTests {
-    @Test("our --perftest -b client against our -b server answering ib_write_bw/ib_read_bw -b", arguments: [BandwidthOperation.write, .read])
+    @Test("our --perftest -b client against our -b server answering ib_write_bw/ib_read_bw/ib_atomic_bw/ib_send_bw -b",
+          arguments: [BandwidthOperation.write, .read, .atomic, .send])
     func bidirectional(operation: BandwidthOperation) throws {
-        let size = 4096, iterations = 200
+        let size = operation == .atomic ? BandwidthOperation.atomicSize : 4096, iterations = 200
         let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: [size], iterations: iterations, bidirectional: true, address: 41)
         if let error = outcome.served { throw error }
         let mine = try #require(try outcome.sent.get().first), theirs = try #require(outcome.received.first)
@@ -158,5 +161,96 @@ struct PerftestBidirectionalTests {
         #expect(theirs.messages == 2 * iterations)
         #expect(mine.messageSize == size && theirs.messageSize == size)
         #expect(mine.averageBytesPerSecond > 0 && theirs.averageBytesPerSecond > 0)
+    }
+}
+
+/// `ib_write_bw -D -b` (and READ, atomic): both sides run on their own clocks, then swap
+/// their reports as after -n.
+@Suite("perftest exchange: both ways for a time (ib_*_bw -D -b)", .serialized)
+struct PerftestBidirectionalDurationTests {
+    @Test("our --perftest -D -b client against our -D -b server", arguments: [BandwidthOperation.write, .read, .atomic])
+    func bothWaysForATime(operation: BandwidthOperation) throws {
+        let size = operation == .atomic ? BandwidthOperation.atomicSize : 4096
+        let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: [size], iterations: 0, duration: 0.3, bidirectional: true,
+                                                    address: 171)
+        if let error = outcome.served { throw error }
+        let mine = try #require(try outcome.sent.get().first), theirs = try #require(outcome.received.first)
+        #expect(mine.messages > 0 && mine.messages == theirs.messages, "each side sums both directions: \(mine.messages) vs \(theirs.messages)")
+        #expect(mine.messageSize == size)
+    }
+}
+
+/// `ib_*_bw -a -b`: each size in turn both ways — WRITE/READ with a key line before and
+/// after each size's run, SEND with its receives posted and a key line before and after —
+/// the reports swapped after each size.
+@Suite("perftest exchange: all sizes both ways (ib_*_bw -a -b)", .serialized)
+struct PerftestAllSizesBidirectionalTests {
+    @Test("our --perftest -a -b client against our -a -b server", arguments: [BandwidthOperation.write, .read, .send])
+    func allSizesBothWays(operation: BandwidthOperation) throws {
+        let sizes = (1...12).map { 1 << $0 }, iterations = 20
+        let outcome = try runPerftestBandwidthPeers(operation: operation, sizes: sizes, iterations: iterations, bidirectional: true, address: 121)
+        if let error = outcome.served { throw error }
+        let mine = try outcome.sent.get()
+        #expect(mine.map(\.messageSize) == sizes)
+        #expect(outcome.received.map(\.messageSize) == sizes)
+        #expect(mine.allSatisfy { $0.messages == 2 * iterations }, "\(mine.map(\.messages))")
+        #expect(outcome.received.allSatisfy { $0.messages == 2 * iterations }, "\(outcome.received.map(\.messages))")
+    }
+}
+
+/// `ib_atomic_bw`: `ib_read_bw`'s exchange with 8-byte FETCH_AND_ADDs; the server is the
+/// passive target and prints the client's report.
+@Suite("perftest exchange: atomic bandwidth (ib_atomic_bw)", .serialized)
+struct PerftestAtomicBandwidthTests {
+    @Test("our --perftest --op atomic client against our server answering ib_atomic_bw, -q 1 and 2", arguments: [1, 2])
+    func atomic(queuePairs: Int) throws {
+        let iterations = 300
+        let outcome = try runPerftestBandwidthPeers(operation: .atomic, sizes: [BandwidthOperation.atomicSize], iterations: iterations,
+                                                    clientQueuePairs: queuePairs, serverQueuePairs: queuePairs, address: 131)
+        if let error = outcome.served { throw error }
+        let sent = try #require(try outcome.sent.get().last)
+        #expect(sent.messages == iterations * queuePairs)
+        #expect(sent.messageSize == 8)
+        let report = try #require(outcome.report)
+        #expect(report.size == 8 && report.iterations == UInt64(iterations * queuePairs))
+        #expect(report.averageMiBps > 0)
+    }
+}
+
+/// `ib_send_bw -D`: the client sends for -D, then the close; our SEND server counts until
+/// that close (it needs no -D).
+@Suite("perftest exchange: SEND bandwidth for a time (ib_send_bw -D)", .serialized)
+struct PerftestSendDurationTests {
+    @Test("our --perftest --op send -D client against our server answering ib_send_bw -D")
+    func sendDuration() throws {
+        let outcome = try runPerftestBandwidthPeers(operation: .send, sizes: [4096], iterations: 0, duration: 0.3, address: 141)
+        if let error = outcome.served { throw error }
+        let sent = try #require(try outcome.sent.get().last)
+        #expect(sent.messages > 0)
+        let received = try #require(outcome.received.last)
+        #expect(received.messages == sent.messages - 1, "every SEND counted (the first starts the clock)")
+    }
+}
+
+/// `ib_send_bw -c UD`: SENDs over UD QPs (each aimed at the peer's QP of the same index),
+/// counted by our server until the client's close; `-a` sweeps 2 B … the path MTU.
+@Suite("perftest exchange: SEND bandwidth over UD (ib_send_bw -c UD)", .serialized)
+struct PerftestDatagramBandwidthTests {
+    @Test("our --perftest -c UD client against our server answering ib_send_bw -c UD: one size on 2 QPs, and -a")
+    func datagrams() throws {
+        // 200 per QP against 256 receives posted on each: none can find its receive queue empty (UD drops those).
+        let one = try runPerftestBandwidthPeers(operation: .send, sizes: [512], iterations: 200, clientQueuePairs: 2, serverQueuePairs: 2,
+                                                connection: .unreliableDatagram, address: 151)
+        if let error = one.served { throw error }
+        let sent = try #require(try one.sent.get().last)
+        #expect(sent.messages == 400)
+        #expect(one.received.last?.messages == 399, "every datagram counted (the first starts the clock)")
+        let swept = try runPerftestBandwidthPeers(operation: .send, sizes: (1...23).map { 1 << $0 }, iterations: 20,
+                                                  connection: .unreliableDatagram, address: 161)
+        if let error = swept.served { throw error }
+        let sizes = try swept.sent.get().map(\.messageSize)
+        let mtu = try #require(sizes.last)
+        #expect(sizes == (1...mtu.trailingZeroBitCount).map { 1 << $0 }, "2 B … the path MTU")
+        #expect(swept.received.map(\.messageSize) == sizes, "the server saw each size in turn")
     }
 }

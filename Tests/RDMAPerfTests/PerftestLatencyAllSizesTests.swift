@@ -11,7 +11,8 @@ import Testing
 struct PerftestLatencyAllSizesTests {
     /// Our server answering an `ib_*_lat` client (in the background) and our --perftest
     /// client, on two soft engines; the client's figures and the server's.
-    static func run(operation: LatencyOperation, sizes: [Int], iterations: Int, clientDuration: Double? = nil, serverDuration: Double? = nil,
+    static func run(operation: LatencyOperation, sizes: [Int], serverSizes: [Int]? = nil, iterations: Int, clientDuration: Double? = nil,
+                    serverDuration: Double? = nil, connection: QueuePairKind = .reliableConnected,
                     address: UInt8) throws -> (measured: [LatencyResult], served: [LatencyResult]) {
         let server = try DeviceSelection.open(.soft(address: "127.0.35.\(address)"), port: 1, gidIndex: nil) { _ in }
         defer { server.close() }
@@ -23,7 +24,8 @@ struct PerftestLatencyAllSizesTests {
         let task = BackgroundTask { () throws(PerfError) in
             let control = try listener.accept(timeout: 30)
             defer { control.close() }
-            let results = try PerftestLatency.run(opened: server, control: control, isClient: false, operation: operation, sizes: sizes,
+            let results = try PerftestLatency.run(opened: server, control: control, isClient: false, operation: operation, connection: connection,
+                                                  sizes: serverSizes ?? sizes,
                                                   iterations: iterations, duration: serverDuration, inlineSize: nil, qpTimeout: 14,
                                                   timeout: 20, runTimeout: 60, log: { _ in })
             served.withLock { $0 = results }
@@ -32,7 +34,8 @@ struct PerftestLatencyAllSizesTests {
         let measured: [LatencyResult]
         do {
             defer { control.close() }
-            measured = try PerftestLatency.run(opened: client, control: control, isClient: true, operation: operation, sizes: sizes,
+            measured = try PerftestLatency.run(opened: client, control: control, isClient: true, operation: operation, connection: connection,
+                                               sizes: sizes,
                                                iterations: iterations, duration: clientDuration, inlineSize: nil, qpTimeout: 14, timeout: 20,
                                                log: { _ in })
         }
@@ -55,9 +58,17 @@ struct PerftestLatencyAllSizesTests {
         // ib_write_lat's server role times its own posts too; the SEND echo and the READ target do not measure.
         #expect(served.map(\.size) == (operation == .write ? sizes : []))
     }
+
+    @Test("our server as the target of ib_read_lat -a / ib_atomic_lat needs none of the client's flags (its default -s 2, -n 1000)",
+          arguments: [LatencyOperation.read, .atomic])
+    func targetNeedsNoFlags(operation: LatencyOperation) throws {
+        let sizes = operation == .read ? (1...23).map { 1 << $0 } : [8]
+        let (measured, _) = try Self.run(operation: operation, sizes: sizes, serverSizes: [operation == .read ? 2 : 8], iterations: 4, address: 41)
+        #expect(measured.map(\.size) == sizes, "every size read from the server's region")
+    }
 }
 
-/// `ib_send_lat -D`/`ib_read_lat -D`'s exchange: no run length is exchanged, each side runs
+/// `ib_send_lat -D`/`ib_read_lat -D`/`ib_write_lat -D`'s exchange: no run length is exchanged, each side runs
 /// on its own clock (perftest's from its first received message) and then closes.
 @Suite("perftest exchange: duration (ib_*_lat -D)", .serialized)
 struct PerftestLatencyDurationTests {
@@ -71,11 +82,44 @@ struct PerftestLatencyDurationTests {
         #expect(result.statistics.sampleCount != 1000, "ran by time, not by -n")
     }
 
+    /// `ib_write_lat -D`: the marker ping-pong runs until each side's own clock runs out;
+    /// a side whose peer stopped first stops waiting when its own -D ends.
+    @Test("our --perftest -D client against our server answering ib_write_lat -D (each side's clock; the server's shorter)",
+          arguments: [(0.3, 0.3), (0.4, 0.2), (0.2, 0.4)])
+    func writeDuration(client: Double, server: Double) throws {
+        let (measured, served) = try PerftestLatencyAllSizesTests.run(operation: .write, sizes: [64], iterations: 1000, clientDuration: client,
+                                                                      serverDuration: server, address: 31)
+        let mine = try #require(measured.first), theirs = try #require(served.first)
+        #expect(mine.size == 64 && theirs.size == 64)
+        #expect(mine.statistics.sampleCount > 0 && theirs.statistics.sampleCount > 0, "\(mine.statistics.sampleCount), \(theirs.statistics.sampleCount)")
+        #expect(mine.statistics.sampleCount != 999, "ran by time, not by -n")
+        // Both sides time the same lockstep rounds until the first one stops.
+        #expect(abs(mine.statistics.sampleCount - theirs.statistics.sampleCount) <= 2, "\(mine.statistics.sampleCount) vs \(theirs.statistics.sampleCount)")
+    }
+
     @Test("a SEND server that stops first (its clock starts and ends earlier): the client drops the unanswered round trip instead of failing")
     func serverStopsFirst() throws {
         let (measured, _) = try PerftestLatencyAllSizesTests.run(operation: .send, sizes: [8], iterations: 1000, clientDuration: 0.6,
                                                                  serverDuration: 0.15, address: 21)
         let result = try #require(measured.first)
         #expect(result.statistics.sampleCount > 0)
+    }
+}
+
+/// `ib_send_lat -c UD`: the same exchange over UD QPs — each SEND aimed at the peer's QP
+/// through an address handle, each receive with room for the route header — and `-a`
+/// sweeping 2 B … the path MTU.
+@Suite("perftest exchange: SEND latency over UD (ib_send_lat -c UD)", .serialized)
+struct PerftestDatagramLatencyTests {
+    @Test("our --perftest -c UD client against our server answering ib_send_lat -c UD, one size and -a")
+    func datagrams() throws {
+        let (one, _) = try PerftestLatencyAllSizesTests.run(operation: .send, sizes: [64], iterations: 200, connection: .unreliableDatagram, address: 51)
+        #expect(one.map(\.size) == [64])
+        #expect(one.first?.statistics.sampleCount == 200)
+        let (swept, _) = try PerftestLatencyAllSizesTests.run(operation: .send, sizes: (1...23).map { 1 << $0 }, iterations: 20,
+                                                              connection: .unreliableDatagram, address: 61)
+        let mtu = try #require(swept.last?.size)
+        #expect(swept.map(\.size) == (1...mtu.trailingZeroBitCount).map { 1 << $0 }, "2 B … the path MTU, as ib_send_lat -c UD -a")
+        #expect([256, 512, 1024, 2048, 4096].contains(mtu))
     }
 }

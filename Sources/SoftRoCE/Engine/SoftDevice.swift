@@ -302,6 +302,9 @@ package final class SoftDevice: @unchecked Sendable {
                                    sendCapacity: sendCapacity, receiveCapacity: receiveCapacity,
                                    maxScatterGather: maxScatterGather, maxInline: maxInline)
             if type == .reliableConnected { qp.pacer = newPacer() }
+            // A UD QP is given no path MTU: its datagrams may be as large as the port's
+            // active MTU (4096, what `SoftTranslate.portAttributes` reports), as on rxe.
+            if type == .unreliableDatagram { qp.mtu = 4096 }
             queuePairs[number] = qp
             queuePairList.append(qp)
             return qp
