@@ -104,6 +104,39 @@ struct ResponderTests {
         #expect(test.device.snapshotCounters().acknowledgementsFlushedByTimer == 1)
     }
 
+    /// The flusher looks less often while the caller keeps entering the engine (a spinning
+    /// caller is then not preempted every millisecond): a caller that polled busily for 20 ms
+    /// after a deferral, then takes one more completion and stops, still gets that deferred
+    /// ACK sent by the flusher.
+    @Test func aDeferredAcknowledgementLeavesAfterTheCallerWasBusyAndStopped() throws {
+        let test = try ScriptedPeer(monotonicClock: true)
+        try test.postReceive(id: 1, test.element(0, 64))
+        try test.postReceive(id: 2, test.element(64, 64))
+        let buffer = UnsafeMutableBufferPointer<SoftCompletion>.allocate(capacity: 4)
+        defer { buffer.deallocate() }
+        test.request(.rcSendOnly, psn: test.receivePSN, payload: [7], round: false)
+        #expect(test.device.poll(test.cq, into: buffer) == 1)
+        let busyUntil = EngineClock.monotonicNanoseconds() + 20_000_000
+        var polls = 0
+        while EngineClock.monotonicNanoseconds() < busyUntil && polls < 100_000 {
+            _ = test.device.poll(test.cq, into: buffer)
+            polls += 1
+            usleep(50)
+        }
+        _ = test.device.locked { test.sent() }   // the first ACK, sent by a busy poll
+        test.request(.rcSendOnly, psn: test.receivePSN + 1, payload: [8], round: false)
+        #expect(test.device.poll(test.cq, into: buffer) == 1)
+        var sent = test.device.locked { test.sent() }
+        #expect(sent.isEmpty, "deferred behind the caller's reply")
+        let limit = EngineClock.monotonicNanoseconds() + 5_000_000_000
+        while sent.isEmpty && EngineClock.monotonicNanoseconds() < limit {
+            usleep(1_000)
+            sent = test.device.locked { test.sent() }
+        }
+        #expect(sent.map(\.opcode) == [.rcAcknowledge])
+        #expect(sent.first?.psn == test.receivePSN + 1)
+    }
+
     /// A SEND with no receive posted draws an RNR NAK carrying the QP's minimum RNR timer,
     /// and is accepted once a receive is there.
     @Test func aSendWithoutAReceiveDrawsAnRNRNAK() throws {

@@ -14,6 +14,7 @@ extension SoftDevice {
     package func postSend(_ qp: SoftQueuePair, _ request: SoftSendRequest, _ list: UnsafeBufferPointer<SoftScatterGather>) throws(SoftRoCEError) {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
+        engineEntries &+= 1
         if let error = enqueueSend(qp, request, list) { throw error }
         guard !closed else { return }
         if qp.isSending {
@@ -113,6 +114,7 @@ extension SoftDevice {
     package func poll(_ queue: SoftCompletionQueue, into buffer: UnsafeMutableBufferPointer<SoftCompletion>) -> Int {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
+        engineEntries &+= 1
         let now = queue.count < buffer.count ? progressLocked(deferringFor: queue) : 0
         let taken = queue.pop(into: buffer)
         if taken == 0 {
