@@ -81,6 +81,18 @@ struct ResponderTests {
         #expect(test.sent().map(\.opcode) == [.rcAcknowledge])
     }
 
+    /// What the device sends without a further call from the caller (its flusher thread):
+    /// waits until something was sent, at most 5 s.
+    func packetsTheFlusherSends(_ test: ScriptedPeer) -> [CapturedPacket] {
+        var sent: [CapturedPacket] = []
+        let limit = EngineClock.monotonicNanoseconds() + 5_000_000_000
+        while sent.isEmpty && EngineClock.monotonicNanoseconds() < limit {
+            usleep(1_000)
+            sent = test.device.locked { test.sent() }
+        }
+        return sent
+    }
+
     /// A deferred ACK leaves within its bound even when the caller never calls again (it waits
     /// on a TCP socket, as perftest does after its last iteration): the flusher sends it, so
     /// the peer is not left retransmitting its last message (kernel rxe with retry_cnt 7
@@ -92,13 +104,8 @@ struct ResponderTests {
         let buffer = UnsafeMutableBufferPointer<SoftCompletion>.allocate(capacity: 4)
         defer { buffer.deallocate() }
         #expect(test.device.poll(test.cq, into: buffer) == 1)
-        var sent = test.device.locked { test.sent() }
-        #expect(sent.isEmpty, "deferred behind the caller's reply")
-        let limit = EngineClock.monotonicNanoseconds() + 5_000_000_000
-        while sent.isEmpty && EngineClock.monotonicNanoseconds() < limit {
-            usleep(1_000)
-            sent = test.device.locked { test.sent() }
-        }
+        #expect(test.device.locked { test.sent() }.isEmpty, "deferred behind the caller's reply")
+        let sent = packetsTheFlusherSends(test)
         #expect(sent.map(\.opcode) == [.rcAcknowledge])
         #expect(sent.first?.psn == test.receivePSN)
         #expect(test.device.snapshotCounters().acknowledgementsFlushedByTimer == 1)
@@ -126,13 +133,8 @@ struct ResponderTests {
         _ = test.device.locked { test.sent() }   // the first ACK, sent by a busy poll
         test.request(.rcSendOnly, psn: test.receivePSN + 1, payload: [8], round: false)
         #expect(test.device.poll(test.cq, into: buffer) == 1)
-        var sent = test.device.locked { test.sent() }
-        #expect(sent.isEmpty, "deferred behind the caller's reply")
-        let limit = EngineClock.monotonicNanoseconds() + 5_000_000_000
-        while sent.isEmpty && EngineClock.monotonicNanoseconds() < limit {
-            usleep(1_000)
-            sent = test.device.locked { test.sent() }
-        }
+        #expect(test.device.locked { test.sent() }.isEmpty, "deferred behind the caller's reply")
+        let sent = packetsTheFlusherSends(test)
         #expect(sent.map(\.opcode) == [.rcAcknowledge])
         #expect(sent.first?.psn == test.receivePSN + 1)
     }

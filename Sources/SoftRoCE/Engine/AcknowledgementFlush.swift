@@ -46,29 +46,30 @@ extension SoftDevice {
 
     /// One tick of the flusher thread: sends the deferred ACKs once they are due and the
     /// caller has stopped entering the engine; parks the flusher (under the lock, so a deferral
-    /// racing with it wakes it again) when idle. Returns how long to sleep before the next tick.
-    func flushDeferredAcknowledgements() -> Int {
+    /// racing with it wakes it again) when idle. `tick` is how long the flusher slept; returns
+    /// how long to sleep before the next look.
+    func flushDeferredAcknowledgements(after tick: Int) -> Int {
         locked {
             guard !closed else { return Self.flusherTickNanoseconds }
             let callerActive = engineEntries != flusherSeenEntries
             flusherSeenEntries = engineEntries
-            flusherTick = callerActive ? min(flusherTick * 2, Self.flusherMaximumTickNanoseconds) : Self.flusherTickNanoseconds
+            let nextTick = callerActive ? min(tick * 2, Self.flusherMaximumTickNanoseconds) : Self.flusherTickNanoseconds
             guard acknowledgementsDeferredSince != 0 else {
                 flusherIdleTicks += 1
-                guard flusherIdleTicks >= Self.idleTicksBeforeParking else { return flusherTick }
+                guard flusherIdleTicks >= Self.idleTicksBeforeParking else { return nextTick }
                 flusherIdleTicks = 0
                 flusherAwake = false
                 acknowledgementFlusher.park()
-                return flusherTick
+                return nextTick
             }
             flusherIdleTicks = 0
             // A caller that entered since the last look will send the ACKs at its next entry.
-            if callerActive { return flusherTick }
+            if callerActive { return nextTick }
             if clock.now() &- acknowledgementsDeferredSince >= Self.acknowledgementDelayBound {
                 counters.acknowledgementsFlushedByTimer += 1
                 sendAcknowledgementsDue()
             }
-            return flusherTick
+            return nextTick
         }
     }
 }
@@ -152,7 +153,7 @@ final class AcknowledgementFlusher: @unchecked Sendable {
             var tick = timespec(tv_sec: 0, tv_nsec: nanoseconds)
             nanosleep(&tick, nil)
             guard let device else { return }
-            nanoseconds = device.flushDeferredAcknowledgements()
+            nanoseconds = device.flushDeferredAcknowledgements(after: nanoseconds)
         }
     }
 }

@@ -69,7 +69,6 @@ package final class SoftDevice: @unchecked Sendable {
     /// Polls and posts so far, and their number at the flusher's last look (`AcknowledgementFlush.swift`).
     @exclusivity(unchecked) var engineEntries: UInt64 = 0
     var flusherSeenEntries: UInt64 = 0
-    var flusherTick = SoftDevice.flusherTickNanoseconds
     let acknowledgementFlusher = AcknowledgementFlusher()
     var nextDomain: UInt32 = 1
     var nextKeyIndex: UInt32 = 1

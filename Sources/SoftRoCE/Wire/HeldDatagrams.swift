@@ -34,7 +34,7 @@ final class HeldDatagrams {
     private(set) var count = 0
     private var byteCount = 0
     /// The socket the held datagrams leave through.
-    private(set) var descriptor: Int32 = -1
+    private var descriptor: Int32 = -1
     /// `sendmmsg` calls made.
     private(set) var calls: UInt64 = 0
 
