@@ -86,22 +86,28 @@ extension DCQCNParameters {
     /// (alibaba-edu/High-Precision-Congestion-Control, `simulation/src/point-to-point/model/rdma-hw.cc`).
     /// `tools/sim-fidelity` compares FabricSim with it on the shipped scenarios.
     ///
-    /// - No byte counter: `RateIncEventTimerMlx` is the model's only increase event; B here is
-    ///   2^40 B, which no run reaches. With mlx5Like's B = 32 767 B every 32 KB sent moves R_C
-    ///   halfway to a target that a run of cuts did not lower, so a 16:1 incast keeps
-    ///   overshooting into PFC (queue p50 1.5 MB); without it the same incast settles.
+    /// - No byte counter, and the timer's stage alone picks the step
+    ///   (``RateIncreaseStages/timerOnly``): `RateIncEventTimerMlx` is the model's only
+    ///   increase event, and `RateIncEventMlx` does fast recovery while the stage is below F,
+    ///   additive increase at F, hyper increase by R_HAI above it. With mlx5Like's B = 32 767 B
+    ///   every 32 KB sent moves R_C halfway to a target that a run of cuts did not lower, so a
+    ///   16:1 incast keeps overshooting into PFC (queue p50 1.5 MB); without it the same
+    ///   incast settles. A byte counter merely too large to fire (B = 2^40 B, as this preset
+    ///   had) is not the same: the paper's rule then never reaches hyper increase, so the
+    ///   victim-flow scenario's victim crept up by R_AI = 5 Mb/s per 300 µs instead of probing
+    ///   S1→S2 by R_HAI, and its queue's p99 from 5 ms on was 79 KB against ns-3's 134 KB.
     /// - R_T ← R_C only on a cut after a timer increase (`CheckRateDecreaseMlx` with
     ///   `CLAMP_TARGET_RATE 0`: no clamp `if (q->mlx.m_rpTimeStage == 0)`).
     ///
     /// Left as in this type: HPCC cuts on a 4 µs grid after the first CNP rather than on each
-    /// CNP, and its hyper increase adds a constant R_HAI rather than i·R_HAI.
+    /// CNP.
     ///
     /// ```swift
     /// let rp = ReactionPoint(parameters: .hpccMellanoxModel, lineRateBitsPerSecond: 40e9)
     /// ```
     public static let hpccMellanoxModel: DCQCNParameters = {
         var parameters = DCQCNParameters.mlx5Like
-        parameters.byteCounterBytes = 1 << 40
+        parameters.rateIncreaseStages = .timerOnly
         parameters.targetRateClamp = .afterTimerIncrease
         return parameters
     }()

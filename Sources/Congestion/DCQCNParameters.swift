@@ -35,6 +35,9 @@ public struct DCQCNParameters: Hashable, Sendable {
     public var minimumCNPInterval: Nanoseconds
     /// Whether a cut also lowers the target rate R_T to R_C; see ``TargetRateClamp``.
     public var targetRateClamp: TargetRateClamp
+    /// Which counters' stages choose between fast recovery, additive and hyper increase;
+    /// see ``RateIncreaseStages``.
+    public var rateIncreaseStages: RateIncreaseStages
 
     public init(
         alphaGain: Double,
@@ -47,7 +50,8 @@ public struct DCQCNParameters: Hashable, Sendable {
         hyperIncreaseBitsPerSecond: Double,
         minimumRateBitsPerSecond: Double,
         minimumCNPInterval: Nanoseconds,
-        targetRateClamp: TargetRateClamp = .everyCut
+        targetRateClamp: TargetRateClamp = .everyCut,
+        rateIncreaseStages: RateIncreaseStages = .timerAndByteCounter
     ) {
         self.alphaGain = alphaGain
         self.initialAlpha = initialAlpha
@@ -60,6 +64,7 @@ public struct DCQCNParameters: Hashable, Sendable {
         self.minimumRateBitsPerSecond = minimumRateBitsPerSecond
         self.minimumCNPInterval = minimumCNPInterval
         self.targetRateClamp = targetRateClamp
+        self.rateIncreaseStages = rateIncreaseStages
     }
 
     /// The fields that make the algorithm meaningless, with the reason; empty when usable.
@@ -103,4 +108,26 @@ public enum TargetRateClamp: String, Hashable, Sendable, CaseIterable {
     case afterByteCounterIncrease
     case afterTimerIncrease
     case afterAnyIncrease
+}
+
+/// Which increase events count towards the stage that picks an increase event's step: fast
+/// recovery (R_T kept), additive increase (R_T += R_AI) or hyper increase (R_T += R_HAI).
+///
+/// | case | rule | source |
+/// |---|---|---|
+/// | ``timerAndByteCounter`` | after the event: both stages < F fast recovery, both ≥ F hyper (i·R_HAI, i = min(stages) − F + 1), else additive | Zhu et al. (SIGCOMM 2015); bobzhuyb/ns3-rdma `QbbNetDevice::rpr_timer_wrapper` |
+/// | ``timerOnly`` | the byte counter does not count; the timer's stage before the event: < F fast recovery, = F additive, > F hyper (R_HAI) | HPCC simulator `RdmaHw::RateIncEventMlx` (`RateIncEventTimerMlx` is its only increase event) |
+///
+/// With ``timerAndByteCounter`` a byte counter that never fires (B larger than a run sends)
+/// keeps its stage at 0, so a flow never reaches hyper increase: once cut it climbs by R_AI
+/// per T for good. ``timerOnly`` reaches hyper increase from the timer alone, F + 1 periods
+/// after a cut.
+///
+/// ```swift
+/// var parameters = DCQCNParameters.mlx5Like
+/// parameters.rateIncreaseStages = .timerOnly   // HPCC's Mellanox model
+/// ```
+public enum RateIncreaseStages: String, Hashable, Sendable, CaseIterable {
+    case timerAndByteCounter
+    case timerOnly
 }

@@ -16,7 +16,9 @@
 /// - an increase event happens when the timer T expires or B bytes have been sent; it first
 ///   advances its own stage counter, then: both stages < F → fast recovery
 ///   (R_C ← (R_T + R_C)/2); both ≥ F → hyper increase (R_T += i·R_HAI, i = min(stages) − F + 1);
-///   otherwise additive increase (R_T += R_AI); after either increase R_C ← (R_T + R_C)/2;
+///   otherwise additive increase (R_T += R_AI); after either increase R_C ← (R_T + R_C)/2.
+///   ``DCQCNParameters/rateIncreaseStages`` `.timerOnly` is HPCC's variant: no byte counter,
+///   the timer's stage alone picks the step;
 /// - R_C never exceeds the line rate.
 ///
 /// Choices the reference leaves open, made here:
@@ -119,10 +121,11 @@ public struct ReactionPoint: Hashable, Sendable {
         }
     }
 
-    /// Counts bytes the sender put on the wire at `now`; each B of them is an increase event.
+    /// Counts bytes the sender put on the wire at `now`; each B of them is an increase event
+    /// (none under ``RateIncreaseStages/timerOnly``).
     public mutating func recordBytesSent(_ bytes: Int, at now: Nanoseconds) {
         advanceTimers(to: now)
-        guard isRateLimited else { return }
+        guard isRateLimited, parameters.rateIncreaseStages == .timerAndByteCounter else { return }
         byteCounterRemainingBytes -= bytes
         while byteCounterRemainingBytes <= 0 {
             byteCounterRemainingBytes += parameters.byteCounterBytes
@@ -132,22 +135,46 @@ public struct ReactionPoint: Hashable, Sendable {
     }
 
     private mutating func increaseRate() {
-        let threshold = parameters.fastRecoveryThreshold
-        if timerStage < threshold && byteCounterStage < threshold {
+        switch increaseStep {
+        case .fastRecovery:
             counters.fastRecoveryEvents += 1
-        } else if timerStage >= threshold && byteCounterStage >= threshold {
-            let stage = min(timerStage, byteCounterStage) - threshold + 1
-            targetRateBitsPerSecond += Double(stage) * parameters.hyperIncreaseBitsPerSecond
-            counters.hyperIncreaseEvents += 1
-        } else {
+        case .additiveIncrease:
             targetRateBitsPerSecond += parameters.additiveIncreaseBitsPerSecond
             counters.additiveIncreaseEvents += 1
+        case .hyperIncrease(let multiple):
+            targetRateBitsPerSecond += Double(multiple) * parameters.hyperIncreaseBitsPerSecond
+            counters.hyperIncreaseEvents += 1
         }
         targetRateBitsPerSecond = min(targetRateBitsPerSecond, lineRateBitsPerSecond)
         currentRateBitsPerSecond = min(
             lineRateBitsPerSecond,
             (targetRateBitsPerSecond + currentRateBitsPerSecond) / 2
         )
+    }
+
+    private enum IncreaseStep {
+        case fastRecovery
+        case additiveIncrease
+        case hyperIncrease(multiple: Int)
+    }
+
+    /// The step of the increase event whose stage counter was just advanced.
+    private var increaseStep: IncreaseStep {
+        let threshold = parameters.fastRecoveryThreshold
+        switch parameters.rateIncreaseStages {
+        case .timerAndByteCounter:
+            if timerStage < threshold && byteCounterStage < threshold { return .fastRecovery }
+            if timerStage >= threshold && byteCounterStage >= threshold {
+                return .hyperIncrease(multiple: min(timerStage, byteCounterStage) - threshold + 1)
+            }
+            return .additiveIncrease
+        case .timerOnly:
+            // RateIncEventMlx reads m_rpTimeStage before RateIncEventTimerMlx counts the event.
+            let stageBefore = timerStage - 1
+            if stageBefore < threshold { return .fastRecovery }
+            if stageBefore == threshold { return .additiveIncrease }
+            return .hyperIncrease(multiple: 1)
+        }
     }
 
     /// Exponentiation by squaring: exact for the small powers that matter and cheap for the

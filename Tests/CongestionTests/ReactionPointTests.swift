@@ -198,6 +198,49 @@ private let lineRate = 40e9
     }
 }
 
+/// HPCC's Mellanox model (`RdmaHw::RateIncEventMlx`) counts only timer events, and its
+/// timer stage alone reaches hyper increase; the paper's rule needs the byte counter's stage
+/// too, so with a byte counter that never fires a flow stays in additive increase for good.
+@Suite struct RateIncreaseStagesTests {
+    @Test func timerOnlyStagesRunFastRecoveryAdditiveThenConstantHyperIncrease() {
+        var parameters = handParameters(byteCounterBytes: 1_000, fastRecoveryThreshold: 2)
+        parameters.rateIncreaseStages = .timerOnly
+        var rp = ReactionPoint(parameters: parameters, lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .zero)
+        rp.receiveCNP(at: .zero)  // α = 1: R_T 20, R_C 10 Gb/s
+        rp.recordBytesSent(5_000, at: .microseconds(1))
+        #expect(rp.byteCounterStage == 0 && rp.currentRateBitsPerSecond == 10e9)
+        // The stage before each event: 0, 1 < F = 2 fast recovery; 2 = F additive (+1);
+        // 3, 4 > F hyper, +R_HAI = 2 each time (not i·R_HAI).
+        let expected: [(target: Double, current: Double)] = [(20, 15), (20, 17.5), (21, 19.25), (23, 21.125), (25, 23.0625)]
+        for (index, rates) in expected.enumerated() {
+            rp.advanceTimers(to: .microseconds(Int64(index + 1) * 100))
+            #expect(rp.targetRateBitsPerSecond == rates.target * 1e9, "event \(index + 1)")
+            #expect(rp.currentRateBitsPerSecond == rates.current * 1e9, "event \(index + 1)")
+        }
+        #expect(rp.counters.fastRecoveryEvents == 2)
+        #expect(rp.counters.additiveIncreaseEvents == 1)
+        #expect(rp.counters.hyperIncreaseEvents == 2)
+    }
+
+    @Test func hpccMellanoxModelReachesHyperIncreaseFromTheTimerAlone() {
+        var rp = ReactionPoint(parameters: .hpccMellanoxModel, lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .zero)
+        rp.advanceTimers(to: .microseconds(300))
+        rp.receiveCNP(at: .microseconds(310))  // after a timer increase: R_T ← R_C
+        let target = rp.targetRateBitsPerSecond
+        #expect(target < 31e9)
+        // T = 300 µs, F = 1: fast recovery, additive (+5 Mb/s), then hyper (+50 Mb/s) per T,
+        // whatever the bytes sent.
+        rp.recordBytesSent(100_000_000, at: .microseconds(320))
+        rp.advanceTimers(to: .microseconds(1510))
+        #expect(abs(rp.targetRateBitsPerSecond - (target + 5e6 + 2 * 50e6)) < 1)
+        #expect(rp.counters.fastRecoveryEvents == 2)
+        #expect(rp.counters.additiveIncreaseEvents == 1)
+        #expect(rp.counters.hyperIncreaseEvents == 2)
+    }
+}
+
 @Suite struct PresetTests {
     @Test func presetsCarryTheirSourcesNumbers() {
         let first = DCQCNParameters.ns3FirstAuthorDefaults
@@ -223,6 +266,10 @@ private let lineRate = 40e9
         #expect(mlx5.rateIncreaseTimer == .microseconds(300) && mlx5.byteCounterBytes == 32_767)
         #expect(mlx5.fastRecoveryThreshold == 1)
         #expect(mlx5.targetRateClamp == .afterAnyIncrease)
+        #expect(mlx5.rateIncreaseStages == .timerAndByteCounter)
+
+        let hpcc = DCQCNParameters.hpccMellanoxModel
+        #expect(hpcc.targetRateClamp == .afterTimerIncrease && hpcc.rateIncreaseStages == .timerOnly)
 
         for (name, parameters) in DCQCNParameters.presets {
             #expect(parameters.problems.isEmpty, "\(name)")

@@ -45,7 +45,7 @@ import Testing
 
         // The line-rate start overshoots (16 × 40 Gb/s for the few µs until marks return, in
         // the HPCC ns-3 simulator as here); from 5 ms on both hold the queue in the band:
-        // p50 ≈ 105 KB, p99 ≈ 320 KB (ns-3 104 KB, 311 KB), no PAUSE after 2 ms.
+        // p50 ≈ 110 KB, p99 ≈ 320 KB (ns-3 104 KB, 311 KB), no PAUSE after 2 ms.
         let (dcqcnResult, dcqcn) = simulate(scenario)
         let queue = try #require(dcqcn.bottleneck)
         #expect(queue.port == "S1->R")
