@@ -33,6 +33,11 @@ public struct DCQCNParameters: Hashable, Sendable {
     public var minimumRateBitsPerSecond: Double
     /// N: the notification point sends at most one CNP per flow per this interval.
     public var minimumCNPInterval: Nanoseconds
+    /// nil: each CNP updates α and cuts at once (Zhu et al.; bobzhuyb/ns3-rdma). Set: HPCC's
+    /// Mellanox model (`RATE_DECREASE_INTERVAL`; mlx5's `rate_reduce_monitor_period`): α is
+    /// updated every K by whether a CNP came in that period, and the rate is cut at most once
+    /// per this period, on a grid from the first CNP, when a CNP came since the last cut.
+    public var rateDecreasePeriod: Nanoseconds?
     /// Whether a cut also lowers the target rate R_T to R_C; see ``TargetRateClamp``.
     public var targetRateClamp: TargetRateClamp
     /// Which counters' stages choose between fast recovery, additive and hyper increase;
@@ -51,7 +56,8 @@ public struct DCQCNParameters: Hashable, Sendable {
         minimumRateBitsPerSecond: Double,
         minimumCNPInterval: Nanoseconds,
         targetRateClamp: TargetRateClamp = .everyCut,
-        rateIncreaseStages: RateIncreaseStages = .timerAndByteCounter
+        rateIncreaseStages: RateIncreaseStages = .timerAndByteCounter,
+        rateDecreasePeriod: Nanoseconds? = nil
     ) {
         self.alphaGain = alphaGain
         self.initialAlpha = initialAlpha
@@ -65,6 +71,7 @@ public struct DCQCNParameters: Hashable, Sendable {
         self.minimumCNPInterval = minimumCNPInterval
         self.targetRateClamp = targetRateClamp
         self.rateIncreaseStages = rateIncreaseStages
+        self.rateDecreasePeriod = rateDecreasePeriod
     }
 
     /// The fields that make the algorithm meaningless, with the reason; empty when usable.
@@ -81,6 +88,7 @@ public struct DCQCNParameters: Hashable, Sendable {
         if !(hyperIncreaseBitsPerSecond >= 0) { found.append(("hyperIncreaseBitsPerSecond", "must not be negative")) }
         if !(minimumRateBitsPerSecond > 0) { found.append(("minimumRateBitsPerSecond", "must be positive")) }
         if minimumCNPInterval < .zero { found.append(("minimumCNPInterval", "must not be negative")) }
+        if let period = rateDecreasePeriod, period <= .zero { found.append(("rateDecreasePeriod", "must be positive")) }
         return found
     }
 }

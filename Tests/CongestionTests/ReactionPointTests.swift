@@ -226,18 +226,63 @@ private let lineRate = 40e9
     @Test func hpccMellanoxModelReachesHyperIncreaseFromTheTimerAlone() {
         var rp = ReactionPoint(parameters: .hpccMellanoxModel, lineRateBitsPerSecond: lineRate)
         rp.receiveCNP(at: .zero)
-        rp.advanceTimers(to: .microseconds(300))
-        rp.receiveCNP(at: .microseconds(310))  // after a timer increase: R_T ← R_C
+        rp.advanceTimers(to: .microseconds(304))  // the cut (at 4 µs), then fast recovery
+        rp.receiveCNP(at: .microseconds(310))
+        rp.advanceTimers(to: .microseconds(312))  // the cut after a timer increase: R_T ← R_C
         let target = rp.targetRateBitsPerSecond
         #expect(target < 31e9)
         // T = 300 µs, F = 1: fast recovery, additive (+5 Mb/s), then hyper (+50 Mb/s) per T,
         // whatever the bytes sent.
         rp.recordBytesSent(100_000_000, at: .microseconds(320))
-        rp.advanceTimers(to: .microseconds(1510))
+        rp.advanceTimers(to: .microseconds(1512))
         #expect(abs(rp.targetRateBitsPerSecond - (target + 5e6 + 2 * 50e6)) < 1)
         #expect(rp.counters.fastRecoveryEvents == 2)
         #expect(rp.counters.additiveIncreaseEvents == 1)
         #expect(rp.counters.hyperIncreaseEvents == 2)
+    }
+}
+
+/// HPCC's timing (`rateDecreasePeriod` set): a CNP raises flags; α moves once per period K that
+/// saw one, the rate is cut at most once per decrease period on a grid from the first CNP.
+@Suite struct PeriodicCNPReactionTests {
+    private func periodic() -> DCQCNParameters {
+        var parameters = handParameters(alphaGain: 0.5)
+        parameters.alphaUpdatePeriod = .microseconds(1)
+        parameters.rateDecreasePeriod = .microseconds(4)
+        return parameters
+    }
+
+    @Test func cnpsOfOnePeriodCutOnceWithTheAlphaOfTheGrid() {
+        var rp = ReactionPoint(parameters: periodic(), lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .microseconds(10))  // the first: the grids start, nothing cut yet
+        #expect(rp.currentRateBitsPerSecond == lineRate && rp.isRateLimited)
+        #expect(rp.nextTimerExpiry == .microseconds(14))
+        rp.receiveCNP(at: .nanoseconds(10_500))
+        rp.receiveCNP(at: .nanoseconds(11_200))
+        // α (g = 1/2) at 11, 12 µs: a CNP came, 1/2 + 1/2 = 1; at 13, 14 µs: none, 1/2, 1/4.
+        #expect(rp.alpha(at: .microseconds(12)) == 1)
+        #expect(rp.alpha(at: .microseconds(14)) == 0.25)
+        rp.advanceTimers(to: .microseconds(14))
+        #expect(rp.currentRateBitsPerSecond == 35e9)  // one cut: 40 · (1 − 1/8)
+        #expect(rp.counters.cnpsHandled == 3)
+        #expect(rp.nextTimerExpiry == .microseconds(114))  // T = 100 µs from the cut
+    }
+
+    @Test func aCNPBringsTheNextCutForwardToTheGrid() {
+        var rp = ReactionPoint(parameters: periodic(), lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .microseconds(10))
+        rp.advanceTimers(to: .microseconds(14))  // α 1 → 1/16 in four quiet periods
+        #expect(rp.currentRateBitsPerSecond == 38.75e9)
+        rp.receiveCNP(at: .microseconds(20))
+        #expect(rp.nextTimerExpiry == .microseconds(22))  // the grid 10 + 4k, not 20 + 4
+        #expect(rp.currentRateBitsPerSecond == 38.75e9)
+        // α halves six more times to 1/1024 by 20 µs; at 21 µs the CNP's period ends
+        // (1/2048 + 1/2), at 22 µs one quiet period halves it.
+        rp.advanceTimers(to: .microseconds(22))
+        let alpha = (1.0 / 2048 + 0.5) / 2
+        #expect(rp.alpha(at: .microseconds(22)) == alpha)
+        #expect(rp.currentRateBitsPerSecond == 38.75e9 * (1 - alpha / 2))
+        #expect(rp.targetRateBitsPerSecond == 38.75e9)
     }
 }
 
@@ -270,6 +315,8 @@ private let lineRate = 40e9
 
         let hpcc = DCQCNParameters.hpccMellanoxModel
         #expect(hpcc.targetRateClamp == .afterTimerIncrease && hpcc.rateIncreaseStages == .timerOnly)
+        #expect(hpcc.minimumCNPInterval == .zero && hpcc.rateDecreasePeriod == .microseconds(4))
+        #expect(mlx5.rateDecreasePeriod == nil)
 
         for (name, parameters) in DCQCNParameters.presets {
             #expect(parameters.problems.isEmpty, "\(name)")

@@ -64,6 +64,12 @@ import Testing
         let scenario = try ScenarioLoader.load(json: JSONSerialization.data(withJSONObject: document))
         #expect(scenario.dcqcn.rateIncreaseStages == .timerOnly)
         #expect(scenario.dcqcn.byteCounterBytes == 32_767)
+        #expect(scenario.dcqcn.rateDecreasePeriod == nil)
+
+        document["dcqcn"] = ["preset": "hpccMellanoxModel", "rateDecreasePeriodMicroseconds": 8]
+        #expect(try ScenarioLoader.load(json: JSONSerialization.data(withJSONObject: document)).dcqcn.rateDecreasePeriod == .microseconds(8))
+        document["dcqcn"] = ["preset": "hpccMellanoxModel", "rateDecreasePeriodMicroseconds": 0]
+        #expect(try ScenarioLoader.load(json: JSONSerialization.data(withJSONObject: document)).dcqcn.rateDecreasePeriod == nil)
     }
 
     @Test func errorsNameTheField() {
@@ -107,6 +113,7 @@ import Testing
             ("dcqcn.minimumCNPIntervalMicroseconds", { $0["dcqcn"] = ["preset": "mlx5Like", "minimumCNPIntervalMicroseconds": -1e300] }),
             ("dcqcn.additiveIncreaseMegabitsPerSecond", { $0["dcqcn"] = ["preset": "mlx5Like", "additiveIncreaseMegabitsPerSecond": 1e300] }),
             ("dcqcn.byteCounterBytes", { $0["dcqcn"] = ["preset": "mlx5Like", "byteCounterBytes": 1 << 62] }),
+            ("dcqcn.rateDecreasePeriodMicroseconds", { $0["dcqcn"] = ["preset": "mlx5Like", "rateDecreasePeriodMicroseconds": -4] }),
             ("pfc.xoffBytes", { $0["pfc"] = ["xoffBytes": 1 << 62, "xonBytes": 0] }),
             ("ecnMarking.kMaxBytes", { $0["ecnMarking"] = ["kMinBytes": 0, "kMaxBytes": 1 << 62, "maximumMarkingProbability": 1] }),
             ("sampling.intervalMicroseconds", { $0["sampling"] = ["intervalMicroseconds": 1e300] }),

@@ -238,6 +238,10 @@ struct ScenarioResolver {
         if let value = section.hyperIncreaseMegabitsPerSecond { parameters.hyperIncreaseBitsPerSecond = try rate(value, .hyperIncreaseMegabitsPerSecond) }
         if let value = section.minimumRateMegabitsPerSecond { parameters.minimumRateBitsPerSecond = try rate(value, .minimumRateMegabitsPerSecond) }
         if let value = section.minimumCNPIntervalMicroseconds { parameters.minimumCNPInterval = try time(value, .minimumCNPIntervalMicroseconds, allowZero: true) }
+        if let value = section.rateDecreasePeriodMicroseconds {
+            let period = try time(value, .rateDecreasePeriodMicroseconds, allowZero: true)
+            parameters.rateDecreasePeriod = period == .zero ? nil : period
+        }
         func rule<Rule: RawRepresentable & CaseIterable>(_ value: String, _ key: ScenarioFile.DCQCNSection.CodingKeys) throws -> Rule
         where Rule.RawValue == String {
             guard let rule = Rule(rawValue: value) else {
@@ -257,6 +261,7 @@ struct ScenarioResolver {
                 "hyperIncreaseBitsPerSecond": .hyperIncreaseMegabitsPerSecond,
                 "minimumRateBitsPerSecond": .minimumRateMegabitsPerSecond,
                 "minimumCNPInterval": .minimumCNPIntervalMicroseconds,
+                "rateDecreasePeriod": .rateDecreasePeriodMicroseconds,
             ]
             throw ScenarioError(field: "dcqcn.\(keys[first.field]?.rawValue ?? first.field)", problem: first.problem)
         }
