@@ -87,7 +87,8 @@ public struct ReactionPoint: Hashable, Sendable {
         return min(cut, nextRateIncrease ?? cut)
     }
 
-    /// α at `now`, with the decay of every whole period K since the last CNP applied.
+    /// α at `now`, with the decay of every whole period K since the last CNP applied (under
+    /// ``DCQCNParameters/rateDecreasePeriod``: every update period K up to `now`).
     public func alpha(at now: Nanoseconds) -> Double {
         if let periodicReaction { return periodicReaction.alpha(at: now) }
         guard isRateLimited, now > lastCNP else { return alphaAtLastCNP }
