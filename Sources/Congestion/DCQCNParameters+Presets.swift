@@ -86,22 +86,38 @@ extension DCQCNParameters {
     /// (alibaba-edu/High-Precision-Congestion-Control, `simulation/src/point-to-point/model/rdma-hw.cc`).
     /// `tools/sim-fidelity` compares FabricSim with it on the shipped scenarios.
     ///
-    /// - No byte counter: `RateIncEventTimerMlx` is the model's only increase event; B here is
-    ///   2^40 B, which no run reaches. With mlx5Like's B = 32 767 B every 32 KB sent moves R_C
-    ///   halfway to a target that a run of cuts did not lower, so a 16:1 incast keeps
-    ///   overshooting into PFC (queue p50 1.5 MB); without it the same incast settles.
+    /// - No byte counter, and the timer's stage alone picks the step
+    ///   (``RateIncreaseStages/timerOnly``): `RateIncEventTimerMlx` is the model's only
+    ///   increase event, and `RateIncEventMlx` does fast recovery while the stage is below F,
+    ///   additive increase at F, hyper increase by R_HAI above it. With mlx5Like's B = 32 767 B
+    ///   every 32 KB sent moves R_C halfway to a target that a run of cuts did not lower, so a
+    ///   16:1 incast keeps overshooting into PFC (queue p50 1.5 MB); without it the same
+    ///   incast settles. A byte counter merely too large to fire (B = 2^40 B, as this preset
+    ///   had) is not the same: the paper's rule then never reaches hyper increase, so the
+    ///   victim-flow scenario's victim crept up by R_AI = 5 Mb/s per 300 µs instead of probing
+    ///   S1→S2 by R_HAI, and its queue's p99 from 5 ms on was 79 KB against ns-3's 134 KB.
     /// - R_T ← R_C only on a cut after a timer increase (`CheckRateDecreaseMlx` with
     ///   `CLAMP_TARGET_RATE 0`: no clamp `if (q->mlx.m_rpTimeStage == 0)`).
+    /// - A CNP for every CE-marked packet (N = 0: `ReceiveUdp` sets the CNP flag on the ACK of
+    ///   each marked packet), and the reaction point's periodic timing
+    ///   (``rateDecreasePeriod`` 4 µs, `RATE_DECREASE_INTERVAL`): α rises by g in each 1 µs
+    ///   period that saw a CNP, the rate is cut at most once per 4 µs. With N = 4 µs at the
+    ///   notification point and α and a cut per CNP instead, α grew up to 4× slower under dense
+    ///   marks: the 16:1 incast's start overshot to a queue p99 of 3.8 MB against ns-3's 2.6 MB,
+    ///   and the victim-flow's flows evened out faster than ns-3's (slower A flow 9.2 against
+    ///   8.5 Gb/s); with this timing 2.6 MB and 8.9 Gb/s (`tools/sim-fidelity`).
     ///
-    /// Left as in this type: HPCC cuts on a 4 µs grid after the first CNP rather than on each
-    /// CNP, and its hyper increase adds a constant R_HAI rather than i·R_HAI.
+    /// Left as in this type: the CNP is a packet of its own, not a flag on an ACK (FabricSim
+    /// sends no ACKs), and α starts at mlx5Like's 1023/1024 where HPCC sets 1.
     ///
     /// ```swift
     /// let rp = ReactionPoint(parameters: .hpccMellanoxModel, lineRateBitsPerSecond: 40e9)
     /// ```
     public static let hpccMellanoxModel: DCQCNParameters = {
         var parameters = DCQCNParameters.mlx5Like
-        parameters.byteCounterBytes = 1 << 40
+        parameters.rateIncreaseStages = .timerOnly
+        parameters.minimumCNPInterval = .zero
+        parameters.rateDecreasePeriod = .microseconds(4)
         parameters.targetRateClamp = .afterTimerIncrease
         return parameters
     }()

@@ -33,8 +33,16 @@ public struct DCQCNParameters: Hashable, Sendable {
     public var minimumRateBitsPerSecond: Double
     /// N: the notification point sends at most one CNP per flow per this interval.
     public var minimumCNPInterval: Nanoseconds
+    /// nil: each CNP updates α and cuts at once (Zhu et al.; bobzhuyb/ns3-rdma). Set: HPCC's
+    /// Mellanox model (`RATE_DECREASE_INTERVAL`; mlx5's `rate_reduce_monitor_period`): α is
+    /// updated every K by whether a CNP came in that period, and the rate is cut at most once
+    /// per this period, on a grid from the first CNP, when a CNP came since the last cut.
+    public var rateDecreasePeriod: Nanoseconds?
     /// Whether a cut also lowers the target rate R_T to R_C; see ``TargetRateClamp``.
     public var targetRateClamp: TargetRateClamp
+    /// Which counters' stages choose between fast recovery, additive and hyper increase;
+    /// see ``RateIncreaseStages``.
+    public var rateIncreaseStages: RateIncreaseStages
 
     public init(
         alphaGain: Double,
@@ -47,7 +55,9 @@ public struct DCQCNParameters: Hashable, Sendable {
         hyperIncreaseBitsPerSecond: Double,
         minimumRateBitsPerSecond: Double,
         minimumCNPInterval: Nanoseconds,
-        targetRateClamp: TargetRateClamp = .everyCut
+        targetRateClamp: TargetRateClamp = .everyCut,
+        rateIncreaseStages: RateIncreaseStages = .timerAndByteCounter,
+        rateDecreasePeriod: Nanoseconds? = nil
     ) {
         self.alphaGain = alphaGain
         self.initialAlpha = initialAlpha
@@ -60,6 +70,8 @@ public struct DCQCNParameters: Hashable, Sendable {
         self.minimumRateBitsPerSecond = minimumRateBitsPerSecond
         self.minimumCNPInterval = minimumCNPInterval
         self.targetRateClamp = targetRateClamp
+        self.rateIncreaseStages = rateIncreaseStages
+        self.rateDecreasePeriod = rateDecreasePeriod
     }
 
     /// The fields that make the algorithm meaningless, with the reason; empty when usable.
@@ -76,6 +88,7 @@ public struct DCQCNParameters: Hashable, Sendable {
         if !(hyperIncreaseBitsPerSecond >= 0) { found.append(("hyperIncreaseBitsPerSecond", "must not be negative")) }
         if !(minimumRateBitsPerSecond > 0) { found.append(("minimumRateBitsPerSecond", "must be positive")) }
         if minimumCNPInterval < .zero { found.append(("minimumCNPInterval", "must not be negative")) }
+        if let period = rateDecreasePeriod, period <= .zero { found.append(("rateDecreasePeriod", "must be positive")) }
         return found
     }
 }
@@ -103,4 +116,26 @@ public enum TargetRateClamp: String, Hashable, Sendable, CaseIterable {
     case afterByteCounterIncrease
     case afterTimerIncrease
     case afterAnyIncrease
+}
+
+/// Which increase events count towards the stage that picks an increase event's step: fast
+/// recovery (R_T kept), additive increase (R_T += R_AI) or hyper increase (R_T += R_HAI).
+///
+/// | case | rule | source |
+/// |---|---|---|
+/// | ``timerAndByteCounter`` | after the event: both stages < F fast recovery, both ≥ F hyper (i·R_HAI, i = min(stages) − F + 1), else additive | Zhu et al. (SIGCOMM 2015); bobzhuyb/ns3-rdma `QbbNetDevice::rpr_timer_wrapper` |
+/// | ``timerOnly`` | the byte counter does not count; the timer's stage before the event: < F fast recovery, = F additive, > F hyper (R_HAI) | HPCC simulator `RdmaHw::RateIncEventMlx` (`RateIncEventTimerMlx` is its only increase event) |
+///
+/// With ``timerAndByteCounter`` a byte counter that never fires (B larger than a run sends)
+/// keeps its stage at 0, so a flow never reaches hyper increase: once cut it climbs by R_AI
+/// per T for good. ``timerOnly`` reaches hyper increase from the timer alone, F + 1 periods
+/// after a cut.
+///
+/// ```swift
+/// var parameters = DCQCNParameters.mlx5Like
+/// parameters.rateIncreaseStages = .timerOnly   // HPCC's Mellanox model
+/// ```
+public enum RateIncreaseStages: String, Hashable, Sendable, CaseIterable {
+    case timerAndByteCounter
+    case timerOnly
 }

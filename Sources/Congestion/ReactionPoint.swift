@@ -13,10 +13,15 @@
 ///   flow recovers from a long congestion episode in one fast-recovery step or crawls back
 ///   from R_min by additive increase;
 /// - α ← (1−g)·α for every K that passes without a CNP;
+/// - with ``DCQCNParameters/rateDecreasePeriod`` set (HPCC's Mellanox model) a CNP neither
+///   moves α nor cuts at once: α is updated every K by whether a CNP came in that period, and
+///   the rate is cut at most once per rate-decrease period (see `PeriodicCNPReaction`);
 /// - an increase event happens when the timer T expires or B bytes have been sent; it first
 ///   advances its own stage counter, then: both stages < F → fast recovery
 ///   (R_C ← (R_T + R_C)/2); both ≥ F → hyper increase (R_T += i·R_HAI, i = min(stages) − F + 1);
-///   otherwise additive increase (R_T += R_AI); after either increase R_C ← (R_T + R_C)/2;
+///   otherwise additive increase (R_T += R_AI); after either increase R_C ← (R_T + R_C)/2.
+///   ``DCQCNParameters/rateIncreaseStages`` `.timerOnly` is HPCC's variant: no byte counter,
+///   the timer's stage alone picks the step;
 /// - R_C never exceeds the line rate.
 ///
 /// Choices the reference leaves open, made here:
@@ -51,10 +56,12 @@ public struct ReactionPoint: Hashable, Sendable {
     public private(set) var byteCounterStage: Int = 0
     /// Bytes still to send before the next byte-counter event.
     public private(set) var byteCounterRemainingBytes: Int
-    /// When the timer T next expires; nil until the first CNP.
-    public private(set) var nextTimerExpiry: Nanoseconds?
     public private(set) var counters = ReactionPointCounters()
 
+    /// When the timer T next expires; nil until the first cut.
+    private var nextRateIncrease: Nanoseconds?
+    /// HPCC's periodic reaction, from the first CNP on; nil when each CNP cuts at once.
+    private var periodicReaction: PeriodicCNPReaction?
     private var alphaAtLastCNP: Double
     private var lastCNP: Nanoseconds = .zero
 
@@ -70,10 +77,20 @@ public struct ReactionPoint: Hashable, Sendable {
     }
 
     /// True once a CNP has arrived: from then on the timers run.
-    public var isRateLimited: Bool { nextTimerExpiry != nil }
+    public var isRateLimited: Bool { nextRateIncrease != nil || periodicReaction != nil }
 
-    /// α at `now`, with the decay of every whole period K since the last CNP applied.
+    /// When ``advanceTimers(to:)`` next has something to do: the timer T's next expiry, or a
+    /// cut the periodic reaction has pending, whichever is first; nil until the first CNP.
+    /// A CNP can bring it forward under ``DCQCNParameters/rateDecreasePeriod``.
+    public var nextTimerExpiry: Nanoseconds? {
+        guard let cut = periodicReaction?.pendingCut else { return nextRateIncrease }
+        return min(cut, nextRateIncrease ?? cut)
+    }
+
+    /// α at `now`, with the decay of every whole period K since the last CNP applied (under
+    /// ``DCQCNParameters/rateDecreasePeriod``: every update period K up to `now`).
     public func alpha(at now: Nanoseconds) -> Double {
+        if let periodicReaction { return periodicReaction.alpha(at: now) }
         guard isRateLimited, now > lastCNP else { return alphaAtLastCNP }
         let periods = (now - lastCNP).rawValue / parameters.alphaUpdatePeriod.rawValue
         guard periods > 0 else { return alphaAtLastCNP }
@@ -83,20 +100,34 @@ public struct ReactionPoint: Hashable, Sendable {
     /// Reacts to a congestion notification packet received at `now`.
     public mutating func receiveCNP(at now: Nanoseconds) {
         advanceTimers(to: now)
+        counters.cnpsHandled += 1
+        if let period = parameters.rateDecreasePeriod {
+            if periodicReaction == nil {
+                periodicReaction = PeriodicCNPReaction(firstCNP: now, parameters: parameters, rateDecreasePeriod: period)
+            } else {
+                periodicReaction!.cnpArrived(at: now)
+            }
+            return
+        }
         let g = parameters.alphaGain
         let alpha = (1 - g) * alpha(at: now) + g
+        cutRate(alpha: alpha, at: now)
+        alphaAtLastCNP = alpha
+        lastCNP = now
+    }
+
+    /// R_C ← R_C·(1 − α/2), not below R_min; the timer, the byte counter and both stage
+    /// counters restart.
+    private mutating func cutRate(alpha: Double, at now: Nanoseconds) {
         if clampsTargetRate { targetRateBitsPerSecond = currentRateBitsPerSecond }
         currentRateBitsPerSecond = max(
             parameters.minimumRateBitsPerSecond,
             currentRateBitsPerSecond * (1 - alpha / 2)
         )
-        alphaAtLastCNP = alpha
-        lastCNP = now
         timerStage = 0
         byteCounterStage = 0
         byteCounterRemainingBytes = parameters.byteCounterBytes
-        nextTimerExpiry = now + parameters.rateIncreaseTimer
-        counters.cnpsHandled += 1
+        nextRateIncrease = now + parameters.rateIncreaseTimer
     }
 
     /// Whether the cut happening now also sets R_T ← R_C: the stage counters still hold the
@@ -110,19 +141,28 @@ public struct ReactionPoint: Hashable, Sendable {
         }
     }
 
-    /// Applies every expiry of the timer T at or before `now`.
+    /// Applies every expiry of the timer T, and every pending periodic cut, at or before
+    /// `now`, in time order.
     public mutating func advanceTimers(to now: Nanoseconds) {
-        while let expiry = nextTimerExpiry, expiry <= now {
-            nextTimerExpiry = expiry + parameters.rateIncreaseTimer
-            timerStage += 1
-            increaseRate()
+        while true {
+            let cut = periodicReaction?.pendingCut.flatMap { $0 <= now ? $0 : nil }
+            if let expiry = nextRateIncrease, expiry <= now, expiry <= cut ?? expiry {
+                nextRateIncrease = expiry + parameters.rateIncreaseTimer
+                timerStage += 1
+                increaseRate()
+            } else if let cut {
+                cutRate(alpha: periodicReaction!.takePendingCut(), at: cut)
+            } else {
+                return
+            }
         }
     }
 
-    /// Counts bytes the sender put on the wire at `now`; each B of them is an increase event.
+    /// Counts bytes the sender put on the wire at `now`; each B of them is an increase event
+    /// (none under ``RateIncreaseStages/timerOnly``).
     public mutating func recordBytesSent(_ bytes: Int, at now: Nanoseconds) {
         advanceTimers(to: now)
-        guard isRateLimited else { return }
+        guard isRateLimited, parameters.rateIncreaseStages == .timerAndByteCounter else { return }
         byteCounterRemainingBytes -= bytes
         while byteCounterRemainingBytes <= 0 {
             byteCounterRemainingBytes += parameters.byteCounterBytes
@@ -132,16 +172,15 @@ public struct ReactionPoint: Hashable, Sendable {
     }
 
     private mutating func increaseRate() {
-        let threshold = parameters.fastRecoveryThreshold
-        if timerStage < threshold && byteCounterStage < threshold {
+        switch increaseStep {
+        case .fastRecovery:
             counters.fastRecoveryEvents += 1
-        } else if timerStage >= threshold && byteCounterStage >= threshold {
-            let stage = min(timerStage, byteCounterStage) - threshold + 1
-            targetRateBitsPerSecond += Double(stage) * parameters.hyperIncreaseBitsPerSecond
-            counters.hyperIncreaseEvents += 1
-        } else {
+        case .additiveIncrease:
             targetRateBitsPerSecond += parameters.additiveIncreaseBitsPerSecond
             counters.additiveIncreaseEvents += 1
+        case .hyperIncrease(let multiple):
+            targetRateBitsPerSecond += Double(multiple) * parameters.hyperIncreaseBitsPerSecond
+            counters.hyperIncreaseEvents += 1
         }
         targetRateBitsPerSecond = min(targetRateBitsPerSecond, lineRateBitsPerSecond)
         currentRateBitsPerSecond = min(
@@ -150,9 +189,34 @@ public struct ReactionPoint: Hashable, Sendable {
         )
     }
 
+    private enum IncreaseStep {
+        case fastRecovery
+        case additiveIncrease
+        case hyperIncrease(multiple: Int)
+    }
+
+    /// The step of the increase event whose stage counter was just advanced.
+    private var increaseStep: IncreaseStep {
+        let threshold = parameters.fastRecoveryThreshold
+        switch parameters.rateIncreaseStages {
+        case .timerAndByteCounter:
+            if timerStage < threshold && byteCounterStage < threshold { return .fastRecovery }
+            if timerStage >= threshold && byteCounterStage >= threshold {
+                return .hyperIncrease(multiple: min(timerStage, byteCounterStage) - threshold + 1)
+            }
+            return .additiveIncrease
+        case .timerOnly:
+            // RateIncEventMlx reads m_rpTimeStage before RateIncEventTimerMlx counts the event.
+            let stageBefore = timerStage - 1
+            if stageBefore < threshold { return .fastRecovery }
+            if stageBefore == threshold { return .additiveIncrease }
+            return .hyperIncrease(multiple: 1)
+        }
+    }
+
     /// Exponentiation by squaring: exact for the small powers that matter and cheap for the
     /// large ones a long quiet period produces.
-    private static func power(_ base: Double, _ exponent: Int64) -> Double {
+    static func power(_ base: Double, _ exponent: Int64) -> Double {
         var result = 1.0
         var factor = base
         var remaining = exponent

@@ -198,6 +198,94 @@ private let lineRate = 40e9
     }
 }
 
+/// HPCC's Mellanox model (`RdmaHw::RateIncEventMlx`) counts only timer events, and its
+/// timer stage alone reaches hyper increase; the paper's rule needs the byte counter's stage
+/// too, so with a byte counter that never fires a flow stays in additive increase for good.
+@Suite struct RateIncreaseStagesTests {
+    @Test func timerOnlyStagesRunFastRecoveryAdditiveThenConstantHyperIncrease() {
+        var parameters = handParameters(byteCounterBytes: 1_000, fastRecoveryThreshold: 2)
+        parameters.rateIncreaseStages = .timerOnly
+        var rp = ReactionPoint(parameters: parameters, lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .zero)
+        rp.receiveCNP(at: .zero)  // α = 1: R_T 20, R_C 10 Gb/s
+        rp.recordBytesSent(5_000, at: .microseconds(1))
+        #expect(rp.byteCounterStage == 0 && rp.currentRateBitsPerSecond == 10e9)
+        // The stage before each event: 0, 1 < F = 2 fast recovery; 2 = F additive (+1);
+        // 3, 4 > F hyper, +R_HAI = 2 each time (not i·R_HAI).
+        let expected: [(target: Double, current: Double)] = [(20, 15), (20, 17.5), (21, 19.25), (23, 21.125), (25, 23.0625)]
+        for (index, rates) in expected.enumerated() {
+            rp.advanceTimers(to: .microseconds(Int64(index + 1) * 100))
+            #expect(rp.targetRateBitsPerSecond == rates.target * 1e9, "event \(index + 1)")
+            #expect(rp.currentRateBitsPerSecond == rates.current * 1e9, "event \(index + 1)")
+        }
+        #expect(rp.counters.fastRecoveryEvents == 2)
+        #expect(rp.counters.additiveIncreaseEvents == 1)
+        #expect(rp.counters.hyperIncreaseEvents == 2)
+    }
+
+    @Test func hpccMellanoxModelReachesHyperIncreaseFromTheTimerAlone() {
+        var rp = ReactionPoint(parameters: .hpccMellanoxModel, lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .zero)
+        rp.advanceTimers(to: .microseconds(304))  // the cut (at 4 µs), then fast recovery
+        rp.receiveCNP(at: .microseconds(310))
+        rp.advanceTimers(to: .microseconds(312))  // the cut after a timer increase: R_T ← R_C
+        let target = rp.targetRateBitsPerSecond
+        #expect(target < 31e9)
+        // T = 300 µs, F = 1: fast recovery, additive (+5 Mb/s), then hyper (+50 Mb/s) per T,
+        // whatever the bytes sent.
+        rp.recordBytesSent(100_000_000, at: .microseconds(320))
+        rp.advanceTimers(to: .microseconds(1512))
+        #expect(abs(rp.targetRateBitsPerSecond - (target + 5e6 + 2 * 50e6)) < 1)
+        #expect(rp.counters.fastRecoveryEvents == 2)
+        #expect(rp.counters.additiveIncreaseEvents == 1)
+        #expect(rp.counters.hyperIncreaseEvents == 2)
+    }
+}
+
+/// HPCC's timing (`rateDecreasePeriod` set): a CNP raises flags; α moves once per period K that
+/// saw one, the rate is cut at most once per decrease period on a grid from the first CNP.
+@Suite struct PeriodicCNPReactionTests {
+    private func periodic() -> DCQCNParameters {
+        var parameters = handParameters(alphaGain: 0.5)
+        parameters.alphaUpdatePeriod = .microseconds(1)
+        parameters.rateDecreasePeriod = .microseconds(4)
+        return parameters
+    }
+
+    @Test func cnpsOfOnePeriodCutOnceWithTheAlphaOfTheGrid() {
+        var rp = ReactionPoint(parameters: periodic(), lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .microseconds(10))  // the first: the grids start, nothing cut yet
+        #expect(rp.currentRateBitsPerSecond == lineRate && rp.isRateLimited)
+        #expect(rp.nextTimerExpiry == .microseconds(14))
+        rp.receiveCNP(at: .nanoseconds(10_500))
+        rp.receiveCNP(at: .nanoseconds(11_200))
+        // α (g = 1/2) at 11, 12 µs: a CNP came, 1/2 + 1/2 = 1; at 13, 14 µs: none, 1/2, 1/4.
+        #expect(rp.alpha(at: .microseconds(12)) == 1)
+        #expect(rp.alpha(at: .microseconds(14)) == 0.25)
+        rp.advanceTimers(to: .microseconds(14))
+        #expect(rp.currentRateBitsPerSecond == 35e9)  // one cut: 40 · (1 − 1/8)
+        #expect(rp.counters.cnpsHandled == 3)
+        #expect(rp.nextTimerExpiry == .microseconds(114))  // T = 100 µs from the cut
+    }
+
+    @Test func aCNPBringsTheNextCutForwardToTheGrid() {
+        var rp = ReactionPoint(parameters: periodic(), lineRateBitsPerSecond: lineRate)
+        rp.receiveCNP(at: .microseconds(10))
+        rp.advanceTimers(to: .microseconds(14))  // α 1 → 1/16 in four quiet periods
+        #expect(rp.currentRateBitsPerSecond == 38.75e9)
+        rp.receiveCNP(at: .microseconds(20))
+        #expect(rp.nextTimerExpiry == .microseconds(22))  // the grid 10 + 4k, not 20 + 4
+        #expect(rp.currentRateBitsPerSecond == 38.75e9)
+        // α halves six more times to 1/1024 by 20 µs; at 21 µs the CNP's period ends
+        // (1/2048 + 1/2), at 22 µs one quiet period halves it.
+        rp.advanceTimers(to: .microseconds(22))
+        let alpha = (1.0 / 2048 + 0.5) / 2
+        #expect(rp.alpha(at: .microseconds(22)) == alpha)
+        #expect(rp.currentRateBitsPerSecond == 38.75e9 * (1 - alpha / 2))
+        #expect(rp.targetRateBitsPerSecond == 38.75e9)
+    }
+}
+
 @Suite struct PresetTests {
     @Test func presetsCarryTheirSourcesNumbers() {
         let first = DCQCNParameters.ns3FirstAuthorDefaults
@@ -223,6 +311,12 @@ private let lineRate = 40e9
         #expect(mlx5.rateIncreaseTimer == .microseconds(300) && mlx5.byteCounterBytes == 32_767)
         #expect(mlx5.fastRecoveryThreshold == 1)
         #expect(mlx5.targetRateClamp == .afterAnyIncrease)
+        #expect(mlx5.rateIncreaseStages == .timerAndByteCounter)
+
+        let hpcc = DCQCNParameters.hpccMellanoxModel
+        #expect(hpcc.targetRateClamp == .afterTimerIncrease && hpcc.rateIncreaseStages == .timerOnly)
+        #expect(hpcc.minimumCNPInterval == .zero && hpcc.rateDecreasePeriod == .microseconds(4))
+        #expect(mlx5.rateDecreasePeriod == nil)
 
         for (name, parameters) in DCQCNParameters.presets {
             #expect(parameters.problems.isEmpty, "\(name)")

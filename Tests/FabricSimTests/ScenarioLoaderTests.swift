@@ -58,6 +58,20 @@ import Testing
         #expect(scenario.links[0].rateBitsPerSecond == 10_000_000_000)
     }
 
+    @Test func increaseStageRuleIsReadFromTheFile() throws {
+        var document = valid
+        document["dcqcn"] = ["preset": "mlx5Like", "rateIncreaseStages": "timerOnly"]
+        let scenario = try ScenarioLoader.load(json: JSONSerialization.data(withJSONObject: document))
+        #expect(scenario.dcqcn.rateIncreaseStages == .timerOnly)
+        #expect(scenario.dcqcn.byteCounterBytes == 32_767)
+        #expect(scenario.dcqcn.rateDecreasePeriod == nil)
+
+        document["dcqcn"] = ["preset": "hpccMellanoxModel", "rateDecreasePeriodMicroseconds": 8]
+        #expect(try ScenarioLoader.load(json: JSONSerialization.data(withJSONObject: document)).dcqcn.rateDecreasePeriod == .microseconds(8))
+        document["dcqcn"] = ["preset": "hpccMellanoxModel", "rateDecreasePeriodMicroseconds": 0]
+        #expect(try ScenarioLoader.load(json: JSONSerialization.data(withJSONObject: document)).dcqcn.rateDecreasePeriod == nil)
+    }
+
     @Test func errorsNameTheField() {
         #expect(error { $0["durationMicrosecond"] = 5 }?.hasPrefix("durationMicrosecond: unknown field") == true)
         #expect(error { $0["pfc"] = ["xoffBytes": 10_000, "xonBytes": 8_000, "xof": 1] }?.hasPrefix("pfc.xof: unknown field") == true)
@@ -70,6 +84,9 @@ import Testing
         #expect(error { $0["flows"] = [["from": "A", "to": "S1"]] } == "flows[0].to: \"S1\" is a switch; flows run between hosts")
         #expect(error { $0["dcqcn"] = ["preset": "fast"] }?.hasPrefix("dcqcn.preset: unknown preset \"fast\"") == true)
         #expect(error { $0["dcqcn"] = ["preset": "mlx5Like", "alphaGain": 0] } == "dcqcn.alphaGain: must be in (0, 1]")
+        #expect(error { $0["dcqcn"] = ["preset": "mlx5Like", "rateIncreaseStages": "bytesOnly"] }
+            == "dcqcn.rateIncreaseStages: unknown rule \"bytesOnly\" (known: timerAndByteCounter, timerOnly)")
+        #expect(error { $0["dcqcn"] = ["preset": "mlx5Like", "targetRateClamp": "never"] }?.hasPrefix("dcqcn.targetRateClamp: unknown rule \"never\"") == true)
         #expect(error { $0["dcqcn"] = ["preset": "mlx5Like", "rateIncreaseTimerMicroseconds": 0] }?.hasPrefix("dcqcn.rateIncreaseTimerMicroseconds: 0.0 µs: must be more than 0") == true)
         #expect(error { $0["pfc"] = ["xoffBytes": 10_000, "xonBytes": 20_000] } == "pfc.xonBytes: must be in 0…xoffBytes")
         #expect(error { $0["ecnMarking"] = ["kMinBytes": 10] } == "ecnMarking.kMaxBytes: missing (give it, or a preset)")
@@ -96,6 +113,7 @@ import Testing
             ("dcqcn.minimumCNPIntervalMicroseconds", { $0["dcqcn"] = ["preset": "mlx5Like", "minimumCNPIntervalMicroseconds": -1e300] }),
             ("dcqcn.additiveIncreaseMegabitsPerSecond", { $0["dcqcn"] = ["preset": "mlx5Like", "additiveIncreaseMegabitsPerSecond": 1e300] }),
             ("dcqcn.byteCounterBytes", { $0["dcqcn"] = ["preset": "mlx5Like", "byteCounterBytes": 1 << 62] }),
+            ("dcqcn.rateDecreasePeriodMicroseconds", { $0["dcqcn"] = ["preset": "mlx5Like", "rateDecreasePeriodMicroseconds": -4] }),
             ("pfc.xoffBytes", { $0["pfc"] = ["xoffBytes": 1 << 62, "xonBytes": 0] }),
             ("ecnMarking.kMaxBytes", { $0["ecnMarking"] = ["kMinBytes": 0, "kMaxBytes": 1 << 62, "maximumMarkingProbability": 1] }),
             ("sampling.intervalMicroseconds", { $0["sampling"] = ["intervalMicroseconds": 1e300] }),

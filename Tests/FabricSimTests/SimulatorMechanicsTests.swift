@@ -49,7 +49,8 @@ private func singleFlow(rate: Int64 = 10_000_000_000, duration: Nanoseconds = .m
     }
 
     @Test func theNotificationPointSendsAtMostOneCNPPerIntervalPerFlow() {
-        let scenario = FabricScenario.incast(senderCount: 4, duration: .milliseconds(5))
+        var scenario = FabricScenario.incast(senderCount: 4, duration: .milliseconds(5))
+        scenario.dcqcn.minimumCNPInterval = .microseconds(4)  // the default preset's N is 0
         let (result, _) = simulate(scenario)
         let interval = scenario.dcqcn.minimumCNPInterval.rawValue
         for flow in result.flows {
@@ -58,6 +59,17 @@ private func singleFlow(rate: Int64 = 10_000_000_000, duration: Nanoseconds = .m
             #expect(flow.cnpsReceived == flow.cnpsSent)
             #expect(flow.reactionPoint.cnpsHandled == flow.cnpsReceived)
             #expect(flow.markedPacketsReceived >= flow.cnpsSent)
+        }
+    }
+
+    @Test func withNoIntervalEveryMarkedPacketEarnsACNP() {
+        let scenario = FabricScenario.incast(senderCount: 4, duration: .milliseconds(5))
+        #expect(scenario.dcqcn.minimumCNPInterval == .zero)
+        let (result, _) = simulate(scenario)
+        for flow in result.flows {
+            #expect(flow.cnpsSent > 0)
+            #expect(flow.cnpsSent == flow.markedPacketsReceived)
+            #expect(flow.reactionPoint.cnpsHandled == flow.cnpsSent)
         }
     }
 

@@ -81,16 +81,19 @@ extension FabricSimulator {
         serviceTransmitter(egress)
     }
 
-    /// Keeps one timer event pending per rate-limited flow. A CNP only ever moves the expiry
-    /// later, so an event already pending fires early at worst and re-arms itself.
+    /// Keeps a timer event pending per rate-limited flow at the reaction point's next expiry.
+    /// An event already pending for a later instant is left to fire as a no-op (a CNP brings
+    /// the expiry forward when it leaves a periodic cut pending); one pending for an earlier
+    /// instant fires early at worst and re-arms.
     private mutating func armReactionPointTimer(_ flow: Int) {
-        guard !flows[flow].timerEventPending, let expiry = flows[flow].reactionPoint.nextTimerExpiry else { return }
-        flows[flow].timerEventPending = true
-        events.schedule(.reactionPointTimer(flow: Int32(flow)), at: expiry.rawValue)
+        guard let expiry = flows[flow].reactionPoint.nextTimerExpiry?.rawValue, expiry < flows[flow].timerEventAt else { return }
+        flows[flow].timerEventAt = expiry
+        events.schedule(.reactionPointTimer(flow: Int32(flow)), at: expiry)
     }
 
     mutating func fireReactionPointTimer(_ flow: Int) {
-        flows[flow].timerEventPending = false
+        guard now == flows[flow].timerEventAt else { return }
+        flows[flow].timerEventAt = .max
         guard flows[flow].sending else { return }
         flows[flow].reactionPoint.advanceTimers(to: Nanoseconds(now))
         armReactionPointTimer(flow)

@@ -89,5 +89,6 @@ struct FlowState {
     /// The route position of the first switch that has no MAC entry for the destination
     /// (where `packet.hop` equals it, that switch floods or drops); -1: none.
     let unknownDestinationHop: Int
-    var timerEventPending = false
+    /// When the pending reaction-point timer event fires; `.max` when none is pending.
+    var timerEventAt = Int64.max
 }

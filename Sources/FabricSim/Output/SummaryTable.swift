@@ -16,9 +16,11 @@ public struct SummaryTable: Sendable {
         if summary.dcqcnEnabled {
             lines.append(
                 "  DCQCN on: g \(String(format: "%.5f", p.alphaGain)), K \(p.alphaUpdatePeriod), T \(p.rateIncreaseTimer), "
-                    + "B \(p.byteCounterBytes) B, F \(p.fastRecoveryThreshold), R_AI \(Self.rate(p.additiveIncreaseBitsPerSecond)), "
-                    + "R_HAI \(Self.rate(p.hyperIncreaseBitsPerSecond)), N \(p.minimumCNPInterval), R_min \(Self.rate(p.minimumRateBitsPerSecond)), "
-                    + "R_T clamp \(p.targetRateClamp.rawValue)"
+                    + "B \(p.rateIncreaseStages == .timerOnly ? "off" : "\(p.byteCounterBytes) B"), F \(p.fastRecoveryThreshold), "
+                    + "R_AI \(Self.rate(p.additiveIncreaseBitsPerSecond)), R_HAI \(Self.rate(p.hyperIncreaseBitsPerSecond)), "
+                    + "N \(p.minimumCNPInterval), R_min \(Self.rate(p.minimumRateBitsPerSecond)), "
+                    + "R_T clamp \(p.targetRateClamp.rawValue), increase stages \(p.rateIncreaseStages.rawValue), "
+                    + "cut \(p.rateDecreasePeriod.map { "at most once per \($0)" } ?? "on each CNP")"
             )
         } else {
             lines.append("  DCQCN off (PFC only): senders stay at line rate, no CNPs")

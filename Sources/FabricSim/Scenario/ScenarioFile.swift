@@ -38,12 +38,15 @@ struct ScenarioFile: Decodable {
         var minimumRateMegabitsPerSecond: Double?
         var minimumCNPIntervalMicroseconds: Double?
         var targetRateClamp: String?
+        var rateIncreaseStages: String?
+        var rateDecreasePeriodMicroseconds: Double?
 
         enum CodingKeys: String, CodingKey, CaseIterable {
             case enabled, preset, alphaGain, initialAlpha, alphaUpdatePeriodMicroseconds
             case rateIncreaseTimerMicroseconds, byteCounterBytes, fastRecoveryThreshold
             case additiveIncreaseMegabitsPerSecond, hyperIncreaseMegabitsPerSecond
             case minimumRateMegabitsPerSecond, minimumCNPIntervalMicroseconds, targetRateClamp
+            case rateIncreaseStages, rateDecreasePeriodMicroseconds
         }
     }
 

@@ -238,13 +238,20 @@ struct ScenarioResolver {
         if let value = section.hyperIncreaseMegabitsPerSecond { parameters.hyperIncreaseBitsPerSecond = try rate(value, .hyperIncreaseMegabitsPerSecond) }
         if let value = section.minimumRateMegabitsPerSecond { parameters.minimumRateBitsPerSecond = try rate(value, .minimumRateMegabitsPerSecond) }
         if let value = section.minimumCNPIntervalMicroseconds { parameters.minimumCNPInterval = try time(value, .minimumCNPIntervalMicroseconds, allowZero: true) }
-        if let value = section.targetRateClamp {
-            guard let clamp = TargetRateClamp(rawValue: value) else {
-                let known = TargetRateClamp.allCases.map(\.rawValue).joined(separator: ", ")
-                throw ScenarioError(field: "dcqcn.targetRateClamp", problem: "unknown rule \"\(value)\" (known: \(known))")
-            }
-            parameters.targetRateClamp = clamp
+        if let value = section.rateDecreasePeriodMicroseconds {
+            let period = try time(value, .rateDecreasePeriodMicroseconds, allowZero: true)
+            parameters.rateDecreasePeriod = period == .zero ? nil : period
         }
+        func rule<Rule: RawRepresentable & CaseIterable>(_ value: String, _ key: ScenarioFile.DCQCNSection.CodingKeys) throws -> Rule
+        where Rule.RawValue == String {
+            guard let rule = Rule(rawValue: value) else {
+                let known = Rule.allCases.map(\.rawValue).joined(separator: ", ")
+                throw ScenarioError(field: "dcqcn.\(key.rawValue)", problem: "unknown rule \"\(value)\" (known: \(known))")
+            }
+            return rule
+        }
+        if let value = section.targetRateClamp { parameters.targetRateClamp = try rule(value, .targetRateClamp) }
+        if let value = section.rateIncreaseStages { parameters.rateIncreaseStages = try rule(value, .rateIncreaseStages) }
         if let first = parameters.problems.first {
             let keys: [String: ScenarioFile.DCQCNSection.CodingKeys] = [
                 "alphaGain": .alphaGain, "initialAlpha": .initialAlpha,
@@ -254,6 +261,7 @@ struct ScenarioResolver {
                 "hyperIncreaseBitsPerSecond": .hyperIncreaseMegabitsPerSecond,
                 "minimumRateBitsPerSecond": .minimumRateMegabitsPerSecond,
                 "minimumCNPInterval": .minimumCNPIntervalMicroseconds,
+                "rateDecreasePeriod": .rateDecreasePeriodMicroseconds,
             ]
             throw ScenarioError(field: "dcqcn.\(keys[first.field]?.rawValue ?? first.field)", problem: first.problem)
         }
