@@ -61,7 +61,7 @@ let package = Package(
         // MARK: soft RoCE engine (issue 5)
         .target(name: "CSocketBatch"),
         .target(name: "SoftRoCE", dependencies: ["RoCEWire", "CSocketBatch", "Congestion"]),
-        .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire", "Congestion", "FabricSim"]),
+        .testTarget(name: "SoftRoCETests", dependencies: ["SoftRoCE", "RoCEWire", "Congestion", "FabricSim"], resources: [.copy("Traces")]),
         .executableTarget(name: "softroce-bench", dependencies: ["RDMA"]),
         .executableTarget(name: "rdma-interop", dependencies: ["RDMA"]),
         // The engine's connection manager against kernel rdma_cm peers (rping) in the TAP lab,

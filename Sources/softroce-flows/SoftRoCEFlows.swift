@@ -39,6 +39,8 @@ struct FlowOptions: ParsableArguments {
     var ackTimeout: UInt8 = 17
     @Option(help: "Seconds to wait for the other side's files.")
     var waitSeconds: Double = 30
+    @Flag(help: "With --dcqcn off: still pace each flow at --line-rate-mbps, as a NIC sends at most its line rate, with no ECN and no CNPs (a fabric without congestion control). Without it an off flow is not paced at all.")
+    var paceAtLineRate = false
 
     func validate() throws {
         guard (1...64).contains(flows) else { throw ValidationError("--flows \(flows): give 1…64") }
@@ -58,6 +60,10 @@ struct FlowOptions: ParsableArguments {
         var configuration = SoftDeviceConfiguration(address: address, port: 4791, icrc: .assumeZeroIdentification)
         if let parameters {
             configuration.congestion = .dcqcn(parameters, lineRateBitsPerSecond: lineRateMbps * 1e6)
+        } else if paceAtLineRate {
+            // A reaction point that never hears a CNP (no ECT, no notification point) holds
+            // its flow at the line rate.
+            configuration.congestion = SoftCongestionControl(reactionPoint: .mlx5Like, lineRateBitsPerSecond: lineRateMbps * 1e6)
         }
         return configuration
     }
@@ -161,6 +167,8 @@ struct Send: ParsableCommand {
     var intervalMs: Double = 100
     @Option(help: "Bytes per RDMA WRITE.")
     var messageBytes: Int = 16384
+    @Option(help: "Capture what flow 0 sends and receives (its CNPs among them) to this pcap file, the first 64 MiB.")
+    var capture: String?
     @Option(help: "WRITEs kept outstanding per flow.")
     var depth: Int = 8
 
@@ -199,7 +207,9 @@ struct Send: ParsableCommand {
         var flows: [Flow] = []
         var endpoints: [Endpoint] = []
         for (index, address) in list.enumerated() {
-            let context = try Context(soft: options.configuration(address: address))
+            var configuration = options.configuration(address: address)
+            if index == 0, let capture { configuration.capture = PacketCapture(path: capture) }
+            let context = try Context(soft: configuration)
             let domain = try ProtectionDomain(context: context)
             let queue = try CompletionQueue(context: context, minimumEntries: 256)
             let pair = try QueuePair(protectionDomain: domain, kind: .reliableConnected, sendCompletionQueue: queue, receiveCompletionQueue: queue,

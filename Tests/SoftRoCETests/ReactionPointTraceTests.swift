@@ -1,3 +1,4 @@
+import Foundation
 import Congestion
 @testable import FabricSim
 import RoCEWire
@@ -5,9 +6,9 @@ import Testing
 @testable import SoftRoCE
 
 /// One algorithm, two drivers: the engine's paced queue pair and FabricSim's paced flow, fed
-/// the same recorded CNP arrival times, must hold the same rate at the same instants. Both
-/// wrap `Congestion.ReactionPoint`; what could differ is how each counts bytes, paces packets
-/// and applies timers — which is what this compares.
+/// the same CNP arrival times (written by hand, and recorded in the congestion lab), must hold
+/// the same rate at the same instants. Both wrap `Congestion.ReactionPoint`; what could differ
+/// is how each counts bytes, paces packets and applies timers — which is what this compares.
 @Suite("SoftRoCE reaction point against FabricSim's")
 struct ReactionPointTraceTests {
     /// A WRITE_ONLY of 1024 bytes is 1056 bytes BTH to ICRC, 1098 on an Ethernet link: at
@@ -21,18 +22,36 @@ struct ReactionPointTraceTests {
     /// queue gives: bursts one CNP interval (50 µs) apart while the queue stays above Kmin, then
     /// quiet stretches long enough for the timer and byte counter to raise the rate. Odd
     /// nanoseconds, so that no CNP coincides with a packet or a sample instant.
-    static let cnpArrivals: [Int64] = [
+    static let handWrittenArrivals: [Int64] = [
         100_003, 150_017, 200_029, 250_041, 300_059,
         700_011, 750_023, 800_037,
         1_400_007, 1_450_019, 1_500_031, 1_550_043, 1_600_057, 1_650_061,
         2_300_013, 2_350_027,
     ]
 
-    @Test(arguments: DCQCNParameters.presets.map(\.name))
-    func engineAndSimulatorHoldTheSameRates(preset: String) throws {
+    /// CNP arrivals recorded at a real sender (Traces/congestion-lab-cnp-arrivals.txt: flow 0
+    /// of four through the lab VM's RED queue, whose DCQCN ran with timers ×100). The 300 ms
+    /// from 5 s on (38 CNPs, two in one batch; the flows had settled), brought back to the
+    /// preset's own time scale (÷100) so the 3 ms run sees them; + 3 ns keeps each off the
+    /// whole-µs packet and sample grid.
+    static func recordedArrivals() throws -> [Int64] {
+        let url = try #require(Bundle.module.url(forResource: "congestion-lab-cnp-arrivals", withExtension: "txt", subdirectory: "Traces"))
+        let microseconds = try String(contentsOf: url, encoding: .utf8).split(separator: "\n")
+            .filter { !$0.hasPrefix("#") }.compactMap { Int64($0) }
+        let start: Int64 = 5_000_000, timeScale: Int64 = 100
+        return microseconds.filter { $0 >= start && $0 < start + duration * timeScale / 1000 }
+            .map { ($0 - start) * 1000 / timeScale + 3 }
+    }
+
+    enum Trace: String, CaseIterable { case handWritten, recorded }
+
+    @Test(arguments: DCQCNParameters.presets.map(\.name), Trace.allCases)
+    func engineAndSimulatorHoldTheSameRates(preset: String, trace: Trace) throws {
         let parameters = try #require(DCQCNParameters.presets.first { $0.name == preset }?.parameters)
-        let simulated = simulatorRates(parameters)
-        let engine = try engineRates(parameters)
+        let arrivals = trace == .handWritten ? Self.handWrittenArrivals : try Self.recordedArrivals()
+        #expect(arrivals.count >= 10, "the trace has \(arrivals.count) CNPs in the window")
+        let simulated = simulatorRates(parameters, arrivals: arrivals)
+        let engine = try engineRates(parameters, arrivals: arrivals)
         #expect(simulated.count == engine.count)
         #expect(simulated.count >= Int(Self.duration / Self.sampleInterval))
         var mismatches: [String] = []
@@ -48,7 +67,7 @@ struct ReactionPointTraceTests {
 
     /// FabricSim: two hosts on one link, one endless flow, the CNPs scheduled as arrivals at the
     /// sender's port; R_C read from its time series.
-    func simulatorRates(_ parameters: DCQCNParameters) -> [(time: Int64, rate: Double)] {
+    func simulatorRates(_ parameters: DCQCNParameters, arrivals: [Int64]) -> [(time: Int64, rate: Double)] {
         let scenario = FabricScenario(
             name: "trace", duration: Nanoseconds(Self.duration), packetSizeBytes: Self.packetBytes, dcqcn: parameters,
             marking: ECNMarkingParameters(kMinBytes: 1 << 30, kMaxBytes: 1 << 31, maximumMarkingProbability: 0),
@@ -58,7 +77,7 @@ struct ReactionPointTraceTests {
             links: [.init(nodeA: 0, nodeB: 1, rateBitsPerSecond: Self.lineRate, propagationDelay: .microseconds(1))],
             flows: [.init(name: "flow", route: [0, 1])])
         var simulator = FabricSimulator(scenario: scenario)
-        for arrival in Self.cnpArrivals {
+        for arrival in arrivals {
             simulator.events.schedule(.arrival(port: 0, packet: Packet(flow: 0, sizeBytes: 64, hop: 0, kind: .cnp)), at: arrival)
         }
         let series = simulator.run().timeSeries
@@ -67,7 +86,7 @@ struct ReactionPointTraceTests {
 
     /// The engine: a paced QP streaming one-packet WRITEs to a scripted peer that ACKs at once;
     /// the clock jumps from event to event (the pacer's next send, a CNP, a sample).
-    func engineRates(_ parameters: DCQCNParameters) throws -> [(time: Int64, rate: Double)] {
+    func engineRates(_ parameters: DCQCNParameters, arrivals: [Int64]) throws -> [(time: Int64, rate: Double)] {
         let congestion = SoftCongestionControl(reactionPoint: parameters, lineRateBitsPerSecond: Double(Self.lineRate))
         let peer = try ScriptedPeer(mtu: 1024, depth: 64, congestion: congestion)
         let start = peer.clock.nanoseconds
@@ -81,7 +100,7 @@ struct ReactionPointTraceTests {
         }
         try refill()
         var samples: [(time: Int64, rate: Double)] = []
-        var cnps = Self.cnpArrivals[...]
+        var cnps = arrivals[...]
         var nextSample = Self.sampleInterval
         var steps = 0
         while nextSample <= Self.duration && steps < 1_000_000 {
