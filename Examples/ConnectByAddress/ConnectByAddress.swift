@@ -39,8 +39,24 @@ struct Server: AsyncParsableCommand {
                                                       timeout: .seconds(timeout))
             let message = try await endpoint.receive(connection: connection, timeout: .seconds(timeout))
             print("received \(Message.text(message)), echoing it")
-            try await endpoint.send(message, connection: connection, timeout: .seconds(timeout))
-            let reason = try await connection.waitForDisconnection(timeout: .seconds(timeout))
+            var echoFailure: (any Error)?
+            do {
+                try await endpoint.send(message, connection: connection, timeout: .seconds(timeout))
+            } catch {
+                echoFailure = error
+            }
+            let reason: RDMAError
+            do {
+                reason = try await connection.waitForDisconnection(timeout: .seconds(timeout))
+            } catch {
+                throw echoFailure ?? error
+            }
+            if let echoFailure {
+                // rdma_client disconnects as soon as the echo arrives; its QP can reach the error
+                // state before its ACK of our SEND leaves, and our SEND is then flushed
+                // (WR_FLUSH_ERR). Whether the echo arrived only the peer can tell; it has left.
+                print("the echo was not acknowledged before the peer disconnected: \(echoFailure)")
+            }
             print("disconnected: \(reason.hint ?? "\(reason)")")
             try connection.close()
             served += 1
