@@ -49,13 +49,22 @@ final class Side: @unchecked Sendable {
 var port: UInt16 = 0
 var a: Side!
 var b: Side!
+var lastFailure: (any Error)?
 for candidate in UInt16(20_000)..<UInt16(20_100) {
-    guard let first = try? Side(address: "127.0.0.1", port: candidate) else { continue }
-    guard let second = try? Side(address: "127.0.0.2", port: candidate) else { continue }
-    a = first; b = second; port = candidate
-    break
+    do {
+        let first = try Side(address: "127.0.0.1", port: candidate)
+        b = try Side(address: "127.0.0.2", port: candidate)
+        a = first; port = candidate
+        break
+    } catch {
+        lastFailure = error
+    }
 }
-guard let a, let b else { fatalError("no free UDP port on 127.0.0.1/127.0.0.2") }
+guard let a, let b else {
+    let line = Array("softroce-bench: no soft device pair on ports 20000-20099 of 127.0.0.1/127.0.0.2; the last failure: \(lastFailure.map { "\($0)" } ?? "none")\n".utf8)
+    _ = line.withUnsafeBytes { write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    exit(1)
+}
 let endpointA = try a.pair.localEndpoint(gidIndex: 0, psn: 100)
 let endpointB = try b.pair.localEndpoint(gidIndex: 0, psn: 200)
 try a.pair.connect(to: endpointB, local: endpointA, options: ConnectionOptions(gidIndex: 0))
