@@ -54,8 +54,8 @@ let package = Package(
         ),
 
         // MARK: wire format (issue 3)
-        .systemLibrary(name: "CDeflate", pkgConfig: "libdeflate", providers: [.apt(["libdeflate-dev"])]),
-        .target(name: "RoCEWire", dependencies: ["CDeflate"]),
+        .systemLibrary(name: "CISAL", pkgConfig: "libisal", providers: [.apt(["libisal-dev"])]),
+        .target(name: "RoCEWire", dependencies: ["CISAL"]),
         .testTarget(name: "RoCEWireTests", dependencies: ["RoCEWire"], resources: [.copy("Vectors")]),
 
         // MARK: soft RoCE engine (issue 5)

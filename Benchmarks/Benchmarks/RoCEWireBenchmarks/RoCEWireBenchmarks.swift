@@ -2,7 +2,7 @@ import Benchmark
 import RoCEWire
 
 // The per-packet receive path of the soft engine — parse, then check the ICRC — on a
-// 4 KiB RDMA WRITE, next to the raw CRC-32 (libdeflate) over the same bytes, in the same run, so
+// 4 KiB RDMA WRITE, next to the raw CRC-32 (ISA-L) over the same bytes, in the same run, so
 // that their ratio is meaningful on a shared machine. Both must allocate nothing.
 // tools/bench-rocewire prints the two in GB/s and their ratio.
 
