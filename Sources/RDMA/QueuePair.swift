@@ -23,7 +23,8 @@ public final class QueuePair: ClosableResource, @unchecked Sendable {
     /// it outlives `close()`, and every use checks `isClosed` first.
     private let operations: any QueuePairOperations
     /// True after `close()` — set once the destroy call succeeded.
-    public private(set) var isClosed = false
+    /// Unchecked exclusivity: read on every post, written once by `close()`.
+    @exclusivity(unchecked) public private(set) var isClosed = false
     public let protectionDomain: ProtectionDomain
     public let sendCompletionQueue: CompletionQueue
     public let receiveCompletionQueue: CompletionQueue

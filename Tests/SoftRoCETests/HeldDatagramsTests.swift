@@ -84,6 +84,46 @@ struct HeldDatagramsTests {
         #expect(pair.deviceA.snapshotCounters().completerRetry == 0)
     }
 
+    /// A 60 KiB WRITE is 15 packets: the WRITE FIRST, longer than the rest by its RETH and so
+    /// outside the GSO batch, and 14 in one super-datagram. Both leave in one `sendmmsg` (were
+    /// two calls: the FIRST alone, then the batch), through a raw-socket wire (strict) and a
+    /// plain one (assume-id0), and the bytes arrive intact; a READ's responses likewise.
+    /// With `BatchRole.leads` answered as `.none` (the old rule) this fails: 2 and 3 calls.
+    @Test(arguments: [ICRCVerification.strict, .assumeZeroIdentification])
+    func aLongMessagesFirstPacketLeavesInTheCallOfItsBatch(icrc: ICRCVerification) throws {
+        let pair = try EnginePair(transport: .udp, icrc: icrc, udpAddresses: (.ipv4(0x7F00_0D31), .ipv4(0x7F00_0D32)))
+        let length = 15 * 4096
+        for index in 0..<length { pair.memoryA[index] = UInt8(truncatingIfNeeded: index &* 31 &+ 7) }
+        let before = pair.deviceA.snapshotCounters()
+        try pair.postA(SoftSendRequest(id: 1, opcode: .write, remoteAddress: pair.address(pair.memoryB, 0), remoteKey: pair.regionB.rkey),
+                       pair.sgeA(0, length))
+        let after = pair.deviceA.snapshotCounters()
+        #expect(after.sentPackets - before.sentPackets == 15)
+        #expect(after.sendSystemCalls - before.sendSystemCalls == 1, "\(after.sendSystemCalls - before.sendSystemCalls) send calls for one WRITE")
+        #expect(pair.completions(from: pair.cqA, count: 1).first?.status == .success)
+        #expect(memcmp(pair.memoryA.baseAddress!, pair.memoryB.baseAddress!, length) == 0, "the WRITE's bytes")
+        #expect(pair.deviceB.snapshotCounters().icrcErrors == 0)
+
+        // A READ of the same 15 packets: B's READ RESPONSE FIRST (longer by its AETH) and the
+        // MIDDLE ones after it leave B in one call, the LAST (an AETH again) in a second (were 3).
+        for index in 0..<length { pair.memoryB[index] = UInt8(truncatingIfNeeded: index &* 13 &+ 1) }
+        try pair.postA(SoftSendRequest(id: 2, opcode: .read, remoteAddress: pair.address(pair.memoryB, 0), remoteKey: pair.regionB.rkey),
+                       pair.sgeA(length, length))
+        let responderBefore = pair.deviceB.snapshotCounters()
+        var rounds = 0
+        while pair.deviceB.snapshotCounters().sentPackets - responderBefore.sentPackets < 15 && rounds < 100_000 {
+            pair.deviceB.progress()
+            rounds += 1
+        }
+        let responderAfter = pair.deviceB.snapshotCounters()
+        #expect(responderAfter.sentPackets - responderBefore.sentPackets == 15)
+        #expect(responderAfter.sendSystemCalls - responderBefore.sendSystemCalls == 2,
+                "\(responderAfter.sendSystemCalls - responderBefore.sendSystemCalls) send calls for one READ's responses")
+        #expect(pair.completions(from: pair.cqA, count: 1).first?.status == .success)
+        #expect(memcmp(pair.memoryA.baseAddress! + length, pair.memoryB.baseAddress!, length) == 0, "the READ's bytes")
+        #expect(pair.deviceA.snapshotCounters().icrcErrors == 0)
+    }
+
     /// 300 SENDs of 100 bytes posted at once (more than one round's `sendmmsg` holds, and more
     /// than the window): each arrives once, in order, with its own bytes.
     @Test func manySmallSendsArriveInOrderWithTheirBytes() throws {

@@ -10,7 +10,7 @@ extension SoftDevice {
     /// the engine writes into it).
     @inline(__always)
     func localBuffer(_ qp: SoftQueuePair, _ element: SoftScatterGather, write: Bool) -> UnsafeMutableRawPointer? {
-        guard let region = regions[element.lkey], region.valid, region.domain == qp.domain,
+        guard let region = region(keyed: element.lkey), region.valid, region.domain == qp.domain,
               region.contains(element.address, Int(element.length)),
               !write || region.access.contains(.localWrite) else { return nil }
         return UnsafeMutableRawPointer(bitPattern: UInt(element.address))
@@ -19,9 +19,19 @@ extension SoftDevice {
     /// The remote target of a RETH or AtomicETH, if `key` grants `length` bytes at `address`
     /// with `access` to this QP (the QP must allow the access too).
     func remoteTarget(_ qp: SoftQueuePair, key: UInt32, address: UInt64, length: Int, access: SoftAccess) -> UnsafeMutableRawPointer? {
-        guard qp.access.contains(access), let region = regions[key], region.valid, region.domain == qp.domain,
+        guard qp.access.contains(access), let region = region(keyed: key), region.valid, region.domain == qp.domain,
               region.access.contains(access), region.contains(address, length) else { return nil }
         return UnsafeMutableRawPointer(bitPattern: UInt(address))
+    }
+
+    /// `regions[key]`, answered without hashing when the lookup before was for the same key
+    /// (a buffer is used again and again: hashing was a fifth of a small send's gather).
+    @inline(__always)
+    func region(keyed key: UInt32) -> SoftMemoryRegion? {
+        if key == lastRegionKey, let region = lastRegion { return region }
+        guard let region = regions[key] else { return nil }
+        (lastRegionKey, lastRegion) = (key, region)
+        return region
     }
 
     /// Copies `count` bytes between `buffer` and the list's bytes starting `offset` bytes in.

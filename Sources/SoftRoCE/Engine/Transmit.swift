@@ -33,10 +33,12 @@ extension SoftDevice {
             return false
         }
         let packet = UnsafeMutableRawBufferPointer(start: sendBuffer, count: total)
-        let sourcePort = wire.choosesSourcePort ? udpSourcePort : wire.local.port
+        // One strong copy per packet: each call through the stored `wire` retains and releases it.
+        let wire = self.wire
+        let sourcePort = wire.choosesSourcePort ? udpSourcePort : port
         let ipv4 = wire.prepareSend(length: total, from: sourcePort, to: destination, trafficClass: trafficClass,
-                                    opensBatch: Self.opensSegmentBatch(headers.bth.opcode))
-        let flow = Self.encapsulation(from: WireEndpoint(wire.local.address, port: sourcePort), to: destination, ipv4: ipv4)
+                                    batchRole: Self.batchRole(headers.bth.opcode))
+        let flow = Self.encapsulation(from: WireEndpoint(address, port: sourcePort), to: destination, ipv4: ipv4)
         guard (try? ICRC.seal(transportPacket: packet, encapsulation: flow)) != nil else {
             counters.sendFailed += 1
             return false
@@ -63,6 +65,7 @@ extension SoftDevice {
     /// were counted as sent: the retransmit timer recovers them, as for any loss on the path.
     @inline(__always)
     func batchingSends(_ body: () -> Void) {
+        let wire = self.wire
         wire.holdSends()
         body()
         countSendFailure(wire.releaseSends())
@@ -73,6 +76,14 @@ extension SoftDevice {
     @inline(__always)
     static func opensSegmentBatch(_ opcode: Opcode) -> Bool {
         opcode == .rcSendFirst || opcode == .rcSendMiddle || opcode == .rcRDMAWriteMiddle || opcode == .rcRDMAReadResponseMiddle
+    }
+
+    /// `opensSegmentBatch`, or the first packet of a WRITE or READ response whose middle
+    /// packets open a batch next (`BatchRole.leads`).
+    @inline(__always)
+    static func batchRole(_ opcode: Opcode) -> BatchRole {
+        if opensSegmentBatch(opcode) { return .opens }
+        return opcode == .rcRDMAWriteFirst || opcode == .rcRDMAReadResponseFirst ? .leads : .none
     }
 
     /// The IP and UDP fields the ICRC covers for a datagram from `source` to `destination`

@@ -15,8 +15,11 @@ import CSocketBatch
 /// - All held datagrams leave through one socket (the raw socket for per-QP source ports, or
 ///   the UDP socket); a datagram for another socket sends the held ones first, so that the
 ///   order of packets is the order the engine produced them in.
-/// - The wire sends held datagrams before it opens a GSO batch, and a GSO batch before it holds
-///   a datagram: at most one of the two is pending, and neither overtakes the other.
+/// - A GSO batch leaves after the datagrams held before it opened, and before any held after:
+///   when they share its socket (the first packet of a long WRITE or READ response, whose
+///   longer header keeps it out of the batch its message opens next), in the same `sendmmsg`
+///   as the batch's last message (`send(followedBy:)`); otherwise the held ones are sent when the
+///   batch opens. Nothing overtakes anything.
 /// - A datagram `sendmmsg` could not send is lost like a dropped packet (the retransmit timer
 ///   recovers it); the rest are still sent.
 ///
@@ -31,19 +34,27 @@ final class HeldDatagrams {
     private let addresses: UnsafeMutablePointer<SocketAddress>
     private let vectors: UnsafeMutablePointer<iovec>
     private let messages: UnsafeMutablePointer<csocketbatch_message>
-    private(set) var count = 0
-    private var byteCount = 0
+    /// The UDP_SEGMENT control message of a GSO batch sent as the last message.
+    private let segmentControl: UnsafeMutablePointer<ControlMessageInt>
+    /// The batch's address and vector (the slot after the held ones).
+    private let batchAddress: UnsafeMutablePointer<SocketAddress>
+    @exclusivity(unchecked) private(set) var count = 0
+    @exclusivity(unchecked) private var byteCount = 0
     /// The socket the held datagrams leave through.
-    private var descriptor: Int32 = -1
+    @exclusivity(unchecked) private(set) var descriptor: Int32 = -1
     /// `sendmmsg` calls made.
-    private(set) var calls: UInt64 = 0
+    @exclusivity(unchecked) private(set) var calls: UInt64 = 0
 
     init() {
         storage = .allocate(byteCount: Self.storageBytes, alignment: 64)
         addresses = .allocate(capacity: Self.capacity)
         addresses.initialize(repeating: SocketAddress(), count: Self.capacity)
-        vectors = .allocate(capacity: Self.capacity)
-        messages = .allocate(capacity: Self.capacity)
+        vectors = .allocate(capacity: Self.capacity + 1)
+        messages = .allocate(capacity: Self.capacity + 1)
+        segmentControl = .allocate(capacity: 1)
+        segmentControl.initialize(to: ControlMessageInt())
+        batchAddress = .allocate(capacity: 1)
+        batchAddress.initialize(to: SocketAddress())
     }
 
     deinit {
@@ -52,6 +63,9 @@ final class HeldDatagrams {
         addresses.deallocate()
         vectors.deallocate()
         messages.deallocate()
+        segmentControl.deallocate()
+        batchAddress.deinitialize(count: 1)
+        batchAddress.deallocate()
     }
 
     /// Whether a datagram of `length` bytes for `descriptor` can be held now without sending
@@ -93,6 +107,39 @@ final class HeldDatagrams {
             next += 1
         }
         return result
+    }
+
+    /// `sendmmsg(2)` of every held datagram and then `bytes` to `address` as one more message: a
+    /// GSO super-datagram with a UDP_SEGMENT control message when `segmentLength` > 0. One system
+    /// call for a long message's first packet and the batch that follows it. Empties the queue;
+    /// returns the first refusal among the held ones, and the batch's errno (0: sent).
+    func send(followedBy bytes: UnsafeRawBufferPointer, segmentLength: Int, to address: SocketAddress) -> (held: WireSendResult, batchErrno: Int32) {
+        batchAddress.pointee = address
+        vectors[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
+        if segmentLength > 0 {
+            segmentControl.pointee.header.cmsg_len = MemoryLayout<cmsghdr>.size + 2
+            segmentControl.pointee.header.cmsg_level = Int32(IPPROTO_UDP)
+            segmentControl.pointee.header.cmsg_type = SocketCall.udpSegment
+            segmentControl.pointee.value = Int32(segmentLength)   // a u16: little-endian, the int's first two bytes
+        }
+        messages[count] = csocketbatch_message(header: msghdr(msg_name: UnsafeMutableRawPointer(batchAddress), msg_namelen: address.length,
+                                                              msg_iov: vectors + count, msg_iovlen: 1,
+                                                              msg_control: segmentLength > 0 ? UnsafeMutableRawPointer(segmentControl) : nil,
+                                                              msg_controllen: segmentLength > 0 ? MemoryLayout<ControlMessageInt>.size : 0,
+                                                              msg_flags: 0), length: 0)
+        let total = count + 1
+        defer { count = 0; byteCount = 0 }
+        var held = WireSendResult.sent, batchErrno: Int32 = 0
+        var next = 0
+        while next < total {
+            let sent = Int(csocketbatch_sendmmsg(descriptor, messages + next, UInt32(total - next), 0))
+            calls += 1
+            if sent > 0 { next += sent; continue }
+            let code = errno
+            if next == total - 1 { batchErrno = code == 0 ? EIO : code } else if held == .sent { held = SocketCall.sendResult(-1) }
+            next += 1
+        }
+        return (held, batchErrno)
     }
 
     /// Forgets the held datagrams unsent (the wire is closing).

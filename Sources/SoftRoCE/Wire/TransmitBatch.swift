@@ -22,18 +22,18 @@ package final class TransmitBatch {
     package static let maxBytes = 65_000
 
     package let storage: UnsafeMutableRawPointer
-    package private(set) var count = 0
-    package private(set) var byteCount = 0
+    @exclusivity(unchecked) package private(set) var count = 0
+    @exclusivity(unchecked) package private(set) var byteCount = 0
     /// The length of every segment but the last.
-    package private(set) var segmentLength = 0
+    @exclusivity(unchecked) package private(set) var segmentLength = 0
     package private(set) var sourcePort: UInt16 = 0
     package private(set) var destination = WireEndpoint(.ipv4(0), port: 0)
     /// False once a shorter segment ended the batch.
-    private var open = false
+    @exclusivity(unchecked) private var open = false
     /// True between `Wire.holdSends()` and `Wire.releaseSends()`.
-    package var holding = false
+    @exclusivity(unchecked) package var holding = false
     /// The index `prepare` gave the next datagram (−1: it leaves on its own).
-    private var prepared = -1
+    @exclusivity(unchecked) private var prepared = -1
 
     package init() {
         storage = .allocate(byteCount: Self.maxBytes, alignment: 64)

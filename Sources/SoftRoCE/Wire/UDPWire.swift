@@ -11,42 +11,52 @@ import CSocketBatch
 /// writes (the UDP socket then gets a drop-all filter and is used only to send and to own the
 /// port). Only this file and `SocketCall.swift` (its socket-level pieces) know `sockaddr`; every socket call's
 /// result goes through `SocketCall`, which names the call and the errno.
+///
+/// A wire is used only under its device's lock, so the state a poll touches is
+/// `@exclusivity(unchecked)`: four dynamic exclusivity checks were a quarter of the user-space
+/// instructions of an empty poll (callgrind, softroce-bench).
 package final class UDPWire: Wire {
     /// Whether to read received datagrams through a raw socket (IPv4 only).
     package enum RawReceive: Sendable { case never, ifPermitted, required }
 
     package let local: WireEndpoint
-    private var descriptor: Int32
+    @exclusivity(unchecked) private var descriptor: Int32
     /// The raw IPPROTO_UDP socket receiving for `local` (−1: receive on the UDP socket).
-    private var rawDescriptor: Int32 = -1
+    @exclusivity(unchecked) private var rawDescriptor: Int32 = -1
     /// The IP_HDRINCL raw socket sending from per-QP source ports (−1: every datagram
     /// leaves from the UDP socket's port). Opened with the raw receive socket (IPv4 only).
-    private var rawSendDescriptor: Int32 = -1
+    @exclusivity(unchecked) private var rawSendDescriptor: Int32 = -1
     /// The IPv4 and UDP headers of a datagram sent through `rawSendDescriptor`.
     private var rawSendBuffer: UnsafeMutableRawPointer? = nil
     /// `recvmmsg`'s message headers and vectors for the raw receive socket, one per slot of a
     /// receive batch (allocated once, pointed at the batch's buffers on each receive).
-    private var rawMessages: UnsafeMutablePointer<csocketbatch_message>? = nil
+    @exclusivity(unchecked) private var rawMessages: UnsafeMutablePointer<csocketbatch_message>? = nil
     private var rawVectors: UnsafeMutablePointer<iovec>? = nil
-    private var rawMessageCapacity = 0
+    @exclusivity(unchecked) private var rawMessageCapacity = 0
     /// The first buffer of the batch `rawMessages` point into (nil: not prepared).
-    private var rawPreparedFor: UnsafeMutableRawPointer? = nil
+    @exclusivity(unchecked) private var rawPreparedFor: UnsafeMutableRawPointer? = nil
     package var choosesSourcePort: Bool { rawSendDescriptor >= 0 }
     /// Packets held back during an engine round for one GSO send (`TransmitBatch`).
     private let transmitBatch = TransmitBatch()
     /// Datagrams held back during an engine round that cannot join a GSO batch (`HeldDatagrams`).
     private let held = HeldDatagrams()
     /// True between `holdSends()` and `releaseSends()`.
-    private var holding = false
+    @exclusivity(unchecked) private var holding = false
+    /// The datagram `prepareSend` was told of leads a batch (`BatchRole.leads`).
+    @exclusivity(unchecked) private var leadsBatch = false
     /// The first refusal of a send made while holding (reported by `releaseSends`).
-    private var heldFailure = WireSendResult.sent
+    @exclusivity(unchecked) private var heldFailure = WireSendResult.sent
     /// System calls that sent datagrams (`sendto`, `sendmsg`, `sendmmsg`).
-    private var directSendCalls: UInt64 = 0
+    @exclusivity(unchecked) private var directSendCalls: UInt64 = 0
     /// False once the kernel refused a GSO send (no UDP_SEGMENT): every datagram then leaves alone.
-    private var segmentationOffload: Bool
+    @exclusivity(unchecked) private var segmentationOffload: Bool
     /// UDP sockets bound to per-QP source ports, for GSO sends from those ports (an IP_HDRINCL
     /// socket cannot segment); −1 where the port could not be bound. At most `maxPortSockets`.
-    private var portSockets: [UInt16: Int32] = [:]
+    @exclusivity(unchecked) private var portSockets: [UInt16: Int32] = [:]
+    /// The last `batchDescriptor` answer: a QP's packets come in runs, and hashing the port
+    /// for every packet was a fifth of a 2-byte SEND's `send` (callgrind).
+    @exclusivity(unchecked) private var lastPort: UInt16 = 0
+    @exclusivity(unchecked) private var lastPortSocket: Int32 = -1
     private static let maxPortSockets = 128
     /// The DSCP/ECN the UDP socket sends with (IP_TOS / IPV6_TCLASS); a datagram asking for
     /// another one carries it in a control message.
@@ -166,9 +176,17 @@ package final class UDPWire: Wire {
     package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint,
                       trafficClass: TrafficClass) -> WireSendResult {
         guard descriptor >= 0 else { return .failed(errno: EBADF) }
+        let leads = leadsBatch
+        leadsBatch = false
         if transmitBatch.append(datagram) { return .sent }
         if sourcePort != local.port, rawSendDescriptor >= 0, let header = rawSendBuffer,
            case .ipv4(let from) = local.address, case .ipv4(let to) = destination.address, datagram.count + 28 <= 65535 {
+            // A long message's first packet waits on its port's UDP socket, where the batch its
+            // message opens next leaves: both then go in one `sendmmsg` (`HeldDatagrams`).
+            if leads, trafficClass == socketTrafficClass, case let portSocket = batchDescriptor(for: sourcePort), portSocket >= 0,
+               hold(datagram, headerLength: 0, to: SocketAddress(destination), through: portSocket) != nil {
+                return .sent
+            }
             if let slot = hold(datagram, headerLength: 28, to: SocketAddress(WireEndpoint(destination.address, port: 0)), through: rawSendDescriptor) {
                 IPv4UDPHeader.write(into: slot, totalLength: 28 + datagram.count, fields: .softSender, trafficClass: trafficClass,
                                     source: from, destination: to, sourcePort: sourcePort, destinationPort: destination.port)
@@ -233,13 +251,15 @@ package final class UDPWire: Wire {
     /// Places the datagram in the pending GSO batch when it can join it or open one (the
     /// batch's rules: `TransmitBatch`), sending the pending batch first when it cannot.
     package func prepareSend(length: Int, from sourcePort: UInt16, to destination: WireEndpoint, trafficClass: TrafficClass,
-                             opensBatch: Bool) -> IPv4HeaderFields {
-        let canOpen = opensBatch && segmentationOffload && trafficClass == socketTrafficClass && batchDescriptor(for: sourcePort) >= 0
+                             batchRole: BatchRole) -> IPv4HeaderFields {
+        let canOpen = batchRole == .opens && segmentationOffload && trafficClass == socketTrafficClass && batchDescriptor(for: sourcePort) >= 0
         let index = transmitBatch.prepare(length: length, sourcePort: sourcePort, destination: destination, canOpen: canOpen) {
             _ = sendBatch()
         }
-        // Held datagrams were produced before this batch's first packet: they leave first.
-        if index == 0 { sendHeld() }
+        leadsBatch = batchRole == .leads && transmitBatch.holding
+        // Held datagrams were produced before this batch's first packet: they leave first —
+        // in the batch's own `sendmmsg` when they wait on its socket (`sendBatch`).
+        if index == 0, held.count > 0, held.descriptor != batchDescriptor(for: sourcePort) { sendHeld() }
         guard let index, index > 0 else { return .softSender }
         return IPv4HeaderFields(identification: UInt16(index))
     }
@@ -249,12 +269,13 @@ package final class UDPWire: Wire {
         transmitBatch.holding = segmentationOffload && holding
     }
 
-    /// Sends what the round held: the GSO batch or the held datagrams (at most one is pending).
+    /// Sends what the round held: the held datagrams and the GSO batch after them (in one call
+    /// when they share a socket: `sendBatch`).
     package func releaseSends() -> WireSendResult {
         holding = false
         transmitBatch.holding = false
-        sendHeld()
         let batch = sendBatch()
+        sendHeld()
         let failure = heldFailure
         heldFailure = .sent
         return failure == .sent ? batch : failure
@@ -268,7 +289,11 @@ package final class UDPWire: Wire {
     /// SO_REUSEPORT/IP_MTU_DISCOVER/IP_TOS, `bind`, a drop-all filter); −1 when none can be.
     private func batchDescriptor(for sourcePort: UInt16) -> Int32 {
         if sourcePort == local.port || rawSendDescriptor < 0 { return descriptor }
-        if let known = portSockets[sourcePort] { return known }
+        if sourcePort == lastPort && lastPortSocket >= 0 { return lastPortSocket }
+        if let known = portSockets[sourcePort] {
+            (lastPort, lastPortSocket) = (sourcePort, known)
+            return known
+        }
         guard portSockets.count < Self.maxPortSockets else { return -1 }
         let fd = Glibc.socket(AF_INET, SocketCall.nonBlocking(SOCK_DGRAM), 0)
         var opened = fd
@@ -306,6 +331,18 @@ package final class UDPWire: Wire {
         control.header.cmsg_type = SocketCall.udpSegment
         control.value = Int32(batch.segmentLength)   // a u16: little-endian, the int's first two bytes
         let segmented = batch.count > 1
+        if held.count > 0 && held.descriptor != fd { sendHeld() }
+        if held.count > 0 {
+            // The datagrams held before the batch opened, on its socket (`prepareSend`): one call.
+            let (heldResult, batchErrno) = held.send(followedBy: batch.bytes, segmentLength: segmented ? batch.segmentLength : 0, to: address)
+            if heldFailure == .sent { heldFailure = heldResult }
+            if batchErrno == 0 {
+                if segmented { superDatagramsSent += 1 }
+                return .sent
+            }
+            errno = batchErrno
+            return segmentationFailed(segmented)
+        }
         let result = address.withSockaddr { name, length in
             withUnsafeMutableBytes(of: &control) { controlBytes in
                 withUnsafeMutablePointer(to: &vector) { vectorPointer in
@@ -317,18 +354,22 @@ package final class UDPWire: Wire {
             }
         }
         directSendCalls += 1
-        if result < 0, segmented {
-            switch errno {
-            case EIO, EINVAL, ENOPROTOOPT: segmentationOffload = false
-            default: break
-            }
-        }
-        if result >= 0 && segmented { superDatagramsSent += 1 }
-        return SocketCall.sendResult(result)
+        if result < 0 { return segmentationFailed(segmented) }
+        if segmented { superDatagramsSent += 1 }
+        return .sent
+    }
+
+    /// The refusal of a batch's send (`errno` set): a kernel without UDP GSO (EIO, EINVAL,
+    /// ENOPROTOOPT) turns batching off.
+    private func segmentationFailed(_ segmented: Bool) -> WireSendResult {
+        let code = errno
+        if segmented && (code == EIO || code == EINVAL || code == ENOPROTOOPT) { segmentationOffload = false }
+        errno = code
+        return SocketCall.sendResult(-1)
     }
 
     /// GSO super-datagrams sent (each several packets).
-    package private(set) var superDatagramsSent: UInt64 = 0
+    @exclusivity(unchecked) package private(set) var superDatagramsSent: UInt64 = 0
 
     /// `sendmsg(2)` with the traffic class as an IP_TOS (IPv4) or IPV6_TCLASS (IPv6) control
     /// message: a CNP's DSCP 48 on a socket whose data goes out with another.
@@ -439,6 +480,7 @@ package final class UDPWire: Wire {
         holding = false
         for fd in portSockets.values where fd >= 0 { _ = Glibc.close(fd) }
         portSockets.removeAll()
+        (lastPort, lastPortSocket) = (0, -1)
         if rawDescriptor >= 0 { _ = Glibc.close(rawDescriptor); rawDescriptor = -1 }
         if rawSendDescriptor >= 0 { _ = Glibc.close(rawSendDescriptor); rawSendDescriptor = -1 }
         rawSendBuffer?.deallocate()

@@ -172,6 +172,18 @@ package final class ReceiveBatch {
 }
 
 /// Moves RoCEv2 datagrams between this engine and its peers.
+/// What a datagram may do in a GSO batch (`TransmitBatch`), told to `Wire.prepareSend`.
+package enum BatchRole: Sendable {
+    /// It leaves on its own, or held with the round's other small packets.
+    case none
+    /// A full-MTU packet whose segment size a receiver can tell from its header (12-byte BTH,
+    /// MTU payload, ICRC): it may open a batch.
+    case opens
+    /// The first packet of a long message, longer than the rest by its RETH or AETH: the batch
+    /// its message opens next may take it along in the same system call.
+    case leads
+}
+
 package protocol Wire: AnyObject {
     /// The local address and UDP port datagrams are sent from and received on.
     var local: WireEndpoint { get }
@@ -191,10 +203,9 @@ package protocol Wire: AnyObject {
               trafficClass: TrafficClass) -> WireSendResult
     /// Says where the datagram about to be handed to `send` goes, before its ICRC is sealed:
     /// the IPv4 Identification and flags its header will carry (`TransmitBatch`: segment `k`
-    /// of a GSO batch carries ID `k`). `opensBatch`: the datagram is a full-MTU packet whose
-    /// segment size a receiver can tell from its header, so it may open a batch.
+    /// of a GSO batch carries ID `k`). `batchRole`: what the datagram may do in a batch.
     func prepareSend(length: Int, from sourcePort: UInt16, to destination: WireEndpoint, trafficClass: TrafficClass,
-                     opensBatch: Bool) -> IPv4HeaderFields
+                     batchRole: BatchRole) -> IPv4HeaderFields
     /// From now on `send` may hold datagrams back to send them as one GSO super-datagram.
     func holdSends()
     /// Sends what was held back and stops holding; the outcome of that send (`.sent` when
@@ -216,7 +227,7 @@ extension Wire {
     package func service(now: UInt64) {}
     /// A wire that never batches: every datagram leaves on its own, as a soft sender's.
     package func prepareSend(length: Int, from sourcePort: UInt16, to destination: WireEndpoint, trafficClass: TrafficClass,
-                             opensBatch: Bool) -> IPv4HeaderFields { .softSender }
+                             batchRole: BatchRole) -> IPv4HeaderFields { .softSender }
     package func holdSends() {}
     package func releaseSends() -> WireSendResult { .sent }
     package var superDatagramsSent: UInt64 { 0 }
