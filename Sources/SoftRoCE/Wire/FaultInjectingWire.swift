@@ -3,6 +3,12 @@
 /// ICRC was sealed (the receiver's ICRC check must catch it). Seeded xorshift, so the same
 /// seed and the same traffic give the same faults. Held-back datagrams live in preallocated
 /// slots; when all are busy the datagram goes out undelayed (counted as sent normally).
+///
+/// Batching goes through: a datagram's fate is drawn in `prepareSend`, before its ICRC is
+/// sealed, so one that leaves once and on time (possibly corrupted) may join the inner wire's
+/// GSO batch and carry that batch's IPv4 Identification, while one that is dropped, held back
+/// or duplicated never does (it is sealed for a datagram of its own). Loss then hits segments
+/// of super-datagrams as it would on a real path.
 package final class FaultInjectingWire: Wire {
     package let inner: any Wire
     package let faults: SoftFaultInjection
@@ -25,6 +31,17 @@ package final class FaultInjectingWire: Wire {
     private var held: [Held]
     private var heldCount = 0
     private let scratch: UnsafeMutableRawPointer
+
+    /// What happens to the datagram `prepareSend` was told of (drawn there, applied by `send`).
+    private struct Fate {
+        var drop = false
+        /// The byte flipped after sealing, if it is corrupted.
+        var corruptedByte: Int? = nil
+        var reorder = false
+        var delay = false
+        var duplicate = false
+    }
+    private var pendingFate: Fate? = nil
 
     private struct Held {
         var length = 0
@@ -63,31 +80,63 @@ package final class FaultInjectingWire: Wire {
         return Double(random >> 11) * (1.0 / 9_007_199_254_740_992.0)
     }
 
+    /// Draws the fate of a datagram of `length` bytes (in the order the draws were always
+    /// made, so a seed gives the faults it gave before batching went through this wire).
+    private func drawFate(length: Int) -> Fate {
+        var fate = Fate()
+        if nextRandom() < faults.drop { fate.drop = true; return fate }
+        if nextRandom() < faults.corrupt, length > 0, length <= Self.slotSize {
+            fate.corruptedByte = Int(nextRandom() * Double(length)) % length
+        }
+        fate.reorder = nextRandom() < faults.reorder
+        fate.delay = !fate.reorder && nextRandom() < faults.delay
+        let heldBack = (fate.reorder || fate.delay) && length <= Self.slotSize && heldCount < Self.slotCount
+        if !heldBack {
+            fate.reorder = false
+            fate.delay = false
+            fate.duplicate = nextRandom() < faults.duplicate
+        }
+        return fate
+    }
+
+    /// Draws the datagram's fate; only one that leaves once and on time may join a batch of
+    /// the inner wire (the others are sealed as datagrams of their own: Identification 0).
+    package func prepareSend(length: Int, from sourcePort: UInt16, to destination: WireEndpoint, trafficClass: TrafficClass,
+                             batchRole: BatchRole) -> IPv4HeaderFields {
+        let fate = drawFate(length: length)
+        pendingFate = fate
+        if fate.drop || fate.reorder || fate.delay { return .softSender }
+        return inner.prepareSend(length: length, from: sourcePort, to: destination, trafficClass: trafficClass,
+                                 batchRole: fate.duplicate ? .alone : batchRole)
+    }
+
+    package func holdSends() { inner.holdSends() }
+    package func releaseSends() -> WireSendResult { inner.releaseSends() }
+
     package func send(_ datagram: UnsafeRawBufferPointer, from sourcePort: UInt16, to destination: WireEndpoint,
                       trafficClass: TrafficClass) -> WireSendResult {
+        let fate = pendingFate ?? drawFate(length: datagram.count)
+        pendingFate = nil
         // A dropped datagram is "sent" as far as the sender can tell: loss happens on the path.
-        if nextRandom() < faults.drop { tally.drops += 1; return .sent }
+        if fate.drop { tally.drops += 1; return .sent }
         var outgoing = datagram
-        if nextRandom() < faults.corrupt, datagram.count > 0, datagram.count <= Self.slotSize {
+        if let flipped = fate.corruptedByte, flipped < datagram.count {
             tally.corruptions += 1
             scratch.copyMemory(from: datagram.baseAddress!, byteCount: datagram.count)
-            let flipped = Int(nextRandom() * Double(datagram.count)) % datagram.count
             scratch.storeBytes(of: scratch.load(fromByteOffset: flipped, as: UInt8.self) ^ 0x5A, toByteOffset: flipped, as: UInt8.self)
             outgoing = UnsafeRawBufferPointer(start: scratch, count: datagram.count)
         }
-        let reorder = nextRandom() < faults.reorder
-        let delay = !reorder && nextRandom() < faults.delay
-        if (reorder || delay) && outgoing.count <= Self.slotSize, let slot = held.firstIndex(where: { $0.release == 0 }) {
-            if reorder { tally.reorders += 1 } else { tally.delays += 1 }
+        if fate.reorder || fate.delay, let slot = held.firstIndex(where: { $0.release == 0 }) {
+            if fate.reorder { tally.reorders += 1 } else { tally.delays += 1 }
             (heldBytes + slot * Self.slotSize).copyMemory(from: outgoing.baseAddress!, byteCount: outgoing.count)
-            let wait: UInt64 = reorder ? 100_000 : UInt64(max(faults.delayMicroseconds, 0)) * 1000
+            let wait: UInt64 = fate.reorder ? 100_000 : UInt64(max(faults.delayMicroseconds, 0)) * 1000
             held[slot] = Held(length: outgoing.count, release: max(clock.now() + wait, 1), sourcePort: sourcePort,
                                 trafficClass: trafficClass, destination: destination)
             heldCount += 1
             return .sent
         }
         let result = inner.send(outgoing, from: sourcePort, to: destination, trafficClass: trafficClass)
-        if nextRandom() < faults.duplicate {
+        if fate.duplicate {
             tally.duplicates += 1
             _ = inner.send(outgoing, from: sourcePort, to: destination, trafficClass: trafficClass)
         }

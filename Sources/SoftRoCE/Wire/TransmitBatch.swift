@@ -43,11 +43,13 @@ package final class TransmitBatch {
 
     /// Where the next datagram goes: its index in the batch, or nil when it must leave on its
     /// own. `flush` is called first when the pending batch cannot take it. `canOpen` says whether
-    /// this datagram may open a batch (the rule above) and the flow can be batched.
-    package func prepare(length: Int, sourcePort: UInt16, destination: WireEndpoint, canOpen: Bool, flush: () -> Void) -> Int? {
+    /// this datagram may open a batch (the rule above) and the flow can be batched; `canJoin`
+    /// false keeps it out of a pending one too.
+    package func prepare(length: Int, sourcePort: UInt16, destination: WireEndpoint, canOpen: Bool, canJoin: Bool = true,
+                         flush: () -> Void) -> Int? {
         prepared = -1
         guard holding else { return nil }
-        if count > 0, open, sourcePort == self.sourcePort, destination == self.destination, length <= segmentLength,
+        if canJoin, count > 0, open, sourcePort == self.sourcePort, destination == self.destination, length <= segmentLength,
            count < Self.maxSegments, byteCount + length <= Self.maxBytes {
             prepared = count
             return count

@@ -253,7 +253,8 @@ package final class UDPWire: Wire {
     package func prepareSend(length: Int, from sourcePort: UInt16, to destination: WireEndpoint, trafficClass: TrafficClass,
                              batchRole: BatchRole) -> IPv4HeaderFields {
         let canOpen = batchRole == .opens && segmentationOffload && trafficClass == socketTrafficClass && batchDescriptor(for: sourcePort) >= 0
-        let index = transmitBatch.prepare(length: length, sourcePort: sourcePort, destination: destination, canOpen: canOpen) {
+        let index = transmitBatch.prepare(length: length, sourcePort: sourcePort, destination: destination, canOpen: canOpen,
+                                          canJoin: batchRole != .alone) {
             _ = sendBatch()
         }
         leadsBatch = batchRole == .leads && transmitBatch.holding

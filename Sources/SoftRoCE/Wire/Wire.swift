@@ -174,7 +174,7 @@ package final class ReceiveBatch {
 /// Moves RoCEv2 datagrams between this engine and its peers.
 /// What a datagram may do in a GSO batch (`TransmitBatch`), told to `Wire.prepareSend`.
 package enum BatchRole: Sendable {
-    /// It leaves on its own, or held with the round's other small packets.
+    /// It may join a pending batch of its flow (as its next or last segment) but not open one.
     case none
     /// A full-MTU packet whose segment size a receiver can tell from its header (12-byte BTH,
     /// MTU payload, ICRC): it may open a batch.
@@ -182,6 +182,9 @@ package enum BatchRole: Sendable {
     /// The first packet of a long message, longer than the rest by its RETH or AETH: the batch
     /// its message opens next may take it along in the same system call.
     case leads
+    /// It leaves as a datagram of its own, after any pending batch: a fault injector sends a
+    /// duplicate twice but seals it once, so it may not carry a segment's Identification.
+    case alone
 }
 
 package protocol Wire: AnyObject {
