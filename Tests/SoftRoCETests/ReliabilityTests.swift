@@ -204,7 +204,8 @@ struct ReliabilityTests {
             + "A sent \(outcome.countersA.sentPackets) pkts, drops \(outcome.countersA.injectedDrops + outcome.countersB.injectedDrops), "
             + "dup \(outcome.countersB.duplicateRequest), out-of-seq \(outcome.countersB.outOfSequenceRequest), "
             + "NAK-seq rcvd \(outcome.countersA.receivedSequenceError), timeouts \(outcome.countersA.completerRetry), "
-            + "ICRC drops \(outcome.countersA.icrcErrors + outcome.countersB.icrcErrors)"
+            + "ICRC drops \(outcome.countersA.icrcErrors + outcome.countersB.icrcErrors), "
+            + "GSO super-datagrams sent \(outcome.countersA.superDatagramsSent + outcome.countersB.superDatagramsSent)"
     }
 
     @Test(arguments: [0.0, 0.01, 0.05, 0.20])

@@ -166,6 +166,9 @@ package final class UDPWire: Wire {
 
     deinit { close() }
 
+    /// Places the datagram in the GSO batch `prepareSend` opened for it, or holds it for the
+    /// round's `sendmmsg` (a batch-leading one on its port's UDP socket, to leave in the batch's
+    /// call); otherwise
     /// `sendto(2)` of one datagram from the UDP socket (`sendmsg(2)` with an IP_TOS/IPV6_TCLASS
     /// control message when `trafficClass` is not the socket's), or — for another source port —
     /// `sendto(2)` on the UDP socket bound to that port, else (or when held for `sendmmsg`, which
@@ -254,7 +257,7 @@ package final class UDPWire: Wire {
                              batchRole: BatchRole) -> IPv4HeaderFields {
         let canOpen = batchRole == .opens && segmentationOffload && trafficClass == socketTrafficClass && batchDescriptor(for: sourcePort) >= 0
         let index = transmitBatch.prepare(length: length, sourcePort: sourcePort, destination: destination, canOpen: canOpen,
-                                          canJoin: batchRole != .alone) {
+                                          canJoin: batchRole != .alone && trafficClass == socketTrafficClass) {
             _ = sendBatch()
         }
         leadsBatch = batchRole == .leads && transmitBatch.holding
