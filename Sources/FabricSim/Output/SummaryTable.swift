@@ -18,7 +18,7 @@ public struct SummaryTable: Sendable {
                 "  DCQCN on: g \(String(format: "%.5f", p.alphaGain)), K \(p.alphaUpdatePeriod), T \(p.rateIncreaseTimer), "
                     + "B \(p.rateIncreaseStages == .timerOnly ? "off" : "\(p.byteCounterBytes) B"), F \(p.fastRecoveryThreshold), "
                     + "R_AI \(Self.rate(p.additiveIncreaseBitsPerSecond)), R_HAI \(Self.rate(p.hyperIncreaseBitsPerSecond)), "
-                    + "N \(p.minimumCNPInterval), R_min \(Self.rate(p.minimumRateBitsPerSecond)), "
+                    + "N \(p.minimumCNPInterval.rawValue == 0 ? "0 (a CNP per marked packet)" : "\(p.minimumCNPInterval)"), R_min \(Self.rate(p.minimumRateBitsPerSecond)), "
                     + "R_T clamp \(p.targetRateClamp.rawValue), increase stages \(p.rateIncreaseStages.rawValue), "
                     + "cut \(p.rateDecreasePeriod.map { "at most once per \($0)" } ?? "on each CNP")"
             )
