@@ -73,22 +73,31 @@ extension MessageEndpoint {
 
     private func drainCompletionsLocked() throws(EndpointError) -> Int {
         var handled = 0
-        let sendQueue = queuePair.sendCompletionQueue, receiveQueue = queuePair.receiveCompletionQueue
+        let separate = receiveCompletionQueue.toOpaque() != sendCompletionQueue.toOpaque()
         while true {
-            let count: Int
-            do { count = try sendQueue.poll(into: completions) } catch { throw .rdma(error) }
-            counts.completionQueuePolls += 1
+            let count = try pollLocked(sendCompletionQueue)
             for index in 0..<count { try handleCompletion(completions[index]) }
             var received = 0
-            if receiveQueue !== sendQueue {
-                do { received = try receiveQueue.poll(into: completions) } catch { throw .rdma(error) }
-                counts.completionQueuePolls += 1
+            if separate {
+                received = try pollLocked(receiveCompletionQueue)
                 for index in 0..<received { try handleCompletion(completions[index]) }
             }
             handled += count + received
             counts.completionsPolled += UInt64(count + received)
             if count < completions.count && received < completions.count { return handled }
         }
+    }
+
+    /// One `ibv_poll_cq` into `completions`, the queue borrowed without a retain (see
+    /// `sendCompletionQueue`).
+    @inline(__always)
+    private func pollLocked(_ queue: Unmanaged<CompletionQueue>) throws(EndpointError) -> Int {
+        let buffer = completions
+        let result = queue._withUnsafeGuaranteedRef { queue in
+            Result { () throws(RDMAError) -> Int in try queue.poll(into: buffer) }
+        }
+        counts.completionQueuePolls += 1
+        do { return try result.get() } catch { throw .rdma(error) }
     }
 
     private func handleCompletion(_ completion: WorkCompletion) throws(EndpointError) {

@@ -121,11 +121,17 @@ final class PollServer: @unchecked Sendable {
     }
 
     /// Yields like rdma-pingpong's server (`MessageEndpoint.idle`) after 256 empty rounds.
+    /// A request arrives only in a round that handled a completion, so an empty round
+    /// goes straight to the next (no `tryReceive`, no second lock), as rdma-pingpong's
+    /// server only looks at what its poll returned.
     func run() {
         var emptyRounds = 0
         do {
             while !stop.flag.load(ordering: .relaxed) {
-                if try endpoint.poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
+                if try endpoint.poll() == 0 {
+                    MessageEndpoint.idle(&emptyRounds)
+                    continue
+                }
                 while let request = try endpoint.tryReceive() {
                     let id = request.callID
                     while try !request.withUnsafeBytes({ try endpoint.trySendResponse(to: id, $0) }) { try endpoint.poll() }
