@@ -121,15 +121,16 @@ final class PollServer: @unchecked Sendable {
     }
 
     /// Yields like rdma-pingpong's server (`MessageEndpoint.idle`) after 256 empty rounds.
-    /// A request arrives only in a round that handled a completion, so an empty round
+    /// Empty rounds run `emptyRoundsPerLock` at a time under one lock, as `callPolling`'s
+    /// do; a request arrives only in a round that handled a completion, so an empty poll
     /// goes straight to the next (no `tryReceive`, no second lock), as rdma-pingpong's
     /// server only looks at what its poll returned.
     func run() {
         var emptyRounds = 0
         do {
             while !stop.flag.load(ordering: .relaxed) {
-                if try endpoint.poll() == 0 {
-                    MessageEndpoint.idle(&emptyRounds)
+                if try endpoint.poll(rounds: MessageEndpoint.emptyRoundsPerLock) == 0 {
+                    MessageEndpoint.idle(&emptyRounds, rounds: MessageEndpoint.emptyRoundsPerLock)
                     continue
                 }
                 while let request = try endpoint.tryReceive() {
