@@ -22,9 +22,11 @@ extension MessageEndpoint {
         do { try receivesToPost.append(id: RequestTag.receive.id(slot), scatterGather: element) } catch { throw .rdma(error) }
     }
 
-    /// Posts the queued receive buffers in one call: that many more credits for the peer.
-    /// The corresponding C function is `ibv_post_recv`.
+    /// Posts the queued receive buffers (and those released since the last round) in one
+    /// call: that many more credits for the peer. The corresponding C function is
+    /// `ibv_post_recv`.
     func postQueuedReceives() throws(EndpointError) {
+        while let slot = releasedReceives.popFirst() { try queueReceive(slot) }
         let count = receivesToPost.count
         guard count > 0 else { return }
         defer { receivesToPost.removeAll() }
@@ -227,13 +229,18 @@ extension MessageEndpoint {
 
     /// Re-posts receive buffer `slot`: one more credit for the peer. In poll mode it waits
     /// for the end of the round (or the next one) unless the peer may be running short;
-    /// in async mode it goes at once, since the driver may be parked.
-    func repostLocked(_ slot: Int32) throws(EndpointError) {
-        try queueReceive(slot)
+    /// in async mode it goes at once, since the driver may be parked. Returns whether it
+    /// posted now.
+    @discardableResult
+    func repostLocked(_ slot: Int32) throws(EndpointError) -> Bool {
         let peerCredits = advertisedGranted &- messagesReceived
-        if mode == .async || peerCredits <= grantThreshold || receivesToPost.count >= receivesToPost.capacity {
-            try postQueuedReceives()
+        guard mode == .async || peerCredits <= grantThreshold else {
+            _ = releasedReceives.append(slot)   // room for every slot: each is in one place
+            return false
         }
+        try queueReceive(slot)
+        try postQueuedReceives()
+        return true
     }
 
     /// A released message's buffer goes back: a receive slot is re-posted (a credit), a
@@ -248,7 +255,8 @@ extension MessageEndpoint {
                 releasedTotal += 1
             }
         } else {
-            do { try repostLocked(location.index) } catch { failLocked(error); return }
+            // Only a post can make a grant due: a slot left for the next round changes nothing yet.
+            do { guard try repostLocked(location.index) else { return } } catch { failLocked(error); return }
         }
         flushControlLocked()
     }

@@ -92,6 +92,11 @@ public final class MessageEndpoint: @unchecked Sendable {
     /// by the next round, off the path between a response and the next request — or at
     /// once when the peer may be running short of credits.
     let receivesToPost: ReceiveRequestChain
+    /// Receive slots released in poll mode and not queued yet: a release only notes its
+    /// slot here, and the next round builds the work requests (`postQueuedReceives`) —
+    /// while the caller waits for its next response rather than between a response and
+    /// the next request.
+    @exclusivity(unchecked) var releasedReceives: FixedRing<Int32>
 
     // Rendezvous both ways.
     @exclusivity(unchecked) var rendezvousSent: UInt64 = 0
@@ -172,6 +177,7 @@ public final class MessageEndpoint: @unchecked Sendable {
         sendQueue = SendQueueLedger(capacity: maxSends)
         inlineLimit = Int(queuePair.capabilities.maxInlineData)
         receivesToPost = ReceiveRequestChain(capacity: configuration.receiveSlots)
+        releasedReceives = FixedRing(capacity: configuration.receiveSlots, filler: 0)
         grantedTotal = 0   // counted as the receives are posted, below
         advertisedGranted = UInt64(configuration.receiveSlots)
         grantThreshold = UInt64(max(1, configuration.receiveSlots / 4))
@@ -313,12 +319,7 @@ public final class MessageEndpoint: @unchecked Sendable {
     @discardableResult
     public func poll(rounds: Int = 1) throws(EndpointError) -> Int {
         try lock.locked { () throws(EndpointError) -> Int in
-            var handled = progressLocked()
-            var done = 1
-            while handled == 0, done < rounds, isRunningLocked {
-                handled = progressLocked()
-                done += 1
-            }
+            let handled = progressLocked(rounds: rounds)
             if case .failed(let error) = phase, inbound.isEmpty { throw error }
             if case .closed = phase { throw .closed }
             return handled
@@ -329,6 +330,17 @@ public final class MessageEndpoint: @unchecked Sendable {
     /// `poll(rounds:)` for loops of your own): the lock's two atomic operations per round
     /// were most of an empty round's cost beyond `ibv_poll_cq` itself.
     public static let emptyRoundsPerLock = 32
+
+    /// Up to `rounds` rounds, until one handles a completion or the connection stops running.
+    func progressLocked(rounds: Int) -> Int {
+        var handled = progressLocked()
+        var done = 1
+        while handled == 0, done < rounds, isRunningLocked {
+            handled = progressLocked()
+            done += 1
+        }
+        return handled
+    }
 
     var isRunningLocked: Bool {
         if case .running = phase { return true }
@@ -445,12 +457,7 @@ public final class MessageEndpoint: @unchecked Sendable {
         let rounds = untimed ? Self.emptyRoundsPerLock : 1
         while true {
             let (handled, entry) = try lock.locked { () throws(EndpointError) -> (Int, InboundEntry?) in
-                var handled = progressLocked()
-                var done = 1
-                while handled == 0, done < rounds, isRunningLocked {
-                    handled = progressLocked()
-                    done += 1
-                }
+                let handled = progressLocked(rounds: rounds)
                 if handled == 0, untimed, isRunningLocked { return (0, nil) }
                 return (handled, try takeResponseLocked(id!))
             }

@@ -80,8 +80,12 @@ func benchConfiguration() -> EndpointConfiguration {
     configuration.sendSlots = 128
     configuration.rendezvousSlots = 0
     configuration.maxOutstandingCalls = 1024
-    // An override for experiments: the async driver's spin before it parks.
-    if let spin = getenv("ENDPOINT_IDLE_SPIN_US").flatMap({ Int(String(cString: $0)) }) { configuration.idleSpin = .microseconds(spin) }
+    // Overrides for experiments: the async driver's spin before it parks; the receive
+    // pool (each buffer its own page: a round trip cycles through them all); the timed calls.
+    func number(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) } }
+    if let spin = number("ENDPOINT_IDLE_SPIN_US") { configuration.idleSpin = .microseconds(spin) }
+    if let slots = number("ENDPOINT_RECEIVE_SLOTS") { configuration.receiveSlots = slots }
+    if let interval = number("ENDPOINT_TIMED_CALL_INTERVAL") { configuration.timedCallInterval = interval }
     return configuration
 }
 
