@@ -316,6 +316,15 @@ public final class MessageEndpoint: @unchecked Sendable {
     /// first that handled a completion: a poll loop's empty rounds then pay one lock
     /// (two atomic operations) per `rounds` instead of one each. Another thread using the
     /// endpoint meanwhile (releasing a message, reading `statistics`) waits for them.
+    ///
+    /// ```swift
+    /// var emptyRounds = 0
+    /// while running {
+    ///     let rounds = MessageEndpoint.emptyRoundsPerLock
+    ///     if try endpoint.poll(rounds: rounds) == 0 { MessageEndpoint.idle(&emptyRounds, rounds: rounds); continue }
+    ///     while let request = try endpoint.tryReceive() { answer(request) }
+    /// }
+    /// ```
     @discardableResult
     public func poll(rounds: Int = 1) throws(EndpointError) -> Int {
         try lock.locked { () throws(EndpointError) -> Int in
@@ -327,8 +336,8 @@ public final class MessageEndpoint: @unchecked Sendable {
     }
 
     /// Rounds a poll-mode caller runs under one lock while nothing happens (`callPolling`;
-    /// `poll(rounds:)` for loops of your own): the lock's two atomic operations per round
-    /// were most of an empty round's cost beyond `ibv_poll_cq` itself.
+    /// `poll(rounds:)` for loops of your own): a lock and unlock took 60-80 ns in the lab's
+    /// emulated VM (7 ns on the host), per round on both sides of every call.
     public static let emptyRoundsPerLock = 32
 
     /// Up to `rounds` rounds, until one handles a completion or the connection stops running.

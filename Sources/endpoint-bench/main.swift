@@ -10,6 +10,8 @@
 // --latency-only runs the poll-mode round trip alone (the scripts interleave it with
 // rdma-pingpong, pair by pair, to show the ratio beside the noise).
 // Usage: endpoint-bench [iterations] [payload bytes] [--device rxe0 --address 10.0.0.1] [--latency-only]
+// Experiments (environment): ENDPOINT_IDLE_SPIN_US (the async driver's spin),
+// ENDPOINT_RECEIVE_SLOTS (the receive pool, 128 here), ENDPOINT_TIMED_CALL_INTERVAL.
 #if canImport(Glibc)
 import Glibc
 #endif
