@@ -14,7 +14,13 @@ import CIBVerbs
 public final class ReceiveRequestChain {
     public let capacity: Int
     public let maxScatterGather: Int
-    public private(set) var count = 0
+    /// Receives appended since the last `removeAll`.
+    public var count: Int { appended }
+    /// Unchecked exclusivity: a chain is used from one thread at a time (it is not
+    /// Sendable), and the dynamic check was a `swift_beginAccess` call — ~76 instructions —
+    /// on every read, including the endpoint's "anything to post?" in every poll round.
+    /// (Behind a getter: on a public stored property, other modules emit the check anyway.)
+    @exclusivity(unchecked) private var appended = 0
 
     let requests: UnsafeMutablePointer<ibv_recv_wr>
     private let slots: ScatterGatherSlots
@@ -43,18 +49,18 @@ public final class ReceiveRequestChain {
 
     /// Appends a receive scattering into `elements` (at most `maxScatterGather`).
     public func append(id: UInt64, scatterGather elements: UnsafeBufferPointer<ScatterGatherElement>) throws(RDMAError) {
-        let (list, _) = try slots.store(elements, forRequest: count, operation: "ReceiveRequestChain.append")
+        let (list, _) = try slots.store(elements, forRequest: appended, operation: "ReceiveRequestChain.append")
         var wr = ibv_recv_wr()
         wr.wr_id = id
         wr.sg_list = list
         wr.num_sge = Int32(elements.count)
-        requests[count] = wr
-        if count > 0 { requests[count - 1].next = requests + count }
-        count += 1
+        requests[appended] = wr
+        if appended > 0 { requests[appended - 1].next = requests + appended }
+        appended += 1
     }
 
     /// Empties the chain for reuse, keeping its storage.
-    public func removeAll() { count = 0 }
+    public func removeAll() { appended = 0 }
 
     /// Calls `body` with the id of receive `index` and its scatter-gather list.
     @inline(__always)

@@ -1,6 +1,8 @@
 /// The calls this endpoint has outstanding, indexed by `callID & mask`: a call ID is a
 /// sequence number, so a response names its slot directly and no lookup allocates.
-struct CallTable {
+/// Non-copyable over memory it owns, like `FixedRing`: a read through the endpoint's
+/// property then borrows it instead of retaining and releasing an array.
+struct CallTable: ~Copyable {
     enum State: UInt8 {
         case free
         /// The request is queued behind others (async mode: no credit yet).
@@ -23,7 +25,7 @@ struct CallTable {
         var response = InboundEntry.empty
     }
 
-    private(set) var slots: [Slot]
+    private let slots: UnsafeMutableBufferPointer<Slot>
     let mask: UInt64
     private(set) var nextID: UInt64 = 1
     /// Slots not `.free`.
@@ -38,9 +40,12 @@ struct CallTable {
     var deadlineSweeps = 0
 
     init(capacity: Int) {
-        slots = Array(repeating: Slot(), count: capacity)
+        slots = .allocate(capacity: capacity)
+        slots.initialize(repeating: Slot())
         mask = UInt64(capacity - 1)
     }
+
+    deinit { slots.deallocate() }
 
     @inline(__always) func index(_ id: UInt64) -> Int { Int(id & mask) }
 

@@ -22,9 +22,11 @@ extension MessageEndpoint {
         do { try receivesToPost.append(id: RequestTag.receive.id(slot), scatterGather: element) } catch { throw .rdma(error) }
     }
 
-    /// Posts the queued receive buffers in one call: that many more credits for the peer.
-    /// The corresponding C function is `ibv_post_recv`.
+    /// Posts the queued receive buffers (and those released since the last round) in one
+    /// call: that many more credits for the peer. The corresponding C function is
+    /// `ibv_post_recv`.
     func postQueuedReceives() throws(EndpointError) {
+        while let slot = releasedReceives.popFirst() { try queueReceive(slot) }
         let count = receivesToPost.count
         guard count > 0 else { return }
         defer { receivesToPost.removeAll() }
@@ -73,22 +75,31 @@ extension MessageEndpoint {
 
     private func drainCompletionsLocked() throws(EndpointError) -> Int {
         var handled = 0
-        let sendQueue = queuePair.sendCompletionQueue, receiveQueue = queuePair.receiveCompletionQueue
+        let separate = receiveCompletionQueue.toOpaque() != sendCompletionQueue.toOpaque()
         while true {
-            let count: Int
-            do { count = try sendQueue.poll(into: completions) } catch { throw .rdma(error) }
-            counts.completionQueuePolls += 1
+            let count = try pollLocked(sendCompletionQueue)
             for index in 0..<count { try handleCompletion(completions[index]) }
             var received = 0
-            if receiveQueue !== sendQueue {
-                do { received = try receiveQueue.poll(into: completions) } catch { throw .rdma(error) }
-                counts.completionQueuePolls += 1
+            if separate {
+                received = try pollLocked(receiveCompletionQueue)
                 for index in 0..<received { try handleCompletion(completions[index]) }
             }
             handled += count + received
             counts.completionsPolled += UInt64(count + received)
             if count < completions.count && received < completions.count { return handled }
         }
+    }
+
+    /// One `ibv_poll_cq` into `completions`, the queue borrowed without a retain (see
+    /// `sendCompletionQueue`).
+    @inline(__always)
+    private func pollLocked(_ queue: Unmanaged<CompletionQueue>) throws(EndpointError) -> Int {
+        let buffer = completions
+        let result = queue._withUnsafeGuaranteedRef { queue in
+            Result { () throws(RDMAError) -> Int in try queue.poll(into: buffer) }
+        }
+        counts.completionQueuePolls += 1
+        do { return try result.get() } catch { throw .rdma(error) }
     }
 
     private func handleCompletion(_ completion: WorkCompletion) throws(EndpointError) {
@@ -218,13 +229,18 @@ extension MessageEndpoint {
 
     /// Re-posts receive buffer `slot`: one more credit for the peer. In poll mode it waits
     /// for the end of the round (or the next one) unless the peer may be running short;
-    /// in async mode it goes at once, since the driver may be parked.
-    func repostLocked(_ slot: Int32) throws(EndpointError) {
-        try queueReceive(slot)
+    /// in async mode it goes at once, since the driver may be parked. Returns whether it
+    /// posted now.
+    @discardableResult
+    func repostLocked(_ slot: Int32) throws(EndpointError) -> Bool {
         let peerCredits = advertisedGranted &- messagesReceived
-        if mode == .async || peerCredits <= grantThreshold || receivesToPost.count >= receivesToPost.capacity {
-            try postQueuedReceives()
+        guard mode == .async || peerCredits <= grantThreshold else {
+            _ = releasedReceives.append(slot)   // room for every slot: each is in one place
+            return false
         }
+        try queueReceive(slot)
+        try postQueuedReceives()
+        return true
     }
 
     /// A released message's buffer goes back: a receive slot is re-posted (a credit), a
@@ -239,7 +255,8 @@ extension MessageEndpoint {
                 releasedTotal += 1
             }
         } else {
-            do { try repostLocked(location.index) } catch { failLocked(error); return }
+            // Only a post can make a grant due: a slot left for the next round changes nothing yet.
+            do { guard try repostLocked(location.index) else { return } } catch { failLocked(error); return }
         }
         flushControlLocked()
     }

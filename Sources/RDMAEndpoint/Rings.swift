@@ -15,13 +15,24 @@ struct InboundEntry {
 }
 
 /// A first-in first-out ring of fixed capacity, allocated once.
-struct FixedRing<Element> {
-    private var storage: [Element]
+///
+/// Non-copyable, over memory it owns: a copyable ring over an array was copied — its
+/// buffer retained and released — by reads through the endpoint's properties (the
+/// ledger's once per send), an atomic pair the lab's emulated CPU makes dear. Borrowed,
+/// it is read in place.
+struct FixedRing<Element>: ~Copyable {
+    private let storage: UnsafeMutableBufferPointer<Element>
     private var head = 0
     private(set) var count = 0
 
     init(capacity: Int, filler: Element) {
-        storage = Array(repeating: filler, count: max(capacity, 1))
+        storage = .allocate(capacity: max(capacity, 1))
+        storage.initialize(repeating: filler)
+    }
+
+    deinit {
+        _ = storage.deinitialize()
+        storage.deallocate()
     }
 
     var capacity: Int { storage.count }
@@ -45,16 +56,30 @@ struct FixedRing<Element> {
     var first: Element? { count > 0 ? storage[head] : nil }
 }
 
-/// Free indices of a pool, as a stack allocated once.
-struct FreeList {
-    private var stack: [Int32]
+/// Free indices of a pool, as a stack allocated once (non-copyable like `FixedRing`).
+struct FreeList: ~Copyable {
+    private let stack: UnsafeMutableBufferPointer<Int32>
+    private(set) var available: Int
 
     init(count: Int) {
-        stack = (0..<Int32(count)).reversed()
-        stack.reserveCapacity(count)
+        stack = .allocate(capacity: max(count, 1))
+        for index in 0..<count { stack[index] = Int32(count - 1 - index) }
+        available = count
     }
 
-    var available: Int { stack.count }
-    mutating func take() -> Int32? { stack.popLast() }
-    mutating func put(_ index: Int32) { stack.append(index) }
+    deinit { stack.deallocate() }
+
+    mutating func take() -> Int32? {
+        guard available > 0 else { return nil }
+        available -= 1
+        return stack[available]
+    }
+
+    /// Returns `index` to the pool; it must have come from `take`, so the stack never
+    /// holds more than it was made with.
+    mutating func put(_ index: Int32) {
+        precondition(available < stack.count, "FreeList.put: more indices returned than taken")
+        stack[available] = index
+        available += 1
+    }
 }

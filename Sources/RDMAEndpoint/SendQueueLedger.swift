@@ -8,7 +8,7 @@
 /// polls one). A request is signalled when `signalInterval` requests went without, or when
 /// what is left after it (send buffers, queue room) is short — so whenever a send finds
 /// the pool or the queue empty, a signalled request is in flight that will refill them.
-struct SendQueueLedger {
+struct SendQueueLedger: ~Copyable {
     /// One posted request: what it was, and the send buffer its completion frees (-1 none).
     struct Entry {
         var tag: RequestTag

@@ -10,6 +10,8 @@
 // --latency-only runs the poll-mode round trip alone (the scripts interleave it with
 // rdma-pingpong, pair by pair, to show the ratio beside the noise).
 // Usage: endpoint-bench [iterations] [payload bytes] [--device rxe0 --address 10.0.0.1] [--latency-only]
+// Experiments (environment): ENDPOINT_IDLE_SPIN_US (the async driver's spin),
+// ENDPOINT_RECEIVE_SLOTS (the receive pool, 128 here), ENDPOINT_TIMED_CALL_INTERVAL.
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -80,8 +82,12 @@ func benchConfiguration() -> EndpointConfiguration {
     configuration.sendSlots = 128
     configuration.rendezvousSlots = 0
     configuration.maxOutstandingCalls = 1024
-    // An override for experiments: the async driver's spin before it parks.
-    if let spin = getenv("ENDPOINT_IDLE_SPIN_US").flatMap({ Int(String(cString: $0)) }) { configuration.idleSpin = .microseconds(spin) }
+    // Overrides for experiments: the async driver's spin before it parks; the receive
+    // pool (each buffer its own page: a round trip cycles through them all); the timed calls.
+    func number(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) } }
+    if let spin = number("ENDPOINT_IDLE_SPIN_US") { configuration.idleSpin = .microseconds(spin) }
+    if let slots = number("ENDPOINT_RECEIVE_SLOTS") { configuration.receiveSlots = slots }
+    if let interval = number("ENDPOINT_TIMED_CALL_INTERVAL") { configuration.timedCallInterval = interval }
     return configuration
 }
 
@@ -121,11 +127,18 @@ final class PollServer: @unchecked Sendable {
     }
 
     /// Yields like rdma-pingpong's server (`MessageEndpoint.idle`) after 256 empty rounds.
+    /// Empty rounds run `emptyRoundsPerLock` at a time under one lock, as `callPolling`'s
+    /// do; a request arrives only in a round that handled a completion, so an empty poll
+    /// goes straight to the next (no `tryReceive`, no second lock), as rdma-pingpong's
+    /// server only looks at what its poll returned.
     func run() {
         var emptyRounds = 0
         do {
             while !stop.flag.load(ordering: .relaxed) {
-                if try endpoint.poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
+                if try endpoint.poll(rounds: MessageEndpoint.emptyRoundsPerLock) == 0 {
+                    MessageEndpoint.idle(&emptyRounds, rounds: MessageEndpoint.emptyRoundsPerLock)
+                    continue
+                }
                 while let request = try endpoint.tryReceive() {
                     let id = request.callID
                     while try !request.withUnsafeBytes({ try endpoint.trySendResponse(to: id, $0) }) { try endpoint.poll() }

@@ -52,6 +52,44 @@ struct VerbsCostTests {
         pair.close()
     }
 
+    /// `poll(rounds:)` runs empty rounds under one lock — all of them while nothing
+    /// happens — and returns after the first round that handled a completion.
+    @Test func aPollRunsItsEmptyRoundsUnderOneLockAndStopsAtTheFirstBusyOne() throws {
+        let pair = try EndpointPair(mode: .poll)
+        try pingPong(pair, count: 20, payload: [1, 2])
+        let client = pair.client, server = pair.server
+        let pollsPerRound: UInt64 = client.queuePair.sendCompletionQueue === client.queuePair.receiveCompletionQueue ? 1 : 2
+        // A late ACK may still complete a signalled send: then fewer rounds ran.
+        var before = client.statistics.completionQueuePolls
+        let handled = try client.poll(rounds: 32)
+        let polls = client.statistics.completionQueuePolls - before
+        if handled == 0 { #expect(polls == 32 * pollsPerRound) } else { #expect(polls <= 32 * pollsPerRound) }
+
+        let payload: [UInt8] = [7]
+        #expect(try payload.withUnsafeBytes { try server.trySend($0) })
+        before = client.statistics.completionQueuePolls
+        let busy = try client.poll(rounds: 1_000_000)
+        #expect(busy > 0, "the message arrived within a million rounds")
+        #expect(client.statistics.completionQueuePolls - before < 1_000_000 * pollsPerRound, "the poll returned at its first busy round")
+        let message = try client.tryReceive()
+        #expect(message?.bytes == payload)
+        pair.close()
+    }
+
+    /// A `callPolling` waiting for its response ends with the connection's failure (here
+    /// the peer's close), although its empty rounds no longer look at the call.
+    @Test func callPollingEndsWithThePeersCloseInsteadOfWaitingOn() throws {
+        let pair = try EndpointPair(mode: .poll)
+        try pingPong(pair, count: 2, payload: [1])
+        pair.server.close()
+        #expect(throws: EndpointError.peerClosed(reason: MessageEndpoint.normalCloseReason)) {
+            let request: [UInt8] = [1, 2]
+            let answered = try request.withUnsafeBytes { try pair.client.callPolling($0).count }
+            Issue.record("answered \(answered) bytes by a closed peer")
+        }
+        pair.close()
+    }
+
     /// Four send buffers and messages too large to go inline: each send holds its buffer
     /// until a signalled completion frees it (here every third send, the one that leaves
     /// fewer than two free). A thousand messages in order, none stranded.
@@ -96,8 +134,10 @@ struct VerbsCostTests {
             ids.append(ledger.nextID(.eagerSend))
             ledger.record(.init(tag: .eagerSend, sendSlot: Int32(slot)), signalled: signalled)
         }
-        #expect(ledger.mustSignal(always: true, sendSlotsLeft: 100))
-        #expect(ledger.mustSignal(always: false, sendSlotsLeft: 1), "the last send buffer goes out signalled")
+        let alwaysSignalled = ledger.mustSignal(always: true, sendSlotsLeft: 100)
+        #expect(alwaysSignalled)
+        let lastBufferSignalled = ledger.mustSignal(always: false, sendSlotsLeft: 1)
+        #expect(lastBufferSignalled, "the last send buffer goes out signalled")
         var retired: [Int32] = []
         ledger.retire(through: ids[15]) { retired.append($0.sendSlot) }
         #expect(retired == Array(0..<16))
@@ -105,8 +145,10 @@ struct VerbsCostTests {
         #expect(ledger.outstanding == 0)
         // Queue room: the request that would leave less than `roomKept` is signalled.
         for _ in 0..<59 { ledger.record(.init(tag: .controlWrite, sendSlot: -1), signalled: true) }
-        #expect(!ledger.mustSignal(always: false, sendSlotsLeft: 100))
+        let roomyUnsignalled = !ledger.mustSignal(always: false, sendSlotsLeft: 100)
+        #expect(roomyUnsignalled)
         ledger.record(.init(tag: .controlWrite, sendSlot: -1), signalled: true)
-        #expect(ledger.mustSignal(always: false, sendSlotsLeft: 100))
+        let shortSignalled = ledger.mustSignal(always: false, sendSlotsLeft: 100)
+        #expect(shortSignalled)
     }
 }
