@@ -96,17 +96,7 @@ final class HeldDatagrams {
     /// refuses is skipped (at most `count` calls in all); the result is the first refusal.
     func send() -> WireSendResult {
         guard count > 0 else { return .sent }
-        defer { count = 0; byteCount = 0 }
-        var result = WireSendResult.sent
-        var next = 0
-        while next < count {
-            let sent = Int(csocketbatch_sendmmsg(descriptor, messages + next, UInt32(count - next), 0))
-            calls += 1
-            if sent > 0 { next += sent; continue }
-            if result == .sent { result = SocketCall.sendResult(-1) }
-            next += 1
-        }
-        return result
+        return sendMessages(withBatch: false).held
     }
 
     /// `sendmmsg(2)` of every held datagram and then `bytes` to `address` as one more message: a
@@ -116,18 +106,21 @@ final class HeldDatagrams {
     func send(followedBy bytes: UnsafeRawBufferPointer, segmentLength: Int, to address: SocketAddress) -> (held: WireSendResult, batchErrno: Int32) {
         batchAddress.pointee = address
         vectors[count] = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
-        if segmentLength > 0 {
-            segmentControl.pointee.header.cmsg_len = MemoryLayout<cmsghdr>.size + 2
-            segmentControl.pointee.header.cmsg_level = Int32(IPPROTO_UDP)
-            segmentControl.pointee.header.cmsg_type = SocketCall.udpSegment
-            segmentControl.pointee.value = Int32(segmentLength)   // a u16: little-endian, the int's first two bytes
-        }
+        if segmentLength > 0 { segmentControl.pointee = .udpSegment(segmentLength) }
         messages[count] = csocketbatch_message(header: msghdr(msg_name: UnsafeMutableRawPointer(batchAddress), msg_namelen: address.length,
                                                               msg_iov: vectors + count, msg_iovlen: 1,
                                                               msg_control: segmentLength > 0 ? UnsafeMutableRawPointer(segmentControl) : nil,
                                                               msg_controllen: segmentLength > 0 ? MemoryLayout<ControlMessageInt>.size : 0,
                                                               msg_flags: 0), length: 0)
-        let total = count + 1
+        return sendMessages(withBatch: true)
+    }
+
+    /// The `sendmmsg(2)` calls of `send` and `send(followedBy:)`: the held messages, and the
+    /// batch's after them when `withBatch`. A message the kernel refuses is skipped (one call
+    /// each at most); returns the first refusal among the held ones and the batch's errno (0:
+    /// sent), and empties the queue.
+    private func sendMessages(withBatch: Bool) -> (held: WireSendResult, batchErrno: Int32) {
+        let total = count + (withBatch ? 1 : 0)
         defer { count = 0; byteCount = 0 }
         var held = WireSendResult.sent, batchErrno: Int32 = 0
         var next = 0
@@ -136,7 +129,7 @@ final class HeldDatagrams {
             calls += 1
             if sent > 0 { next += sent; continue }
             let code = errno
-            if next == total - 1 { batchErrno = code == 0 ? EIO : code } else if held == .sent { held = SocketCall.sendResult(-1) }
+            if withBatch && next == total - 1 { batchErrno = code == 0 ? EIO : code } else if held == .sent { held = SocketCall.sendResult(-1) }
             next += 1
         }
         return (held, batchErrno)

@@ -14,6 +14,21 @@ struct ControlMessageInt {
     var header = cmsghdr()
     var value: Int32 = 0
     var padding: Int32 = 0
+
+    init() {}
+
+    /// `value` at `level`/`type`, of which the option reads the first `valueBytes` bytes.
+    init(level: Int32, type: Int32, value: Int32, valueBytes: Int = 4) {
+        header.cmsg_len = MemoryLayout<cmsghdr>.size + valueBytes
+        header.cmsg_level = level
+        header.cmsg_type = type
+        self.value = value
+    }
+
+    /// UDP_SEGMENT: the GSO segment size, a u16 (little-endian: the int's first two bytes).
+    static func udpSegment(_ length: Int) -> ControlMessageInt {
+        ControlMessageInt(level: Int32(IPPROTO_UDP), type: SocketCall.udpSegment, value: Int32(length), valueBytes: 2)
+    }
 }
 
 /// The control area of one received datagram: room for IP_TOS/IPV6_TCLASS and UDP_GRO.

@@ -328,12 +328,6 @@ package final class UDPWire: Wire {
         let fd = batchDescriptor(for: batch.sourcePort)
         guard fd >= 0 else { return .failed(errno: EBADF) }
         var address = SocketAddress(batch.destination)
-        var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: batch.bytes.baseAddress), iov_len: batch.byteCount)
-        var control = ControlMessageInt()
-        control.header.cmsg_len = MemoryLayout<cmsghdr>.size + 2
-        control.header.cmsg_level = Int32(IPPROTO_UDP)
-        control.header.cmsg_type = SocketCall.udpSegment
-        control.value = Int32(batch.segmentLength)   // a u16: little-endian, the int's first two bytes
         let segmented = batch.count > 1
         if held.count > 0 && held.descriptor != fd { sendHeld() }
         if held.count > 0 {
@@ -347,6 +341,8 @@ package final class UDPWire: Wire {
             errno = batchErrno
             return segmentationFailed(segmented)
         }
+        var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: batch.bytes.baseAddress), iov_len: batch.byteCount)
+        var control = ControlMessageInt.udpSegment(batch.segmentLength)
         let result = address.withSockaddr { name, length in
             withUnsafeMutableBytes(of: &control) { controlBytes in
                 withUnsafeMutablePointer(to: &vector) { vectorPointer in
@@ -378,16 +374,11 @@ package final class UDPWire: Wire {
     /// `sendmsg(2)` with the traffic class as an IP_TOS (IPv4) or IPV6_TCLASS (IPv6) control
     /// message: a CNP's DSCP 48 on a socket whose data goes out with another.
     private func sendWithTrafficClass(_ datagram: UnsafeRawBufferPointer, to address: inout SocketAddress, _ trafficClass: TrafficClass) -> WireSendResult {
-        var control = ControlMessageInt()
-        control.header.cmsg_len = MemoryLayout<cmsghdr>.size + 4
-        if case .ipv6 = local.address {
-            control.header.cmsg_level = Int32(IPPROTO_IPV6)
-            control.header.cmsg_type = IPV6_TCLASS
+        var control = if case .ipv6 = local.address {
+            ControlMessageInt(level: Int32(IPPROTO_IPV6), type: IPV6_TCLASS, value: Int32(trafficClass.rawValue))
         } else {
-            control.header.cmsg_level = Int32(IPPROTO_IP)
-            control.header.cmsg_type = IP_TOS
+            ControlMessageInt(level: Int32(IPPROTO_IP), type: IP_TOS, value: Int32(trafficClass.rawValue))
         }
-        control.value = Int32(trafficClass.rawValue)
         var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: datagram.baseAddress), iov_len: datagram.count)
         let result = address.withSockaddr { name, length in
             withUnsafeMutableBytes(of: &control) { controlBytes in
