@@ -28,10 +28,7 @@ extension SoftDevice {
     /// (a buffer is used again and again: hashing was a fifth of a small send's gather).
     @inline(__always)
     func region(keyed key: UInt32) -> SoftMemoryRegion? {
-        if key == lastRegionKey, let region = lastRegion { return region }
-        guard let region = regions[key] else { return nil }
-        (lastRegionKey, lastRegion) = (key, region)
-        return region
+        lastRegionLookup.value(key, in: regions)
     }
 
     /// Copies `count` bytes between `buffer` and the list's bytes starting `offset` bytes in.

@@ -51,14 +51,10 @@ extension SoftDevice {
         return datagram.count > length ? length : 0
     }
 
-    /// `queuePairs[number]`, answered without hashing when the packet before was for the same
-    /// QP (hashing the number was a tenth of a small packet's receive work, callgrind).
+    /// `queuePairs[number]`, answered without hashing when the packet before was for the same QP.
     @inline(__always)
     func queuePair(numbered number: UInt32) -> SoftQueuePair? {
-        if number == lastQueuePairNumber, let qp = lastQueuePair { return qp }
-        guard let qp = queuePairs[number] else { return nil }
-        (lastQueuePairNumber, lastQueuePair) = (number, qp)
-        return qp
+        lastQueuePairLookup.value(number, in: queuePairs)
     }
 
     func receive(_ bytes: UnsafeRawBufferPointer, from source: WireEndpoint, ipv4: IPv4HeaderFields, congestionExperienced: Bool, now: UInt64) {

@@ -60,15 +60,11 @@ package final class SoftDevice: @unchecked Sendable {
     let batch: ReceiveBatch
 
     @exclusivity(unchecked) var regions: [UInt32: SoftMemoryRegion] = [:]
-    /// The region the last key lookup found (`region(keyed:)`); unowned(unsafe): `regions`
-    /// owns it, and deregistering or closing clears this first.
-    @exclusivity(unchecked) var lastRegionKey: UInt32 = 0
-    @exclusivity(unchecked) unowned(unsafe) var lastRegion: SoftMemoryRegion? = nil
+    /// The region the last key lookup found (`region(keyed:)`).
+    @exclusivity(unchecked) var lastRegionLookup = LastLookup<SoftMemoryRegion>()
     @exclusivity(unchecked) var queuePairs: [UInt32: SoftQueuePair] = [:]
-    /// The QP the last received packet was for (`queuePair(numbered:)`); unowned(unsafe):
-    /// `queuePairs` owns it, and destroying or closing clears this first.
-    @exclusivity(unchecked) var lastQueuePairNumber: UInt32 = 0
-    @exclusivity(unchecked) unowned(unsafe) var lastQueuePair: SoftQueuePair? = nil
+    /// The QP the last received packet was for (`queuePair(numbered:)`).
+    @exclusivity(unchecked) var lastQueuePairLookup = LastLookup<SoftQueuePair>()
     @exclusivity(unchecked) var queuePairList: ContiguousArray<SoftQueuePair> = []
     /// The QPs with sends outstanding: the only ones a progress round visits, so a device
     /// with 1,000 idle QPs polls as fast as one with a single QP.
@@ -229,13 +225,13 @@ package final class SoftDevice: @unchecked Sendable {
             closed = true
             connectionManagement?.close()
             wire.close()
-            (lastQueuePairNumber, lastQueuePair) = (0, nil)
+            lastQueuePairLookup.forgetAll()
             queuePairs.removeAll()
             queuePairList.removeAll()
             activeQueuePairs.removeAll()
             acknowledgementsDue.removeAll()
             acknowledgementsDeferredSince = 0
-            (lastRegionKey, lastRegion) = (0, nil)
+            lastRegionLookup.forgetAll()
             regions.removeAll()
         }
     }
@@ -279,7 +275,7 @@ package final class SoftDevice: @unchecked Sendable {
     package func deregister(_ region: SoftMemoryRegion) {
         locked {
             region.valid = false
-            if lastRegion === region { (lastRegionKey, lastRegion) = (0, nil) }
+            lastRegionLookup.forget(region)
             regions[region.key] = nil
         }
     }
@@ -333,7 +329,7 @@ package final class SoftDevice: @unchecked Sendable {
 
     package func destroyQueuePair(_ qp: SoftQueuePair) {
         locked {
-            if lastQueuePair === qp { (lastQueuePairNumber, lastQueuePair) = (0, nil) }
+            lastQueuePairLookup.forget(qp)
             queuePairs[qp.number] = nil
             queuePairList.removeAll { $0 === qp }
             deactivate(qp)
