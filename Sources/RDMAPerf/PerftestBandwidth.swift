@@ -141,6 +141,7 @@ public enum PerftestBandwidth {
             if stopRequested() { break }
             if sendSweep, index > 0 { _ = try exchange.keys(mine[0]) }
             if duplex, operation != .send { _ = try exchange.keys(mine[0]) }   // both sides' send requests are ready
+            defer { if duplex { opened.backgroundProgress(false) } }   // also when the exchange fails after our run
             let region = RemoteMemory(address: theirs[0].virtualAddress &- slot, rkey: theirs[0].rkey, length: UInt32(clamping: Int(slot) + size))
             var progress = ProgressLine()
             var oneWay = parameters
@@ -148,7 +149,11 @@ public enum PerftestBandwidth {
             let outcome = try ThroughputLoop.run(queues: queues, remote: region, parameters: oneWay, size: size, sending: true,
                                                  receiving: sendBothWays, expectPeerDone: false,
                                                  peerMessages: sendBothWays ? (parameters.iterations ?? 0) * parameters.queuePairs : nil,
-                                                 stamps: stamps, pump: pump, progress: &progress)
+                                                 stamps: stamps, pump: pump, progress: &progress) {
+                // -b: the peer's run may outlast ours; its requests need our engine driven
+                // until the reports are swapped (`swapReports` stops it).
+                if duplex { opened.backgroundProgress(true) }
+            }
             progress.finish()
             var statistics = BandwidthStatistics(messageSize: size, messages: outcome.sent, elapsedNanoseconds: outcome.elapsed,
                                                  peakBytesPerSecond: outcome.peak)

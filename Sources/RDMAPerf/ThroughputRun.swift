@@ -128,9 +128,14 @@ enum ThroughputLoop {
 
     /// `peerMessages`: how many messages the peer sends us, known beforehand (a perftest
     /// `ib_send_bw -b` peer, whose -n and -q are ours): received before the run ends.
+    /// `whenMoved` runs as soon as our messages are done, before the figures are computed:
+    /// the peak's search takes up to half a second in a debug build, and a peer that is
+    /// still moving data (perftest's -b, which says nothing until the reports) needs our
+    /// engine driven meanwhile, or its last requests go unacknowledged until it runs out
+    /// of retries.
     static func run(queues: QueueSet, remote: RemoteMemory, parameters: ThroughputParameters, size: Int,
                     sending: Bool, receiving: Bool, expectPeerDone: Bool, peerMessages: Int? = nil, stamps: StampBuffers,
-                    pump: CompletionPump, progress: inout ProgressLine) throws(PerfError) -> ThroughputOutcome {
+                    pump: CompletionPump, progress: inout ProgressLine, whenMoved: () -> Void = {}) throws(PerfError) -> ThroughputOutcome {
         let peerCountLimit = RunLimits.standard.doneCountLimit(iterations: parameters.iterations, queuePairs: parameters.queuePairs)
         let pairs = queues.queuePairs
         let qpCount = pairs.count
@@ -271,6 +276,7 @@ enum ThroughputLoop {
             // goes on until the sender's `done`.
             if interrupted, !sending, pump.interruptible { truncated = true; break }
         }
+        whenMoved()
         let peak = BandwidthStatistics.peak(posted: UnsafeBufferPointer(rebasing: stamps.posted[0..<min(posted, capacity)]),
                                             completed: UnsafeBufferPointer(rebasing: stamps.completed[0..<min(completed, capacity)]),
                                             messageSize: size)

@@ -48,7 +48,12 @@ func runPerftestBandwidthPeers(operation: BandwidthOperation, sizes: [Int], iter
     } catch {
         sent = .failure(error)
     }
-    let served = task.wait(timeout: 60)
+    var served = task.wait(timeout: 60)
+    // A side that fails closes the exchange, so the other usually fails with "the peer
+    // closed": name both, the client's first, or the cause is lost.
+    if let server = served, case .failure(let clientError) = sent {
+        served = PerfError("client: \(clientError); server: \(server)", exitCode: server.exitCode)
+    }
     return (sent, served, report.withLock { $0 }, received.withLock { $0 })
 }
 
