@@ -65,6 +65,49 @@ struct SharingTests {
         #expect(memcmp(pair.memoryA.baseAddress!, pair.memoryB.baseAddress!, size) == 0)
     }
 
+    /// The responder replays a lost READ response or atomic ACK only for the last 16 READ and
+    /// atomic requests it executed (`ReadRequestCache`, `AtomicReplyCache`; rxe's
+    /// max_dest_rd_atomic resources). 48 one-packet READs (or fetch-and-adds) posted at once: at
+    /// most 16 leave before a response comes back, and when every response of that burst is
+    /// lost, each is replayed and everything completes, every atomic executed once. With all
+    /// 48 in flight (the READ window is in packets; atomics had none but the QP's), the oldest
+    /// 32 were never answered again: RETRY_EXC_ERR, as in perftest -D -b runs over a stalled peer.
+    @Test(arguments: [SoftSendOpcode.read, .fetchAndAdd])
+    func readAndAtomicRequestsInFlightStayWithinWhatTheResponderRemembers(opcode: SoftSendOpcode) throws {
+        let pair = try EnginePair()
+        let network = try #require(pair.network)
+        let count = 48, limit = ReadRequestCache.capacity
+        for index in 0..<(count * 64) { pair.memoryB[index] = UInt8(truncatingIfNeeded: index &* 3 &+ 1) }
+        for index in 0..<count {
+            let atomic = opcode == .fetchAndAdd
+            let request = SoftSendRequest(id: UInt64(index), opcode: opcode, remoteAddress: pair.address(pair.memoryB, index * 64),
+                                          remoteKey: pair.regionB.rkey, compareAdd: atomic ? 1 : 0)
+            try pair.postA(request, pair.sgeA(index * 64, atomic ? 8 : 64))
+        }
+        for _ in 0..<4 { pair.deviceA.progress() }   // B does not run yet
+        let toB = WireEndpoint(EnginePair.addressB, port: 4791), toA = WireEndpoint(EnginePair.addressA, port: 4791)
+        #expect(network.pending(for: toB) == limit, "requests before any response")
+        pair.deviceB.progress()
+        #expect(network.take(for: toA).count == limit, "the burst's responses, all lost")
+
+        let completions = pair.completions(from: pair.cqA, count: count)
+        #expect(completions.count == count)
+        #expect(completions.allSatisfy { $0.status == .success }, "\(completions.map(\.status))")
+        #expect(completions.map(\.id) == (0..<UInt64(count)).map { $0 })
+        #expect(pair.deviceA.snapshotCounters().retryExceeded == 0)
+        #expect(pair.deviceB.snapshotCounters().refusedReadReplays == 0)
+        for index in 0..<count {
+            let base = index * 64
+            if opcode == .read {
+                #expect(Array(pair.memoryA[base..<base + 64]) == Array(pair.memoryB[base..<base + 64]), "READ \(index)")
+            } else {
+                let original = (0..<8).reduce(UInt64(0)) { $0 | UInt64(UInt8(truncatingIfNeeded: (base + $1) &* 3 &+ 1)) << (8 * $1) }
+                #expect(pair.memoryB.load(fromByteOffset: base, as: UInt64.self) == original &+ 1, "atomic \(index) executed once")
+                #expect(pair.memoryA.load(fromByteOffset: base, as: UInt64.self) == original, "atomic \(index)'s original value")
+            }
+        }
+    }
+
     /// 1,000 QP pairs in one engine pair, each with a SEND, an 8 KiB WRITE and an 8 KiB READ:
     /// every request completes successfully, and once they have, a progress round visits no QP.
     @Test func aThousandQueuePairsEachCompleteAMixedWorkload() throws {

@@ -11,6 +11,37 @@ struct RequesterState {
     var packetIndex = 0
     /// After an RNR NAK nothing goes out before this time (0: no wait).
     var rnrUntil: UInt64 = 0
+    /// READ requests and atomics sent and not yet answered in full.
+    var unanswered = UnansweredRequests()
+}
+
+/// The last PSN of each READ request and atomic sent and not yet answered in full, oldest
+/// first. The responder replays a lost READ response or atomic ACK only for the last
+/// `capacity` such requests it executed (`ReadRequestCache`, `AtomicReplyCache`: rxe's
+/// max_dest_rd_atomic resources), so no more may be unanswered at once; beyond that, a lost
+/// response of the oldest could never be had again and the QP would run out of retries.
+/// Fixed storage: nothing is allocated per request.
+struct UnansweredRequests {
+    static let capacity = min(ReadRequestCache.capacity, AtomicReplyCache.capacity)
+    private var lastPSNs = InlineArray<16, PacketSequenceNumber>(repeating: 0)
+    private var first = 0
+    private(set) var count = 0
+
+    var isFull: Bool { count >= Self.capacity }
+
+    mutating func append(lastPSN: PacketSequenceNumber) {
+        guard count < Self.capacity else { return }
+        lastPSNs[(first + count) % Self.capacity] = lastPSN
+        count += 1
+    }
+
+    /// Forgets the requests whose every response came before `firstUnanswered`.
+    mutating func forgetAnswered(before firstUnanswered: PacketSequenceNumber) {
+        while count > 0 && lastPSNs[first].isBefore(firstUnanswered) {
+            first = (first + 1) % Self.capacity
+            count -= 1
+        }
+    }
 }
 
 // The requester role: segments send-queue requests into packets within the window,
@@ -54,8 +85,17 @@ extension SoftDevice {
             }
             // A READ request leaves only inside the narrower READ window: the peer replays a lost
             // response only for the READ requests it remembers (16), and each asks for 16 packets.
-            if entry.pointee.request.opcode == .read && packetsInFlight(qp) >= Self.readWindow { return }
-            let resumingRead = entry.pointee.request.opcode == .read && entry.pointee.responsesReceived > 0
+            let opcode = entry.pointee.request.opcode
+            if opcode == .read && packetsInFlight(qp) >= Self.readWindow { return }
+            // A READ request or atomic the responder has not seen (a resend of one it has is
+            // always let out) waits while `UnansweredRequests.capacity` are unanswered.
+            let asksForResources = opcode == .read || opcode == .compareAndSwap || opcode == .fetchAndAdd
+            let firstSending = asksForResources && !qp.requester.nextPSN.isBefore(qp.requester.highestPSN)
+            if firstSending {
+                qp.requester.unanswered.forgetAnswered(before: firstUnansweredPSN(qp))
+                if qp.requester.unanswered.isFull { return }
+            }
+            let resumingRead = opcode == .read && entry.pointee.responsesReceived > 0
             if qp.requester.packetIndex == 0 && !resumingRead {
                 entry.pointee.firstPSN = qp.requester.nextPSN
                 entry.pointee.assigned = true
@@ -71,6 +111,8 @@ extension SoftDevice {
             case .compareAndSwap, .fetchAndAdd:
                 (headers, payloadLength) = (atomicRequest(qp, index), 0)
             }
+            // Its responses end at the PSN before the next request's.
+            if firstSending { qp.requester.unanswered.append(lastPSN: qp.requester.nextPSN - 1) }
             if qp.requester.highestPSN.isBefore(qp.requester.nextPSN) { qp.requester.highestPSN = qp.requester.nextPSN }
             if qp.completer.timerDeadline == 0 { armRetransmitTimer(qp, now: now) }
             inFlightBytes += headers.bth.opcode == .rcRDMAReadRequest ? Int(headers.rdma?.dmaLength ?? 0) : max(payloadLength, 1)
@@ -92,6 +134,11 @@ extension SoftDevice {
     /// Packets sent and not yet acknowledged; the responses of the oldest READ received so
     /// far count as acknowledged.
     private func packetsInFlight(_ qp: SoftQueuePair) -> Int {
+        firstUnansweredPSN(qp).distance(to: qp.requester.nextPSN)
+    }
+
+    /// The first PSN neither acknowledged nor answered by a READ response of the oldest request.
+    private func firstUnansweredPSN(_ qp: SoftQueuePair) -> PacketSequenceNumber {
         var base = qp.completer.lastAckedPSN + 1
         let queue = qp.sendQueue
         if queue.head < queue.tail {
@@ -101,7 +148,7 @@ extension SoftDevice {
                 if base.isBefore(received) { base = received }
             }
         }
-        return base.distance(to: qp.requester.nextPSN)
+        return base
     }
 
     private func moveToNextRequest(_ qp: SoftQueuePair) {
