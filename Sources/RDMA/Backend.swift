@@ -143,6 +143,8 @@ protocol CompletionChannelOperations: AnyObject, Sendable {
     var fileDescriptor: Int32 { get }
     /// `ibv_get_cq_event` after waiting for readability: the queue the event is for.
     func waitForEvent(timeoutMilliseconds: Int32) throws(RDMAError) -> CompletionQueue?
+    /// Makes a `waitForEvent` in another thread (or the next one) return nil now.
+    func wake()
     /// `ibv_destroy_comp_channel`
     func destroy() throws(RDMAError)
 }

@@ -55,6 +55,21 @@ public final class CompletionChannel: ClosableResource, @unchecked Sendable {
         return queue
     }
 
+    /// Makes a `waitForEvent` blocked in another thread return nil now — or, when none is
+    /// waiting, the next one at once: for a thread that parks on the channel but also runs
+    /// work handed to it (a task executor). Any thread; calls before the wait takes the
+    /// wake count once. On a verbs device it writes an `eventfd(2)` the wait polls beside
+    /// the channel's descriptor; on a soft device, the channel's own pipe.
+    ///
+    /// ```swift
+    /// // another thread: hand over work, then
+    /// channel.wake()   // its waitForEvent(timeoutMilliseconds: 1000) returns nil now
+    /// ```
+    public func wake() {
+        guard !isClosed else { return }
+        operations.wake()
+    }
+
     /// Closes the queues attached to this channel, then the channel. Idempotent; after a
     /// failure the channel stays open and `close()` may be retried.
     /// The corresponding C function is `ibv_destroy_comp_channel`.

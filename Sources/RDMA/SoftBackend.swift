@@ -190,6 +190,8 @@ final class SoftBackendCompletionChannel: CompletionChannelOperations, @unchecke
         return Unmanaged<CompletionQueue>.fromOpaque(owner).takeUnretainedValue()
     }
 
+    func wake() { channel.wake() }
+
     func destroy() throws(RDMAError) { device.destroyCompletionChannel(channel) }
 }
 

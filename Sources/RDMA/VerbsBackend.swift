@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CIBVerbs
+import CEpoll
 
 // The verbs backend's table (see Backend.swift): a pass-through to libibverbs. Each class
 // owns one C object; every C return goes through CReturnConventions.swift.
@@ -146,15 +147,32 @@ final class VerbsMemoryRegion: MemoryRegionOperations, @unchecked Sendable {
 
 final class VerbsCompletionChannel: CompletionChannelOperations, @unchecked Sendable {
     let pointer: UnsafeMutablePointer<ibv_comp_channel>
-    init(pointer: UnsafeMutablePointer<ibv_comp_channel>) { self.pointer = pointer }
+    /// `eventfd(2)` polled beside the channel's descriptor: `wake()` writes it (-1 when the
+    /// kernel refused one: a wait then ends only by event or timeout).
+    private let wakeDescriptor: Int32
+
+    init(pointer: UnsafeMutablePointer<ibv_comp_channel>) {
+        self.pointer = pointer
+        wakeDescriptor = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+    }
+
     var fileDescriptor: Int32 { pointer.pointee.fd }
 
     func waitForEvent(timeoutMilliseconds: Int32) throws(RDMAError) -> CompletionQueue? {
-        var descriptor = pollfd(fd: pointer.pointee.fd, events: Int16(POLLIN), revents: 0)
+        var descriptors = (pollfd(fd: pointer.pointee.fd, events: Int16(POLLIN), revents: 0),
+                           pollfd(fd: wakeDescriptor, events: Int16(POLLIN), revents: 0))
         while true {
-            let ready = try CReturn.minusOneErrno("poll(completion channel)") { poll(&descriptor, 1, timeoutMilliseconds) }
-                .flatMapError { error in error.errno == EINTR ? .success(-1) : .failure(error) }.get()
+            let ready = try CReturn.minusOneErrno("poll(completion channel)") {
+                withUnsafeMutableBytes(of: &descriptors) {
+                    poll($0.baseAddress!.assumingMemoryBound(to: pollfd.self), wakeDescriptor >= 0 ? 2 : 1, timeoutMilliseconds)
+                }
+            }.flatMapError { error in error.errno == EINTR ? .success(-1) : .failure(error) }.get()
             if ready == 0 { return nil }
+            if descriptors.1.revents != 0 {
+                var count: UInt64 = 0
+                _ = read(wakeDescriptor, &count, 8)
+                return nil
+            }
             if ready > 0 { break }
         }
         var queue: UnsafeMutablePointer<ibv_cq>?
@@ -166,8 +184,15 @@ final class VerbsCompletionChannel: CompletionChannelOperations, @unchecked Send
         return Unmanaged<CompletionQueue>.fromOpaque(queueContext).takeUnretainedValue()
     }
 
+    func wake() {
+        guard wakeDescriptor >= 0 else { return }
+        var one: UInt64 = 1
+        _ = write(wakeDescriptor, &one, 8)
+    }
+
     func destroy() throws(RDMAError) {
         try CReturn.returnedErrno("ibv_destroy_comp_channel") { ibv_destroy_comp_channel(pointer) }.get()
+        if wakeDescriptor >= 0 { _ = Glibc.close(wakeDescriptor) }
     }
 }
 

@@ -180,6 +180,38 @@ struct DeviceTests {
         #expect(throws: RDMAError.self) { try pair.queueA.requestNotification() }   // no channel
     }
 
+    /// `wake()` ends a wait blocked in another thread without an event (a 20 s wait returns
+    /// nil long before), and wakes with nobody waiting make the next wait return nil at once —
+    /// once, however many there were. Events still wake a waiter as before.
+    @Test func aWakeEndsAWaitWithoutAnEvent() throws {
+        let context = try DeviceUnderTest.open()
+        let channel = try CompletionChannel(context: context)
+        let pair = try ConnectedPair(channelForB: channel, context: context)
+        try pair.queueB.requestNotification()
+        let clock = ContinuousClock()
+
+        channel.wake()
+        channel.wake()
+        var start = clock.now
+        #expect(try channel.waitForEvent(timeoutMilliseconds: 20_000) == nil)
+        #expect(clock.now - start < .seconds(10), "the wake made before the wait ended it")
+        start = clock.now
+        #expect(try channel.waitForEvent(timeoutMilliseconds: 100) == nil)
+        #expect(clock.now - start >= .milliseconds(90), "two wakes count once: this wait ran its course")
+
+        DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100)) { channel.wake() }
+        start = clock.now
+        #expect(try channel.waitForEvent(timeoutMilliseconds: 20_000) == nil)
+        #expect(clock.now - start < .seconds(10), "a wake from another thread ended the wait")
+
+        try pair.pairB.postReceive(id: 1, scatterGather: pair.regionB.scatterGather(length: 64))
+        try pair.pairA.post(SendWorkRequest(id: 1), scatterGather: pair.regionA.scatterGather(length: 4))
+        let woken = try #require(try channel.waitForEvent(timeoutMilliseconds: 20_000))
+        #expect(woken === pair.queueB)
+        woken.acknowledgeEvents(1)
+        #expect(try pair.completions(pair.queueB)[0].status == .success)
+    }
+
     @Test func wrongRemoteKeyIsARemoteAccessError() throws {
         let pair = try ConnectedPair()
         var target = pair.regionB.remoteDescriptor

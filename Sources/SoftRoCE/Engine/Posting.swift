@@ -134,7 +134,8 @@ extension SoftDevice {
     }
 
     /// Waits up to `timeoutMilliseconds` (negative: forever) for an event on `channel`,
-    /// driving the engine meanwhile; returns the queue that has it.
+    /// driving the engine meanwhile; returns the queue that has it, or nil on timeout or
+    /// when the channel was woken (`SoftCompletionChannel.wake()`).
     package func waitForEvent(_ channel: SoftCompletionChannel, timeoutMilliseconds: Int32) -> SoftCompletionQueue? {
         let start = EngineClock.monotonicNanoseconds()
         let limit = timeoutMilliseconds < 0 ? UInt64.max : start + UInt64(timeoutMilliseconds) * 1_000_000
@@ -146,6 +147,7 @@ extension SoftDevice {
                 return channel.pending.removeFirst()
             }
             if let queue { return queue }
+            if channel.takeWake() { return nil }
             if EngineClock.monotonicNanoseconds() >= limit { return nil }
             waitForTraffic(also: channel.fileDescriptor, milliseconds: 1)
         }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import Synchronization
 
 /// A completion channel: a non-blocking pipe the engine writes one byte into when an armed
 /// queue gets a completion, so `fileDescriptor` (the read end) becomes readable.
@@ -11,6 +12,8 @@ package final class SoftCompletionChannel: @unchecked Sendable {
     let writeDescriptor: Int32
     var pending: ContiguousArray<SoftCompletionQueue> = []
     private var closed = false
+    /// A `wake()` not yet taken by a wait (its byte is in the pipe).
+    private let wakeRequested = Atomic<Bool>(false)
 
     init() throws(SoftRoCEError) {
         (fileDescriptor, writeDescriptor) = try Self.makePipe(for: "the completion channel")
@@ -34,6 +37,21 @@ package final class SoftCompletionChannel: @unchecked Sendable {
         if pending.count < pending.capacity { pending.append(queue) }
         var one: UInt8 = 1
         _ = write(writeDescriptor, &one, 1)
+    }
+
+    /// Makes the next (or the current) `SoftDevice.waitForEvent` on this channel return
+    /// nil at once. Any thread; one byte in the pipe however many calls until it is taken.
+    package func wake() {
+        guard !wakeRequested.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        var one: UInt8 = 1
+        _ = write(writeDescriptor, &one, 1)
+    }
+
+    /// Takes a pending `wake()` (and its byte); false when there is none.
+    func takeWake() -> Bool {
+        guard wakeRequested.exchange(false, ordering: .acquiringAndReleasing) else { return false }
+        _ = consume()
+        return true
     }
 
     /// Consumes one event byte; true if there was one.
