@@ -46,4 +46,43 @@ struct ECNWireTests {
         }
         #expect(received == Self.sent)
     }
+
+    /// A CNP (DSCP 48) to the same peer and port as a pending GSO batch of data leaves on its
+    /// own with its own traffic class. It may not join the batch as its short last segment: a
+    /// super-datagram carries one IP header, the data's DSCP/ECN, and the CNP would lose its
+    /// class (what happened until 9d4345e).
+    @Test func aNotificationNeverJoinsADataBatch() throws {
+        let receiving = try UDPWire(address: .ipv4(0x7F00_0001), port: 0, readsTrafficClass: true)
+        let sending = try UDPWire(address: .ipv4(0x7F00_0002), port: 0, trafficClass: Self.data)
+        defer { receiving.close(); sending.close() }
+        let port = sending.local.port
+        let segment = [UInt8](repeating: 0x22, count: 1024), notification = [UInt8](repeating: 0x33, count: 32)
+        sending.holdSends()
+        for _ in 0..<3 {
+            _ = sending.prepareSend(length: segment.count, from: port, to: receiving.local, trafficClass: Self.data, batchRole: .opens)
+            #expect(segment.withUnsafeBytes { sending.send($0, from: port, to: receiving.local, trafficClass: Self.data) } == .sent)
+        }
+        _ = sending.prepareSend(length: notification.count, from: port, to: receiving.local, trafficClass: .congestionNotification, batchRole: .none)
+        #expect(notification.withUnsafeBytes { sending.send($0, from: port, to: receiving.local, trafficClass: .congestionNotification) } == .sent)
+        #expect(sending.releaseSends() == .sent)
+        #expect(sending.superDatagramsSent == 1, "the data left as one super-datagram")
+
+        let batch = ReceiveBatch(capacity: 8)
+        var dataBytes = 0, notifications: [(length: Int, trafficClass: TrafficClass)] = []
+        for _ in 0..<100 where dataBytes < 3 * segment.count || notifications.isEmpty {
+            receiving.receive(into: batch)
+            for index in 0..<batch.count {
+                let datagram = batch.datagram(index)
+                if datagram.first == 0x33 || datagram.last == 0x33 {
+                    notifications.append((datagram.count, batch.trafficClass(index)))
+                } else {
+                    #expect(batch.trafficClass(index) == Self.data)
+                    dataBytes += datagram.count
+                }
+            }
+        }
+        #expect(dataBytes == 3 * segment.count, "the data, with the data's class")
+        #expect(notifications.count == 1 && notifications.first?.length == notification.count)
+        #expect(notifications.first?.trafficClass == .congestionNotification, "the CNP kept its own class")
+    }
 }
