@@ -83,10 +83,12 @@ func benchConfiguration() -> EndpointConfiguration {
     configuration.rendezvousSlots = 0
     configuration.maxOutstandingCalls = 1024
     // Overrides for experiments: the async driver's spin before it parks; the receive
-    // pool (each buffer its own page: a round trip cycles through them all); the timed calls.
+    // pool (each buffer its own page: a round trip cycles through them all); the eager
+    // limit (the buffers' size: 4 KiB + the header by default); the timed calls.
     func number(_ name: String) -> Int? { getenv(name).flatMap { Int(String(cString: $0)) } }
     if let spin = number("ENDPOINT_IDLE_SPIN_US") { configuration.idleSpin = .microseconds(spin) }
     if let slots = number("ENDPOINT_RECEIVE_SLOTS") { configuration.receiveSlots = slots }
+    if let limit = number("ENDPOINT_EAGER_LIMIT") { configuration.eagerLimit = limit }
     if let interval = number("ENDPOINT_TIMED_CALL_INTERVAL") { configuration.timedCallInterval = interval }
     return configuration
 }
