@@ -22,7 +22,8 @@ struct RequesterState {
 /// response of the oldest could never be had again and the QP would run out of retries.
 /// Fixed storage: nothing is allocated per request.
 struct UnansweredRequests {
-    static let capacity = min(ReadRequestCache.capacity, AtomicReplyCache.capacity)
+    /// At most the storage's 16 entries.
+    static let capacity = min(ReadRequestCache.capacity, AtomicReplyCache.capacity, 16)
     private var lastPSNs = InlineArray<16, PacketSequenceNumber>(repeating: 0)
     private var first = 0
     private(set) var count = 0
