@@ -284,14 +284,22 @@ package final class SoftDevice: @unchecked Sendable {
         try SoftCompletionChannel()
     }
 
-    package func destroyCompletionChannel(_ channel: SoftCompletionChannel) { channel.closeDescriptors() }
+    /// The channel's pending events go with it: each holds its queue, which holds the channel
+    /// (a cycle that leaked both when a queue's last event was never waited for).
+    package func destroyCompletionChannel(_ channel: SoftCompletionChannel) {
+        locked { channel.pending.removeAll() }
+        channel.closeDescriptors()
+    }
 
     package func createCompletionQueue(capacity: Int, channel: SoftCompletionChannel?) -> SoftCompletionQueue {
         SoftCompletionQueue(capacity: capacity, channel: channel)
     }
 
     package func destroyCompletionQueue(_ queue: SoftCompletionQueue) {
-        locked { queue.valid = false }
+        locked {
+            queue.valid = false
+            queue.channel?.pending.removeAll { $0 === queue }
+        }
     }
 
     package func createSharedReceiveQueue(domain: UInt32, capacity: Int, maxScatterGather: Int) -> SoftSharedReceiveQueue {
