@@ -5,6 +5,7 @@ import Musl
 #endif
 import CIBVerbs
 import CEpoll
+import Synchronization
 
 // The verbs backend's table (see Backend.swift): a pass-through to libibverbs. Each class
 // owns one C object; every C return goes through CReturnConventions.swift.
@@ -150,6 +151,9 @@ final class VerbsCompletionChannel: CompletionChannelOperations, @unchecked Send
     /// `eventfd(2)` polled beside the channel's descriptor: `wake()` writes it (-1 when the
     /// kernel refused one: a wait then ends only by event or timeout).
     private let wakeDescriptor: Int32
+    /// Orders `wake()`'s write against `destroy()`'s close of `wakeDescriptor`: a wake from
+    /// another thread must never write into a descriptor number freed for reuse.
+    private let wakeLock = Mutex<Bool>(false)   // true once closed
 
     init(pointer: UnsafeMutablePointer<ibv_comp_channel>) {
         self.pointer = pointer
@@ -186,13 +190,20 @@ final class VerbsCompletionChannel: CompletionChannelOperations, @unchecked Send
 
     func wake() {
         guard wakeDescriptor >= 0 else { return }
-        var one: UInt64 = 1
-        _ = write(wakeDescriptor, &one, 8)
+        wakeLock.withLock { closed in
+            guard !closed else { return }
+            var one: UInt64 = 1
+            _ = write(wakeDescriptor, &one, 8)
+        }
     }
 
     func destroy() throws(RDMAError) {
         try CReturn.returnedErrno("ibv_destroy_comp_channel") { ibv_destroy_comp_channel(pointer) }.get()
-        if wakeDescriptor >= 0 { _ = Glibc.close(wakeDescriptor) }
+        wakeLock.withLock { closed in
+            guard !closed, wakeDescriptor >= 0 else { return }
+            closed = true
+            _ = Glibc.close(wakeDescriptor)
+        }
     }
 }
 

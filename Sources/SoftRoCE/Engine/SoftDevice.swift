@@ -285,10 +285,13 @@ package final class SoftDevice: @unchecked Sendable {
     }
 
     /// The channel's pending events go with it: each holds its queue, which holds the channel
-    /// (a cycle that leaked both when a queue's last event was never waited for).
+    /// (a cycle that leaked both when a queue's last event was never waited for). Closed under
+    /// the lock the engine signals under, so no event is written into a freed descriptor.
     package func destroyCompletionChannel(_ channel: SoftCompletionChannel) {
-        locked { channel.pending.removeAll() }
-        channel.closeDescriptors()
+        locked {
+            channel.pending.removeAll()
+            channel.closeDescriptors()
+        }
     }
 
     package func createCompletionQueue(capacity: Int, channel: SoftCompletionChannel?) -> SoftCompletionQueue {

@@ -14,6 +14,9 @@ package final class SoftCompletionChannel: @unchecked Sendable {
     private var closed = false
     /// A `wake()` not yet taken by a wait (its byte is in the pipe).
     private let wakeRequested = Atomic<Bool>(false)
+    /// Orders `wake()`'s write against `closeDescriptors()`: a wake from another thread must
+    /// never write into a descriptor number the close has freed for reuse.
+    private let descriptorsLock = Mutex<Void>(())
 
     init() throws(SoftRoCEError) {
         (fileDescriptor, writeDescriptor) = try Self.makePipe(for: "the completion channel")
@@ -42,9 +45,11 @@ package final class SoftCompletionChannel: @unchecked Sendable {
     /// Makes the next (or the current) `SoftDevice.waitForEvent` on this channel return
     /// nil at once. Any thread; one byte in the pipe however many calls until it is taken.
     package func wake() {
-        guard !wakeRequested.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        var one: UInt8 = 1
-        _ = write(writeDescriptor, &one, 1)
+        descriptorsLock.withLock { _ in
+            guard !closed, !wakeRequested.exchange(true, ordering: .acquiringAndReleasing) else { return }
+            var one: UInt8 = 1
+            _ = write(writeDescriptor, &one, 1)
+        }
     }
 
     /// Takes a pending `wake()` (and its byte); false when there is none.
@@ -62,10 +67,12 @@ package final class SoftCompletionChannel: @unchecked Sendable {
 
     /// Closes both ends. Idempotent.
     func closeDescriptors() {
-        guard !closed else { return }
-        closed = true
-        _ = Glibc.close(fileDescriptor)
-        _ = Glibc.close(writeDescriptor)
+        descriptorsLock.withLock { _ in
+            guard !closed else { return }
+            closed = true
+            _ = Glibc.close(fileDescriptor)
+            _ = Glibc.close(writeDescriptor)
+        }
     }
 }
 
