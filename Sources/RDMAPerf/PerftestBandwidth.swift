@@ -151,7 +151,7 @@ public enum PerftestBandwidth {
                                                  peerMessages: sendBothWays ? (parameters.iterations ?? 0) * parameters.queuePairs : nil,
                                                  stamps: stamps, pump: pump, progress: &progress) {
                 // -b: the peer's run may outlast ours; its requests need our engine driven
-                // until the reports are swapped (`swapReports` stops it).
+                // until the reports are swapped (the `defer` above stops it with the size).
                 if duplex { opened.backgroundProgress(true) }
             }
             progress.finish()
@@ -160,7 +160,7 @@ public enum PerftestBandwidth {
             if duplex {
                 // ib_write_bw/ib_read_bw -a -b: a barrier after each size's run, then the reports.
                 if operation != .send, sizes.count > 1 { _ = try exchange.keys(mine[0]) }
-                let theirs = try swapReports(exchange, ours: statistics, opened: opened)
+                let theirs = try swapReports(exchange, ours: statistics)
                 log("this direction: \(statistics.messages) × \(size) B at \(String(format: "%.2f", statistics.averageBytesPerSecond / 1_048_576)) MiB/s; perftest's: \(theirs.iterations) at \(String(format: "%.2f", theirs.averageMiBps)) MiB/s")
                 statistics = sum(statistics, theirs)
             }
@@ -184,11 +184,10 @@ public enum PerftestBandwidth {
     }
 
     /// `xchg_bw_reports` after a `-b` run: ours out, theirs in. The peer may still be
-    /// moving data into our memory meanwhile (the soft engine needs driving for that).
-    static func swapReports(_ exchange: PerftestExchange, ours: BandwidthStatistics, opened: OpenedDevice) throws(PerfError) -> PerftestBandwidthReport {
+    /// moving data into our memory meanwhile: `runClient` keeps the engine driven from the
+    /// end of our run until the size is over.
+    static func swapReports(_ exchange: PerftestExchange, ours: BandwidthStatistics) throws(PerfError) -> PerftestBandwidthReport {
         let report = PerftestBandwidthReport(ours)
-        opened.backgroundProgress(true)
-        defer { opened.backgroundProgress(false) }
         var fields: [[UInt8]] = []
         for field in report.fields { fields.append(try exchange.swap(field, count: 8, what: "perftest's bandwidth report")) }
         guard let theirs = PerftestBandwidthReport(fields: fields), theirs.size == report.size,

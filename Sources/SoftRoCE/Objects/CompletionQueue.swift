@@ -11,12 +11,10 @@ package final class SoftCompletionChannel: @unchecked Sendable {
     package let fileDescriptor: Int32
     let writeDescriptor: Int32
     var pending: ContiguousArray<SoftCompletionQueue> = []
-    private var closed = false
-    /// A `wake()` not yet taken by a wait (its byte is in the pipe).
-    private let wakeRequested = Atomic<Bool>(false)
-    /// Orders `wake()`'s write against `closeDescriptors()`: a wake from another thread must
-    /// never write into a descriptor number the close has freed for reuse.
-    private let descriptorsLock = Mutex<Void>(())
+    /// Whether the descriptors are closed, and whether a `wake()` is not yet taken by a wait
+    /// (its byte is in the pipe). One lock orders a wake's write against the close: a wake
+    /// from another thread must never write into a descriptor number freed for reuse.
+    private let state = Mutex<(closed: Bool, wakeRequested: Bool)>((false, false))
 
     init() throws(SoftRoCEError) {
         (fileDescriptor, writeDescriptor) = try Self.makePipe(for: "the completion channel")
@@ -45,8 +43,9 @@ package final class SoftCompletionChannel: @unchecked Sendable {
     /// Makes the next (or the current) `SoftDevice.waitForEvent` on this channel return
     /// nil at once. Any thread; one byte in the pipe however many calls until it is taken.
     package func wake() {
-        descriptorsLock.withLock { _ in
-            guard !closed, !wakeRequested.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        state.withLock { state in
+            guard !state.closed, !state.wakeRequested else { return }
+            state.wakeRequested = true
             var one: UInt8 = 1
             _ = write(writeDescriptor, &one, 1)
         }
@@ -54,9 +53,12 @@ package final class SoftCompletionChannel: @unchecked Sendable {
 
     /// Takes a pending `wake()` (and its byte); false when there is none.
     func takeWake() -> Bool {
-        guard wakeRequested.exchange(false, ordering: .acquiringAndReleasing) else { return false }
-        _ = consume()
-        return true
+        state.withLock { state in
+            guard state.wakeRequested else { return false }
+            state.wakeRequested = false
+            _ = consume()
+            return true
+        }
     }
 
     /// Consumes one event byte; true if there was one.
@@ -67,9 +69,9 @@ package final class SoftCompletionChannel: @unchecked Sendable {
 
     /// Closes both ends. Idempotent.
     func closeDescriptors() {
-        descriptorsLock.withLock { _ in
-            guard !closed else { return }
-            closed = true
+        state.withLock { state in
+            guard !state.closed else { return }
+            state.closed = true
             _ = Glibc.close(fileDescriptor)
             _ = Glibc.close(writeDescriptor)
         }
