@@ -108,6 +108,28 @@ struct SegmentationOffloadTests {
         #expect(peer.completions().contains { $0.id == 1 && $0.status == .success && $0.byteLength == 3 })
     }
 
+    /// `soft_fault_corrupt` counts corrupted datagrams that leave, so a corrupted one that is
+    /// also duplicated counts twice: the receiver sees two bad ICRCs (the bound the real-socket
+    /// test below checks; counted once, a run with both faults on one datagram broke it).
+    @Test func aCorruptedDuplicateCountsAsTwoCorruptions() throws {
+        let network = InMemoryNetwork()
+        let (from, to) = (WireEndpoint(.ipv4(0x0A00_0001), port: 4791), WireEndpoint(.ipv4(0x0A00_0002), port: 4791))
+        _ = network.attach(to)
+        let wire = FaultInjectingWire(wrapping: network.attach(from), faults: SoftFaultInjection(seed: 7, duplicate: 1, corrupt: 1),
+                                      clock: .manual(ManualClock()))
+        let original = [UInt8](repeating: 0x33, count: 64)
+        for _ in 0..<10 {
+            _ = wire.prepareSend(length: original.count, from: from.port, to: to, trafficClass: .unmarked, batchRole: .none)
+            _ = original.withUnsafeBytes { wire.send($0, from: from.port, to: to, trafficClass: .unmarked) }
+        }
+        let delivered = network.take(for: to)
+        #expect(delivered.count == 20)
+        let damaged = delivered.filter { $0.bytes != original }.count
+        #expect(damaged == 20)
+        #expect(wire.tally.duplicates == 10)
+        #expect(wire.tally.corruptions == UInt64(damaged), "\(damaged) damaged datagrams delivered, \(wire.tally.corruptions) counted")
+    }
+
     // MARK: - On real sockets
 
     @Test(arguments: [ICRCVerification.automatic, .assumeZeroIdentification])

@@ -138,6 +138,8 @@ package final class FaultInjectingWire: Wire {
         let result = inner.send(outgoing, from: sourcePort, to: destination, trafficClass: trafficClass)
         if fate.duplicate {
             tally.duplicates += 1
+            // Each corrupted datagram on the path counts: the receiver sees both copies fail.
+            if fate.corruptedByte != nil, outgoing.baseAddress != datagram.baseAddress { tally.corruptions += 1 }
             _ = inner.send(outgoing, from: sourcePort, to: destination, trafficClass: trafficClass)
         }
         return result
