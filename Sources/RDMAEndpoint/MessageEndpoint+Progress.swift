@@ -61,15 +61,19 @@ extension MessageEndpoint {
             return handled
         }
         // Released buffers go back once per round (in poll mode a release only queues them).
-        do { try postQueuedReceives() } catch {
-            failLocked(error)
-            return handled
+        // An empty round skips both calls: the poll loop's round is what a message waits
+        // for, and the lab's emulated CPU pays for every instruction of it.
+        if !releasedReceives.isEmpty {
+            do { try postQueuedReceives() } catch {
+                failLocked(error)
+                return handled
+            }
         }
         // Credits also arrive by a WRITE into the control block, which completes nothing here.
         if mode == .async && (handled > 0 || peerGranted != creditsBefore || peerReleased != releasesBefore) {
             drainPendingSendsLocked()
         }
-        flushControlLocked()
+        if controlWriteMayBeDueLocked { flushControlLocked() }
         return handled
     }
 
@@ -261,11 +265,18 @@ extension MessageEndpoint {
         flushControlLocked()
     }
 
+    /// Whether `flushControlLocked` may have something to send: a grant or release not yet
+    /// advertised, a probe or a close asked for.
+    @inline(__always)
+    var controlWriteMayBeDueLocked: Bool {
+        grantedTotal != advertisedGranted || releasedTotal > advertisedReleased || probeRequested || closeReasonToSend != 0
+    }
+
     /// Posts an RDMA WRITE of our control block to the peer's when a grant is due (a
     /// quarter of the pool, or the peer may be running dry), a rendezvous slot was
     /// released, a probe or a close was asked for. The write needs no receive buffer.
     func flushControlLocked() {
-        guard let peer else { return }
+        guard controlWriteMayBeDueLocked, let peer else { return }
         let pendingGrant = grantedTotal - advertisedGranted
         let peerCredits = advertisedGranted &- messagesReceived
         let grantDue = pendingGrant > 0 && (pendingGrant >= grantThreshold || peerCredits <= grantThreshold)

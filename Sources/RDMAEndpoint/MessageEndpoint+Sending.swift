@@ -50,8 +50,23 @@ extension MessageEndpoint {
         } else {
             fill(UnsafeMutableRawBufferPointer(start: base + MessageHeader.size, count: length))
         }
+        try postMessageLocked(slot: slot, header: header, length: length)
+        return true
+    }
+
+    /// True when a message up to the eager limit can go now: a credit, a send buffer and
+    /// send-queue room (one for the SEND, one kept for a control write).
+    var canSendEagerLocked: Bool {
+        peerGranted > messagesSent && sendSlots.available > 0 && sendQueue.room >= 2
+    }
+
+    /// Writes `header` in front of the payload already in send buffer `slot` and posts the
+    /// SEND (inline when small: the buffer is free at once), then counts the message. Fails
+    /// the connection when the post fails. The corresponding C function is `ibv_post_send`.
+    func postMessageLocked(slot: Int32, header: MessageHeader, length: Int) throws(EndpointError) {
+        let base = memory.send.base + Int(slot) * memory.slotStride
         header.write(to: base)
-        let sentLength = MessageHeader.size + (rendezvous ? 0 : length)
+        let sentLength = MessageHeader.size + (header.isRendezvous ? 0 : length)
         let element = ScatterGatherElement(address: memory.send.address(Int(slot) * memory.slotStride),
                                            length: UInt32(sentLength), lkey: memory.send.region.lkey)
         // Inline, the bytes are copied into the work request: the buffer is free at once.
@@ -73,7 +88,6 @@ extension MessageEndpoint {
         advertisedReleased = releasedTotal
         metrics.messagesSent.increment()
         metrics.bytesSent.increment(by: length)
-        return true
     }
 }
 

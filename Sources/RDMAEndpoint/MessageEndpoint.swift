@@ -97,6 +97,8 @@ public final class MessageEndpoint: @unchecked Sendable {
     /// while the caller waits for its next response rather than between a response and
     /// the next request.
     @exclusivity(unchecked) var releasedReceives: FixedRing<Int32>
+    /// Calls until the next timed one (`EndpointConfiguration.timedCallInterval`).
+    @exclusivity(unchecked) var timedCallCountdown: Int
 
     // Rendezvous both ways.
     @exclusivity(unchecked) var rendezvousSent: UInt64 = 0
@@ -181,6 +183,7 @@ public final class MessageEndpoint: @unchecked Sendable {
         grantedTotal = 0   // counted as the receives are posted, below
         advertisedGranted = UInt64(configuration.receiveSlots)
         grantThreshold = UInt64(max(1, configuration.receiveSlots / 4))
+        timedCallCountdown = configuration.timedCallInterval
         rendezvousReleasedFlags = Array(repeating: false, count: max(1, configuration.rendezvousSlots))
         inbound = FixedRing(capacity: configuration.receiveSlots + configuration.rendezvousSlots, filler: .empty)
         calls = CallTable(capacity: configuration.maxOutstandingCalls)
@@ -452,26 +455,122 @@ public final class MessageEndpoint: @unchecked Sendable {
     /// (ksoftirqd) on this CPU then runs at once, not at the next scheduler tick — 4 ms at
     /// HZ=250, which a spinning caller made the p50 of whole runs in the lab VM.
     public func callPolling(_ bytes: UnsafeRawBufferPointer, timeout: Duration? = nil) throws(EndpointError) -> ReceivedMessage {
-        var id: UInt64?
-        var emptyRounds = 0
-        while id == nil {
-            id = try trySendRequest(bytes, timeout: timeout)
-            if id == nil, try poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
+        let id = try sendRequestPolling(bytes, timeout: timeout)
+        let entry = try waitForResponsePolling(id, timeout: timeout) { $0 }
+        return ReceivedMessage(endpoint: self, entry: entry)
+    }
+
+    /// `callPolling` that hands the response to `read` in place and gives its buffer back
+    /// in the same lock: no `ReceivedMessage`, one lock less per call. `read` runs under the
+    /// endpoint's lock — calling the endpoint from it traps — and must not keep the pointer.
+    ///
+    /// ```swift
+    /// let value = try endpoint.callPolling(request) { response in response.load(as: UInt64.self) }
+    /// ```
+    @inlinable
+    public func callPolling<Result>(_ bytes: UnsafeRawBufferPointer, timeout: Duration? = nil,
+                                    readingResponse read: (UnsafeRawBufferPointer) -> Result) throws(EndpointError) -> Result {
+        // Generic only here, inlined into the caller: an unspecialised generic path would look
+        // up the result's type metadata on every call.
+        var result: Result?
+        try callPollingInPlace(bytes, timeout: timeout) { result = read($0) }
+        return result!
+    }
+
+    @usableFromInline
+    func callPollingInPlace(_ bytes: UnsafeRawBufferPointer, timeout: Duration?,
+                            _ read: (UnsafeRawBufferPointer) -> Void) throws(EndpointError) {
+        let id = try sendRequestPolling(bytes, timeout: timeout)
+        try waitForResponsePolling(id, timeout: timeout) { entry in
+            read(UnsafeRawBufferPointer(start: payloadAddress(entry.location), count: entry.length))
+            releaseLocked(entry.location)
         }
-        // One lock per round that handled something (up to `emptyRoundsPerLock` empty ones
-        // before it), the rounds and the look at the call together. A round that handled
-        // nothing cannot have completed the call; only a deadline or a failure needs the
-        // look then.
+    }
+
+    /// Sends the request of a poll-mode call, polling while no credit, buffer or call slot is free.
+    private func sendRequestPolling(_ bytes: UnsafeRawBufferPointer, timeout: Duration?) throws(EndpointError) -> UInt64 {
+        var emptyRounds = 0
+        while true {
+            if let id = try trySendRequest(bytes, timeout: timeout) { return id }
+            if try poll() == 0 { MessageEndpoint.idle(&emptyRounds) }
+        }
+    }
+
+    /// Polls until call `id`'s response arrived, then hands its entry to `take` under the lock.
+    /// One lock per round that handled something (up to `emptyRoundsPerLock` empty ones
+    /// before it), the rounds and the look at the call together. A round that handled
+    /// nothing cannot have completed the call; only a deadline or a failure needs the look
+    /// then.
+    private func waitForResponsePolling<Result>(_ id: UInt64, timeout: Duration?,
+                                                _ take: (InboundEntry) -> Result) throws(EndpointError) -> Result {
+        var emptyRounds = 0
         let untimed = timeout == nil
         let rounds = untimed ? Self.emptyRoundsPerLock : 1
         while true {
-            let (handled, entry) = try lock.locked { () throws(EndpointError) -> (Int, InboundEntry?) in
+            let (handled, result) = try lock.locked { () throws(EndpointError) -> (Int, Result?) in
                 let handled = progressLocked(rounds: rounds)
                 if handled == 0, untimed, isRunningLocked { return (0, nil) }
-                return (handled, try takeResponseLocked(id!))
+                guard let entry = try takeResponseLocked(id) else { return (handled, nil) }
+                return (handled, take(entry))
             }
-            if let entry { return ReceivedMessage(endpoint: self, entry: entry) }
+            if let result { return result }
             if handled == 0 { MessageEndpoint.idle(&emptyRounds, rounds: rounds) }
+        }
+    }
+
+    /// Run-to-completion serving: one `poll(rounds:)`, then the requests waiting at the head
+    /// of the queue are answered in place — `answer` reads a request's payload and writes
+    /// the response's straight into a registered send buffer (up to the eager limit; it
+    /// returns the length), the SEND goes out and the request's buffer goes back, all under
+    /// one lock, with no `ReceivedMessage` and no copy. eRPC's dispatch-thread handlers are
+    /// the model. Returns the completions handled, as `poll(rounds:)` does (0: idle).
+    ///
+    /// It stops at a one-way message, left for `tryReceive` so that arrival order holds,
+    /// and when no credit or send buffer is free (the request waits for the next call).
+    /// `answer` runs under the endpoint's lock: calling the endpoint from it traps. For a
+    /// response above the eager limit, use `tryReceive` and `trySendResponse`.
+    ///
+    /// ```swift
+    /// var emptyRounds = 0
+    /// while running {
+    ///     let rounds = MessageEndpoint.emptyRoundsPerLock
+    ///     let handled = try endpoint.answerPolling(rounds: rounds) { request, response in
+    ///         response.copyMemory(from: request)     // an echo
+    ///         return request.count
+    ///     }
+    ///     if handled == 0 { MessageEndpoint.idle(&emptyRounds, rounds: rounds) }
+    /// }
+    /// ```
+    @discardableResult
+    public func answerPolling(rounds: Int = 1,
+                              _ answer: (_ request: UnsafeRawBufferPointer, _ response: UnsafeMutableRawBufferPointer) -> Int) throws(EndpointError) -> Int {
+        try lock.locked { () throws(EndpointError) -> Int in
+            let handled = progressLocked(rounds: rounds)
+            if case .failed(let error) = phase, inbound.isEmpty { throw error }
+            if case .closed = phase { throw .closed }
+            while isRunningLocked, let entry = inbound.first, entry.kind == .request {
+                guard canSendEagerLocked else {
+                    metrics.creditStalls.increment()
+                    break
+                }
+                _ = inbound.popFirst()
+                let slot = sendSlots.take()!
+                let room = UnsafeMutableRawBufferPointer(start: memory.send.base + Int(slot) * memory.slotStride + MessageHeader.size,
+                                                         count: eagerLimit)
+                let length = answer(UnsafeRawBufferPointer(start: payloadAddress(entry.location), count: entry.length), room)
+                precondition((0...eagerLimit).contains(length),
+                             "answerPolling: the answer's length \(length) is outside 0...\(eagerLimit) (the eager limit)")
+                let header = MessageHeader(kind: .response, isRendezvous: false, rendezvousSlot: 0, payloadLength: UInt32(length),
+                                           callID: entry.callID, granted: grantedTotal, released: releasedTotal)
+                do throws(EndpointError) {
+                    try postMessageLocked(slot: slot, header: header, length: length)
+                } catch {
+                    releaseLocked(entry.location)
+                    throw error
+                }
+                releaseLocked(entry.location)
+            }
+            return handled
         }
     }
 
@@ -497,7 +596,9 @@ public final class MessageEndpoint: @unchecked Sendable {
     /// Opens a call in the table. The clock is read only for a deadline or a timed call
     /// (one in `timedCallInterval`).
     func newCallLocked(timeout: Duration?, state: CallTable.State) -> UInt64? {
-        let timed = calls.nextID % UInt64(configuration.timedCallInterval) == 0
+        timedCallCountdown -= 1
+        let timed = timedCallCountdown == 0
+        if timed { timedCallCountdown = configuration.timedCallInterval }
         let now = timeout != nil || timed ? monotonicNanoseconds() : 0
         return calls.open(start: timed ? now : 0, deadline: deadline(now, timeout), state: state)
     }
@@ -525,7 +626,14 @@ final class EndpointLock: @unchecked Sendable {
 
     init() {
         mutex = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
+        // Error-checking: a thread that locks again (an `answerPolling` answer or a
+        // `readingResponse` body calling its endpoint) gets EDEADLK, and a clear trap, instead
+        // of hanging forever. Its fast path costs what the default type's does.
+        var attributes = pthread_mutexattr_t()
+        pthread_mutexattr_init(&attributes)
+        pthread_mutexattr_settype(&attributes, Int32(PTHREAD_MUTEX_ERRORCHECK))
+        pthread_mutex_init(mutex, &attributes)
+        pthread_mutexattr_destroy(&attributes)
     }
 
     deinit {
@@ -535,7 +643,9 @@ final class EndpointLock: @unchecked Sendable {
 
     @inline(__always)
     func locked<T, E: Error>(_ body: () throws(E) -> T) throws(E) -> T {
-        pthread_mutex_lock(mutex)
+        if pthread_mutex_lock(mutex) != 0 {
+            preconditionFailure("MessageEndpoint called from inside its own answerPolling answer or callPolling readingResponse body (they run under the endpoint's lock)")
+        }
         defer { pthread_mutex_unlock(mutex) }
         return try body()
     }

@@ -11,7 +11,10 @@
 // rdma-pingpong, pair by pair, to show the ratio beside the noise).
 // Usage: endpoint-bench [iterations] [payload bytes] [--device rxe0 --address 10.0.0.1] [--latency-only]
 // Experiments (environment): ENDPOINT_IDLE_SPIN_US (the async driver's spin),
-// ENDPOINT_RECEIVE_SLOTS (the receive pool, 128 here), ENDPOINT_TIMED_CALL_INTERVAL.
+// ENDPOINT_RECEIVE_SLOTS (the receive pool, 128 here), ENDPOINT_TIMED_CALL_INTERVAL,
+// ENDPOINT_RECEIVED_MESSAGES (poll mode through ReceivedMessage values — tryReceive,
+// trySendResponse, callPolling returning the response — instead of answerPolling and
+// callPolling(readingResponse:), which answer and read in place under one lock).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -76,6 +79,9 @@ func connectedSides() throws -> (Side, Side) {
     fatalError("no free UDP port on 127.0.0.1/127.0.0.2")
 }
 
+/// ENDPOINT_RECEIVED_MESSAGES: poll mode through `ReceivedMessage` values (see the top).
+let throughReceivedMessages = getenv("ENDPOINT_RECEIVED_MESSAGES") != nil
+
 func benchConfiguration() -> EndpointConfiguration {
     var configuration = EndpointConfiguration()
     configuration.receiveSlots = 128
@@ -130,15 +136,25 @@ final class PollServer: @unchecked Sendable {
 
     /// Yields like rdma-pingpong's server (`MessageEndpoint.idle`) after 256 empty rounds.
     /// Empty rounds run `emptyRoundsPerLock` at a time under one lock, as `callPolling`'s
-    /// do; a request arrives only in a round that handled a completion, so an empty poll
-    /// goes straight to the next (no `tryReceive`, no second lock), as rdma-pingpong's
-    /// server only looks at what its poll returned.
+    /// do. By default each request is answered in place (`answerPolling`, an echo); with
+    /// ENDPOINT_RECEIVED_MESSAGES through `tryReceive` and `trySendResponse`. Either way an
+    /// empty poll goes straight to the next, as rdma-pingpong's server only looks at what
+    /// its poll returned.
     func run() {
         var emptyRounds = 0
+        let rounds = MessageEndpoint.emptyRoundsPerLock
         do {
             while !stop.flag.load(ordering: .relaxed) {
-                if try endpoint.poll(rounds: MessageEndpoint.emptyRoundsPerLock) == 0 {
-                    MessageEndpoint.idle(&emptyRounds, rounds: MessageEndpoint.emptyRoundsPerLock)
+                if !throughReceivedMessages {
+                    let handled = try endpoint.answerPolling(rounds: rounds) { request, response in
+                        response.copyMemory(from: request)
+                        return request.count
+                    }
+                    if handled == 0 { MessageEndpoint.idle(&emptyRounds, rounds: rounds) }
+                    continue
+                }
+                if try endpoint.poll(rounds: rounds) == 0 {
+                    MessageEndpoint.idle(&emptyRounds, rounds: rounds)
                     continue
                 }
                 while let request = try endpoint.tryReceive() {
@@ -193,9 +209,14 @@ func pollModeLatency() async throws -> (p50: Double, p99: Double, callsPerSecond
         if k > warmup { samples[k - warmup - 1] = t0 - previous }
         if k == warmup { start = t0 }
         previous = t0
-        let response = try client.callPolling(request)
-        precondition(response.count == payloadSize)
-        response.release()
+        if throughReceivedMessages {
+            let response = try client.callPolling(request)
+            precondition(response.count == payloadSize)
+            response.release()
+        } else {
+            let count = try client.callPolling(request) { $0.count }
+            precondition(count == payloadSize)
+        }
     }
     let end = now()
     samples[iterations - 1] = end - previous

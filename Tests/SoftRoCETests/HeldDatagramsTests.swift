@@ -121,7 +121,13 @@ struct HeldDatagramsTests {
                 "\(responderAfter.sendSystemCalls - responderBefore.sendSystemCalls) send calls for one READ's responses")
         #expect(pair.completions(from: pair.cqA, count: 1).first?.status == .success)
         #expect(memcmp(pair.memoryA.baseAddress! + length, pair.memoryB.baseAddress!, length) == 0, "the READ's bytes")
-        #expect(pair.deviceA.snapshotCounters().icrcErrors == 0)
+        // Said on failure: whether a retransmission (a replayed response, a resent request) ran.
+        let a = pair.deviceA.snapshotCounters(), b = pair.deviceB.snapshotCounters()
+        #expect(a.icrcErrors == 0, """
+            A received \(a.receivedPackets) packets (\(a.superDatagramsReceived) super-datagrams), \
+            retries \(a.completerRetry), stale responses \(a.staleResponses), unexpected source \(a.unexpectedSource); \
+            B sent \(b.sentPackets), duplicate requests \(b.duplicateRequest)
+            """)
     }
 
     /// 300 SENDs of 100 bytes posted at once (more than one round's `sendmmsg` holds, and more
