@@ -23,16 +23,14 @@ extension MessageEndpoint {
         if rendezvous && length > rendezvousSizeOut {
             throw .messageTooLarge(length: length, limit: max(eagerLimit, rendezvousSizeOut))
         }
-        guard peerGranted > messagesSent, sendSlots.available > 0,
-              sendQueue.room >= (rendezvous ? 2 : 1) + 1,
-              !rendezvous || rendezvousSent - peerReleased < UInt64(rendezvousSlotsOut) else {
+        // A rendezvous message also needs a rendezvous slot and room for its WRITE.
+        guard canSendEagerLocked,
+              !rendezvous || (sendQueue.room >= 3 && rendezvousSent - peerReleased < UInt64(rendezvousSlotsOut)) else {
             metrics.creditStalls.increment()
             return false
         }
         let slot = sendSlots.take()!
-        let base = memory.send.base + Int(slot) * memory.slotStride
-        var header = MessageHeader(kind: kind, isRendezvous: rendezvous, rendezvousSlot: 0, payloadLength: UInt32(length),
-                                   callID: callID, granted: grantedTotal, released: releasedTotal)
+        var rendezvousSlot: UInt16?
         if rendezvous {
             let staging = memory.rendezvousOut!
             let stagingOffset = Int(rendezvousSent % UInt64(configuration.rendezvousSlots)) * configuration.rendezvousSlotSize
@@ -46,11 +44,11 @@ extension MessageEndpoint {
                 throw .rdma(error)
             }
             rendezvousSent += 1
-            header.rendezvousSlot = UInt16(remoteSlot)
+            rendezvousSlot = UInt16(remoteSlot)
         } else {
-            fill(UnsafeMutableRawBufferPointer(start: base + MessageHeader.size, count: length))
+            fill(UnsafeMutableRawBufferPointer(start: sendPayloadAddress(slot), count: length))
         }
-        try postMessageLocked(slot: slot, header: header, length: length)
+        try postMessageLocked(slot: slot, kind: kind, callID: callID, length: length, rendezvousSlot: rendezvousSlot)
         return true
     }
 
@@ -60,12 +58,22 @@ extension MessageEndpoint {
         peerGranted > messagesSent && sendSlots.available > 0 && sendQueue.room >= 2
     }
 
-    /// Writes `header` in front of the payload already in send buffer `slot` and posts the
-    /// SEND (inline when small: the buffer is free at once), then counts the message. Fails
-    /// the connection when the post fails. The corresponding C function is `ibv_post_send`.
-    func postMessageLocked(slot: Int32, header: MessageHeader, length: Int) throws(EndpointError) {
-        let base = memory.send.base + Int(slot) * memory.slotStride
-        header.write(to: base)
+    /// Where send buffer `slot`'s payload goes, after the header.
+    @inline(__always)
+    func sendPayloadAddress(_ slot: Int32) -> UnsafeMutableRawPointer {
+        memory.send.base + Int(slot) * memory.slotStride + MessageHeader.size
+    }
+
+    /// Writes the header (with the grants and releases to advertise) in front of the payload
+    /// already in send buffer `slot` — or, with `rendezvousSlot`, the notice of a payload
+    /// written to the peer's rendezvous slot — and posts the SEND (inline when small: the
+    /// buffer is free at once), then counts the message. Fails the connection when the post
+    /// fails. The corresponding C function is `ibv_post_send`.
+    func postMessageLocked(slot: Int32, kind: MessageHeader.Kind, callID: UInt64, length: Int,
+                           rendezvousSlot: UInt16? = nil) throws(EndpointError) {
+        let header = MessageHeader(kind: kind, isRendezvous: rendezvousSlot != nil, rendezvousSlot: rendezvousSlot ?? 0,
+                                   payloadLength: UInt32(length), callID: callID, granted: grantedTotal, released: releasedTotal)
+        header.write(to: memory.send.base + Int(slot) * memory.slotStride)
         let sentLength = MessageHeader.size + (header.isRendezvous ? 0 : length)
         let element = ScatterGatherElement(address: memory.send.address(Int(slot) * memory.slotStride),
                                            length: UInt32(sentLength), lkey: memory.send.region.lkey)

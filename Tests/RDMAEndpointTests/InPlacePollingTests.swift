@@ -23,10 +23,9 @@ struct InPlacePollingTests {
         let secondID = try #require(try second.withUnsafeBytes { try client.trySendRequest($0) })
         var answered = 0, order: [String] = [], rounds = 0
         func reverse(_ request: UnsafeRawBufferPointer, _ response: UnsafeMutableRawBufferPointer) -> Int {
-            for index in 0..<request.count { response[index] = request[request.count - 1 - index] }
             answered += 1
             order.append("request \(request.count)")
-            return request.count
+            return reversing(request, into: response)
         }
         while order.count < 4 && rounds < 100_000 {
             rounds += 1
@@ -112,6 +111,12 @@ struct InPlacePollingTests {
     }
 }
 
+/// The answer both servers here give: the request's bytes reversed. Returns its length.
+private func reversing(_ request: UnsafeRawBufferPointer, into response: UnsafeMutableRawBufferPointer) -> Int {
+    for index in 0..<request.count { response[index] = request[request.count - 1 - index] }
+    return request.count
+}
+
 /// A poll-mode server answering every request in place with its bytes reversed, in a
 /// thread of its own, until `finish`.
 private final class ServerThread: @unchecked Sendable {
@@ -125,10 +130,7 @@ private final class ServerThread: @unchecked Sendable {
             let server = Unmanaged<ServerThread>.fromOpaque(raw!).takeUnretainedValue()
             var emptyRounds = 0
             while !server.stop.load(ordering: .relaxed) {
-                guard let handled = try? server.endpoint.answerPolling(rounds: 8, { request, response in
-                    for index in 0..<request.count { response[index] = request[request.count - 1 - index] }
-                    return request.count
-                }) else { break }
+                guard let handled = try? server.endpoint.answerPolling(rounds: 8, reversing) else { break }
                 if handled == 0 { MessageEndpoint.idle(&emptyRounds, rounds: 8) }
             }
             return nil

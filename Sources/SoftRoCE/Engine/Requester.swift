@@ -22,9 +22,10 @@ struct RequesterState {
 /// response of the oldest could never be had again and the QP would run out of retries.
 /// Fixed storage: nothing is allocated per request.
 struct UnansweredRequests {
-    /// At most the storage's 16 entries.
-    static let capacity = min(ReadRequestCache.capacity, AtomicReplyCache.capacity, 16)
-    private var lastPSNs = InlineArray<16, PacketSequenceNumber>(repeating: 0)
+    private typealias Storage = InlineArray<16, PacketSequenceNumber>
+    /// At most the storage's entries.
+    static let capacity = min(ReadRequestCache.capacity, AtomicReplyCache.capacity, Storage.count)
+    private var lastPSNs = Storage(repeating: 0)
     private var first = 0
     private(set) var count = 0
 

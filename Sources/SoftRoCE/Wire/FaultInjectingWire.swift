@@ -120,7 +120,9 @@ package final class FaultInjectingWire: Wire {
         // A dropped datagram is "sent" as far as the sender can tell: loss happens on the path.
         if fate.drop { tally.drops += 1; return .sent }
         var outgoing = datagram
+        var corrupted = false
         if let flipped = fate.corruptedByte, flipped < datagram.count {
+            corrupted = true
             tally.corruptions += 1
             scratch.copyMemory(from: datagram.baseAddress!, byteCount: datagram.count)
             scratch.storeBytes(of: scratch.load(fromByteOffset: flipped, as: UInt8.self) ^ 0x5A, toByteOffset: flipped, as: UInt8.self)
@@ -139,7 +141,7 @@ package final class FaultInjectingWire: Wire {
         if fate.duplicate {
             tally.duplicates += 1
             // Each corrupted datagram on the path counts: the receiver sees both copies fail.
-            if fate.corruptedByte != nil, outgoing.baseAddress != datagram.baseAddress { tally.corruptions += 1 }
+            if corrupted { tally.corruptions += 1 }
             _ = inner.send(outgoing, from: sourcePort, to: destination, trafficClass: trafficClass)
         }
         return result
