@@ -43,9 +43,10 @@ struct HeldDatagramsTests {
         }
         #expect(recv(receiver, &buffer, buffer.count, 0) == -1, "nothing more arrived")
 
-        // A socket that cannot send: every datagram is refused, each is tried once, the first refusal is reported.
-        let closed = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        close(closed)
+        // A descriptor that cannot send: every datagram is refused, each is tried once, the first
+        // refusal is reported. (-1, not a closed socket's number: tests run in parallel, and a
+        // freed number is soon another test's socket.)
+        let closed: Int32 = -1
         for index in 0..<3 {
             _ = [UInt8](repeating: 1, count: index + 1).withUnsafeBytes { held.hold($0, headerLength: 0, to: destination, through: closed) }
         }

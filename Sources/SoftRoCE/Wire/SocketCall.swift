@@ -156,6 +156,18 @@ enum SocketCall {
         guard result == 0 else { throw SoftRoCEError(operation, errno: errno, "cannot attach the packet filter") }
     }
 
+    /// Reads and drops every datagram already queued on the non-blocking `descriptor` (at most
+    /// `limit`) and returns how many. A raw socket receives every UDP datagram of the host from
+    /// `socket()` until its `bind` and filter are in place: what it queued in between is other
+    /// flows' traffic (on a busy host, parallel engines' packets, which then failed their ICRC).
+    @discardableResult
+    static func discardQueued(_ descriptor: Int32, limit: Int = 100_000) -> Int {
+        var byte: UInt8 = 0
+        var discarded = 0
+        while discarded < limit && recv(descriptor, &byte, 1, Int32(MSG_DONTWAIT) | Int32(MSG_TRUNC)) >= 0 { discarded += 1 }
+        return discarded
+    }
+
     /// `recvfrom`'s −1: nil when nothing was waiting (EAGAIN) or a signal interrupted it.
     static func receiveFailure(_ code: Int32) -> Int32? {
         code == EAGAIN || code == EWOULDBLOCK || code == EINTR ? nil : code

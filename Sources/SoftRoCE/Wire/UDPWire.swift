@@ -127,7 +127,10 @@ package final class UDPWire: Wire {
                 if rawDescriptor >= 0 { _ = Glibc.close(rawDescriptor); rawDescriptor = -1 }
                 if rawSendDescriptor >= 0 { _ = Glibc.close(rawSendDescriptor); rawSendDescriptor = -1 }
                 if rawReceive == .required {
+                    // The instance is whole, so its deinit runs `close()`: the descriptor must not be
+                    // closed twice (the second close would hit whatever socket reused the number).
                     _ = Glibc.close(descriptor)
+                    descriptor = -1
                     throw error
                 }
             }
@@ -161,6 +164,8 @@ package final class UDPWire: Wire {
             _ = Glibc.close(raw)
             throw error
         }
+        // Bound and filtered from here on; what came before is not ours.
+        SocketCall.discardQueued(raw)
         return raw
     }
 
