@@ -47,6 +47,7 @@ public struct SoftCounters: Sendable, Equatable {
     public var receiveErrors: UInt64 = 0            // soft_recv_err: a receive call failed
     public var captureDropped: UInt64 = 0           // soft_pcap_dropped: not written, the capture was full
     public var acknowledgementsFlushedByTimer: UInt64 = 0 // soft_ack_timer_flush: deferred ACKs the flusher had to send
+    public var acknowledgementProbes: UInt64 = 0    // soft_ack_probe: a tail that asked for no ACK, resent once asking
     public var superDatagramsSent: UInt64 = 0       // soft_gso_sent: GSO super-datagrams sent (each several packets)
     public var superDatagramsReceived: UInt64 = 0   // soft_gso_rcvd: super-datagrams received whole and cut into packets
     public var sendSystemCalls: UInt64 = 0          // soft_send_calls: system calls that sent packets (sendto, sendmsg, sendmmsg)
@@ -82,6 +83,7 @@ public struct SoftCounters: Sendable, Equatable {
          ("soft_read_replay_refused", refusedReadReplays), ("soft_send_eagain", sendWouldBlock),
          ("soft_send_enobufs", sendNoBuffers), ("soft_send_econnrefused", sendRefused),
          ("soft_send_err", sendFailed), ("soft_recv_err", receiveErrors), ("soft_pcap_dropped", captureDropped), ("soft_ack_timer_flush", acknowledgementsFlushedByTimer),
+         ("soft_ack_probe", acknowledgementProbes),
          ("soft_gso_sent", superDatagramsSent), ("soft_gso_rcvd", superDatagramsReceived), ("soft_send_calls", sendSystemCalls),
          ("soft_cm_mads_rcvd", managementReceived), ("soft_cm_mads_sent", managementSent), ("soft_cm_bad_mad", managementMalformed),
          ("soft_cm_bad_qkey", managementBadQueueKey), ("soft_cm_unmatched", managementUnmatched),

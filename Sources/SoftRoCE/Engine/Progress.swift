@@ -40,6 +40,7 @@ extension SoftDevice {
                 let qp = activeQueuePairs[index]
                 if qp.type == .reliableConnected && qp.isSending {
                     checkRetransmitTimer(qp, now: now)
+                    if qp.requester.unrequestedSince != 0 { probeUnrequestedTail(qp, now: now) }
                     transmit(qp, now: now)
                     inFlight += bytesInFlight(qp)
                 } else if qp.type == .unreliableDatagram {
@@ -84,6 +85,7 @@ extension SoftDevice {
             for qp in activeQueuePairs where qp.isSending {
                 consider(qp.completer.timerDeadline)
                 consider(qp.requester.rnrUntil)
+                if qp.requester.unrequestedSince != 0 { consider(qp.requester.unrequestedSince + Self.acknowledgementProbeDelay) }
                 // A paced QP with requests left to send is due again when its pacer allows.
                 if let pacer = qp.pacer, qp.requester.cursor < qp.sendQueue.tail { consider(pacer.nextSend) }
             }

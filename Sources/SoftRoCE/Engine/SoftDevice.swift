@@ -105,8 +105,13 @@ package final class SoftDevice: @unchecked Sendable {
     /// The device's estimate of data in flight, and where the next progress round starts.
     @exclusivity(unchecked) var inFlightBytes = 0
     @exclusivity(unchecked) var roundStart = 0
-    /// An AckReq every this many packets of a long message (and on every last packet).
+    /// An AckReq every this many packets of a long message (and on the last one when its ACK
+    /// is wanted: `asksForAcknowledgement`).
     static let ackRequestInterval = 16
+    /// How long packets that asked for no ACK may wait, with nothing sent after them, before
+    /// the tail probe asks (`probeUnrequestedTail`): far above a ping-pong's round trip, far
+    /// below a retransmit timeout (timeout 14 is 67 ms).
+    static let acknowledgementProbeDelay: UInt64 = 500_000
     /// Response packets one READ request asks for (a longer READ is several requests).
     static let readChunkPackets = 16
 

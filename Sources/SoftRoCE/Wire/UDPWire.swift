@@ -58,6 +58,8 @@ package final class UDPWire: Wire {
     @exclusivity(unchecked) private var lastPort: UInt16 = 0
     @exclusivity(unchecked) private var lastPortSocket: Int32 = -1
     private static let maxPortSockets = 128
+    /// How many datagrams the next receive asks for (`ReceiveLimit`).
+    @exclusivity(unchecked) private var receiveLimit = ReceiveLimit()
     /// The DSCP/ECN the UDP socket sends with (IP_TOS / IPV6_TCLASS); a datagram asking for
     /// another one carries it in a control message.
     private let socketTrafficClass: TrafficClass
@@ -398,15 +400,18 @@ package final class UDPWire: Wire {
         return SocketCall.sendResult(result)
     }
 
-    /// `recvfrom(2)` until the socket is empty or the batch is full.
+    /// `recvmsg(2)` until the socket is empty or `receiveLimit`'s count of datagrams came (at
+    /// most the batch's capacity); through the raw socket, one `recvmmsg(2)` for as many.
     package func receive(into batch: ReceiveBatch) {
         batch.reset()
-        if rawDescriptor >= 0 { receiveWithHeaders(into: batch); return }
+        let limit = receiveLimit.next(capacity: batch.capacity)
+        defer { receiveLimit.record(received: batch.count) }
+        if rawDescriptor >= 0 { receiveWithHeaders(into: batch, limit: limit); return }
         guard descriptor >= 0 else { return }
         var from = SocketAddress()
         // IP_RECVTOS / IPV6_RECVTCLASS and UDP_GRO deliver control messages (none when not asked for).
         var control = ControlMessages()
-        while batch.count < batch.capacity {
+        while batch.count < limit {
             let target = batch.buffer(batch.count)
             var vector = iovec(iov_base: target.baseAddress, iov_len: target.count)
             let (length, controlLength) = from.withMutableSockaddr { name, nameLength in
@@ -430,9 +435,9 @@ package final class UDPWire: Wire {
 
     /// The raw socket's datagrams start with their IPv4 and UDP headers: the engine gets the
     /// UDP payload in place, its source, and the Identification and flags the ICRC covers.
-    /// One `recvmmsg(2)` takes every datagram waiting (up to the batch's capacity), so a
-    /// ping-pong pays one receive call per packet instead of a `recv` and a trailing EAGAIN.
-    private func receiveWithHeaders(into batch: ReceiveBatch) {
+    /// One `recvmmsg(2)` takes up to `limit` datagrams waiting, so a ping-pong pays one
+    /// receive call per packet instead of a `recv` and a trailing EAGAIN.
+    private func receiveWithHeaders(into batch: ReceiveBatch, limit: Int) {
         // The headers point at the batch's buffers once: the kernel writes only each message's
         // length and flags, so a busy poll that finds nothing does not rebuild 64 of them.
         if rawMessageCapacity < batch.capacity || rawPreparedFor != batch.buffer(0).baseAddress {
@@ -453,7 +458,7 @@ package final class UDPWire: Wire {
             rawPreparedFor = batch.buffer(0).baseAddress
         }
         guard let messages = rawMessages else { return }
-        let received = Int(csocketbatch_recvmmsg(rawDescriptor, messages, UInt32(batch.capacity), Int32(MSG_DONTWAIT)))
+        let received = Int(csocketbatch_recvmmsg(rawDescriptor, messages, UInt32(limit), Int32(MSG_DONTWAIT)))
         guard received > 0 else {
             if received < 0, let failure = SocketCall.receiveFailure(errno) { batch.error = failure }
             return
