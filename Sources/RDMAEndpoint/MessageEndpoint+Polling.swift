@@ -258,13 +258,9 @@ extension MessageEndpoint {
                 let length = answer(UnsafeRawBufferPointer(start: payloadAddress(entry.location), count: entry.length), room)
                 precondition((0...eagerLimit).contains(length),
                              "answerPolling: the answer's length \(length) is outside 0...\(eagerLimit) (the eager limit)")
-                do throws(EndpointError) {
-                    try postMessageLocked(slot: slot, kind: .response, callID: entry.callID, length: length)
-                } catch {
-                    releaseLocked(entry.location)
-                    throw error
-                }
-                releaseLocked(entry.location)
+                // The request's buffer goes back whether the response's post works or not.
+                defer { releaseLocked(entry.location) }
+                try postMessageLocked(slot: slot, kind: .response, callID: entry.callID, length: length)
             }
             return handled
         }

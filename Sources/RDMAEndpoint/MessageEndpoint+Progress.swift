@@ -73,7 +73,7 @@ extension MessageEndpoint {
         if mode == .async && (handled > 0 || peerGranted != creditsBefore || peerReleased != releasesBefore) {
             drainPendingSendsLocked()
         }
-        if controlWriteMayBeDueLocked { flushControlLocked() }
+        flushControlLocked()
         return handled
     }
 
@@ -275,8 +275,15 @@ extension MessageEndpoint {
     /// Posts an RDMA WRITE of our control block to the peer's when a grant is due (a
     /// quarter of the pool, or the peer may be running dry), a rendezvous slot was
     /// released, a probe or a close was asked for. The write needs no receive buffer.
+    /// Inlined, so that a round with nothing to advertise pays only the check.
+    @inline(__always)
     func flushControlLocked() {
-        guard controlWriteMayBeDueLocked, let peer else { return }
+        if controlWriteMayBeDueLocked { writeControlLocked() }
+    }
+
+    /// `flushControlLocked` once something may be due: decides, and posts the WRITE.
+    private func writeControlLocked() {
+        guard let peer else { return }
         let pendingGrant = grantedTotal - advertisedGranted
         let peerCredits = advertisedGranted &- messagesReceived
         let grantDue = pendingGrant > 0 && (pendingGrant >= grantThreshold || peerCredits <= grantThreshold)
